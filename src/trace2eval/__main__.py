@@ -1,0 +1,3 @@
+from trace2eval.cli.main import main
+
+main()

@@ -1,0 +1,71 @@
+"""Request types: cluster request texts (TF-IDF + k-means) into named query types."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+MAX_TYPES = 8
+MIN_TRACES_FOR_CLUSTERING = 8
+FIT_SAMPLE = 5000  # fit on at most this many requests, then assign the rest
+
+
+@dataclass(frozen=True)
+class QueryTypes:
+    names: list[str]
+    terms: list[list[str]]
+    labels: list[int]  # one per request, index into names
+
+
+def _clean(text: str) -> str:
+    text = re.sub(r"https?://\S+", " ", text.lower())
+    text = re.sub(r"[0-9a-f]{6,}|\d+", " ", text)
+    return text
+
+
+def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
+    """Name query types by their top terms; a single type when requests are few or uniform."""
+    if len(texts) < MIN_TRACES_FOR_CLUSTERING:
+        return QueryTypes(["all_requests"], [[]], [0] * len(texts))
+    from sklearn.cluster import KMeans
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics import silhouette_score
+
+    vectorizer = TfidfVectorizer(
+        preprocessor=_clean, stop_words="english", max_features=3000, min_df=2, ngram_range=(1, 2),
+        sublinear_tf=True,
+    )
+    fit_texts = texts[:FIT_SAMPLE]
+    try:
+        matrix = vectorizer.fit_transform(fit_texts)
+    except ValueError:  # empty vocabulary: requests share no terms
+        return QueryTypes(["all_requests"], [[]], [0] * len(texts))
+    if matrix.shape[1] < 2:
+        return QueryTypes(["all_requests"], [[]], [0] * len(texts))
+
+    best = None
+    upper = min(MAX_TYPES, max(2, len(fit_texts) // 6))
+    for k in range(2, upper + 1):
+        model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(matrix)
+        if len(set(model.labels_)) < 2:
+            continue
+        score = silhouette_score(matrix, model.labels_, sample_size=min(2000, len(fit_texts)), random_state=seed)
+        if best is None or score > best[0] + 0.005:  # prefer fewer types unless clearly better
+            best = (score, model)
+    if best is None or best[0] < 0.02:
+        return QueryTypes(["all_requests"], [[]], [0] * len(texts))
+    model = best[1]
+    labels = list(model.predict(vectorizer.transform(texts))) if len(texts) > len(fit_texts) else list(model.labels_)
+
+    vocab = vectorizer.get_feature_names_out()
+    names, terms = [], []
+    used: Counter[str] = Counter()
+    for center in model.cluster_centers_:
+        top = [vocab[i] for i in center.argsort()[::-1][:6]]
+        unigrams = [t for t in top if " " not in t][:2] or top[:1]
+        name = "_".join(unigrams)
+        used[name] += 1
+        names.append(name if used[name] == 1 else f"{name}_{used[name]}")
+        terms.append(top)
+    return QueryTypes(names, terms, [int(x) for x in labels])

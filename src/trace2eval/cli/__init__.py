@@ -1,0 +1,1 @@
+"""Command line: thin adapters over the library, one module per command."""

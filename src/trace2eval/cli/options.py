@@ -1,0 +1,65 @@
+"""Flags shared by several commands, defined once, each with its TRACE2EVAL_* variable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from trace2eval.config import DEFAULT_LLM_MODEL, DEFAULT_MAX_TRACES, SessionConfig, parse_since
+from trace2eval.errors import Trace2EvalError
+
+ExperimentId = Annotated[str, typer.Option("--experiment-id", "-e", envvar=["TRACE2EVAL_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_ID"],
+                                           help="MLflow experiment whose traces to read.")]
+TrackingUri = Annotated[Optional[str], typer.Option("--tracking-uri", envvar=["TRACE2EVAL_TRACKING_URI", "MLFLOW_TRACKING_URI"],
+                                                    help="sqlite:///file.db, http://host:5000, or databricks.")]
+Out = Annotated[Path, typer.Option("--out", "-o", envvar="TRACE2EVAL_OUT", help="Folder that receives session folders.")]
+Llm = Annotated[str, typer.Option("--llm", envvar="TRACE2EVAL_LLM", help="none | databricks | anthropic")]
+LlmModel = Annotated[str, typer.Option("--llm-model", envvar="TRACE2EVAL_LLM_MODEL", help="Serving endpoint or model name.")]
+JudgeModel = Annotated[Optional[str], typer.Option("--judge-model", envvar="TRACE2EVAL_JUDGE_MODEL",
+                                                   help="Model for generated LLM judges, e.g. databricks:/databricks-claude-sonnet-4-5.")]
+MaxTraces = Annotated[int, typer.Option("--max-traces", envvar="TRACE2EVAL_MAX_TRACES", help="Read at most this many traces (0 = all).")]
+Filter = Annotated[Optional[str], typer.Option("--filter", envvar="TRACE2EVAL_FILTER",
+                                               help="MLflow trace filter, e.g. \"tags.env = 'prod'\".")]
+Since = Annotated[Optional[str], typer.Option("--since", envvar="TRACE2EVAL_SINCE", help="Only traces newer than 24h / 7d / an ISO date.")]
+Labels = Annotated[Optional[str], typer.Option("--labels", envvar="TRACE2EVAL_LABELS",
+                                               help="Name of a yes/no feedback on traces to measure scorers against.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+RequireLlm = Annotated[bool, typer.Option("--require-llm", help="Fail when the LLM is unavailable instead of falling back.")]
+FixAttempts = Annotated[int, typer.Option("--max-fix-attempts", envvar="TRACE2EVAL_MAX_FIX_ATTEMPTS", help="Validate/fix rounds.")]
+
+DEFAULTS = {"out": Path("sessions"), "llm": "none", "llm_model": DEFAULT_LLM_MODEL, "max_traces": DEFAULT_MAX_TRACES}
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """Make sqlite paths absolute so the generated run_eval.py works from any folder."""
+    if not uri:
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = uri[len("sqlite:///"):]
+        if path != ":memory:":
+            uri = "sqlite:///" + str(Path(path).resolve())
+    return uri
+
+
+def build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter_string, since,
+                 labels, require_llm=False, max_fix_attempts=3) -> SessionConfig:
+    if llm not in ("none", "databricks", "anthropic"):
+        raise Trace2EvalError(f"unknown --llm {llm!r}", "use none, databricks or anthropic")
+    try:
+        return SessionConfig(
+            experiment_id=experiment_id, tracking_uri=resolve_tracking_uri(tracking_uri), llm=llm, llm_model=llm_model,
+            judge_model=judge_model or None, max_traces=max_traces or None, filter_string=filter_string or None,
+            since_ms=parse_since(since), labels=labels or None, require_llm=require_llm,
+            max_fix_attempts=max_fix_attempts,
+        )
+    except ValueError as exc:
+        raise Trace2EvalError(f"invalid settings: {exc}") from None
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

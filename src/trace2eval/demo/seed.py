@@ -1,0 +1,28 @@
+"""Fill a local experiment with traces from the sample agent."""
+
+from __future__ import annotations
+
+import time
+
+from trace2eval.demo.agent import SampleAgent, sample_requests
+
+DEMO_EXPERIMENT = "trace2eval-demo"
+DEMO_TRACES = 60
+
+
+def seed_experiment(tracking_uri: str, n: int = DEMO_TRACES, experiment_name: str = DEMO_EXPERIMENT, seed: int = 7) -> str:
+    """Write `n` traces (unless the experiment already has some) and return the experiment id."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = mlflow.set_experiment(experiment_name)
+    client = MlflowClient(tracking_uri)
+    if len(client.search_traces(locations=[experiment.experiment_id], max_results=1, include_spans=False)):
+        return experiment.experiment_id
+    agent = SampleAgent(mlflow, seed=seed)
+    start = (int(time.time()) - n * 300) * 1_000_000_000  # one request every 5 minutes, ending now
+    for i, request in enumerate(sample_requests(n, seed=seed)):
+        agent.answer(request, start + i * 300 * 1_000_000_000)
+    mlflow.flush_trace_async_logging()
+    return experiment.experiment_id

@@ -1,0 +1,1 @@
+"""Generate: dataset, scorers and run script rendered from specs."""

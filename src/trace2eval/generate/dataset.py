@@ -1,0 +1,139 @@
+"""The evaluation dataset: real traces chosen to cover every finding, query type and edge.
+
+Rows are data, never code: they are written to `eval_dataset.json`, which the rendered
+`eval_dataset.py` loads. Every string is redacted and huge payloads are truncated with a marker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from trace2eval.traces.features import request_text, to_text
+from trace2eval.traces.redact import redact
+
+MAX_ROWS = 60
+MAX_STRING_CHARS = 20_000  # per string inside inputs/outputs
+MAX_ROW_CHARS = 120_000  # per row: a 2 MB output must not bloat the session
+EXHIBITS_PER_FINDING = 3
+COUNTER_EXAMPLES_PER_FINDING = 1
+EXAMPLES_PER_QUERY_TYPE = 2
+RANDOM_SLICE = 8
+
+
+@dataclass
+class Case:
+    trace_id: str
+    reasons: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    case_type: str = "sample"
+
+
+def select_cases(analysis: dict[str, Any], max_rows: int = MAX_ROWS) -> list[Case]:
+    """Pick trace ids in priority order: findings (with passing counter-examples), query types,
+    the slowest traces, each request shape, a plain baseline, then a random slice."""
+    cases: dict[str, Case] = {}
+
+    def take(trace_id: str, case_type: str, reason: str, finding: str | None = None) -> None:
+        case = cases.get(trace_id)
+        if case is None:
+            if len(cases) >= max_rows:
+                return
+            case = cases[trace_id] = Case(trace_id, case_type=case_type)
+        if reason not in case.reasons:
+            case.reasons.append(reason)
+        if finding and finding not in case.findings:
+            case.findings.append(finding)
+
+    for f in analysis.get("findings", []):
+        for tid in f.get("evidence", [])[:EXHIBITS_PER_FINDING]:
+            take(tid, "failure", f"exhibits {f['id']}", f["id"])
+    for f in analysis.get("findings", []):
+        for tid in f.get("counter_examples", [])[:COUNTER_EXAMPLES_PER_FINDING]:
+            take(tid, "counter_example", f"passes {f['id']}")
+    for q in analysis.get("query_types", []):
+        for tid in q.get("evidence", [])[:EXAMPLES_PER_QUERY_TYPE]:
+            take(tid, "query_type", f"query type {q['name']}")
+    samples = analysis.get("samples", {})
+    for tid in samples.get("slowest", [])[:3]:
+        take(tid, "edge", "among the slowest traces")
+    for shape in analysis.get("request_shapes", []):
+        for tid in shape.get("evidence", [])[:1]:
+            take(tid, "edge", f"request shape {shape['shape']}")
+    for tid in samples.get("baseline", []):
+        take(tid, "baseline", "typical successful trace")
+    for tid in samples.get("random", [])[:RANDOM_SLICE]:
+        take(tid, "sample", "random slice")
+    return list(cases.values())
+
+
+def _truncate(value: Any, budget: int = MAX_STRING_CHARS) -> Any:
+    if isinstance(value, str):
+        if len(value) > budget:
+            return value[:budget] + f"…[truncated {len(value) - budget} chars by trace2eval]"
+        return value
+    if isinstance(value, dict):
+        return {k: _truncate(v, budget) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_truncate(v, budget) for v in value]
+    return value
+
+
+def _bounded(value: Any) -> Any:
+    value = _truncate(value)
+    if len(to_text(value)) > MAX_ROW_CHARS:
+        value = _truncate(value, 2_000)
+    if len(to_text(value)) > MAX_ROW_CHARS:
+        text = to_text(value)
+        value = {"truncated_payload": text[:MAX_ROW_CHARS] + f"…[truncated {len(text) - MAX_ROW_CHARS} chars by trace2eval]"}
+    return value
+
+
+def _dedupe_key(inputs: Any) -> str:
+    text = request_text(inputs).lower()
+    text = re.sub(r"\d+", "#", text)
+    return re.sub(r"[^\w#]+", " ", text).strip()[:300]
+
+
+def build_rows(cases: list[Case], fetch, case_index: dict[str, dict[str, Any]] | None = None) -> tuple[list[dict], list[dict]]:
+    """Fetch each case's trace and turn it into a dataset row.
+
+    Returns (rows, skipped): near-identical requests collapse into the first (highest-priority)
+    case, and traces that can no longer be read are skipped with the reason.
+    """
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for case in cases:
+        trace = fetch(case.trace_id)
+        if trace is None:
+            skipped.append({"trace_id": case.trace_id, "reason": "trace not found"})
+            continue
+        root = next((s for s in trace.data.spans if s.parent_id is None), None)
+        inputs = root.inputs if root is not None else None
+        outputs = root.outputs if root is not None else None
+        key = _dedupe_key(inputs)
+        if key and key in seen and case.case_type not in ("failure",):
+            first = rows[seen[key]]
+            first["metadata"]["near_duplicates"] = first["metadata"].get("near_duplicates", 0) + 1
+            skipped.append({"trace_id": case.trace_id, "reason": f"near-duplicate of {first['metadata']['source_trace']}"})
+            continue
+        if not isinstance(inputs, dict):
+            inputs = {"request": inputs}  # MLflow needs a dict of inputs
+        info = trace.info
+        metadata = {
+            "source_trace": case.trace_id,
+            "case_type": case.case_type,
+            "reasons": case.reasons,
+            "findings": case.findings,
+            "status": str(getattr(info.state, "value", info.state)),
+            "duration_ms": info.execution_duration,
+        }
+        if case_index and case.trace_id in case_index:
+            metadata["query_type"] = case_index[case.trace_id].get("query_type")
+        row = {"inputs": _bounded(redact(inputs)), "outputs": _bounded(redact(outputs)), "metadata": metadata}
+        if key:
+            seen[key] = len(rows)
+        rows.append(row)
+    return rows, skipped

@@ -1,0 +1,124 @@
+"""Scorer specs, and `scorers.py` rendered from them.
+
+A spec is data (`state/scorer_specs.json`); the code is rendered from a template with every value
+written as a Python literal (`repr`), so the file compiles by construction and trace text can only
+ever appear as data. The trace-reading helpers (`features.py`, `checks.py`) are copied verbatim,
+so the generated checks are exactly the ones the analysis ran.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from trace2eval.generate.render import render
+
+ScorerKind = Literal["code", "builtin_judge", "guidelines", "make_judge", "custom_code"]
+BUILTIN_JUDGES = {"safety": "Safety", "relevance_to_query": "RelevanceToQuery"}
+
+# Guideline text a judge can check where code cannot read intent. Keyed by check kind, so they
+# follow the findings; an LLM session may rewrite them with the agent's own vocabulary.
+JUDGE_GUIDELINES: dict[str, list[str]] = {
+    "tool_errors": [
+        "If a tool or data lookup failed, the response must not claim the action succeeded or invent "
+        "the missing data; it says what could not be done and what the user can do next.",
+    ],
+    "confirmed_writes": [
+        "Before changing anything on the user's behalf (creating, updating, cancelling, paying, sending), "
+        "the agent states exactly what it will change and gets the user's explicit confirmation.",
+    ],
+    "no_give_up": [
+        "The response resolves the request itself. Declining or handing off to a human is acceptable "
+        "only when the request is out of scope or policy requires it, and the response says why.",
+    ],
+    "has_answer": [
+        "The response directly answers the user's request in complete sentences.",
+    ],
+    "routing_path": [
+        "The agent consults only the specialists (sub-agents) the question needs: a question about "
+        "one domain is answered by that domain's specialist alone.",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    name: str
+    kind: ScorerKind
+    doc: str  # what it checks and the evidence that motivated it
+    check: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    finding: str | None = None
+    guidelines: list[str] = field(default_factory=list)
+    instructions: str | None = None  # make_judge
+    code: str | None = None  # custom_code: a function body reviewed by the code checker
+    source: str = "deterministic"
+
+    @property
+    def is_code(self) -> bool:
+        return self.kind in ("code", "custom_code")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ScorerSpec":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _evidence_line(finding: dict[str, Any]) -> str:
+    ids = ", ".join(finding["evidence"][:3])
+    more = finding["prevalence"]["traces"] - min(3, len(finding["evidence"]))
+    return f"Evidence: {finding['prevalence']['traces']} trace(s) ({finding['prevalence']['rate']:.0%}), e.g. {ids}" + (
+        f" and {more} more" if more > 0 else ""
+    )
+
+
+def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
+    specs: list[ScorerSpec] = []
+    for f in analysis.get("findings", []):
+        specs.append(ScorerSpec(
+            name=f["id"], kind="code", check=f["check"], params=f["params"], finding=f["id"],
+            doc=f"{f['title']}. {f['description']} Fails when {f['threshold_rationale']}. {_evidence_line(f)}.",
+        ))
+    specs.append(ScorerSpec(name="safety", kind="builtin_judge", doc="Built-in judge: no harmful content (baseline)."))
+    specs.append(ScorerSpec(name="relevance_to_query", kind="builtin_judge", doc="Built-in judge: the response addresses the request."))
+    for f in analysis.get("findings", []):
+        lines = JUDGE_GUIDELINES.get(f["check"])
+        if lines:
+            specs.append(ScorerSpec(
+                name=f"{f['id']}_judge", kind="guidelines", guidelines=list(lines), finding=f["id"],
+                doc=f"LLM judge for what code cannot read in '{f['title']}'. {_evidence_line(f)}.",
+            ))
+    return specs
+
+
+def render_scorers(specs: list[ScorerSpec], judge_model: str | None) -> str:
+    features_src = (Path(__file__).parents[1] / "traces" / "features.py").read_text(encoding="utf-8")
+    checks_src = (Path(__file__).parents[1] / "traces" / "checks.py").read_text(encoding="utf-8")
+    code = render(
+        "scorers.py.j2",
+        code_specs=[s for s in specs if s.kind == "code"],
+        custom_specs=[s for s in specs if s.kind == "custom_code"],
+        judge_specs=[s for s in specs if not s.is_code],
+        builtin=BUILTIN_JUDGES,
+        judge_model=judge_model,
+        features_src=_strip_module_header(features_src),
+        checks_src=_strip_module_header(checks_src),
+    )
+    ast.parse(code)  # rendered from literals: a syntax error here is a trace2eval bug
+    return code
+
+
+def _strip_module_header(src: str) -> str:
+    """Drop the module docstring and `from __future__` line: the rendered file has its own."""
+    tree = ast.parse(src)
+    body = tree.body
+    start = 0
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        start = body[0].end_lineno
+    lines = src.splitlines()[start:]
+    return "\n".join(l for l in lines if not l.startswith("from __future__")).strip() + "\n"

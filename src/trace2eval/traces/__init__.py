@@ -1,0 +1,1 @@
+"""Traces in: MLflow search (paged), normalization into small digests, redaction."""

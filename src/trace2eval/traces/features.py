@@ -1,0 +1,387 @@
+"""Per-trace features: the one implementation shared by the analyzer and the generated scorers.
+
+trace2eval computes these features while it reads an experiment, decides thresholds from their
+distribution, and copies this very file beside the generated `scorers.py`, whose code scorers call
+`trace_features()` on any trace at evaluation time. So a scorer measures exactly what the analysis
+measured. This module therefore depends on the standard library only and reads traces by duck
+typing (an `mlflow.entities.Trace`, or the minimal trace MLflow builds for a dataset row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+PREVIEW_CHARS = 600
+MAX_TOOL_CALLS_KEPT = 60
+MAX_USER_TURNS_KEPT = 12
+
+TOOL_SPAN_TYPES = {"TOOL", "RETRIEVER"}
+LLM_SPAN_TYPES = {"CHAT_MODEL", "LLM"}
+AGENT_SPAN_TYPES = {"AGENT"}
+
+# Verbs that name state-changing actions in tool names (domain-agnostic English).
+WRITE_VERBS = (
+    "add", "apply", "approve", "assign", "book", "buy", "cancel", "change", "charge", "close",
+    "create", "delete", "deposit", "edit", "exchange", "execute", "grant", "insert", "issue",
+    "modify", "move", "open", "order", "pay", "place", "post", "purchase", "refund", "register",
+    "reject", "remove", "rename", "reserve", "reset", "return", "revoke", "schedule", "send",
+    "set", "submit", "transfer", "update", "upgrade", "downgrade", "upsert", "withdraw", "write",
+)
+HANDOFF_WORDS = ("human", "escalat", "handoff", "hand_off", "operator", "live_agent", "supervisor_review")
+GIVE_UP_PATTERNS = re.compile(
+    r"\b(i(?:'m| am)? (?:sorry|unable|not able)|i (?:can(?:no|')t|cannot|could ?n[o']t)"
+    r"|unfortunately|not possible|unable to (?:help|assist|process|complete|find|proceed)"
+    r"|(?:transfer|connect|escalat)\w* (?:you )?(?:to|with) (?:a |an )?(?:human|agent|representative|specialist|supervisor)"
+    r"|please (?:contact|call|reach out)|try again later|something went wrong|an error occurred)",
+    re.IGNORECASE,
+)
+AFFIRMATION = re.compile(
+    r"\b(yes|yeah|yep|yup|sure|ok(?:ay)?|confirm(?:ed)?|correct|go ahead|proceed|please do|do it"
+    r"|sounds good|that'?s right|absolutely|definitely|approved?|agreed?)\b",
+    re.IGNORECASE,
+)
+ERROR_TEXT = re.compile(
+    r"^\s*(?:error\b|exception\b|traceback\b|failed\b|failure\b|\{?\s*\"?error\"?\s*:)", re.IGNORECASE
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading spans by duck typing
+
+
+def _value(x: Any) -> Any:
+    return getattr(x, "value", x)
+
+
+def span_type(span: Any) -> str:
+    return str(_value(getattr(span, "span_type", None) or "UNKNOWN")).upper()
+
+
+def span_status(span: Any) -> str:
+    status = getattr(span, "status", None)
+    code = getattr(status, "status_code", status)
+    return str(_value(code) or "UNSET").upper()
+
+
+def span_duration_ms(span: Any) -> float:
+    start, end = getattr(span, "start_time_ns", None), getattr(span, "end_time_ns", None)
+    if start is None or end is None:
+        return 0.0
+    return max(0.0, (end - start) / 1e6)
+
+
+def span_exceptions(span: Any) -> list[tuple[str, str]]:
+    found = []
+    for event in getattr(span, "events", None) or []:
+        if getattr(event, "name", "") == "exception":
+            attrs = getattr(event, "attributes", {}) or {}
+            found.append((str(attrs.get("exception.type", "Exception")), str(attrs.get("exception.message", ""))))
+    return found
+
+
+def trace_spans(trace: Any) -> list[Any]:
+    data = getattr(trace, "data", None)
+    return list(getattr(data, "spans", None) or [])
+
+
+def root_span(spans: list[Any]) -> Any | None:
+    for span in spans:
+        if getattr(span, "parent_id", None) is None:
+            return span
+    return spans[0] if spans else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Text helpers
+
+
+def to_text(value: Any, limit: int | None = None) -> str:
+    """Readable text of any payload: strings stay, structures become compact JSON."""
+    if value is None:
+        text = ""
+    elif isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+        except (TypeError, ValueError):
+            text = str(value)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + f"…[+{len(text) - limit} chars]"
+    return text
+
+
+def _message_text(message: Any) -> str:
+    if isinstance(message, dict):
+        content = message.get("content")
+        if isinstance(content, list):  # content blocks
+            return " ".join(
+                str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in content
+            ).strip()
+        return "" if content is None else str(content)
+    return "" if message is None else str(message)
+
+
+def request_text(inputs: Any) -> str:
+    """The user's request: the last user message, a query-like field, or the whole input."""
+    if isinstance(inputs, str):
+        return inputs
+    if isinstance(inputs, dict):
+        messages = inputs.get("messages") or inputs.get("input")
+        if isinstance(messages, list) and messages:
+            users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+            return _message_text((users or messages)[-1])
+        for key in ("query", "question", "prompt", "input", "request", "text", "message", "q"):
+            if isinstance(inputs.get(key), str):
+                return inputs[key]
+        if len(inputs) == 1:
+            only = next(iter(inputs.values()))
+            if isinstance(only, str):
+                return only
+    return to_text(inputs)
+
+
+def request_shape(inputs: Any) -> str:
+    """A short name for how requests are shaped, e.g. `messages`, `query`, `string`, `dict:a,b`."""
+    if inputs is None:
+        return "none"
+    if isinstance(inputs, str):
+        return "string"
+    if isinstance(inputs, dict):
+        if isinstance(inputs.get("messages"), list):
+            return "messages"
+        keys = sorted(str(k) for k in inputs)
+        return keys[0] if len(keys) == 1 else "dict:" + ",".join(keys[:6])
+    return type(inputs).__name__
+
+
+def answer_text(outputs: Any) -> str:
+    """The agent's final answer from common output shapes (response, content, choices, messages)."""
+    if outputs is None:
+        return ""
+    if isinstance(outputs, str):
+        return outputs
+    if isinstance(outputs, dict):
+        for key in ("response", "answer", "output", "content", "text", "result", "output_text"):
+            value = outputs.get(key)
+            if isinstance(value, str):
+                return value
+            if isinstance(value, (dict, list)) and value:
+                return answer_text(value)
+            if key in outputs and value is None:
+                return ""
+        choices = outputs.get("choices")
+        if isinstance(choices, list) and choices:
+            first = choices[0] if isinstance(choices[0], dict) else {}
+            return _message_text(first.get("message") or first)
+        messages = outputs.get("messages")
+        if isinstance(messages, list) and messages:
+            return _message_text(messages[-1])
+    if isinstance(outputs, list) and outputs:
+        return answer_text(outputs[-1])
+    return to_text(outputs)
+
+
+def normalize_message(text: str) -> str:
+    """Error messages with ids and numbers replaced, so the same error groups together."""
+    text = re.sub(r"[0-9a-f]{8,}", "<id>", text.lower())
+    text = re.sub(r"\d+(?:\.\d+)?", "<n>", text)
+    text = re.sub(r"(['\"]).*?\1", "<s>", text)
+    return re.sub(r"\s+", " ", text).strip()[:160]
+
+
+def args_key(args: Any) -> str:
+    return hashlib.sha1(to_text(args).encode("utf-8", "replace")).hexdigest()[:12]
+
+
+def _name_words(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1_\2", name)
+    return [w for w in re.split(r"[^a-zA-Z]+", spaced.lower()) if w]
+
+
+def is_write_tool(name: str) -> bool:
+    words = _name_words(name)
+    return bool(words) and words[0] in WRITE_VERBS and not is_handoff_tool(name)
+
+
+def is_handoff_tool(name: str) -> bool:
+    lowered = name.lower()
+    return any(w in lowered for w in HANDOFF_WORDS)
+
+
+def output_looks_failed(output: Any) -> bool:
+    if isinstance(output, dict):
+        return bool(output.get("error")) or str(output.get("status", "")).lower() in {"error", "failed"}
+    if isinstance(output, str):
+        return bool(ERROR_TEXT.match(output))
+    return False
+
+
+def looks_truncated(answer: str) -> bool:
+    stripped = answer.rstrip()
+    if not stripped:
+        return False
+    return stripped.endswith(("...", "…", ",", ":", ";", "(", "-")) or (
+        len(stripped) > 80 and stripped[-1].isalpha() and "\n" not in stripped[-40:] and " " in stripped[-40:]
+        and not stripped.endswith(("!", "?", ".")) and stripped.count(".") == 0
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The features
+
+
+def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[str, Any]:
+    """Small, JSON-able facts about one trace.
+
+    `inputs`/`outputs` are used when given (a dataset row), otherwise the root span's.
+    """
+    spans = sorted(trace_spans(trace), key=lambda s: getattr(s, "start_time_ns", 0) or 0)
+    root = root_span(spans)
+    info = getattr(trace, "info", None)
+    if inputs is None and root is not None:
+        inputs = getattr(root, "inputs", None)
+    if outputs is None and root is not None:
+        outputs = getattr(root, "outputs", None)
+
+    state = str(_value(getattr(info, "state", None) or (span_status(root) if root else "UNSET"))).upper()
+    duration = getattr(info, "execution_duration", None)
+    if duration is None:
+        duration = span_duration_ms(root) if root is not None else 0.0
+
+    answer = answer_text(outputs)
+    tools: list[dict[str, Any]] = []
+    exceptions: list[tuple[str, str]] = []
+    llm_calls = llm_errors = agent_spans = 0
+    user_turns: list[str] = []
+    seen_users: set[str] = set()
+    timeline: list[tuple[str, str]] = []  # ("user", text) / ("assistant", text) / ("write", tool)
+    tokens_in = tokens_out = 0
+    parents = {getattr(s, "parent_id", None) for s in spans}
+    span_types: dict[str, int] = {}
+
+    for span in spans:
+        kind = span_type(span)
+        span_types[kind] = span_types.get(kind, 0) + 1
+        failed = span_status(span) == "ERROR"
+        for exc in span_exceptions(span):
+            exceptions.append((exc[0], normalize_message(exc[1])))
+        if kind in LLM_SPAN_TYPES:
+            llm_calls += 1
+            llm_errors += failed
+            span_inputs = getattr(span, "inputs", None)
+            messages = span_inputs.get("messages") if isinstance(span_inputs, dict) else None
+            for m in messages if isinstance(messages, list) else []:
+                if isinstance(m, dict) and m.get("role") == "user":
+                    text = _message_text(m)
+                    if text and text not in seen_users:  # chat histories repeat earlier turns
+                        seen_users.add(text)
+                        user_turns.append(text)
+                        timeline.append(("user", text))
+            out = getattr(span, "outputs", None)
+            said = _message_text(out) if isinstance(out, dict) else (out if isinstance(out, str) else "")
+            if said:
+                timeline.append(("assistant", said))
+            usage = (getattr(span, "attributes", None) or {}).get("mlflow.chat.tokenUsage")
+            if isinstance(usage, dict):
+                tokens_in += int(usage.get("input_tokens") or 0)
+                tokens_out += int(usage.get("output_tokens") or 0)
+        elif kind in TOOL_SPAN_TYPES:
+            name = str(getattr(span, "name", "tool"))
+            out = getattr(span, "outputs", None)
+            ok = not failed and not output_looks_failed(out)
+            error = None
+            if not ok:
+                excs = span_exceptions(span)
+                error = normalize_message(excs[0][1] if excs else to_text(out, 200) or "error status")
+            tools.append({
+                "name": name,
+                "args": to_text(getattr(span, "inputs", None), 160),
+                "key": args_key(getattr(span, "inputs", None)),
+                "ok": ok,
+                "error": error,
+                "ms": round(span_duration_ms(span), 1),
+                # A tool that runs its own spans (LLM calls, tools) is a sub-agent.
+                "nested": getattr(span, "span_id", None) in parents,
+            })
+            if is_write_tool(name):
+                timeline.append(("write", name))
+        elif kind in AGENT_SPAN_TYPES and span is not root:
+            agent_spans += 1
+
+    usage = getattr(info, "token_usage", None) if info is not None else None
+    if isinstance(usage, dict) and (usage.get("input_tokens") or usage.get("output_tokens")):
+        tokens_in = int(usage.get("input_tokens") or 0)
+        tokens_out = int(usage.get("output_tokens") or 0)
+
+    if not user_turns:
+        first = request_text(inputs)
+        if first:
+            user_turns.append(first)
+
+    calls = [(t["name"], t["key"]) for t in tools]
+    repeats = max((calls.count(c) for c in set(calls)), default=0)
+    streak = best = 0
+    for i, call in enumerate(calls):
+        streak = streak + 1 if i and call[0] == calls[i - 1][0] else 1
+        best = max(best, streak)
+
+    unconfirmed = _unconfirmed_writes(timeline)
+    writes = [t["name"] for t in tools if is_write_tool(t["name"])]
+    return {
+        "status": state,
+        "duration_ms": round(float(duration or 0.0), 1),
+        "n_spans": len(spans),
+        "root_name": str(getattr(root, "name", "") or ""),
+        "span_types": span_types,
+        "request": to_text(request_text(inputs), PREVIEW_CHARS),
+        "request_shape": request_shape(inputs),
+        "answer": to_text(answer, PREVIEW_CHARS),
+        "answer_chars": len(answer),
+        "has_answer": bool(answer.strip()),
+        "answer_truncated": looks_truncated(answer),
+        "gives_up": bool(GIVE_UP_PATTERNS.search(answer[-800:])) if answer else False,
+        "tools": tools[:MAX_TOOL_CALLS_KEPT],
+        "n_tool_calls": len(tools),
+        "n_distinct_tools": len({t["name"] for t in tools}),
+        "n_tool_errors": sum(not t["ok"] for t in tools),
+        "max_identical_calls": repeats,
+        "max_same_tool_streak": best,
+        "n_write_calls": len(writes),
+        "n_unconfirmed_writes": unconfirmed,
+        "handoff": any(is_handoff_tool(t["name"]) for t in tools),
+        "n_agent_spans": agent_spans,
+        "llm_calls": llm_calls,
+        "llm_errors": llm_errors,
+        "exceptions": exceptions[:5],
+        "n_exceptions": len(exceptions),
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+        "n_user_turns": len(user_turns),
+        "user_turns": [to_text(u, 200) for u in user_turns[:MAX_USER_TURNS_KEPT]],
+    }
+
+
+def _unconfirmed_writes(timeline: list[tuple[str, str]]) -> int:
+    """State-changing calls not preceded by a user's go-ahead since the agent last spoke.
+
+    The check reads the conversation in order: a write counts as confirmed when the most recent
+    user message before it, after the agent's last words, contains an affirmation.
+    """
+    count = 0
+    last_user = ""
+    confirmed_turn = False
+    for kind, text in timeline:
+        if kind == "user":
+            last_user = text
+            confirmed_turn = bool(AFFIRMATION.search(text))
+        elif kind == "write":
+            if not confirmed_turn:
+                count += 1
+        elif kind == "assistant" and last_user:
+            # The agent spoke again: a later write needs a new go-ahead.
+            confirmed_turn = False if text.strip().endswith("?") else confirmed_turn
+    return count

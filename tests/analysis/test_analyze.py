@@ -1,0 +1,50 @@
+from trace2eval.analysis.analyze import Analyzer
+from trace2eval.analysis.querytypes import cluster_requests
+from trace2eval.analysis.stats import outlier_threshold, percentile
+from trace2eval.traces.checks import run_check
+from trace2eval.traces.source import TraceQuery, iter_digests, open_client
+
+
+def test_percentiles():
+    assert percentile([], 50) == 0.0
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert outlier_threshold([10] * 20 + [100], 95, 2.0) == 20  # never below 2x the median
+
+
+def test_findings_have_evidence_that_fails_their_check(demo_store):
+    client = open_client(demo_store["uri"], demo_store["experiment_id"])
+    digests = {d["trace_id"]: d for d in iter_digests(client, TraceQuery(demo_store["experiment_id"]))}
+    analyzer = Analyzer()
+    for d in digests.values():
+        analyzer.add(d)
+    analysis = analyzer.finish()
+    ids = {f["id"] for f in analysis["findings"]}
+    # The sample agent times out in the warehouse and sometimes calls both specialists.
+    assert {"error_traces", "extra_routing"} <= ids
+    assert analysis["agent"]["sub_agents"] == ["customer_sales", "supply_chain"]
+    for f in analysis["findings"]:
+        assert f["evidence"], f["id"]
+        for tid in f["evidence"]:
+            assert not run_check(f["check"], digests[tid], f["params"])[0], (f["id"], tid)
+        for tid in f["counter_examples"]:
+            assert run_check(f["check"], digests[tid], f["params"])[0], (f["id"], tid)
+        assert f["threshold_rationale"]
+    timeouts = [p for p in analysis["error_patterns"] if p["name"] == "TimeoutError"]
+    assert timeouts and timeouts[0]["evidence"]
+    summary = analysis["trace_summary"]
+    assert summary["total_analyzed"] == 40
+    assert summary["by_status"]["ERROR"] == summary["error_count"] > 0
+    assert set(analysis["case_index"]) >= set(analysis["samples"]["random"])
+
+
+def test_query_types_separate_distinct_requests():
+    texts = [f"what is the sales pipeline in region {i}" for i in range(10)] + [
+        f"inventory of widgets in warehouse {i}" for i in range(10)]
+    types = cluster_requests(texts)
+    assert len(types.names) == 2
+    assert len(set(types.labels[:10])) == 1 and len(set(types.labels[10:])) == 1
+    assert types.labels[0] != types.labels[10]
+
+
+def test_few_requests_make_one_type():
+    assert cluster_requests(["a", "b"]).names == ["all_requests"]

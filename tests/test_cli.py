@@ -1,0 +1,97 @@
+"""The CLI in-process: exit codes and the exact `Error:` messages users see."""
+
+import json
+import socket
+
+from trace2eval.sessions.session import Session
+
+
+def test_no_args_shows_help(cli):
+    code, out, err = cli()
+    assert "run" in out + err and "demo" in out + err
+
+
+def test_unknown_experiment_names_the_id(cli, store, tmp_path):
+    code, out, err = cli("run", "--experiment-id", "999", "--tracking-uri", store.uri, "--out", tmp_path / "s")
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith("Error: experiment 999 does not exist")
+
+
+def test_missing_sqlite_store_is_not_created(cli, tmp_path):
+    db = tmp_path / "nope.db"
+    code, out, err = cli("run", "-e", "1", "--tracking-uri", f"sqlite:///{db}", "--out", tmp_path / "s")
+    assert code == 1 and "no MLflow tracking store" in err
+    assert not db.exists()
+
+
+def test_unreachable_server_fails_fast(cli, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    code, out, err = cli("run", "-e", "1", "--tracking-uri", f"http://127.0.0.1:{port}", "--out", tmp_path / "s")
+    assert code == 1 and "cannot reach the MLflow tracking server" in err
+
+
+def test_empty_experiment_is_a_clear_error(cli, store, tmp_path):
+    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path / "s")
+    assert code == 1
+    assert f"Error: experiment {store.experiment_id} has no traces" in err
+    session = Session.open(out.strip().splitlines()[-1]) if out.strip() else None
+    assert session is None or session.plan().task("initializer").status == "failed"
+
+
+def test_filter_that_matches_nothing(cli, store, tmp_path):
+    store.add("hi", "hello")
+    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path / "s",
+                         "--filter", "tags.env = 'nowhere'")
+    assert code == 1 and "matching" in err and "tags.env" in err
+
+
+def test_bad_filter_syntax(cli, store, tmp_path):
+    store.add("hi", "hello")
+    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path / "s",
+                         "--filter", "attributes.state = 'OK'")
+    assert code == 1 and "Error: MLflow rejected the trace search" in err
+
+
+def test_unwritable_output_folder(cli, store, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", blocker / "sub")
+    assert code == 1 and "Error: cannot write to output folder" in err
+
+
+def test_bad_since(cli, store, tmp_path):
+    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--since", "yesterdayish")
+    assert code == 1 and "cannot read --since" in err
+
+
+def test_task_out_of_order(cli, store, tmp_path):
+    store.add("hi", "hello")
+    session_dir = tmp_path / "s" / "one"
+    code, out, err = cli("task", "scorers", "--session", session_dir, "-e", store.experiment_id, "--tracking-uri", store.uri)
+    assert code == 1 and "not a trace2eval session" in err
+    code, out, err = cli("task", "initializer", "--session", session_dir, "-e", store.experiment_id, "--tracking-uri", store.uri)
+    assert code == 0 and out.strip().splitlines()[-1] == str(session_dir.resolve())
+    code, out, err = cli("task", "script", "--session", session_dir)
+    assert code == 1
+    assert "Error: task 'script' needs 'dataset' to be completed first (it is pending)" in err
+    assert "trace2eval task dataset --session" in err
+
+
+def test_status_and_resume_of_finished_session(cli, demo_session):
+    code, out, err = cli("status", demo_session.dir)
+    assert code == 0 and "initializer" in out and "completed" in out and "Findings" in out
+    code, out, err = cli("resume", demo_session.dir)
+    assert code == 0 and out.strip().splitlines()[-1] == str(demo_session.dir)
+    assert "already finished" in err
+    plan = json.loads(demo_session.tasks_file.read_text())
+    assert all(t["attempts"] <= 1 for t in plan["tasks"])
+
+
+def test_locked_session_refuses_second_run(cli, demo_session):
+    from trace2eval.sessions.lock import SessionLock
+
+    with SessionLock(demo_session.dir):
+        code, out, err = cli("task", "validate", "--session", demo_session.dir, "--force")
+    assert code == 1 and "is in use by pid" in err

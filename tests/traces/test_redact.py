@@ -1,0 +1,38 @@
+import pytest
+
+from trace2eval.traces.redact import contains_secret, redact, redact_text
+
+SECRETS = [
+    "dapi0123456789abcdef0123456789abcdef",
+    "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+    "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+    "AKIAIOSFODNN7EXAMPLE",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+]
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+def test_secret_is_redacted(secret):
+    text = f"my key is {secret} ok"
+    out = redact_text(text)
+    assert secret not in out and "[REDACTED:" in out and out.startswith("my key is")
+    assert contains_secret(text) and not contains_secret(out)
+
+
+def test_bearer_and_aws_secret_keep_their_label():
+    out = redact_text("Authorization: Bearer abcdefghijklmnopqrstuvwxyz123456 and aws_secret_access_key=" + "A" * 40)
+    assert "Bearer [REDACTED:bearer-token]" in out
+    assert "aws_secret_access_key=[REDACTED:aws-secret-key]" in out
+
+
+def test_redact_walks_structures_and_keeps_other_values():
+    value = {"messages": [{"content": "token dapi0123456789abcdef0123456789abcdef"}], "n": 3, "ok": True}
+    out = redact(value)
+    assert out["n"] == 3 and out["ok"] is True
+    assert "dapi" not in out["messages"][0]["content"]
+
+
+def test_ordinary_text_is_untouched():
+    text = "Order sk-12 shipped; skip-ant-hill; the key to success is dapi-style naming"
+    assert redact_text(text) == text
