@@ -1,0 +1,129 @@
+"""Create sessions and run their tasks: one task at a time, state in files, resumable anywhere.
+
+`run_task` is what a CLI call or a Databricks notebook runs: it locks the session, checks the
+task's prerequisites, marks it running, does it, and records the outcome in `eval_tasks.json`.
+Nothing in memory carries over between tasks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from trace2eval import ui
+from trace2eval.config import SessionConfig
+from trace2eval.errors import SessionError, Trace2EvalError
+from trace2eval.sessions.files import write_json
+from trace2eval.sessions.lock import SessionLock
+from trace2eval.sessions.plan import NEEDS, TASK_ORDER, TaskPlan, now
+from trace2eval.sessions.session import Session
+
+
+def new_session_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d_%H%M%S")
+
+
+def create_session(config: SessionConfig, out_dir: str | Path, session_id: str | None = None) -> Session:
+    """Make `<out>/<session-id>/` with its config and a fresh plan."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".trace2eval-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise SessionError(f"cannot write to output folder {out} ({exc.strerror or exc})",
+                           "pick a writable --out folder") from None
+    base = session_id or new_session_id()
+    sid, n = base, 1
+    while (out / sid).exists() and session_id is None:
+        n += 1
+        sid = f"{base}-{n}"
+    session = Session((out / sid).resolve())
+    if session.tasks_file.exists():
+        raise SessionError(f"session {session.dir} already exists", f"resume it with `trace2eval resume {session.dir}`")
+    session.state_dir.mkdir(parents=True, exist_ok=True)
+    session.evaluation_dir.mkdir(parents=True, exist_ok=True)
+    write_json(session.config_file, config.model_dump(mode="json"))
+    engine = "deterministic" if config.llm == "none" else f"deterministic+llm:{config.llm}"
+    session.save_plan(TaskPlan.new(sid, config.experiment_id, engine))
+    return session
+
+
+def _task_module(name: str):
+    return importlib.import_module(f"trace2eval.sessions.tasks.{name}")
+
+
+def run_task(session: Session, name: str, force: bool = False) -> str:
+    """Run one task; returns its final status. Raises Trace2EvalError on failure."""
+    if name not in TASK_ORDER:
+        raise SessionError(f"unknown task {name!r}", f"tasks are: {', '.join(TASK_ORDER)}")
+    with SessionLock(session.dir):
+        plan = session.plan()
+        record = plan.task(name)
+        if record.status in ("completed", "skipped") and not force:
+            ui.say(f"Task {name} already {record.status}; nothing to do")
+            return record.status
+        for need in NEEDS[name]:
+            if plan.task(need).status not in ("completed", "skipped"):
+                raise SessionError(
+                    f"task {name!r} needs {need!r} to be completed first (it is {plan.task(need).status})",
+                    f"run `trace2eval task {need} --session {session.dir}` or `trace2eval resume {session.dir}`",
+                )
+        if name == "fix":
+            validation = session.validation()
+            if validation and validation.get("validation_status") == "passed":
+                _finish(session, name, "skipped", {"reason": "validation passed"}, None, time.monotonic())
+                return "skipped"
+
+        record.status, record.attempts, record.started_at = "running", record.attempts + 1, now()
+        record.finished_at = record.error = None
+        session.save_plan(plan)
+        start = time.monotonic()
+        ui.say(f"[{name}] {record.description}")
+        try:
+            summary = _task_module(name).run(session)
+        except Trace2EvalError as exc:
+            _finish(session, name, "failed", {}, str(exc), start)
+            raise
+        except KeyboardInterrupt:
+            _finish(session, name, "failed", {}, "interrupted", start)
+            raise
+        except Exception as exc:  # a bug: keep the traceback in the plan for the report
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            _finish(session, name, "failed", {"traceback": traceback.format_exc()[-3000:]}, detail, start)
+            raise
+        _finish(session, name, "completed", summary or {}, None, start)
+        return "completed"
+
+
+def _finish(session: Session, name: str, status: str, summary: dict, error: str | None, start: float) -> None:
+    plan = session.plan()
+    record = plan.task(name)
+    record.status = status
+    record.finished_at = now()
+    record.duration_s = round(time.monotonic() - start, 2)
+    record.error = error
+    record.summary = summary
+    session.save_plan(plan)
+
+
+def run_all(session: Session) -> bool:
+    """Run every unfinished task in order. True when validation passed."""
+    while (record := session.plan().next_pending()) is not None:
+        run_task(session, record.name)
+    validation = session.validation()
+    return bool(validation and validation.get("validation_status") == "passed")
+
+
+def resume(session: Session) -> bool:
+    plan = session.plan()
+    if plan.finished:
+        ui.say(f"Session {session.dir} is already finished; nothing to do")
+        validation = session.validation()
+        return bool(validation and validation.get("validation_status") == "passed")
+    ui.say(f"Resuming {session.dir} at task {plan.next_pending().name}")
+    return run_all(session)

@@ -1,0 +1,89 @@
+"""Fix (deterministic): repair what validation found, validate again, a bounded number of times.
+
+Repairs, least invasive first: drop a scorer that errored or gave no value (recording why);
+re-render every generated file from its spec; drop scorers an LLM wrote; shrink the dataset when
+the run timed out. If validation still fails after the last attempt, the task fails with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trace2eval import ui
+from trace2eval.errors import ValidationFailed
+from trace2eval.sessions.files import read_json, write_json
+from trace2eval.sessions.session import Session
+from trace2eval.sessions.tasks import script as script_task
+from trace2eval.sessions.tasks import validate as validate_task
+from trace2eval.sessions.tasks.dataset import write_dataset
+from trace2eval.sessions.tasks.scorers import load_specs, save_specs, write_scorers
+
+FIX_LOG = "fix_log.json"
+
+
+def run(session: Session) -> dict[str, Any]:
+    config = session.config()
+    validation = session.validation()
+    if validation and validation["validation_status"] == "passed":
+        return {"skipped": "validation passed"}
+    log: list[dict[str, Any]] = []
+    for attempt in range(1, config.max_fix_attempts + 1):
+        changes = repair(session, validation or {}, attempt)
+        log.append({"attempt": attempt, "changes": changes})
+        write_json(session.state_dir / FIX_LOG, log)
+        if not changes:
+            break
+        for change in changes:
+            ui.say(f"Fix {attempt}: {change}")
+        validate_task.run(session, attempt=attempt)
+        validation = session.validation()
+        if validation["validation_status"] == "passed":
+            return {"attempts": attempt, "changes": [c for entry in log for c in entry["changes"]]}
+    problems = "; ".join(f"{p['kind']}{' ' + p['scorer'] if p.get('scorer') else ''}" for p in (validation or {}).get("problems", []))
+    raise ValidationFailed(
+        f"validation still fails after {len(log)} fix attempt(s): {problems or 'unknown problem'}",
+        "see state/validation_results.json and state/fix_log.json in the session folder",
+    )
+
+
+def repair(session: Session, validation: dict[str, Any], attempt: int) -> list[str]:
+    config = session.config()
+    specs, dropped = load_specs(session)
+    problems = validation.get("problems", [])
+    changes: list[str] = []
+
+    bad = {p["scorer"]: p for p in problems if p.get("scorer") and p["kind"] != "scorer_missing"}
+    bad.update({p["metric"].split("/")[0]: p for p in problems if p["kind"] == "nan_metric"})
+    if bad:
+        keep = [s for s in specs if s.name not in bad]
+        for name, problem in bad.items():
+            dropped.append({"name": name, "reason": f"{problem['kind']}: {str(problem.get('detail') or '')[:300]}", "attempt": attempt})
+            changes.append(f"dropped scorer {name} ({problem['kind']})")
+        specs = keep
+
+    structural = {p["kind"] for p in problems} & {"crash", "nonzero_exit", "scorer_missing", "timeout"}
+    if structural:
+        if attempt >= 2 and any(s.source != "deterministic" for s in specs):
+            for s in specs:
+                if s.source != "deterministic":
+                    dropped.append({"name": s.name, "reason": "LLM-written scorer removed after repeated failures", "attempt": attempt})
+            specs = [s for s in specs if s.source == "deterministic"]
+            changes.append("dropped LLM-written scorers")
+        if "timeout" in structural:
+            data = read_json(session.dataset_json)
+            rows = data["rows"]
+            if len(rows) > 5:
+                write_dataset(session, rows[: max(5, len(rows) // 2)], data.get("skipped"))
+                changes.append(f"shrank the dataset from {len(rows)} to {max(5, len(rows) // 2)} rows (timeout)")
+        else:
+            data = read_json(session.dataset_json)
+            write_dataset(session, data["rows"], data.get("skipped"))
+        script_task.run(session)
+        changes.append("re-rendered eval_dataset.py, scorers.py and run_eval.py from their specs")
+
+    if not [s for s in specs if s.is_code]:
+        return []  # nothing left worth validating
+    if changes:
+        save_specs(session, specs, dropped)
+        write_scorers(session, specs, config.judge_model)
+    return changes

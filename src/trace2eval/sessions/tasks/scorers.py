@@ -1,0 +1,34 @@
+"""Scorers: specs from the findings, rendered into scorers.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trace2eval import ui
+from trace2eval.generate.scorers import ScorerSpec, render_scorers, specs_from_analysis
+from trace2eval.sessions.files import read_json, write_json, write_text
+from trace2eval.sessions.session import Session
+
+
+def run(session: Session) -> dict[str, Any]:
+    config = session.config()
+    specs = specs_from_analysis(session.analysis())
+    save_specs(session, specs, dropped=[])
+    write_scorers(session, specs, config.judge_model)
+    code = sum(s.is_code for s in specs)
+    ui.say(f"Scorers: {code} code scorers, {len(specs) - code} LLM judges"
+           + ("" if config.judge_model else " (judges not run: no --judge-model)"))
+    return {"code_scorers": code, "judges": len(specs) - code, "judge_model": config.judge_model}
+
+
+def save_specs(session: Session, specs: list[ScorerSpec], dropped: list[dict[str, Any]]) -> None:
+    write_json(session.scorer_specs_file, {"scorers": [s.to_dict() for s in specs], "dropped": dropped})
+
+
+def load_specs(session: Session) -> tuple[list[ScorerSpec], list[dict[str, Any]]]:
+    data = read_json(session.scorer_specs_file)
+    return [ScorerSpec.from_dict(s) for s in data["scorers"]], list(data.get("dropped", []))
+
+
+def write_scorers(session: Session, specs: list[ScorerSpec], judge_model: str | None) -> None:
+    write_text(session.evaluation_dir / "scorers.py", render_scorers(specs, judge_model))

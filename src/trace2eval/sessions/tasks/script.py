@@ -1,0 +1,17 @@
+"""Script: render run_eval.py with this session's defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trace2eval.generate.script import render_run_eval
+from trace2eval.sessions.files import write_text
+from trace2eval.sessions.session import Session
+
+
+def run(session: Session) -> dict[str, Any]:
+    config = session.config()
+    write_text(session.evaluation_dir / "run_eval.py", render_run_eval(
+        config.tracking_uri, config.experiment_id, config.judge_model, run_name=f"trace2eval-{session.id}",
+    ))
+    return {"file": "evaluation/run_eval.py"}
