@@ -18,6 +18,7 @@ from trace2eval.errors import Trace2EvalError
 LLMChoice = Literal["none", "databricks", "anthropic"]
 DEFAULT_LLM_MODEL = "databricks-claude-opus-4-5"
 DEFAULT_MAX_TRACES = 10_000
+DEFAULT_LLM_TRACE_EXPERIMENT = "trace2eval-llm-sessions"
 
 
 class SessionConfig(BaseModel):
@@ -34,6 +35,16 @@ class SessionConfig(BaseModel):
     llm_model: str = DEFAULT_LLM_MODEL
     require_llm: bool = False
     judge_model: str | None = None
+    # LLM sessions (ignored with llm="none"). A session is one task's conversation with the model;
+    # a run is every session of this session folder. Budgets stop a session early, never fail it.
+    llm_max_turns: int = Field(default=20, ge=1, le=200)
+    llm_session_tokens: int = Field(default=400_000, ge=1_000)  # input + output tokens, one session
+    llm_run_tokens: int = Field(default=1_200_000, ge=1_000)  # input + output tokens, all sessions
+    llm_timeout_s: float = Field(default=120.0, gt=0)  # one request to the model
+    llm_session_seconds: int = Field(default=600, ge=5)  # wall time of one session, retries included
+    llm_max_output_tokens: int = Field(default=4096, ge=256, le=64_000)
+    # Where the generator's own LLM calls are traced ("" turns tracing off); same tracking store.
+    llm_trace_experiment: str | None = DEFAULT_LLM_TRACE_EXPERIMENT
     max_fix_attempts: int = Field(default=3, ge=0, le=10)
     validate_timeout_s: int = Field(default=900, ge=10)
     seed: int = 0

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from trace2eval.config import DEFAULT_LLM_MODEL, DEFAULT_MAX_TRACES, SessionConfig, parse_since
+from trace2eval.config import (DEFAULT_LLM_MODEL, DEFAULT_LLM_TRACE_EXPERIMENT, DEFAULT_MAX_TRACES, SessionConfig,
+                               parse_since)
 from trace2eval.errors import Trace2EvalError
 
 ExperimentId = Annotated[str, typer.Option("--experiment-id", "-e", envvar=["TRACE2EVAL_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_ID"],
@@ -29,8 +30,23 @@ Labels = Annotated[Optional[str], typer.Option("--labels", envvar="TRACE2EVAL_LA
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 RequireLlm = Annotated[bool, typer.Option("--require-llm", help="Fail when the LLM is unavailable instead of falling back.")]
 FixAttempts = Annotated[int, typer.Option("--max-fix-attempts", envvar="TRACE2EVAL_MAX_FIX_ATTEMPTS", help="Validate/fix rounds.")]
+LlmMaxTurns = Annotated[int, typer.Option("--llm-max-turns", envvar="TRACE2EVAL_LLM_MAX_TURNS",
+                                          help="Most model turns in one LLM session.")]
+LlmSessionTokens = Annotated[int, typer.Option("--llm-session-tokens", envvar="TRACE2EVAL_LLM_SESSION_TOKENS",
+                                               help="Token budget (input + output) of one LLM session.")]
+LlmRunTokens = Annotated[int, typer.Option("--llm-run-tokens", envvar="TRACE2EVAL_LLM_RUN_TOKENS",
+                                           help="Token budget (input + output) of all LLM sessions of a run.")]
+LlmTimeout = Annotated[float, typer.Option("--llm-timeout", envvar="TRACE2EVAL_LLM_TIMEOUT",
+                                           help="Seconds to wait for one model response.")]
+LlmSessionSeconds = Annotated[int, typer.Option("--llm-session-seconds", envvar="TRACE2EVAL_LLM_SESSION_SECONDS",
+                                                help="Wall-time budget of one LLM session, retries included.")]
+LlmTraceExperiment = Annotated[str, typer.Option("--llm-trace-experiment", envvar="TRACE2EVAL_LLM_TRACE_EXPERIMENT",
+                                                 help="Experiment that receives traces of trace2eval's own LLM calls (\"\" = off).")]
 
-DEFAULTS = {"out": Path("sessions"), "llm": "none", "llm_model": DEFAULT_LLM_MODEL, "max_traces": DEFAULT_MAX_TRACES}
+_LLM_DEFAULTS = {name: SessionConfig.model_fields[name].default for name in (
+    "llm_max_turns", "llm_session_tokens", "llm_run_tokens", "llm_timeout_s", "llm_session_seconds")}
+DEFAULTS = {"out": Path("sessions"), "llm": "none", "llm_model": DEFAULT_LLM_MODEL, "max_traces": DEFAULT_MAX_TRACES,
+            "llm_trace_experiment": DEFAULT_LLM_TRACE_EXPERIMENT, **_LLM_DEFAULTS}
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -47,18 +63,29 @@ def resolve_tracking_uri(uri: str | None) -> str:
 
 
 def build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter_string, since,
-                 labels, require_llm=False, max_fix_attempts=3) -> SessionConfig:
+                 labels, require_llm=False, max_fix_attempts=3, **llm_settings) -> SessionConfig:
+    """The session settings from command-line values; `llm_settings` are SessionConfig's llm_* fields."""
     if llm not in ("none", "databricks", "anthropic"):
         raise Trace2EvalError(f"unknown --llm {llm!r}", "use none, databricks or anthropic")
+    if "llm_trace_experiment" in llm_settings:
+        llm_settings["llm_trace_experiment"] = (llm_settings["llm_trace_experiment"] or "").strip() or None
     try:
         return SessionConfig(
-            experiment_id=experiment_id, tracking_uri=resolve_tracking_uri(tracking_uri), llm=llm, llm_model=llm_model,
+            experiment_id=experiment_id, tracking_uri=resolve_tracking_uri(tracking_uri), llm=llm,
+            llm_model=llm_model or DEFAULT_LLM_MODEL,
             judge_model=judge_model or None, max_traces=max_traces or None, filter_string=filter_string or None,
             since_ms=parse_since(since), labels=labels or None, require_llm=require_llm,
-            max_fix_attempts=max_fix_attempts,
+            max_fix_attempts=max_fix_attempts, **llm_settings,
         )
     except ValueError as exc:
         raise Trace2EvalError(f"invalid settings: {exc}") from None
+
+
+def llm_settings(max_turns: int, session_tokens: int, run_tokens: int, timeout_s: float, session_seconds: int,
+                 trace_experiment: str | None) -> dict:
+    """The llm_* settings of SessionConfig from their command-line flags."""
+    return {"llm_max_turns": max_turns, "llm_session_tokens": session_tokens, "llm_run_tokens": run_tokens,
+            "llm_timeout_s": timeout_s, "llm_session_seconds": session_seconds, "llm_trace_experiment": trace_experiment}
 
 
 def env_flag(name: str) -> bool:

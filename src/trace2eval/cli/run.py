@@ -8,8 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from trace2eval import ui
-from trace2eval.cli.options import (DEFAULTS, ExperimentId, Filter, FixAttempts, JudgeModel, Labels, Llm, LlmModel,
-                                    MaxTraces, Out, Quiet, RequireLlm, Since, TrackingUri, build_config)
+from trace2eval.cli.options import (DEFAULTS, ExperimentId, Filter, FixAttempts, JudgeModel, Labels, Llm, LlmMaxTurns,
+                                    LlmModel, LlmRunTokens, LlmSessionSeconds, LlmSessionTokens, LlmTimeout,
+                                    LlmTraceExperiment, MaxTraces, Out, Quiet, RequireLlm, Since, TrackingUri,
+                                    build_config, llm_settings)
 from trace2eval.errors import ValidationFailed
 from trace2eval.sessions import runner
 from trace2eval.sessions.session import Session
@@ -28,18 +30,29 @@ def run(
     labels: Labels = None,
     require_llm: RequireLlm = False,
     max_fix_attempts: FixAttempts = 3,
+    llm_max_turns: LlmMaxTurns = DEFAULTS["llm_max_turns"],
+    llm_session_tokens: LlmSessionTokens = DEFAULTS["llm_session_tokens"],
+    llm_run_tokens: LlmRunTokens = DEFAULTS["llm_run_tokens"],
+    llm_timeout: LlmTimeout = DEFAULTS["llm_timeout_s"],
+    llm_session_seconds: LlmSessionSeconds = DEFAULTS["llm_session_seconds"],
+    llm_trace_experiment: LlmTraceExperiment = DEFAULTS["llm_trace_experiment"],
     quiet: Quiet = False,
 ) -> None:
     """Generate a validated evaluation suite from an experiment's traces (every task, in order).
 
     Example: trace2eval run --experiment-id 1 --tracking-uri sqlite:///mlflow.db
 
+    With --llm databricks (or anthropic) Claude refines each task's output after the deterministic
+    engine wrote it; if the model is unavailable the deterministic suite stands.
+
     Progress goes to stderr; the session folder is the last line of stdout. Exit 0 only when
     validation passed.
     """
     ui.set_quiet(quiet)
     config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since,
-                          labels, require_llm, max_fix_attempts)
+                          labels, require_llm, max_fix_attempts,
+                          **llm_settings(llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout,
+                                         llm_session_seconds, llm_trace_experiment))
     session = runner.create_session(config, out)
     ui.say(f"Session {session.dir}")
     _finish(session, runner.run_all(session))
@@ -58,16 +71,28 @@ def task(
     filter: Filter = None,
     since: Since = None,
     labels: Labels = None,
+    require_llm: RequireLlm = False,
+    llm_max_turns: LlmMaxTurns = DEFAULTS["llm_max_turns"],
+    llm_session_tokens: LlmSessionTokens = DEFAULTS["llm_session_tokens"],
+    llm_run_tokens: LlmRunTokens = DEFAULTS["llm_run_tokens"],
+    llm_timeout: LlmTimeout = DEFAULTS["llm_timeout_s"],
+    llm_session_seconds: LlmSessionSeconds = DEFAULTS["llm_session_seconds"],
+    llm_trace_experiment: LlmTraceExperiment = DEFAULTS["llm_trace_experiment"],
     force: Annotated[bool, typer.Option("--force", help="Run again even if completed.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Run one task of a session: what each Databricks notebook calls.
 
     Example: trace2eval task dataset --session sessions/2026-11-27_101500
+
+    Settings (--llm, budgets, ...) are read when the initializer creates the session; later tasks
+    use the session's state/config.json.
     """
     ui.set_quiet(quiet)
     if not (session / "eval_tasks.json").exists() and name == "initializer" and experiment_id:
-        config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since, labels)
+        config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since, labels,
+                              require_llm, **llm_settings(llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout,
+                                                          llm_session_seconds, llm_trace_experiment))
         s = runner.create_session(config, session.parent, session_id=session.name)
     else:
         s = Session.open(session)

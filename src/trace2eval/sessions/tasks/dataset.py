@@ -9,7 +9,8 @@ from trace2eval import ui
 from trace2eval.errors import SourceError
 from trace2eval.generate.dataset import build_rows, select_cases
 from trace2eval.generate.script import render_eval_dataset
-from trace2eval.sessions.files import write_json, write_text
+from trace2eval.llm import llm_step
+from trace2eval.sessions.files import read_json, write_json, write_text
 from trace2eval.sessions.session import Session
 from trace2eval.traces.source import fetch_trace, open_client
 
@@ -30,7 +31,12 @@ def run(session: Session) -> dict[str, Any]:
     write_dataset(session, rows, skipped)
     kinds = Counter(r["metadata"]["case_type"] for r in rows)
     ui.say(f"Dataset: {len(rows)} rows ({', '.join(f'{n} {k}' for k, n in kinds.most_common())})")
-    return {"rows": len(rows), "skipped": len(skipped), "case_types": dict(kinds)}
+    llm = llm_step(session, "dataset")
+    if llm:  # the LLM may have added rows or expectations: report what is on disk now
+        rows = read_json(session.dataset_json)["rows"]
+        kinds = Counter(r["metadata"]["case_type"] for r in rows)
+        llm["rows_with_expectations"] = sum(bool(r.get("expectations")) for r in rows)
+    return {"rows": len(rows), "skipped": len(skipped), "case_types": dict(kinds), **llm}
 
 
 def write_dataset(session: Session, rows: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = None) -> None:

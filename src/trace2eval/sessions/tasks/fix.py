@@ -11,6 +11,7 @@ from typing import Any
 
 from trace2eval import ui
 from trace2eval.errors import ValidationFailed
+from trace2eval.llm import llm_step
 from trace2eval.sessions.files import read_json, write_json
 from trace2eval.sessions.session import Session
 from trace2eval.sessions.tasks import script as script_task
@@ -22,6 +23,21 @@ FIX_LOG = "fix_log.json"
 
 
 def run(session: Session) -> dict[str, Any]:
+    """Deterministic repairs first; then, with an LLM configured, an LLM fix session repairs what
+    they dropped (or, when they could not make the suite pass, tries its own repair)."""
+    try:
+        summary = repair_and_validate(session)
+    except ValidationFailed as failure:
+        llm = llm_step(session, "fix", failure=str(failure))
+        if llm and (session.validation() or {}).get("validation_status") == "passed":
+            return {"repaired_by": "llm", **llm}
+        raise
+    if summary.get("changes") and any(c.startswith("dropped") for c in summary["changes"]):
+        summary.update(llm_step(session, "fix"))
+    return summary
+
+
+def repair_and_validate(session: Session) -> dict[str, Any]:
     config = session.config()
     validation = session.validation()
     if validation and validation["validation_status"] == "passed":

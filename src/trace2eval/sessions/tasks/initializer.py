@@ -7,6 +7,7 @@ from typing import Any
 from trace2eval import ui
 from trace2eval.analysis.analyze import Analyzer
 from trace2eval.errors import SourceError
+from trace2eval.llm import llm_step
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.session import Session
 from trace2eval.traces.source import TraceQuery, iter_digests, open_client
@@ -34,7 +35,7 @@ def run(session: Session) -> dict[str, Any]:
            f"{len(analysis['query_types'])} query types")
     update_plan(session, analysis)
     return {"traces": summary["total_analyzed"], "findings": len(analysis["findings"]),
-            "query_types": len(analysis["query_types"])}
+            "query_types": len(analysis["query_types"]), **llm_step(session, "initializer")}
 
 
 def update_plan(session: Session, analysis: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from trace2eval import ui
 from trace2eval.generate.scorers import ScorerSpec, render_scorers, specs_from_analysis
+from trace2eval.llm import llm_step
 from trace2eval.sessions.files import read_json, write_json, write_text
 from trace2eval.sessions.session import Session
 
@@ -15,10 +16,14 @@ def run(session: Session) -> dict[str, Any]:
     specs = specs_from_analysis(session.analysis())
     save_specs(session, specs, dropped=[])
     write_scorers(session, specs, config.judge_model)
+    llm = llm_step(session, "scorers")
+    if llm:  # the LLM may have added or rewritten scorers
+        specs, _ = load_specs(session)
+        llm["llm_scorers"] = sum(s.source == "llm" for s in specs)
     code = sum(s.is_code for s in specs)
     ui.say(f"Scorers: {code} code scorers, {len(specs) - code} LLM judges"
            + ("" if config.judge_model else " (judges not run: no --judge-model)"))
-    return {"code_scorers": code, "judges": len(specs) - code, "judge_model": config.judge_model}
+    return {"code_scorers": code, "judges": len(specs) - code, "judge_model": config.judge_model, **llm}
 
 
 def save_specs(session: Session, specs: list[ScorerSpec], dropped: list[dict[str, Any]]) -> None:

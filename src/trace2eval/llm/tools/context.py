@@ -1,0 +1,70 @@
+"""What a tool call can see and change: one session folder, read access to its experiment, and
+the proposals staged in this LLM session (applied to the state only when the session ends)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trace2eval.config import SessionConfig
+from trace2eval.generate.scorers import ScorerSpec
+from trace2eval.sessions.session import Session
+
+
+class ToolError(Exception):
+    """A refusal or a bad request the model can correct: sent back as an error tool result."""
+
+
+@dataclass
+class Staged:
+    """Proposals that passed every check during this session, not yet written to the state."""
+
+    profile: dict[str, Any] | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)  # trace-backed rows and annotations
+    edge_cases: list[dict[str, Any]] = field(default_factory=list)  # synthetic, need a predict_fn
+    specs: list[ScorerSpec] = field(default_factory=list)  # new scorers (and replacements)
+    replaces: dict[str, str] = field(default_factory=dict)  # new spec name -> the spec it replaces
+
+    def is_empty(self) -> bool:
+        return not (self.profile or self.rows or self.edge_cases or self.specs)
+
+
+@dataclass
+class ToolContext:
+    session: Session
+    config: SessionConfig
+    task: str
+    staged: Staged = field(default_factory=Staged)
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # {"kind", "name", "detail"}
+    refused: list[dict[str, Any]] = field(default_factory=list)  # {"kind", "name", "reasons"}
+    seen_traces: set[str] = field(default_factory=set)  # ids any tool showed the model
+    finished: str | None = None  # the model's closing summary once it called `finish`
+    validations: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # task-specific inputs (e.g. the fix task's failure)
+    _analysis: dict[str, Any] | None = None
+    _client: Any = None
+
+    def analysis(self) -> dict[str, Any]:
+        if self._analysis is None:
+            self._analysis = self.session.analysis()
+        return self._analysis
+
+    def mlflow_client(self):
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.config.tracking_uri)
+        return self._client
+
+    @property
+    def scratch(self) -> Path:
+        """The only folder tools write to besides the state files they own."""
+        return self.session.state_dir / "llm_scratch" / self.task
+
+    def refuse(self, kind: str, name: str, reasons: list[str]) -> None:
+        self.refused.append({"kind": kind, "name": name, "reasons": reasons[:6]})
+        raise ToolError(f"refused {kind} {name!r}: " + "; ".join(reasons[:6]))
+
+    def accept(self, kind: str, name: str, detail: str = "") -> None:
+        self.accepted.append({"kind": kind, "name": name, "detail": detail[:300]})
