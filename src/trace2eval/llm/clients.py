@@ -80,14 +80,23 @@ def _databricks_profile(tracking_uri: str) -> str | None:
     return None
 
 
-def databricks_auth(tracking_uri: str = "") -> tuple[str, str]:
+AUTH_RETRY_S = 5  # databricks-sdk otherwise retries an unreachable host's metadata probe for 5 minutes
+
+
+def databricks_auth(tracking_uri: str = "", timeout_s: float = 10.0) -> tuple[str, str]:
     """(workspace host, Authorization header value) from the databricks-sdk auth chain:
     DATABRICKS_HOST/DATABRICKS_TOKEN, a profile in ~/.databrickscfg, OAuth, or notebook-native auth."""
+    import logging
+
     from databricks.sdk.core import Config
 
     profile = _databricks_profile(tracking_uri)
+    sdk_log = logging.getLogger("databricks.sdk")
+    level = sdk_log.level
+    sdk_log.setLevel(logging.ERROR)  # its host-metadata probe warns on every workspace without it
     try:
-        cfg = Config(profile=profile) if profile else Config()
+        bounded = {"retry_timeout_seconds": AUTH_RETRY_S, "http_timeout_seconds": min(timeout_s, CONNECT_TIMEOUT_S)}
+        cfg = Config(profile=profile, **bounded) if profile else Config(**bounded)
         headers = cfg.authenticate()
         host = (cfg.host or "").rstrip("/")
     except Exception as exc:  # the SDK raises ValueError and friends with long explanations
@@ -97,6 +106,8 @@ def databricks_auth(tracking_uri: str = "") -> tuple[str, str]:
             "set DATABRICKS_HOST and DATABRICKS_TOKEN, configure a profile in ~/.databrickscfg, or run in a "
             "Databricks job/notebook; or use --llm anthropic / --llm none",
         ) from None
+    finally:
+        sdk_log.setLevel(level)
     authorization = headers.get("Authorization") if isinstance(headers, dict) else None
     if not host or not authorization:
         raise LLMUnavailable("Databricks auth gave no workspace host or token for the LLM",
@@ -107,7 +118,7 @@ def databricks_auth(tracking_uri: str = "") -> tuple[str, str]:
 def _databricks(config: SessionConfig) -> LLMClient:
     import anthropic
 
-    host, authorization = databricks_auth(config.tracking_uri)
+    host, authorization = databricks_auth(config.tracking_uri, config.llm_timeout_s)
     endpoint = Endpoint("databricks", f"{host}/serving-endpoints/anthropic", resolve_model("databricks", config.llm_model))
     sdk = anthropic.Anthropic(
         api_key="unused",  # the serving endpoint authenticates with the workspace bearer token
