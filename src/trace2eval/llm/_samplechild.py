@@ -5,6 +5,7 @@ minimal environment (no credentials). It needs only MLflow; the rows' traces arr
 the job file, so the child never talks to a tracking store.
 """
 
+import inspect
 import json
 import os
 import signal
@@ -65,8 +66,12 @@ def main(job_path, result_path):
         for i, (row, trace) in enumerate(zip(job["rows"], traces)):
             signal.alarm(int(job.get("call_timeout_s", 10)))
             try:
-                value = target.run(inputs=row["inputs"], outputs=row["outputs"],
-                                   expectations=row.get("expectations") or {}, trace=trace)
+                # As Scorer.run does, pass only the parameters the function takes; called in this
+                # thread (not MLflow's timeout thread) so the alarm can interrupt a runaway loop.
+                args = {"inputs": row["inputs"], "outputs": row["outputs"],
+                        "expectations": row.get("expectations") or {}, "trace": trace}
+                wanted = inspect.signature(target.__call__).parameters
+                value = target(**{k: v for k, v in args.items() if k in wanted})
                 ok, shown, problem = describe(value)
             except CallTimeout:
                 ok, shown, problem = False, None, f"did not return within {job.get('call_timeout_s', 10)} s"
@@ -76,6 +81,9 @@ def main(job_path, result_path):
                 ok, shown, problem = False, None, f"{type(exc).__name__}: {str(exc)[:300]} {where}".strip()
             finally:
                 signal.alarm(0)
+            if problem and problem.startswith("did not return within"):
+                entry["problems"].append({"row": i, "source_trace": row.get("source_trace"), "problem": problem})
+                break  # a scorer that hangs once would hang on the other rows too
             if ok:
                 entry["values"] += 1
                 key = json.dumps(shown, default=str)[:40]

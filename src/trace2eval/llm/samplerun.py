@@ -80,7 +80,7 @@ def _limits(cpu_s: int):
 
 
 def run_samples(scorers_code: str, names: list[str], rows: list[dict[str, Any]], workdir: Path,
-                timeout_s: float = DEFAULT_TIMEOUT_S) -> SampleRun:
+                timeout_s: float = DEFAULT_TIMEOUT_S, call_timeout_s: int = CALL_TIMEOUT_S) -> SampleRun:
     """Write `scorers_code` to `workdir/scorers.py` and call each scorer in `names` on every row.
 
     rows: [{"inputs", "outputs", "expectations"?, "source_trace"?, "trace": Trace.to_json() | None}]
@@ -88,7 +88,7 @@ def run_samples(scorers_code: str, names: list[str], rows: list[dict[str, Any]],
     workdir = Path(workdir)
     write_text(workdir / "scorers.py", scorers_code)
     job, result_path = workdir / "job.json", workdir / "result.json"
-    write_json(job, {"dir": str(workdir), "names": names, "rows": rows, "call_timeout_s": CALL_TIMEOUT_S})
+    write_json(job, {"dir": str(workdir), "names": names, "rows": rows, "call_timeout_s": call_timeout_s})
     result_path.unlink(missing_ok=True)
     start = time.monotonic()
     kwargs: dict[str, Any] = {"preexec_fn": _limits(int(timeout_s) + 5)} if os.name == "posix" else {}

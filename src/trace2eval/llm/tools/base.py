@@ -38,6 +38,31 @@ def _cap(text: str, limit: int = MAX_RESULT_CHARS) -> str:
     return text[:limit] + f"\n…[cut {len(text) - limit} characters: ask for less, e.g. a smaller page or detail level]"
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def _fit(out: Any, limit: int = MAX_RESULT_CHARS) -> str:
+    """JSON of `out` within `limit`: the longest list is shortened (and the cut noted) so the
+    model always gets valid JSON rather than a truncated document."""
+    text = _dumps(out)
+    if len(text) <= limit or not isinstance(out, dict):
+        return text
+    out = dict(out)
+    lists = [k for k, v in out.items() if isinstance(v, list) and v]
+    if not lists:
+        return text
+    key = max(lists, key=lambda k: len(_dumps(out[k])))
+    items = list(out[key])
+    total = len(items)
+    while items and len(text) > limit:
+        items.pop()
+        out[key] = items
+        out["note"] = f"{key}: showing {len(items)} of {total} to stay small; ask for fewer (page_size) or page on"
+        text = _dumps(out)
+    return text
+
+
 class ToolBox:
     """Dispatches tool calls: unknown tools and malformed input come back as error results."""
 
@@ -70,5 +95,4 @@ class ToolBox:
             return ToolResult(_cap(redact_text(str(exc))), True)
         except Trace2EvalError as exc:
             return ToolResult(_cap(redact_text(str(exc))), True)
-        text = out if isinstance(out, str) else json.dumps(out, ensure_ascii=False, default=str, separators=(",", ":"))
-        return ToolResult(_cap(redact_text(text)))
+        return ToolResult(_cap(redact_text(out if isinstance(out, str) else _fit(out))))
