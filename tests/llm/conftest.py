@@ -77,8 +77,10 @@ def llm_session(deterministic_session, demo_copy, tmp_path):
     """llm_session(**settings) → a copy of the deterministic session configured for an LLM."""
     from trace2eval.sessions.session import Session
 
+    count = iter(range(1, 100))
+
     def make(**settings):
-        target = tmp_path / "session"
+        target = tmp_path / f"session-{next(count)}"
         shutil.copytree(deterministic_session.dir, target)
         config_file = target / "state" / "config.json"
         config = json.loads(config_file.read_text())

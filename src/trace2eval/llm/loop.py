@@ -41,11 +41,16 @@ class LoopResult:
 
 
 def _dump(block: Any) -> dict[str, Any]:
-    return block.model_dump(mode="json", exclude_none=True) if hasattr(block, "model_dump") else dict(block)
+    """A response block as it is sent back in the next request. A tool_use whose input is not an
+    object is echoed with an empty input: the API would reject the conversation otherwise."""
+    data = block.model_dump(mode="json", exclude_none=True, warnings=False) if hasattr(block, "model_dump") else dict(block)
+    if data.get("type") == "tool_use" and not isinstance(data.get("input"), dict):
+        data["input"] = {}
+    return data
 
 
 def _size(obj: Any) -> int:
-    return len(json.dumps(obj, ensure_ascii=False, default=str))
+    return len(json.dumps(obj, ensure_ascii=False, default=str, separators=(",", ":")))
 
 
 def _elide(messages: list[dict[str, Any]]) -> None:
