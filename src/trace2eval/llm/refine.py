@@ -108,12 +108,16 @@ def _run(session: Session, config, task: str, record: LLMSessionRecord, extra: d
         record.summary = client.scrub(result.final_text)[:1000] or None
         # Accepted proposals passed every check when they were submitted: keep them even when the
         # session stopped early or the endpoint went away mid-session.
-        applied = {}
+        applied: dict[str, Any] = {}
         for earlier in ctx.extra.get("applied_during_session", []):
             applied = _merge(applied, earlier)
-        applied = _merge(applied, apply_staged(ctx))
+        at_end = apply_staged(ctx)
+        applied = _merge(applied, at_end)
         if task == "fix" and applied:
-            applied["validation"] = _validate_or_revert(session, before)
+            if not at_end and ctx.extra.get("validated"):
+                applied["validation"] = "passed with the LLM's repairs"  # its last run_validation saw them
+            else:
+                applied["validation"] = _validate_or_revert(session, before)
         record.applied.update(applied)
         record.accepted, record.refused = ctx.accepted, ctx.refused
         trace.outputs = {"outcome": record.outcome, "reason": record.reason, "usage": record.usage,

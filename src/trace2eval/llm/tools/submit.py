@@ -295,6 +295,7 @@ def run_validation(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     ctx.extra.setdefault("applied_during_session", []).append(applied)
     validate_task.run(ctx.session, attempt=100 + ctx.validations)
     validation = ctx.session.validation() or {}
+    ctx.extra["validated"] = validation.get("validation_status") == "passed"
     return {"applied": applied, "validation_status": validation.get("validation_status"),
             "problems": validation.get("problems", [])[:8],
             "metrics": {k: v for k, v in validation.get("metrics", {}).items() if k.endswith("/mean")}}
