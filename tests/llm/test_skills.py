@@ -33,6 +33,18 @@ def test_the_skill_has_its_entry_point_and_references():
     assert all(f'<skill_file path="{p}">' in core_context() for p in CORE_FILES)
 
 
+def test_each_session_carries_the_skill_files_it_needs():
+    from trace2eval.llm.prompts import system_prompt
+
+    gotchas = read_skill("references/GOTCHAS.md").strip()
+    interfaces = read_skill("references/CRITICAL-interfaces.md").strip()
+    skill = read_skill("SKILL.md").strip()
+    prompts = {task: system_prompt(task, 10) for task in ("initializer", "dataset", "scorers", "fix")}
+    assert all(skill in p for p in prompts.values())
+    assert gotchas not in prompts["initializer"] and gotchas in prompts["dataset"]
+    assert interfaces in prompts["scorers"] and interfaces in prompts["fix"] and interfaces not in prompts["dataset"]
+
+
 def test_repository_skills_folder_is_the_packaged_one():
     link = REPO / "skills"
     assert link.is_symlink() and link.resolve() == (REPO / "src" / "trace2eval" / "skills").resolve()

@@ -239,3 +239,13 @@ def test_a_runaway_scorer_is_stopped_by_the_sample_run(llm_session, tmp_path):
     run = run_samples(render_scorers(specs + [spinner], None), ["spinner"], sample_rows(ctx), tmp_path / "scratch",
                       call_timeout_s=1)
     assert run.problems_of("spinner") == ["row 0: did not return within 1 s"]
+
+
+def test_a_tool_that_breaks_reports_an_internal_error_and_the_session_goes_on(llm_session):
+    session = llm_session()
+    session.scorer_specs_file.write_text(json.dumps({"specs": []}))  # damaged by hand
+    toolbox, ctx = box(session, "scorers")
+    result = toolbox.call("read_state", {"name": "scorers"})
+    assert result.is_error and not result.malformed and "internal error in read_state (KeyError" in result.content
+    assert ctx.extra["internal_errors"] == [{"tool": "read_state", "error": "KeyError: 'scorers'"}]
+    assert not toolbox.call("read_analysis", {"section": "overview"}).is_error

@@ -56,7 +56,7 @@ a judge. Use check_scorers, then run_validation (at most twice) to confirm. Do n
 
 def system_prompt(task: str, max_turns: int) -> str:
     return (f"{ROLE.format(max_turns=max_turns)}\n\n{GOALS[task]}\n\n"
-            f"The mlflow-evaluation skill (more references via load_skill):\n\n{core_context()}")
+            f"The mlflow-evaluation skill (more references via load_skill):\n\n{core_context(task)}")
 
 
 def _short(obj: Any, limit: int = 6000) -> str:

@@ -119,6 +119,8 @@ def _run(session: Session, config, task: str, record: LLMSessionRecord, extra: d
             else:
                 applied["validation"] = _validate_or_revert(session, before)
         record.applied.update(applied)
+        if ctx.extra.get("internal_errors"):
+            record.applied["internal_errors"] = ctx.extra["internal_errors"][:10]
         record.accepted, record.refused = ctx.accepted, ctx.refused
         trace.outputs = {"outcome": record.outcome, "reason": record.reason, "usage": record.usage,
                          "accepted": len(ctx.accepted), "refused": len(ctx.refused), "applied": applied}
