@@ -225,3 +225,20 @@ def test_the_generators_own_calls_are_traced(serve, llm_session, demo_copy):
 def test_no_llm_means_no_session(llm_session):
     session = llm_session(llm="none")
     assert refine(session, "dataset") is None and ledger.load(session) == []
+
+
+def test_prompt_cache_markers_are_dropped_for_an_endpoint_that_rejects_them(serve, llm_session):
+    session = llm_session()
+
+    def model(req):
+        if "cache_control" in req.raw.decode():
+            return error(400, "invalid_request_error", "Extra inputs are not permitted: cache_control")
+        return message([text("nothing to add")], req)
+
+    server = serve(model)
+    assert refine(session, "dataset").outcome == "completed"
+    assert ["cache_control" in p.raw.decode() for p in server.posts] == [True, False]
+    first = server.posts[0].body
+    assert first["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert first["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert first["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}

@@ -124,13 +124,17 @@ def test_llm_improved_suite_validates(cli, serve, demo_copy, tmp_path):
     assert again.returncode == 0 and "single_domain_routing" in again.stdout
 
 
-def test_plain_text_model_through_the_anthropic_api(cli, serve, demo_copy, tmp_path):
-    server = serve(lambda req: message([text("Everything looks fine to me.")], req), provider="anthropic")
-    code, err, session, _ = run(cli, demo_copy, tmp_path / "s", "--llm", "anthropic")
+@pytest.mark.parametrize("provider, path, model", [
+    ("databricks", "/serving-endpoints/anthropic/v1/messages", "databricks-claude-opus-4-5"),
+    ("anthropic", "/v1/messages", "claude-opus-4-5"),
+])
+def test_a_model_that_answers_plain_text_only(cli, serve, demo_copy, tmp_path, provider, path, model):
+    server = serve(lambda req: message([text("Everything looks fine to me.")], req), provider=provider)
+    code, err, session, _ = run(cli, demo_copy, tmp_path / "s", "--llm", provider)
     assert code == 0, err[-3000:]
     assert session.validation()["validation_status"] == "passed"
-    assert [p.path for p in server.posts] == ["/v1/messages"] * 3
-    assert all(p.body["model"] == "claude-opus-4-5" and p.body["tools"] for p in server.posts)
+    assert [p.path for p in server.posts] == [path] * 3
+    assert all(p.body["model"] == model and p.body["tools"] for p in server.posts)
     assert all(s["source"] == "deterministic" for s in read_json(session.scorer_specs_file)["scorers"])
     assert not (session.state_dir / "agent_profile.json").exists()
 
