@@ -16,7 +16,7 @@ from trace2eval.llm import codecheck, schemas
 from trace2eval.llm.samplerun import run_samples
 from trace2eval.llm.tools.base import Tool
 from trace2eval.llm.tools.context import ToolContext, ToolError
-from trace2eval.llm.tools.traces import _fetch
+from trace2eval.llm.tools.traces import fetch_checked
 from trace2eval.sessions.files import read_json
 from trace2eval.traces.redact import redact
 
@@ -155,7 +155,7 @@ def submit_dataset_rows(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
             reasons.append("unknown trace id: use ids that search_traces, get_trace, read_analysis or the dataset showed you")
         else:
             try:
-                _fetch(ctx, tid)
+                fetch_checked(ctx, tid)
             except ToolError as exc:
                 reasons.append(str(exc))
         if not reasons and len(ctx.staged.rows) >= MAX_STAGED_ROWS:

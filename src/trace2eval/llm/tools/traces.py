@@ -12,8 +12,8 @@ from typing import Any
 
 from trace2eval.llm.tools.base import Tool
 from trace2eval.llm.tools.context import ToolContext, ToolError
-from trace2eval.traces.features import (_message_text, root_span, span_duration_ms, span_status, span_type,
-                                        to_text, trace_features, trace_spans)
+from trace2eval.traces.features import (root_span, span_duration_ms, span_status, span_type, to_text, trace_features,
+                                        trace_spans)
 from trace2eval.traces.redact import redact
 from trace2eval.traces.source import TraceQuery
 
@@ -23,6 +23,14 @@ SYSTEM_PROMPT_CHARS = 5_000
 ITEM_CHARS = 600
 MAX_SPANS_SHOWN = 60
 SAFE_TOOL_NAME = re.compile(r"^[\w.\-: ]{1,100}$")
+
+
+def _message_text(message: Any) -> str:
+    """Text of a chat message whose content is a string or a list of content blocks."""
+    content = message.get("content") if isinstance(message, dict) else message
+    if isinstance(content, list):
+        return " ".join(str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in content).strip()
+    return "" if content is None else str(content)
 
 
 def _findings_of(ctx: ToolContext) -> dict[str, list[str]]:
@@ -52,7 +60,8 @@ def _summary(ctx: ToolContext, trace: Any) -> dict[str, Any]:
     })
 
 
-def _fetch(ctx: ToolContext, trace_id: str):
+def fetch_checked(ctx: ToolContext, trace_id: str):
+    """The trace, if it exists and belongs to the session's experiment; ToolError otherwise."""
     try:
         trace = ctx.mlflow_client().get_trace(trace_id)
     except Exception:
@@ -101,7 +110,7 @@ def search_traces(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 
 def _fetch_quiet(ctx: ToolContext, trace_id: str):
     try:
-        return _fetch(ctx, trace_id)
+        return fetch_checked(ctx, trace_id)
     except ToolError:
         return None
 
@@ -182,7 +191,7 @@ def _spans(trace: Any) -> list[dict[str, Any]]:
 
 
 def get_trace(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    trace = _fetch(ctx, args["trace_id"])
+    trace = fetch_checked(ctx, args["trace_id"])
     detail = args.get("detail", "summary")
     out = _summary(ctx, trace)
     if detail == "summary":
