@@ -12,6 +12,7 @@ import random
 from collections import Counter, defaultdict
 from typing import Any
 
+from trace2eval.analysis.agreement import meta_evaluate
 from trace2eval.analysis.querytypes import cluster_requests
 from trace2eval.analysis.stats import outlier_threshold, percentile, summary
 from trace2eval.traces.checks import run_check
@@ -26,9 +27,10 @@ SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 class Analyzer:
     """Accumulates digests one at a time; `finish()` computes the analysis."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, label_name: str | None = None):
         self.rows: list[dict[str, Any]] = []
         self.seed = seed
+        self.label_name = label_name
 
     def add(self, digest: dict[str, Any]) -> None:
         row = dict(digest)
@@ -66,6 +68,9 @@ class Analyzer:
             },
             "samples": samples(rows, self.seed),
         }
+        if self.label_name:
+            analysis["meta_evaluation"] = meta_evaluate(rows, findings, self.label_name)
+            analysis["recommended_scorers"] = recommended_scorers(findings)
         analysis["case_index"] = case_index(rows, analysis)
         return analysis
 
@@ -362,7 +367,7 @@ def build_findings(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]:
 def recommended_scorers(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     recs = [{
         "name": f["id"] if f["scorer"] == "code" else f"{f['id']}_judge", "type": f["scorer"], "check": f["check"],
-        "finding": f["id"],
+        "finding": f["id"], "kept": f.get("kept", True),
         "rationale": f"{f['title']}: {f['prevalence']['traces']} trace(s) ({f['prevalence']['rate']:.0%}); {f['threshold_rationale']}",
     } for f in findings]
     recs += [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
@@ -47,7 +48,9 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
     best = None
     upper = min(MAX_TYPES, max(2, len(fit_texts) // 6))
     for k in range(2, upper + 1):
-        model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(matrix)
+        with warnings.catch_warnings():  # duplicate requests make fewer distinct clusters: expected
+            warnings.simplefilter("ignore")
+            model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(matrix)
         if len(set(model.labels_)) < 2:
             continue
         score = silhouette_score(matrix, model.labels_, sample_size=min(2000, len(fit_texts)), random_state=seed)

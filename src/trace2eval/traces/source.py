@@ -126,10 +126,10 @@ def iter_trace_pages(client, query: TraceQuery, page_size: int = PAGE_SIZE, incl
             return
 
 
-def iter_digests(client, query: TraceQuery, page_size: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
+def iter_digests(client, query: TraceQuery, page_size: int = PAGE_SIZE, label_name: str | None = None) -> Iterator[dict[str, Any]]:
     for page in iter_trace_pages(client, query, page_size):
         for trace in page:
-            yield digest_trace(trace)
+            yield digest_trace(trace, label_name)
 
 
 def fetch_trace(client, trace_id: str):

@@ -16,8 +16,8 @@ def run(session: Session) -> dict[str, Any]:
     config = session.config()
     client = open_client(config.tracking_uri, config.experiment_id)
     query = TraceQuery(config.experiment_id, config.filter_string, config.since_ms, config.max_traces)
-    analyzer = Analyzer(seed=config.seed)
-    for digest in ui.track(iter_digests(client, query), "Reading traces", total=config.max_traces):
+    analyzer = Analyzer(seed=config.seed, label_name=config.labels)
+    for digest in ui.track(iter_digests(client, query, label_name=config.labels), "Reading traces", total=config.max_traces):
         analyzer.add(digest)
     if not analyzer.rows:
         what = f"experiment {config.experiment_id} has no traces"
@@ -32,6 +32,14 @@ def run(session: Session) -> dict[str, Any]:
     summary = analysis["trace_summary"]
     ui.say(f"Analyzed {summary['total_analyzed']} traces: {len(analysis['findings'])} findings, "
            f"{len(analysis['query_types'])} query types")
+    meta = analysis.get("meta_evaluation")
+    if meta:
+        if meta.get("labelled", 0) == 0:
+            ui.warn(meta["note"])
+        else:
+            ui.say(f"Against labels '{config.labels}' ({meta['labelled']} labelled traces): kept {len(meta['kept'])} "
+                   f"code scorers, dropped {len(meta['dropped'])}; together recall {meta['combined']['recall']:.2f}, "
+                   f"false-alarm rate {meta['combined']['false_alarm_rate']:.2f}")
     update_plan(session, analysis)
     return {"traces": summary["total_analyzed"], "findings": len(analysis["findings"]),
             "query_types": len(analysis["query_types"])}
@@ -41,12 +49,13 @@ def update_plan(session: Session, analysis: dict[str, Any]) -> None:
     """Describe the remaining tasks in terms of what the analysis found."""
     plan = session.plan()
     findings = analysis["findings"]
+    code = [f for f in findings if f.get("scorer", "code") == "code" and f.get("kept", True)]
     plan.task("dataset").description = (
         f"Build the evaluation dataset from production traces: cover {len(findings)} findings, "
         f"{len(analysis['query_types'])} query types, the slowest traces and a random slice"
     )
     plan.task("scorers").description = (
-        f"Create {len(findings)} code scorers ({', '.join(f['id'] for f in findings[:6])}"
-        f"{'…' if len(findings) > 6 else ''}) plus LLM judges"
+        f"Create {len(code)} code scorers ({', '.join(f['id'] for f in code[:6])}"
+        f"{'…' if len(code) > 6 else ''}) plus LLM judges"
     )
     session.save_plan(plan)
