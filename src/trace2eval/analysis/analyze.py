@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -33,11 +34,16 @@ class Analyzer:
         self.label_name = label_name
 
     def add(self, digest: dict[str, Any]) -> None:
+        """Keep what the analysis needs (about 1 KB a trace): 100k traces fit in a few hundred MB."""
         row = dict(digest)
-        row["tools"] = row.get("tools", [])[:40]
+        row["tools"] = [
+            {"name": sys.intern(t["name"]), "ok": t["ok"], "error": t["error"], "ms": t["ms"], "nested": t.get("nested", False)}
+            for t in row.get("tools", [])[:40]
+        ]
         row["request"] = row.get("request") or ""  # already bounded; checks classify on all of it
         row["answer"] = (row.get("answer") or "")[:300]
         row["user_turns"] = []  # only needed while the digest was built
+        row["ungrounded_writes"] = row.get("ungrounded_writes", [])[:2]
         self.rows.append(row)
 
     def finish(self, sample_note: str | None = None) -> dict[str, Any]:
@@ -382,7 +388,8 @@ def samples(rows: list[dict[str, Any]], seed: int) -> dict[str, list[str]]:
     ids = [r["trace_id"] for r in rows]
     slowest = sorted(rows, key=lambda r: -r["duration_ms"])[:5]
     ok = [r for r in rows if r["status"] != "ERROR" and r["has_answer"]]
-    baseline = sorted(ok, key=lambda r: abs(r["duration_ms"] - percentile([x["duration_ms"] for x in ok], 50)))[:3]
+    typical = percentile([r["duration_ms"] for r in ok], 50)
+    baseline = sorted(ok, key=lambda r: abs(r["duration_ms"] - typical))[:3]
     return {
         "random": rng.sample(ids, min(RANDOM_SAMPLE, len(ids))),
         "slowest": [r["trace_id"] for r in slowest],

@@ -6,28 +6,38 @@ from typing import Any
 
 from trace2eval import ui
 from trace2eval.analysis.analyze import Analyzer
+from trace2eval.analysis.querytypes import prewarm
 from trace2eval.errors import SourceError
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.session import Session
-from trace2eval.traces.source import TraceQuery, iter_digests, open_client
+from trace2eval.analysis.stats import summary as distribution
+from trace2eval.traces.reader import plan_shards, read_digests, scan_index
+from trace2eval.traces.source import TraceQuery, open_client
 
 
 def run(session: Session) -> dict[str, Any]:
     config = session.config()
     client = open_client(config.tracking_uri, config.experiment_id)
     query = TraceQuery(config.experiment_id, config.filter_string, config.since_ms, config.max_traces)
-    analyzer = Analyzer(seed=config.seed, label_name=config.labels)
-    for digest in ui.track(iter_digests(client, query, label_name=config.labels), "Reading traces", total=config.max_traces):
-        analyzer.add(digest)
-    if not analyzer.rows:
+    index = scan_index(client, query)
+    if index.count == 0:
         what = f"experiment {config.experiment_id} has no traces"
         if query.mlflow_filter():
             what += f" matching {query.mlflow_filter()!r}"
         raise SourceError(what, "log traces from your agent first, or widen --filter / --since")
-    note = None
-    if config.max_traces is not None and len(analyzer.rows) >= config.max_traces:
-        note = f"the newest {len(analyzer.rows)} traces (--max-traces {config.max_traces})"
-    analysis = analyzer.finish(sample_note=note)
+    plan = plan_shards(index, config.max_traces, seed=config.seed)
+    prewarm()
+    analyzer = Analyzer(seed=config.seed, label_name=config.labels)
+    digests = read_digests(config.tracking_uri, query, plan, label_name=config.labels)
+    for digest in ui.track(digests, "Reading traces", total=plan.expected):
+        analyzer.add(digest)
+    analysis = analyzer.finish(sample_note=plan.note)
+    analysis["population"] = {
+        "traces": index.count, "by_status": dict(index.statuses), "latency_ms": distribution(index.durations),
+        "tokens_per_trace": distribution(index.tokens) if index.tokens else {"count": 0},
+        "note": "every matching trace, read without spans" + ("" if plan.expected >= index.count else
+                                                              "; findings come from the sample"),
+    }
     write_json(session.analysis_file, analysis)
     summary = analysis["trace_summary"]
     ui.say(f"Analyzed {summary['total_analyzed']} traces: {len(analysis['findings'])} findings, "
