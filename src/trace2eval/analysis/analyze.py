@@ -258,9 +258,18 @@ def _candidate_checks(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]
 
     # -- behaviour relative to this experiment's own distribution ---------------------------
     with_tools = [r for r in rows if r["n_tool_calls"]]
-    if len(with_tools) >= 0.9 * n and n >= 10:
-        add("answered_without_tools", "uses_tools", "Answers given without consulting any tool", "medium", {"min": 1},
-            f"no tool call at all, while {len(with_tools)} of {n} traces ({len(with_tools) / n:.0%}) use tools",
+    if len(with_tools) >= 0.8 * n and n >= 10:
+        # Request types that are mostly answered without tools (greetings, "what can you do") are exempt.
+        exempt = [name for name in types.names
+                  if (members := [r for r in rows if r["query_type"] == name])
+                  and sum(r["n_tool_calls"] > 0 for r in members) < 0.8 * len(members)]
+        params = {"min": 1}
+        if exempt:
+            params.update({"exempt_types": exempt,
+                           "types": [{"name": nm, "terms": t} for nm, t in zip(types.names, types.terms)]})
+        add("answered_without_tools", "uses_tools", "Answers given without consulting any tool", "medium", params,
+            f"no tool call at all, while {len(with_tools)} of {n} traces ({len(with_tools) / n:.0%}) use tools"
+            + (f"; request types mostly answered without tools are exempt ({', '.join(exempt)})" if exempt else ""),
             "The agent answered from its own knowledge where it nearly always looks things up first.")
     if with_tools:
         identical = [r["max_identical_calls"] for r in with_tools]
