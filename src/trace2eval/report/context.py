@@ -71,6 +71,11 @@ def _num(value: Any) -> float | None:
     return float(value)
 
 
+def as_int(value: Any, default: int = 0) -> int:
+    v = _num(value)
+    return default if v is None else int(v)
+
+
 def fmt_ms(value: Any) -> str:
     v = _num(value)
     if v is None:
@@ -94,6 +99,20 @@ def _list(value: Any) -> list:
 
 def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+LIST_SECTIONS = ("findings", "query_types", "error_patterns", "tool_usage", "request_shapes")
+
+
+def normalized(analysis: Any) -> dict[str, Any]:
+    """The analysis with every list section reduced to its dict entries and every summary a dict,
+    so the sections below only have to guard individual values."""
+    data = dict(_dict(analysis))
+    for key in LIST_SECTIONS:
+        data[key] = [x for x in _list(data.get(key)) if isinstance(x, dict)]
+    for key in ("agent", "trace_summary", "samples"):
+        data[key] = _dict(data.get(key))
+    return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,7 +204,7 @@ def findings_section(analysis: dict[str, Any], links: UiLinks, specs: list[dict[
         fid = str(f["id"])
         prev = _dict(f.get("prevalence"))
         evidence = [str(t) for t in _list(f.get("evidence"))]
-        total = int(prev.get("traces") or len(evidence))
+        total = as_int(prev.get("traces"), len(evidence))
         covering = [s for s in specs if s.get("finding") == fid or s.get("name") == fid]
         in_dataset = [r for r in rows if fid in _list(_dict(r.get("metadata")).get("findings"))]
         out.append({
@@ -221,12 +240,12 @@ def query_type_section(analysis: dict[str, Any], rows: list[dict[str, Any]]) -> 
             continue
         hits = {k: v for k, v in _dict(q.get("findings")).items() if _num(v)}
         top = max(hits.items(), key=lambda kv: kv[1]) if hits else None
-        count = int(q.get("count") or 0)
+        count = as_int(q.get("count"))
         out.append({
             "name": q["name"],
             "description": q.get("description") or ", ".join(map(str, _list(q.get("terms"))[:4])),
             "count": count,
-            "share": count / max(1, int(_dict(analysis.get("trace_summary")).get("total_analyzed") or count or 1)),
+            "share": count / max(1, as_int(_dict(analysis.get("trace_summary")).get("total_analyzed"), count)),
             "error_rate": q.get("error_rate"),
             "p50": fmt_ms(_dict(q.get("latency_ms")).get("p50")),
             "top_finding": f"{top[0]} ({top[1] / count:.0%})" if top and count else "",
@@ -393,7 +412,7 @@ def build_context(session: Session, changes: Changes | None = None, ui_url: str 
     except Exception:
         tracking_uri, experiment_id = "", plan.experiment_id
     links = UiLinks.for_tracking_uri(tracking_uri, experiment_id, ui_url)
-    analysis = _dict(_read(session.analysis_file))
+    analysis = normalized(_read(session.analysis_file)) if session.analysis_file.exists() else {}
     validation = _read(session.validation_file)
     validation = validation if isinstance(validation, dict) else None
     dataset = _read(session.dataset_json)
@@ -412,7 +431,7 @@ def build_context(session: Session, changes: Changes | None = None, ui_url: str 
     gates = gates_section(gates_file, metrics)
     scorers = scorer_section(specs_file, metrics, (gates or {}).get("gates", {}), validation)
     notes = []
-    if not analysis:
+    if not analysis.get("trace_summary"):
         notes.append("The analysis has not run yet (state/analysis.json is missing): the report shows the plan only.")
     if links.base is None:
         notes.append("Trace ids are not links: this tracking store has no UI address. To get links, start "
@@ -430,7 +449,7 @@ def build_context(session: Session, changes: Changes | None = None, ui_url: str 
         links={"experiment": links.experiment(), "validation_run": links.run(_dict(validation).get("run_id")),
                "generation_run": links.run(generation.get("run_id"))},
         agent=describe_agent(analysis),
-        kpis=kpi_tiles(analysis, findings, coverage, scorers, validation, status) if analysis else [],
+        kpis=kpi_tiles(analysis, findings, coverage, scorers, validation, status) if analysis.get("trace_summary") else [],
         traces=trace_section(analysis),
         findings=findings,
         error_patterns=[{**p, "evidence": [Evidence(str(t), links.trace(str(t))) for t in _list(p.get("evidence"))[:3]]}

@@ -97,29 +97,43 @@ def _env(autoescape: bool) -> jinja2.Environment:
 # -- pictures ----------------------------------------------------------------------------------
 
 
+def _numeric(items: Any, *path: str) -> list[dict[str, Any]]:
+    """Entries of a state-file list whose number at `path` is really a number (others are skipped)."""
+    out = []
+    for item in items if isinstance(items, list) else []:
+        value: Any = item
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(item, dict) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append(item)
+    return out
+
+
 def build_charts(analysis: dict[str, Any], points, ctx: ReportContext) -> list[draw.Chart]:
     """Every picture the data allows, in the order the report shows them."""
-    findings = [f for f in analysis.get("findings") or [] if isinstance(f, dict)]
-    summary = analysis.get("trace_summary") or {}
-    threshold = next((f.get("params", {}).get("max_ms") for f in findings
-                      if isinstance(f.get("params"), dict) and f["params"].get("max_ms")), None)
+    findings = _numeric(analysis.get("findings"), "prevalence", "traces")
+    query_types = _numeric(analysis.get("query_types"), "count")
+    for q in query_types:  # finding hits per type feed arithmetic: keep only numbers
+        q["findings"] = {k: v for k, v in (q.get("findings") or {}).items() if isinstance(v, (int, float))} \
+            if isinstance(q.get("findings"), dict) else {}
+    summary = analysis.get("trace_summary") if isinstance(analysis.get("trace_summary"), dict) else {}
+    latency = summary.get("latency_ms") if isinstance(summary.get("latency_ms"), dict) else {}
+    threshold = next((f["params"]["max_ms"] for f in findings
+                      if isinstance(f.get("params"), dict) and isinstance(f["params"].get("max_ms"), (int, float))), None)
     order = {f["id"]: i for i, f in enumerate(ctx.findings)}
     ranked = sorted((f for f in findings if f.get("id") in order), key=lambda f: order[f["id"]])
-    means = {}
-    for s in ctx.scorers["rows"]:
-        if s["pass_rate"] is not None:
-            means[f"{s['name']}/mean"] = s["pass_rate"]
+    means = {f"{s['name']}/mean": s["pass_rate"] for s in ctx.scorers["rows"] if s["pass_rate"] is not None}
     gates = (ctx.gates or {}).get("gates", {})
     previous = ctx.changes.previous_metrics if ctx.changes else None
+    total = summary.get("total_analyzed") if isinstance(summary.get("total_analyzed"), int) else 0
     drawn = [
-        draw.failures_chart(ranked, int(summary.get("total_analyzed") or 0)),
+        draw.failures_chart(ranked, total),
         draw.scorer_chart(means, gates, previous),
-        draw.latency_chart(points.durations_ms if points else None, points.statuses if points else None,
-                           summary.get("latency_ms") or {}, threshold),
+        draw.latency_chart(points.durations_ms if points else None, points.statuses if points else None, latency, threshold),
         draw.volume_chart(points.timestamps_ms, points.statuses) if points else None,
-        draw.tools_chart([t for t in analysis.get("tool_usage") or [] if isinstance(t, dict)]),
-        draw.query_type_chart([q for q in analysis.get("query_types") or [] if isinstance(q, dict)], findings),
-        draw.heatmap_chart([q for q in analysis.get("query_types") or [] if isinstance(q, dict)], findings),
+        draw.tools_chart(_numeric(analysis.get("tool_usage"), "calls")),
+        draw.query_type_chart(query_types, findings),
+        draw.heatmap_chart(query_types, findings),
     ]
     return [c for c in drawn if c is not None]
 
@@ -148,9 +162,9 @@ def write_report(session: Session, ui_url: str | None = None, previous: Session 
     previous: "auto" finds the previous session of the same experiment beside this one; None
     compares with nothing. read_traces=False never touches the tracking store (cached points only).
     """
-    from trace2eval.report.context import _dict, _read
+    from trace2eval.report.context import _read, normalized
 
-    analysis = _dict(_read(session.analysis_file))
+    analysis = normalized(_read(session.analysis_file)) if session.analysis_file.exists() else {}
     if previous == "auto":
         previous = find_previous(session)
     changes: Changes | None = compare(session, previous) if isinstance(previous, Session) else None
