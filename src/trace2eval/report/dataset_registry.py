@@ -8,6 +8,7 @@ Locally the dataset lives in the tracking store; on Databricks it is a Unity Cat
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -121,5 +122,8 @@ def register_dataset(session: Session, known: dict[str, Any] | None = None) -> d
         dataset.merge_records(records)
         total = len(dataset.to_df())
         dataset_id = getattr(dataset, "dataset_id", None)
+    # MLflow keys a record by its inputs: two production traces with the same request (kept as
+    # separate failure cases in the dataset) become one record, the later outputs winning.
+    distinct = len({json.dumps(r["inputs"], sort_keys=True, default=str) for r in records})
     return {"name": name, "dataset_id": dataset_id, "records": total, "merged": len(records),
-            "linked_to_traces": sum("source" in r for r in records)}
+            "same_inputs_merged": len(records) - distinct, "linked_to_traces": sum("source" in r for r in records)}
