@@ -57,3 +57,26 @@ def test_trace_text_cannot_run_script_in_the_report(session_copy, tmp_path):
     dom = browser.probe_dom(files.html, tmp_path, tmp_path / "profile-csp", keep_csp=True)
     assert 't2e-probe' not in dom.split("</script>")[-1]
     assert "&lt;script&gt;window.__pwned" in dom
+
+
+@pytest.mark.slow
+def test_hostile_production_traces_stay_text_in_the_report(store, tmp_path):
+    """Script in real trace requests, answers, tool names and errors, through a whole run."""
+    from trace2eval.cli.options import build_config
+    from trace2eval.sessions import runner
+
+    evil = '<script>window.__pwned="req"</script>'
+    for i in range(8):
+        store.add(f"order question {i} {evil}", f"answer {i} <img src=x onerror=\"window.__pwned='ans'\">",
+                  tools=[{"name": f"lookup<script>window.__pwned='tool'</script>", "args": {"q": evil},
+                          "error": i % 3 == 0, "output": {"error": f"failed {evil}"}}])
+    store.add(evil, None, status="ERROR", exception=("Boom<script>", evil))
+    config = build_config(store.experiment_id, store.uri, "none", "", None, 0, None, None, None)
+    session = runner.create_session(config, tmp_path / "sessions")
+    runner.run_all(session)
+    html = (session.dir / "report.html").read_text()
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;" in html  # the text is there, as text
+    result = probe(browser.probe_dom(session.dir / "report.html", tmp_path, tmp_path / "profile"))
+    assert result["pwned"] is None and result["scripts"] == 1
+    assert len(result["images"]) >= 4 and all(i["width"] > 0 for i in result["images"])
