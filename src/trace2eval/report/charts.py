@@ -18,7 +18,7 @@ from typing import Any
 
 SEVERITY_COLORS = {"high": "#c0392b", "medium": "#e08e0b", "low": "#5b8c5a"}
 BLUE, GREY, RED, INK = "#2e6f9e", "#9aa5b1", "#c0392b", "#1f2933"
-WIDTH_IN = 7.6
+WIDTH_IN = 9.2
 DPI = 110
 
 
@@ -140,8 +140,8 @@ def failures_chart(findings: Sequence[dict[str, Any]], total: int) -> Chart | No
     from matplotlib.patches import Patch
 
     present = [s for s in SEVERITY_COLORS if any(f.get("severity") == s for f in rows)]
-    ax.legend(handles=[Patch(color=SEVERITY_COLORS[s], label=s) for s in present], fontsize=8, frameon=False,
-              loc="lower right", title="severity", title_fontsize=8)
+    ax.legend(handles=[Patch(color=SEVERITY_COLORS[s], label=f"{s} severity") for s in present], fontsize=8,
+              frameon=False, loc="lower right")
     _style(ax)
     caption = "; ".join(f"{f.get('id')}: {f['prevalence']['traces']}" for f in rows[:6])
     return Chart("failures", "Failures by kind", f"Traces flagged per finding ({caption})", _png(fig))
@@ -186,7 +186,7 @@ def query_type_chart(query_types: Sequence[dict[str, Any]], findings: Sequence[d
     ax_rate.set_xlim(0, max(top_rates + error_rates + [10.0]) * 1.7)
     ax_rate.set_xlabel("% of the type's traces", fontsize=9)
     ax_rate.set_title("where it fails", fontsize=9, color=INK)
-    ax_rate.legend(fontsize=7.5, frameon=False, loc="lower right")
+    ax_rate.legend(fontsize=7.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     _style(ax_volume)
     _style(ax_rate)
     busiest = rows[0]
@@ -236,8 +236,8 @@ def scorer_chart(means: dict[str, float], gates: dict[str, float], previous: dic
     values = [float(means[n]) for n in names]
     colors = [RED if gates.get(n) is not None and v < float(gates[n]) - 1e-9 else BLUE for n, v in zip(names, values)]
     ax.barh(labels, values, color=colors)
-    for y, v in enumerate(values):
-        ax.text(min(v, 1.0), y, f" {v:.0%}", va="center", fontsize=8)
+    for y, v in enumerate(values):  # a value column right of the axis, clear of the markers
+        ax.text(1.03, y, f"{v:.0%}", va="center", fontsize=8.5, color=INK)
     gate_ys = [(y, float(gates[n])) for y, n in enumerate(names) if isinstance(gates.get(n), (int, float))]
     if gate_ys:
         ax.scatter([g for _, g in gate_ys], [y for y, _ in gate_ys], marker="|", s=260, color=INK, label="gate", zorder=3)
@@ -245,11 +245,12 @@ def scorer_chart(means: dict[str, float], gates: dict[str, float], previous: dic
     if prev:
         ax.scatter([p for _, p in prev], [y for y, _ in prev], marker="D", s=22, facecolors="none",
                    edgecolors=SEVERITY_COLORS["medium"], label="previous session", zorder=4)
-    ax.set_xlim(0, 1.12)
+    ax.set_xlim(0, 1.1)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.xaxis.set_major_formatter(_percent_formatter())
     ax.set_xlabel("rows passing", fontsize=9)
     if gate_ys or prev:
-        ax.legend(fontsize=8, frameon=False, loc="lower right")
+        ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     _style(ax)
     low = names[0].removesuffix("/mean")
     return Chart("scorer_pass_rates", "Scorer pass rates",
