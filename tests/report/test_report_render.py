@@ -166,3 +166,23 @@ def test_points_are_cached_for_a_session_copied_away_from_its_store(session_copy
     files = write_report(Session.open(session_copy.dir), previous=None)
     assert "latency" in files.charts and "volume" in files.charts
     assert "the per-trace distribution needs the tracking store" not in files.html.read_text()
+
+
+def test_agreement_with_labels_is_shown_when_measured(session_copy):
+    analysis = session_copy.analysis()
+    first, second = analysis["findings"][:2]
+    first.update(kept=True, kept_reason="adds signal", agreement={
+        "precision": 0.8, "recall": 0.3, "false_alarm_rate": 0.05, "cohen_kappa": 0.2, "flagged_bad": 8, "flagged_good": 2})
+    second.update(kept=False, kept_reason="no signal", agreement={
+        "precision": 0.1, "recall": 0.02, "false_alarm_rate": 0.2, "cohen_kappa": -0.1, "flagged_bad": 1, "flagged_good": 9})
+    analysis["meta_evaluation"] = {"label": "thumbs_up", "labelled": 40, "bad": 12, "good": 28, "base_rate_bad": 0.3,
+                                   "kept": [first["id"]], "dropped": [second["id"]],
+                                   "combined": {"precision": 0.8, "recall": 0.3, "false_alarm_rate": 0.05,
+                                                "cohen_kappa": 0.2, "flagged_bad": 8, "flagged_good": 2}}
+    session_copy.analysis_file.write_text(json.dumps(analysis))
+    files = write_report(session_copy, previous=None, read_traces=False)
+    html = files.html.read_text()
+    assert "label_agreement" in files.charts
+    assert 'id="labels"' in html and "thumbs_up" in html and "40 labelled traces, 12 of them bad (30%)" in html
+    assert "dropped: no signal" in html and "recall 30%" in html
+    assert "Scorers against the labels" in files.markdown.read_text()

@@ -322,3 +322,36 @@ def _percent_formatter():
     from matplotlib.ticker import PercentFormatter
 
     return PercentFormatter(xmax=1.0, decimals=0)
+
+
+def agreement_chart(rows: Sequence[dict[str, Any]], base_rate: float | None, combined: dict[str, Any],
+                    label: str) -> Chart | None:
+    """Precision and recall of each code scorer against people's yes/no labels."""
+    usable = [r for r in rows if isinstance(r.get("precision"), (int, float)) or isinstance(r.get("recall"), (int, float))][:14]
+    if not usable:
+        return None
+    entries = [("all kept scorers", combined.get("precision"), combined.get("recall"), True)] if combined else []
+    entries += [(r["id"] + ("" if r.get("kept", True) else " (dropped)"), r.get("precision"), r.get("recall"),
+                 r.get("kept", True)) for r in usable]
+    entries = entries[::-1]
+    fig = _figure(1.0 + 0.36 * len(entries))
+    ax = fig.subplots()
+    ys = list(range(len(entries)))
+    precision = [float(p or 0) for _, p, _, _ in entries]
+    recall = [float(r or 0) for _, _, r, _ in entries]
+    ax.barh([y + 0.19 for y in ys], precision, height=0.38, color=BLUE, label="precision: flagged traces that were bad")
+    ax.barh([y - 0.19 for y in ys], recall, height=0.38, color=SEVERITY_COLORS["medium"], label="recall: bad traces flagged")
+    ax.set_yticks(ys, [_label(name, 30) for name, *_ in entries])
+    for tick, (_, _, _, kept) in zip(ax.get_yticklabels(), entries):
+        if not kept:
+            tick.set_color(GREY)
+    if isinstance(base_rate, (int, float)):
+        ax.axvline(base_rate, color=RED, linestyle="--", linewidth=1.2, label=f"base rate: {base_rate:.0%} labelled bad")
+    ax.set_xlim(0, 1.05)
+    ax.xaxis.set_major_formatter(_percent_formatter())
+    ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+    _style(ax)
+    caption = (f"Against '{label}': together the kept scorers flag {float(combined.get('recall') or 0):.0%} of the traces "
+               f"people marked bad, at {float(combined.get('precision') or 0):.0%} precision") if combined else \
+        f"Agreement of each scorer with '{label}'"
+    return Chart("label_agreement", "Scorers against the labels", caption, _png(fig))

@@ -51,6 +51,7 @@ class ReportContext:
     changes: Changes | None
     tasks: list[dict[str, Any]]
     mlflow: dict[str, Any]
+    labels: dict[str, Any] | None = None
     charts: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -178,7 +179,11 @@ def trace_section(analysis: dict[str, Any]) -> dict[str, Any]:
     s = _dict(analysis.get("trace_summary"))
     lat, tok = _dict(s.get("latency_ms")), _dict(s.get("tokens_per_trace"))
     calls, turns = _dict(s.get("tool_calls_per_trace")), _dict(s.get("user_turns_per_trace"))
-    rows = [
+    population = _dict(analysis.get("population"))
+    rows = []
+    if population.get("traces") and population.get("traces") != s.get("total_analyzed"):
+        rows.append(("traces matching", f"{population['traces']:,}", str(population.get("note") or "")))
+    rows += [
         ("traces analyzed", str(s.get("total_analyzed", "–")), str(analysis.get("sample") or "")),
         ("time range", f"{fmt_day(s.get('first_timestamp_ms'))} → {fmt_day(s.get('last_timestamp_ms'))}", "UTC"),
         ("status", ", ".join(f"{k} {v}" for k, v in _dict(s.get("by_status")).items()) or "–", ""),
@@ -226,6 +231,26 @@ def findings_section(analysis: dict[str, Any], links: UiLinks, specs: list[dict[
         })
     out.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), -f["traces"]))
     return out
+
+
+def labels_section(analysis: dict[str, Any]) -> dict[str, Any] | None:
+    """How each code scorer agrees with the yes/no labels people gave (`--labels`), when measured."""
+    meta = _dict(analysis.get("meta_evaluation"))
+    if not meta:
+        return None
+    rows = []
+    for f in _list(analysis.get("findings")):
+        agreement = _dict(f.get("agreement"))
+        if not agreement:
+            continue
+        rows.append({"id": str(f.get("id")), "title": f.get("title") or f.get("id"), "kept": f.get("kept"),
+                     "reason": f.get("kept_reason") or "", **{k: agreement.get(k) for k in (
+                         "precision", "recall", "false_alarm_rate", "cohen_kappa", "flagged_bad", "flagged_good")}})
+    rows.sort(key=lambda r: -(_num(r["precision"]) or 0))
+    return {"label": meta.get("label"), "labelled": meta.get("labelled", 0), "bad": meta.get("bad"),
+            "good": meta.get("good"), "base_rate": meta.get("base_rate_bad"), "combined": _dict(meta.get("combined")),
+            "kept": _list(meta.get("kept")), "dropped": _list(meta.get("dropped")), "rows": rows,
+            "note": meta.get("note") or ""}
 
 
 def query_type_section(analysis: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -376,7 +401,7 @@ def task_section(plan) -> list[dict[str, Any]]:
     return out
 
 
-def kpi_tiles(analysis, findings, coverage, scorers, validation, status) -> list[dict[str, Any]]:
+def kpi_tiles(analysis, findings, coverage, scorers, validation, status, labels=None) -> list[dict[str, Any]]:
     s = _dict(analysis.get("trace_summary"))
     total = s.get("total_analyzed") or 0
     errors = _num(s.get("error_count")) or 0
@@ -385,8 +410,11 @@ def kpi_tiles(analysis, findings, coverage, scorers, validation, status) -> list
         by_sev[f["severity"]] = by_sev.get(f["severity"], 0) + 1
     means = [_num(v) for k, v in _dict(_dict(validation).get("metrics")).items() if k.endswith("/mean")]
     means = [m for m in means if m is not None]
+    population = as_int(_dict(analysis.get("population")).get("traces"), total)
+    span = f"{fmt_day(s.get('first_timestamp_ms'))} → {fmt_day(s.get('last_timestamp_ms'))}"
     tiles = [
-        {"label": "traces", "value": f"{total:,}", "sub": f"{fmt_day(s.get('first_timestamp_ms'))} → {fmt_day(s.get('last_timestamp_ms'))}"},
+        {"label": "traces", "value": f"{max(population, total):,}",
+         "sub": span if population <= total else f"{total:,} analyzed (sample) · {span}"},
         {"label": "error rate", "value": fmt_pct(errors / total if total else None, 1), "sub": f"{int(errors)} traces ended in ERROR",
          "tone": "bad" if total and errors / total > 0.05 else None},
         {"label": "latency p50 / p95", "value": f"{fmt_ms(_dict(s.get('latency_ms')).get('p50'))}",
@@ -396,6 +424,9 @@ def kpi_tiles(analysis, findings, coverage, scorers, validation, status) -> list
          "tone": "bad" if by_sev.get("high") else None},
         {"label": "dataset", "value": f"{coverage['rows']} rows", "sub": f"covers {len(findings) - len(coverage['uncovered_findings'])}/{len(findings)} findings"},
         {"label": "scorers", "value": f"{scorers['code']} + {scorers['judges']}", "sub": "code checks + LLM judges"},
+        *([{"label": f"vs labels ({labels['label']})", "value": f"recall {fmt_pct(labels['combined'].get('recall'))}",
+             "sub": f"precision {fmt_pct(labels['combined'].get('precision'))} · {labels['labelled']} labelled"}]
+          if labels and labels.get("labelled") else []),
         {"label": "suite", "value": status, "sub": f"mean pass rate {sum(means) / len(means):.0%}" if means else "not validated",
          "tone": "good" if status == "passed" else "bad" if status == "failed" else None},
     ]
@@ -449,7 +480,8 @@ def build_context(session: Session, changes: Changes | None = None, ui_url: str 
         links={"experiment": links.experiment(), "validation_run": links.run(_dict(validation).get("run_id")),
                "generation_run": links.run(generation.get("run_id"))},
         agent=describe_agent(analysis),
-        kpis=kpi_tiles(analysis, findings, coverage, scorers, validation, status) if analysis.get("trace_summary") else [],
+        kpis=kpi_tiles(analysis, findings, coverage, scorers, validation, status, labels_section(analysis))
+        if analysis.get("trace_summary") else [],
         traces=trace_section(analysis),
         findings=findings,
         error_patterns=[{**p, "evidence": [Evidence(str(t), links.trace(str(t))) for t in _list(p.get("evidence"))[:3]]}
@@ -463,5 +495,6 @@ def build_context(session: Session, changes: Changes | None = None, ui_url: str 
         tasks=task_section(plan),
         mlflow={"generation_run": generation, "generation_run_url": links.run(generation.get("run_id")),
                 "dataset": registered},
+        labels=labels_section(analysis),
         notes=notes,
     )

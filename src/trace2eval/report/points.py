@@ -9,13 +9,16 @@ tracking store cannot be reached (a copied folder, a Volume) uses the cache, or 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from trace2eval.sessions.files import read_json, write_json
 from trace2eval.sessions.session import Session
+from trace2eval.traces.source import TraceQuery
 
 POINTS_FILE = "trace_points.json"
 PAGE_SIZE = 500  # an `mlflow server` caps pages at 500
+MAX_POINTS = 50_000  # the newest 50k draw the same distribution; reading them takes seconds
 
 
 @dataclass(frozen=True)
@@ -30,15 +33,16 @@ class TracePoints:
         return len(self.durations_ms)
 
 
-def _query_filter(config, analysis: dict[str, Any]) -> str | None:
-    """The initializer's filter, bounded by the newest trace it saw so later traffic is left out."""
-    parts = [config.filter_string] if config.filter_string else []
-    if config.since_ms is not None:
-        parts.append(f"attributes.timestamp_ms > {int(config.since_ms)}")
-    last = (analysis.get("trace_summary") or {}).get("last_timestamp_ms")
-    if isinstance(last, (int, float)):
-        parts.append(f"attributes.timestamp_ms <= {int(last)}")
-    return " AND ".join(parts) or None
+def _query_filter(config, created_at: str | None) -> str | None:
+    """The initializer's query, bounded by the session's start so later traffic is left out."""
+    parts = [TraceQuery(config.experiment_id, config.filter_string, config.since_ms).mlflow_filter()]
+    if created_at:
+        try:
+            started = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+            parts.append(f"attributes.timestamp_ms <= {int(started.timestamp() * 1000) + 999}")  # created_at has whole seconds
+        except ValueError:
+            pass
+    return " AND ".join(p for p in parts if p) or None
 
 
 def fetch_points(session: Session, analysis: dict[str, Any]) -> TracePoints | None:
@@ -76,8 +80,11 @@ def _read_from_mlflow(session: Session, analysis: dict[str, Any]) -> TracePoints
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=config.tracking_uri)
-    limit = (analysis.get("trace_summary") or {}).get("total_analyzed") or config.max_traces
-    filter_string = _query_filter(config, analysis)
+    # The whole matching population when the initializer counted it (the analysis may be a sample).
+    population = (analysis.get("population") or {}).get("traces")
+    limit = population or (analysis.get("trace_summary") or {}).get("total_analyzed") or config.max_traces
+    limit = min(int(limit), MAX_POINTS) if limit else MAX_POINTS
+    filter_string = _query_filter(config, session.plan().created_at)
     timestamps: list[int] = []
     durations: list[float] = []
     statuses: list[str] = []

@@ -134,6 +134,8 @@ def build_charts(analysis: dict[str, Any], points, ctx: ReportContext) -> list[d
         draw.tools_chart(_numeric(analysis.get("tool_usage"), "calls")),
         draw.query_type_chart(query_types, findings),
         draw.heatmap_chart(query_types, findings),
+        draw.agreement_chart(ctx.labels["rows"], ctx.labels.get("base_rate"), ctx.labels.get("combined") or {},
+                             str(ctx.labels.get("label"))) if ctx.labels else None,
     ]
     return [c for c in drawn if c is not None]
 
