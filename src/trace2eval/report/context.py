@@ -59,7 +59,8 @@ class ReportContext:
         return next((c for c in self.charts if c.key == key), None)
 
 
-def _read(path) -> Any:
+def read_state(path) -> Any:
+    """A state file's JSON, or None when it is missing or unreadable (the report shows what exists)."""
     try:
         return read_json(path) if path.exists() else None
     except Exception:
@@ -443,14 +444,14 @@ def build_context(session: Session, changes: Changes | None = None, ui_url: str 
     except Exception:
         tracking_uri, experiment_id = "", plan.experiment_id
     links = UiLinks.for_tracking_uri(tracking_uri, experiment_id, ui_url)
-    analysis = normalized(_read(session.analysis_file)) if session.analysis_file.exists() else {}
-    validation = _read(session.validation_file)
+    analysis = normalized(read_state(session.analysis_file)) if session.analysis_file.exists() else {}
+    validation = read_state(session.validation_file)
     validation = validation if isinstance(validation, dict) else None
-    dataset = _read(session.dataset_json)
+    dataset = read_state(session.dataset_json)
     dataset = dataset if isinstance(dataset, dict) else None
-    specs_file = _read(session.scorer_specs_file)
-    gates_file = _read(session.evaluation_dir / "eval_gates.json")
-    publish = publish if publish is not None else _dict(_read(session.state_dir / PUBLISH_FILE))
+    specs_file = read_state(session.scorer_specs_file)
+    gates_file = read_state(session.evaluation_dir / "eval_gates.json")
+    publish = publish if publish is not None else _dict(read_state(session.state_dir / PUBLISH_FILE))
     metrics = _dict(_dict(validation).get("metrics"))
     rows = _list(_dict(dataset).get("rows"))
     specs = [s for s in _list(_dict(specs_file).get("scorers")) if isinstance(s, dict)]
@@ -489,7 +490,7 @@ def build_context(session: Session, changes: Changes | None = None, ui_url: str 
         query_types=query_types,
         coverage=coverage,
         scorers=scorers,
-        validation=validation_section(validation, links, _read(session.state_dir / "fix_log.json")),
+        validation=validation_section(validation, links, read_state(session.state_dir / "fix_log.json")),
         gates=gates,
         changes=changes,
         tasks=task_section(plan),

@@ -15,7 +15,7 @@ import jinja2
 
 from trace2eval.report import charts as draw
 from trace2eval.report.compare import Change, Changes, compare, find_previous
-from trace2eval.report.context import ReportContext, build_context, fmt_ms
+from trace2eval.report.context import ReportContext, build_context, fmt_ms, normalized, read_state
 from trace2eval.report.points import fetch_points, load_cached
 from trace2eval.sessions.files import write_text
 from trace2eval.sessions.session import Session
@@ -164,9 +164,7 @@ def write_report(session: Session, ui_url: str | None = None, previous: Session 
     previous: "auto" finds the previous session of the same experiment beside this one; None
     compares with nothing. read_traces=False never touches the tracking store (cached points only).
     """
-    from trace2eval.report.context import _read, normalized
-
-    analysis = normalized(_read(session.analysis_file)) if session.analysis_file.exists() else {}
+    analysis = normalized(read_state(session.analysis_file)) if session.analysis_file.exists() else {}
     if previous == "auto":
         previous = find_previous(session)
     changes: Changes | None = compare(session, previous) if isinstance(previous, Session) else None
