@@ -186,3 +186,18 @@ def test_agreement_with_labels_is_shown_when_measured(session_copy):
     assert 'id="labels"' in html and "thumbs_up" in html and "40 labelled traces, 12 of them bad (30%)" in html
     assert "dropped: no signal" in html and "recall 30%" in html
     assert "Scorers against the labels" in files.markdown.read_text()
+
+
+def test_findings_that_flag_the_same_traces_say_so(session_copy):
+    analysis = session_copy.analysis()
+    first, second = analysis["findings"][:2]
+    second["all_evidence"] = list(first["all_evidence"])
+    second["severity"] = "low"  # ranked below, so it is the one that points up
+    first["severity"] = "high"
+    session_copy.analysis_file.write_text(json.dumps(analysis))
+    html = write_report(session_copy, previous=None, read_traces=False).html.read_text()
+    row = html[html.index(f'id="finding-{second["id"]}"'):]
+    row = row[:row.index("</tr>")]
+    assert f'100% of these traces are also flagged by <a href="#finding-{first["id"]}">' in row
+    first_row = html[html.index(f'id="finding-{first["id"]}"'):]
+    assert "also flagged by" not in first_row[:first_row.index("</tr>")]

@@ -231,7 +231,27 @@ def findings_section(analysis: dict[str, Any], links: UiLinks, specs: list[dict[
             "pass_rate": _num(metrics.get(f"{fid}/mean")),
         })
     out.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), -f["traces"]))
+    mark_overlaps(out, {str(f.get("id")): f for f in _list(analysis.get("findings"))})
     return out
+
+
+OVERLAP_SHOWN = 0.8
+
+
+def mark_overlaps(ranked: list[dict[str, Any]], raw: dict[str, dict[str, Any]]) -> None:
+    """Say when a finding flags mostly the same traces as one ranked above it: one root cause
+    seen by several checks (an error that also empties the answer) should not read as three problems."""
+    seen: list[tuple[str, set[str]]] = []
+    for f in ranked:
+        ids = {str(t) for t in _list(raw.get(f["id"], {}).get("all_evidence"))}
+        f["overlap"] = None
+        if ids:
+            for other, other_ids in seen:
+                shared = len(ids & other_ids) / len(ids)
+                if shared >= OVERLAP_SHOWN:
+                    f["overlap"] = {"with": other, "share": shared}
+                    break
+            seen.append((f["id"], ids))
 
 
 def labels_section(analysis: dict[str, Any]) -> dict[str, Any] | None:
