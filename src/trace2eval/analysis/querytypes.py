@@ -45,8 +45,8 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
     if matrix.shape[1] < 2:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
 
-    best = None
-    upper = min(MAX_TYPES, max(2, len(fit_texts) // 6))
+    scored = []
+    upper = min(MAX_TYPES, max(2, len(fit_texts) // 10))
     for k in range(2, upper + 1):
         with warnings.catch_warnings():  # duplicate requests make fewer distinct clusters: expected
             warnings.simplefilter("ignore")
@@ -54,8 +54,12 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
         if len(set(model.labels_)) < 2:
             continue
         score = silhouette_score(matrix, model.labels_, sample_size=min(2000, len(fit_texts)), random_state=seed)
-        if best is None or score > best[0] + 0.005:  # prefer fewer types unless clearly better
-            best = (score, model)
+        scored.append((score, k, model))
+    # Silhouette creeps up as k grows on short texts: take the fewest types within 10% of the best.
+    best = None
+    if scored:
+        top = max(score for score, _, _ in scored)
+        best = next((score, model) for score, k, model in scored if score >= 0.9 * top)
     if best is None or best[0] < 0.02:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
     model = best[1]
