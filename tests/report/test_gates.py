@@ -106,14 +106,14 @@ def test_regression_makes_run_eval_exit_1(session_copy):
     assert next(l for l in out.splitlines() if l.startswith("safety/mean")).endswith("not run")
 
     accepted = run("--update-gates")
-    assert accepted.returncode == 0 and "Gates updated" in accepted.stdout
+    assert accepted.returncode == 0 and "Gates updated" in accepted.stdout, accepted.stdout[-3000:]
     kept = json.loads(gates_file.read_text())["gates"]
     assert kept[metric]["tolerance"] == 0.0 and kept[metric]["min"] < 1.0 and kept["safety/mean"] == 0.99
     accepted_spec = json.loads(gates_file.read_text())
     accepted_spec["baseline"]["rows"] = 999  # as if the dataset had shrunk since the baseline
     gates_file.write_text(json.dumps(accepted_spec))
     again = run()
-    assert again.returncode == 0 and "Quality gates passed" in again.stdout
+    assert again.returncode == 0 and "Quality gates passed" in again.stdout, again.stdout[-3000:]
     assert "the gates come from a run on 999 rows" in again.stdout
 
     gates_file.write_text("{broken")
