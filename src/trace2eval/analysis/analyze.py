@@ -262,7 +262,7 @@ def _candidate_checks(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]
         # Request types that are mostly answered without tools (greetings, "what can you do") are exempt.
         exempt = [name for name in types.names
                   if (members := [r for r in rows if r["query_type"] == name])
-                  and sum(r["n_tool_calls"] > 0 for r in members) < 0.8 * len(members)]
+                  and sum(r["n_tool_calls"] > 0 for r in members) < 0.5 * len(members)]
         params = {"min": 1}
         if exempt:
             params.update({"exempt_types": exempt,
