@@ -201,3 +201,22 @@ def test_findings_that_flag_the_same_traces_say_so(session_copy):
     assert f'100% of these traces are also flagged by <a href="#finding-{first["id"]}">' in row
     first_row = html[html.index(f'id="finding-{first["id"]}"'):]
     assert "also flagged by" not in first_row[:first_row.index("</tr>")]
+
+
+def test_below_gate_uses_the_gates_tolerance(session_copy):
+    validation = session_copy.validation()
+    low, ok = sorted(validation["metrics"])[:2]
+    validation["metrics"][ok] = 10 / 11  # the gates file keeps 4 decimals: 0.9091 > 0.90909…
+    session_copy.validation_file.write_text(json.dumps(validation))
+    gates = {"tolerance": 0.05, "gates": {ok: round(10 / 11, 4), low: validation["metrics"][low] + 0.1}}
+    (session_copy.evaluation_dir / "eval_gates.json").write_text(json.dumps(gates))
+    html = write_report(session_copy, previous=None, read_traces=False).html.read_text()
+
+    scorers = html[html.index('<section id="scorers">'):]
+
+    def state(metric):
+        row = scorers[scorers.index(f"<td><code>{metric.removesuffix('/mean')}</code>"):]
+        return row[:row.index("</tr>")]
+
+    assert "below gate" in state(low)
+    assert "below gate" not in state(ok) and ">ran<" in state(ok).replace("\n", "")

@@ -224,8 +224,10 @@ def heatmap_chart(query_types: Sequence[dict[str, Any]], findings: Sequence[dict
                  f"Hot spot: {worst[0]:.0f}% of {worst[1]} traces show {worst[2]}", _png(fig))
 
 
-def scorer_chart(means: dict[str, float], gates: dict[str, float], previous: dict[str, float] | None = None) -> Chart | None:
-    """Pass rate per scorer on the dataset, with its gate and the previous session's value."""
+def scorer_chart(means: dict[str, float], gates: dict[str, float], previous: dict[str, float] | None = None,
+                 failing: set[str] | None = None) -> Chart | None:
+    """Pass rate per scorer on the dataset, with its gate and the previous session's value; bars of
+    metrics that fail their gate (after its tolerance) are red."""
     names = [n for n in sorted(means) if isinstance(means[n], (int, float)) and not math.isnan(means[n])]
     if not names:
         return None
@@ -234,7 +236,7 @@ def scorer_chart(means: dict[str, float], gates: dict[str, float], previous: dic
     ax = fig.subplots()
     labels = [_label(n.removesuffix("/mean")) for n in names]
     values = [float(means[n]) for n in names]
-    colors = [RED if gates.get(n) is not None and v < float(gates[n]) - 1e-9 else BLUE for n, v in zip(names, values)]
+    colors = [RED if n in (failing or set()) else BLUE for n in names]
     ax.barh(labels, values, color=colors)
     for y, v in enumerate(values):  # a value column right of the axis, clear of the markers
         ax.text(1.03, y, f"{v:.0%}", va="center", fontsize=8.5, color=INK)

@@ -345,10 +345,11 @@ def scorer_section(specs_file: dict[str, Any] | None, metrics: dict[str, Any], g
         kind = s.get("kind", "code")
         is_code = kind in ("code", "custom_code")
         mean = _num(metrics.get(f"{name}/mean"))
-        gate = _num(gates.get(f"{name}/mean"))
+        entry = _dict(gates.get(f"{name}/mean"))
+        gate = _num(entry.get("gate"))
         c = _dict(counts.get(name))
         if mean is not None:
-            state = "below gate" if gate is not None and mean < gate - 1e-9 else "ran"
+            state = "below gate" if entry.get("ok") is False else "ran"  # the gate's own tolerance decides
         elif c.get("errors"):
             state = "errored"
         elif not is_code and not judges_run:
@@ -481,7 +482,7 @@ def build_context(session: Session, changes: Changes | None = None, ui_url: str 
     query_types = query_type_section(analysis, rows)
     coverage = coverage_section(dataset, findings, query_types)
     gates = gates_section(gates_file, metrics)
-    scorers = scorer_section(specs_file, metrics, (gates or {}).get("gates", {}), validation)
+    scorers = scorer_section(specs_file, metrics, {e["metric"]: e for e in (gates or {}).get("entries", [])}, validation)
     notes = []
     if not analysis.get("trace_summary"):
         notes.append("The analysis has not run yet (state/analysis.json is missing): the report shows the plan only.")

@@ -128,7 +128,8 @@ def build_charts(analysis: dict[str, Any], points, ctx: ReportContext) -> list[d
     total = summary.get("total_analyzed") if isinstance(summary.get("total_analyzed"), int) else 0
     drawn = [
         draw.failures_chart(ranked, total),
-        draw.scorer_chart(means, gates, previous),
+        draw.scorer_chart(means, gates, previous,
+                          {e["metric"] for e in (ctx.gates or {}).get("entries", []) if e.get("ok") is False}),
         draw.latency_chart(points.durations_ms if points else None, points.statuses if points else None, latency, threshold),
         draw.volume_chart(points.timestamps_ms, points.statuses) if points else None,
         draw.tools_chart(_numeric(analysis.get("tool_usage"), "calls")),
