@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
 MAX_TYPES = 8
 MIN_TRACES_FOR_CLUSTERING = 8
-FIT_SAMPLE = 5000  # fit on at most this many requests, then assign the rest
+FIT_SAMPLE = 3000  # fit on at most this many requests, then assign the rest
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,10 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
     if len(texts) < MIN_TRACES_FOR_CLUSTERING:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
     from sklearn.cluster import KMeans
+    from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import normalize
 
     vectorizer = TfidfVectorizer(
         preprocessor=_clean, stop_words="english", max_features=3000, min_df=2, ngram_range=(1, 2),
@@ -41,31 +44,60 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
         matrix = vectorizer.fit_transform(fit_texts)
     except ValueError:  # empty vocabulary: requests share no terms
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
-    if matrix.shape[1] < 2:
+    if matrix.shape[1] < 3:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
 
-    best = None
-    upper = min(MAX_TYPES, max(2, len(fit_texts) // 6))
+    # Cluster in a small dense space (LSA): k-means on 64 dimensions is fast and robust, where
+    # on thousands of sparse TF-IDF columns it is slow and noisy.
+    svd = TruncatedSVD(n_components=min(64, matrix.shape[1] - 1, matrix.shape[0] - 1), random_state=seed)
+    reduced = normalize(svd.fit_transform(matrix))
+    scored = []
+    upper = min(MAX_TYPES, max(2, len(fit_texts) // 10))
     for k in range(2, upper + 1):
-        model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(matrix)
+        with warnings.catch_warnings():  # duplicate requests make fewer distinct clusters: expected
+            warnings.simplefilter("ignore")
+            model = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(reduced)
         if len(set(model.labels_)) < 2:
             continue
-        score = silhouette_score(matrix, model.labels_, sample_size=min(2000, len(fit_texts)), random_state=seed)
-        if best is None or score > best[0] + 0.005:  # prefer fewer types unless clearly better
-            best = (score, model)
+        score = silhouette_score(reduced, model.labels_, sample_size=min(2000, len(fit_texts)), random_state=seed)
+        scored.append((score, k, model))
+    # Silhouette creeps up as k grows on short texts: take the fewest types within 10% of the best.
+    best = None
+    if scored:
+        top = max(score for score, _, _ in scored)
+        best = next((score, model) for score, k, model in scored if score >= 0.9 * top)
     if best is None or best[0] < 0.02:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
     model = best[1]
-    labels = list(model.predict(vectorizer.transform(texts))) if len(texts) > len(fit_texts) else list(model.labels_)
+    if len(texts) > len(fit_texts):
+        labels = list(model.predict(normalize(svd.transform(vectorizer.transform(texts)))))
+    else:
+        labels = list(model.labels_)
 
     vocab = vectorizer.get_feature_names_out()
     names, terms = [], []
     used: Counter[str] = Counter()
-    for center in model.cluster_centers_:
-        top = [vocab[i] for i in center.argsort()[::-1][:6]]
+    fit_labels = model.labels_
+    for cluster in range(model.n_clusters):
+        members = matrix[fit_labels == cluster]
+        weights = members.mean(axis=0).A1 if members.shape[0] else matrix.mean(axis=0).A1
+        top = [vocab[i] for i in weights.argsort()[::-1][:6]]
         unigrams = [t for t in top if " " not in t][:2] or top[:1]
         name = "_".join(unigrams)
         used[name] += 1
         names.append(name if used[name] == 1 else f"{name}_{used[name]}")
         terms.append(top)
     return QueryTypes(names, terms, [int(x) for x in labels])
+
+
+def prewarm() -> None:
+    """Import scikit-learn (~2 s) in a background thread while traces are being read."""
+    import threading
+
+    def load():
+        import sklearn.cluster  # noqa: F401
+        import sklearn.decomposition  # noqa: F401
+        import sklearn.feature_extraction.text  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+
+    threading.Thread(target=load, daemon=True).start()
