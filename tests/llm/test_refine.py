@@ -57,7 +57,7 @@ def test_a_dataset_session_over_the_wire(serve, llm_session):
         assert read_skill("references/GOTCHAS.md").strip()[:400] in post.system_text
         assert "Your task (dataset session)" in post.system_text
     # A fresh conversation from the state files: the first request has exactly one message.
-    assert len(posts[0].messages) == 1 and "Dataset: 21 rows" in json.dumps(posts[0].messages[0])
+    assert len(posts[0].messages) == 1 and f"Dataset: {len(rows_before)} rows" in json.dumps(posts[0].messages[0])
     # Tool results go back as tool_result blocks tied to the tool_use ids.
     second = posts[1].messages
     assert second[1]["role"] == "assistant" and second[1]["content"][1]["type"] == "tool_use"
