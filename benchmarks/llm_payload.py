@@ -264,6 +264,7 @@ def meta_evaluate(session_dir: Path, uri: str, experiment_id: str) -> dict[str, 
     code_scorers = module.get_code_scorers()
     client = MlflowClient(uri)
     verdicts: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    any_flag: list[tuple[bool, bool]] = []  # (no scorer flagged it, success) per trace
     token = None
     while True:
         page = client.search_traces(locations=[experiment_id], max_results=100, page_token=token,
@@ -271,21 +272,27 @@ def meta_evaluate(session_dir: Path, uri: str, experiment_id: str) -> dict[str, 
         for trace in page:
             success = trace.info.tags.get("gt.success") == "True"
             root = next(s for s in trace.data.spans if s.parent_id is None)
+            passed_all = True
             for s in code_scorers:
                 value = s.run(inputs=root.inputs, outputs=root.outputs, expectations={}, trace=trace)
-                passed = getattr(value, "value", value)
-                verdicts[s.name].append((passed in (True, "yes"), success))
+                passed = getattr(value, "value", value) in (True, "yes")
+                verdicts[s.name].append((passed, success))
+                passed_all &= passed
+            any_flag.append((passed_all, success))
         token = page.token
         if not token:
             break
     out = {}
+    verdicts["(any code scorer)"] = any_flag
     for name, pairs in verdicts.items():
         flagged = [ok for passed, ok in pairs if not passed]
         failures = sum(not ok for _, ok in pairs)
         caught = sum(not ok for ok in flagged)
+        good = len(pairs) - failures
         out[name] = {"traces": len(pairs), "flagged": len(flagged),
                      "precision": round(caught / len(flagged), 2) if flagged else None,
-                     "recall": round(caught / failures, 2) if failures else None}
+                     "recall": round(caught / failures, 2) if failures else None,
+                     "false_alarm_rate": round((len(flagged) - caught) / good, 2) if good else None}
     return out
 
 
@@ -367,12 +374,14 @@ def report(r: dict) -> None:
         print(f"- {s['task']}: {s['outcome']} in {s['turns']} turns; accepted {len(s['accepted'])}, "
               f"refused {len(s['refused'])}; applied {s['applied']}")
     print("\n## Code scorers against the ground truth (gt.success), all traces\n")
-    print("| suite | scorer | flagged | precision on failures | recall of failures |\n|---|---|---|---|---|")
+    print("| suite | scorer | flagged | precision on failures | recall of failures | false alarms on passes |")
+    print("|---|---|---|---|---|---|")
     for suite, table in r["scorers_vs_labels"].items():
         for name, m in table.items():
-            if suite == "llm" and name in r["scorers_vs_labels"]["deterministic"]:
+            if suite == "llm" and name in r["scorers_vs_labels"]["deterministic"] and not name.startswith("("):
                 continue
-            print(f"| {suite} | {name} | {m['flagged']}/{m['traces']} | {m['precision']} | {m['recall']} |")
+            print(f"| {suite} | {name} | {m['flagged']}/{m['traces']} | {m['precision']} | {m['recall']} | "
+                  f"{m['false_alarm_rate']} |")
 
 
 if __name__ == "__main__":

@@ -245,4 +245,6 @@ def test_fix_session_repairs_a_scorer_the_deterministic_fix_dropped(cli, serve, 
     record = read_json(session.state_dir / "llm_sessions.json")["sessions"][-1]
     assert record["task"] == "fix" and record["applied"]["validation"] == "passed with the LLM's repairs"
     assert "trace.data.spans[99]" not in (session.evaluation_dir / "scorers.py").read_text()
+    dropped = read_json(session.scorer_specs_file)["dropped"]
+    assert [d.get("repaired_by") for d in dropped if d["name"] == "single_domain_routing"] == ["llm"]
     assert server.model.started[-1] == "fix"

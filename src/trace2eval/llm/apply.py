@@ -110,6 +110,9 @@ def _apply_specs(ctx: ToolContext, staged: Staged) -> dict[str, Any]:
     for old in sorted(replaced):
         if any(s.name == old for s in specs):
             dropped.append({"name": old, "reason": "replaced by an LLM rewrite", "attempt": 0})
+        for entry in dropped:  # a scorer validation had dropped, now repaired under the same name
+            if entry.get("name") == old and old in new_names:
+                entry["repaired_by"] = "llm"
     save_specs(session, final, dropped)
     write_scorers(session, final, ctx.config.judge_model)
     return {"added": sorted(new_names - replaced), "replaced": sorted(replaced)}
