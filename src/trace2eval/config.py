@@ -37,6 +37,10 @@ class SessionConfig(BaseModel):
     max_fix_attempts: int = Field(default=3, ge=0, le=10)
     validate_timeout_s: int = Field(default=900, ge=10)
     seed: int = 0
+    # Nightly runs: the living suite this session grows (sessions/suite.py); None = a one-off session.
+    suite_dir: str | None = None
+    watermark_overlap_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)  # re-read for late traces
+    max_suite_rows: int = Field(default=300, ge=10)
 
     @field_validator("experiment_id")
     @classmethod
