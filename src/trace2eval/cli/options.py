@@ -28,6 +28,9 @@ Labels = Annotated[Optional[str], typer.Option("--labels", envvar="TRACE2EVAL_LA
                                                help="Name of a yes/no feedback on traces to measure scorers against.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 RequireLlm = Annotated[bool, typer.Option("--require-llm", help="Fail when the LLM is unavailable instead of falling back.")]
+SuiteDir = Annotated[Optional[str], typer.Option("--suite", envvar="TRACE2EVAL_SUITE",
+                                                 help="Living suite to grow (nightly mode): only traces past its watermark are read, "
+                                                      "new rows and scorers are added, edited files are kept. A folder or /Volumes/... path.")]
 FixAttempts = Annotated[int, typer.Option("--max-fix-attempts", envvar="TRACE2EVAL_MAX_FIX_ATTEMPTS", help="Validate/fix rounds.")]
 
 DEFAULTS = {"out": Path("sessions"), "llm": "none", "llm_model": DEFAULT_LLM_MODEL, "max_traces": DEFAULT_MAX_TRACES}

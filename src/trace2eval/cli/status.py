@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trace2eval.sessions import ownership, volume
 from trace2eval.sessions.session import Session
 
 
@@ -17,7 +18,11 @@ def status(session: Annotated[Path, typer.Argument(help="Session folder.")]) -> 
 
     Example: trace2eval status sessions/2026-11-27_101500
     """
-    s = Session.open(session)
+    with volume.session_workdir(session, read_only=True) as (local, _):
+        _show(Session.open(local))
+
+
+def _show(s: Session) -> None:
     plan = s.plan()
     console = Console()
     table = Table(title=f"Session {plan.session_id} ({plan.engine})")
@@ -44,3 +49,5 @@ def status(session: Annotated[Path, typer.Argument(help="Session folder.")]) -> 
             if k.endswith("/mean"):
                 metrics.add_row(k, f"{v:.3f}")
         console.print(metrics)
+    for conflict in ownership.conflicts(s.dir):
+        console.print(f"Kept your edited {conflict['file']}; the generated version is {conflict['new_version']}")

@@ -300,26 +300,27 @@ def _bytes_sha(data: bytes) -> str:
 
 
 @contextmanager
-def session_workdir(path: str | Path, *, must_exist: bool = True) -> Iterator[tuple[Path, Callable[[], None]]]:
+def session_workdir(path: str | Path, *, must_exist: bool = True,
+                    read_only: bool = False) -> Iterator[tuple[Path, Callable[[], None]]]:
     """A local folder to run a session in, and a `sync()` to call after each task.
 
     For a local path (or a Volume mounted here) that is the path itself and `sync` does nothing.
     For a Volume path outside a workspace it is a mirror: pulled first, locked in the Volume for
     the duration, pushed by `sync()` and once more on the way out (also after a failure, so the
-    Volume shows where the session stopped).
+    Volume shows where the session stopped). `read_only` (e.g. `status`) pulls without locking.
     """
     if not needs_files_api(path):
         yield Path(path), lambda: None
         return
     remote = VolumeFolder(str(path))
-    if must_exist and not remote.list_files():
-        raise SessionError(f"{path} is not a trace2eval session in the Volume (it is empty or missing)",
-                           "pass the session folder a run printed, e.g. /Volumes/<catalog>/<schema>/<volume>/sessions/<id>")
     mirror = Mirror(remote, mirror_path(str(path)))
+    if read_only:
+        _pull(mirror, must_exist)
+        yield mirror.local, lambda: None
+        return
     mirror.local.mkdir(parents=True, exist_ok=True)
     with remote.lock():
-        count = mirror.pull()
-        ui.say(f"Pulled {count} files from {remote.location} into {mirror.local}")
+        _pull(mirror, must_exist)
 
         def sync() -> None:
             pushed = mirror.push()
@@ -330,6 +331,15 @@ def session_workdir(path: str | Path, *, must_exist: bool = True) -> Iterator[tu
             yield mirror.local, sync
         finally:
             sync()
+
+
+def _pull(mirror: Mirror, must_exist: bool) -> None:
+    count = mirror.pull()
+    if must_exist and count == 0:
+        raise SessionError(f"{mirror.remote.location} is not a trace2eval session in the Volume (it is empty or missing)",
+                           "pass the session folder a run printed, e.g. /Volumes/<catalog>/<schema>/<volume>/sessions/<id>")
+    if count:
+        ui.say(f"Pulled {count} files from {mirror.remote.location}")
 
 
 @contextmanager
