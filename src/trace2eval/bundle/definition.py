@@ -169,6 +169,12 @@ def load(root: str | Path | None = None, target: str | None = None, overrides: d
                "workspace": {"current_user": {"userName": getpass.getuser(), "short_name": getpass.getuser()},
                              "root_path": str(root), "file_path": str(root)}}
     resolved = _apply_mode(_resolve(tree, variables, context), mode, getpass.getuser())
+    run_as = resolved.get("run_as") or {}
+    empty = [key for key, value in run_as.items() if not str(value or "").strip()]
+    if empty:
+        refs = sorted(set(_REF.findall(str((spec.get("run_as") or config.get("run_as") or {})))))
+        raise BundleError(f"target {target!r} runs the job as {empty[0]} but it is empty",
+                          f"set it: --var {refs[0].removeprefix('var.')}=<application id>" if refs else "set run_as in the target")
     return Bundle(root=root, name=name, target=target, mode=mode, variables=variables, config=resolved, files=files)
 
 
