@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlparse
 
 from trace2eval import ui
 from trace2eval.errors import SessionError, Trace2EvalError
@@ -43,7 +44,10 @@ class VolumeError(Trace2EvalError):
 
 
 def workspace_client():
-    """A WorkspaceClient from the standard auth chain, with a clear error when there is none."""
+    """A WorkspaceClient from the standard auth chain, with a clear error when there is none.
+
+    An unreachable host fails within seconds: the SDK would otherwise retry for minutes.
+    """
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.core import Config
 
@@ -53,14 +57,26 @@ def workspace_client():
             # Session files are small: the plain Files API (one PUT/GET per file) is enough and is
             # the documented wire protocol; the experimental client adds presigned-URL transfers.
             disable_experimental_files_api_client=True,
-            retry_timeout_seconds=120,
+            retry_timeout_seconds=5,  # only for the host-metadata probe during setup
         )
     except Exception as exc:  # the SDK raises ValueError with its own explanation
         raise VolumeError(
             f"cannot authenticate to a Databricks workspace to reach the Volume ({str(exc).splitlines()[0][:300]})",
             "set DATABRICKS_HOST and DATABRICKS_TOKEN, or run `databricks auth login` and set DATABRICKS_CONFIG_PROFILE",
         ) from None
+    _check_reachable(config.host)
+    config.retry_timeout_seconds = 120  # transient 429/503 answers are worth waiting for
     return WorkspaceClient(config=config)
+
+
+def _check_reachable(host: str, timeout_s: float = 5.0) -> None:
+    url = urlparse(host)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise VolumeError(f"cannot reach the Databricks workspace at {host} ({exc.strerror or exc})",
+                          "check DATABRICKS_HOST (or your profile) and the network") from None
 
 
 def _version() -> str:
@@ -72,6 +88,8 @@ def _version() -> str:
 def _translate(exc: Exception, what: str) -> Trace2EvalError:
     from databricks.sdk.errors import NotFound, PermissionDenied, Unauthenticated
 
+    if isinstance(exc, Trace2EvalError):
+        return exc  # already says what to do
     if isinstance(exc, NotFound):
         return VolumeError(f"{what}: not found", "check the path; create the Volume first (CREATE VOLUME <catalog>.<schema>.<volume>)")
     if isinstance(exc, PermissionDenied):

@@ -55,7 +55,7 @@ class TraceWindow:
         newest = max([previous.timestamp_ms if previous else 0, *self.seen.values()])
         floor = newest - self.overlap_ms
         candidates = {**(previous.recent if previous else {}), **self.seen}
-        inside = sorted(((tid, ts) for tid, ts in candidates.items() if ts >= floor), key=lambda item: item[1])
+        inside = sorted(((tid, ts) for tid, ts in candidates.items() if ts > floor), key=lambda item: item[1])
         recent = dict(inside[-MAX_RECENT_IDS:])
         return Watermark(
             timestamp_ms=newest, overlap_ms=self.overlap_ms, recent=recent,

@@ -54,8 +54,9 @@ def refuse_to_repair_edited_files(session: Session, validation: dict[str, Any]) 
     blame = []
     if ownership.is_edited(session.dir, "evaluation/scorers.py") and any(p.get("scorer") or p["kind"] == "nan_metric" for p in problems):
         blame.append("evaluation/scorers.py")
-    if any(p["kind"] in ("crash", "nonzero_exit", "timeout") for p in problems):
-        blame += [rel for rel in ("evaluation/run_eval.py", "evaluation/eval_dataset.py") if ownership.is_edited(session.dir, rel)]
+    if any(p["kind"] in ("crash", "nonzero_exit", "timeout") for p in problems):  # any edited code file can cause these
+        blame += [rel for rel in ("evaluation/scorers.py", "evaluation/run_eval.py", "evaluation/eval_dataset.py")
+                  if rel not in blame and ownership.is_edited(session.dir, rel)]
     if blame:
         detail = "; ".join(f"{p['kind']}{' ' + p['scorer'] if p.get('scorer') else ''}: {str(p.get('detail') or '')[:200]}"
                            for p in problems)
