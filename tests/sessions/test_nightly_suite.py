@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tracefactory import add_support_traces
 
 from trace2eval.errors import ValidationFailed
 from trace2eval.sessions import ownership, suite
@@ -101,19 +102,12 @@ def nightly_session(store, suite_dir: Path, out: Path, session_id: str):
     return runner.create_session(config, out, session_id=session_id)
 
 
-def add_orders(store, start: int, n: int) -> list[str]:
-    return [store.add(f"Where is order {i}? It was due on day {i}.", f"Order {i} ships tomorrow.",
-                      tools=[{"name": "get_order", "args": {"id": i}}, {"name": "update_address", "args": {"id": i},
-                                                                         "error": i % 3 == 0}])
-            for i in range(start, start + n)]
-
-
 @pytest.mark.slow
 def test_nightly_runs_grow_the_suite_and_keep_what_a_person_edited(store, tmp_path):
     from trace2eval.sessions import runner
 
     suite_dir, out = tmp_path / "suite", tmp_path / "sessions"
-    first_ids = add_orders(store, 0, 8)
+    first_ids = add_support_traces(store, 0, 8)
     first = nightly_session(store, suite_dir, out, "101")
     assert runner.run_all(first)
     data = json.loads((suite_dir / "evaluation/eval_dataset.json").read_text())
@@ -129,7 +123,7 @@ def test_nightly_runs_grow_the_suite_and_keep_what_a_person_edited(store, tmp_pa
     scorers.write_text(scorers.read_text() + "\n# reviewed: keep the threshold as it is\n")
     edited = scorers.read_text()
 
-    new_ids = add_orders(store, 100, 5)
+    new_ids = add_support_traces(store, 100, 5)
     second = nightly_session(store, suite_dir, out, "102")
     assert runner.run_all(second)
     init = second.plan().task("initializer").summary
@@ -161,14 +155,14 @@ def test_a_failed_night_publishes_nothing_and_keeps_the_watermark(store, tmp_pat
     from trace2eval.sessions import runner
 
     suite_dir, out = tmp_path / "suite", tmp_path / "sessions"
-    add_orders(store, 0, 6)
+    add_support_traces(store, 0, 6)
     assert runner.run_all(nightly_session(store, suite_dir, out, "201"))
     before = {p.name: p.read_bytes() for p in (suite_dir / "state").iterdir()}
     dataset_before = (suite_dir / "evaluation/eval_dataset.json").read_bytes()
     scorers = suite_dir / "evaluation/scorers.py"
     scorers.write_text(scorers.read_text().replace("def get_code_scorers():", "def get_code_scorers():\n    raise RuntimeError('half-finished edit')", 1))
 
-    add_orders(store, 50, 4)
+    add_support_traces(store, 50, 4)
     broken = nightly_session(store, suite_dir, out, "202")
     with pytest.raises(ValidationFailed, match="evaluation/scorers.py was edited by a person"):
         runner.run_all(broken)

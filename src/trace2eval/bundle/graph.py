@@ -117,15 +117,11 @@ def notebook_executor(task: dict[str, Any], widgets: dict[str, str], upstream: d
                                   stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, env={**os.environ})
         except subprocess.TimeoutExpired:
             return TIMEDOUT, {}, f"timed out after {timeout_s:.0f} s (timeout_seconds)"
-    values = json.loads(values_out.read_text()).get("values", {}) if values_out.exists() else {}
+    outcome = json.loads(values_out.read_text()) if values_out.exists() else {}
     if proc.returncode != 0:
-        return FAILED, values, _last_error(log_path) or f"exit code {proc.returncode}"
-    return SUCCESS, values, None
-
-
-def _last_error(log_path: Path) -> str | None:
-    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1][:1000] if lines else None
+        error = outcome.get("error") or f"the notebook process ended with exit code {proc.returncode}"
+        return FAILED, outcome.get("values", {}), " ".join(error.split())[:2000]
+    return SUCCESS, outcome.get("values", {}), None
 
 
 class GraphRunner:

@@ -17,24 +17,26 @@ from pathlib import Path
 
 from trace2eval.bundle.local_dbutils import LocalDbutils, NotebookExit
 from trace2eval.bundle.notebooks import code_cells
+from trace2eval.errors import Trace2EvalError
 
 
 def run(request: dict) -> int:
     notebook = Path(request["notebook"])
     dbutils = LocalDbutils(request["widgets"], request["task_key"], request.get("upstream_values", {}))
     namespace = {"__name__": "__main__", "dbutils": dbutils}
-    exit_value = None
-    status = 0
+    exit_value = error = None
     try:
         for i, source in enumerate(code_cells(notebook), start=1):
             exec(compile(source, f"{notebook.name} [cell {i}]", "exec"), namespace)  # noqa: S102 (our own notebook)
     except NotebookExit as done:
         exit_value = done.value
-    except BaseException:  # the task fails, as on Databricks, with the traceback in its log
+    except BaseException as exc:  # the task fails, as on Databricks, with the traceback in its log
         traceback.print_exc()
-        status = 1
-    Path(request["values_out"]).write_text(json.dumps({"values": dbutils.published, "exit_value": exit_value}))
-    return status
+        # trace2eval's own errors are written for people; anything else keeps its type.
+        error = str(exc) if isinstance(exc, Trace2EvalError) else f"{type(exc).__name__}: {exc}"
+    Path(request["values_out"]).write_text(json.dumps({"values": dbutils.published, "exit_value": exit_value,
+                                                       "error": error}))
+    return 0 if error is None else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,13 +58,13 @@ def refuse_to_repair_edited_files(session: Session, validation: dict[str, Any]) 
         blame += [rel for rel in ("evaluation/scorers.py", "evaluation/run_eval.py", "evaluation/eval_dataset.py")
                   if rel not in blame and ownership.is_edited(session.dir, rel)]
     if blame:
-        detail = "; ".join(f"{p['kind']}{' ' + p['scorer'] if p.get('scorer') else ''}: {str(p.get('detail') or '')[:200]}"
+        detail = "; ".join(f"{p['kind']}{' ' + p['scorer'] if p.get('scorer') else ''}: {' '.join(str(p.get('detail') or '').split())[-200:]}"
                            for p in problems)
         home = session.config().suite_dir or str(session.dir)  # where the person edits: the suite, or this session
         raise ValidationFailed(
             f"validation fails and {', '.join(blame)} was edited by a person, so trace2eval does not repair it ({detail})",
             f"fix {' and '.join(f'{home}/{b}' for b in blame)} (the generated version is beside it as .new), "
-            "or delete it to take the generated version, then rerun the validate task",
+            "or delete it to take the generated version; the next run (or `trace2eval task validate --force`) checks it again",
         )
 
 
