@@ -129,7 +129,9 @@ def task_values(session, task: str, status: str, settings: JobTaskSettings) -> d
 
     summary = session.plan().task(task).summary
     values: dict[str, Any] = {"status": status, "session_dir": settings.session_dir}
-    if task == "initializer":
+    if status == "skipped" and task != "fix":
+        values["reason"] = str(summary.get("reason", ""))[:500]
+    elif task == "initializer":
         values.update(traces=summary.get("traces", 0), new_traces=summary.get("new_traces", summary.get("traces", 0)),
                       findings=summary.get("findings", 0))
     elif task == "dataset":
