@@ -32,7 +32,10 @@ def write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; session files are meant to be shared
+        try:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; session files are meant to be shared
+        except OSError:
+            pass  # file systems without POSIX modes (a UC Volume's FUSE mount) refuse chmod; nothing lost
         os.replace(tmp, path)
     except BaseException:
         try:
