@@ -132,7 +132,7 @@ def test_cli_task_and_status_on_a_volume_session(workspace, store, cli, tmp_path
     remote = VolumeFolder(session)
     files = remote.list_files()
     assert {"eval_tasks.json", "state/analysis.json", "state/config.json"} <= set(files)
-    assert ".trace2eval.lock" not in files
+    assert remote.read_bytes(".trace2eval.lock") is None
     plan = json.loads(remote.read_bytes("eval_tasks.json"))
     assert plan["tasks"][0]["status"] == "completed"
 
@@ -142,3 +142,32 @@ def test_cli_task_and_status_on_a_volume_session(workspace, store, cli, tmp_path
     code, out, err = cli("task", "script", "--session", session)
     assert code == 1 and "Error: task 'script' needs 'dataset' to be completed first" in err
     assert json.loads(remote.read_bytes("eval_tasks.json"))["tasks"][3]["status"] == "pending"
+
+
+@pytest.mark.slow
+def test_cli_nightly_run_with_session_and_suite_in_the_volume(workspace, store, cli):
+    from tracefactory import add_support_traces
+
+    add_support_traces(store, 0, 8)
+    out, suite = f"{VOLUME}/sessions", f"{VOLUME}/suite"
+    code, stdout, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", out, "--suite", suite)
+    assert code == 0, err[-3000:]
+    session = stdout.strip().splitlines()[-1]
+    assert session.startswith(f"{out}/")
+    remote_session, remote_suite = VolumeFolder(session), VolumeFolder(suite)
+    assert {"eval_tasks.json", "state/validation_results.json", "evaluation/scorers.py"} <= set(remote_session.list_files())
+    assert {"SUITE.md", "evaluation/run_eval.py", "state/watermark.json"} <= set(remote_suite.list_files())
+    assert json.loads(remote_suite.read_bytes("state/watermark.json"))["traces_total"] == 8
+
+    # Someone edits scorers.py in the Volume; the next night keeps it and writes scorers.py.new.
+    remote_suite.write_bytes("evaluation/scorers.py", remote_suite.read_bytes("evaluation/scorers.py") + b"\n# edited in the workspace\n")
+    add_support_traces(store, 500, 3)
+    code, stdout, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", out, "--suite", suite)
+    assert code == 0, err[-3000:]
+    assert remote_suite.read_bytes("evaluation/scorers.py").endswith(b"# edited in the workspace\n")
+    assert remote_suite.read_bytes("evaluation/scorers.py.new") is not None
+    assert json.loads(remote_suite.read_bytes("state/watermark.json"))["traces_total"] == 11
+    assert remote_suite.read_bytes(".trace2eval.lock") is None and remote_session.read_bytes(".trace2eval.lock") is None
+
+    code, stdout, err = cli("resume", session)
+    assert code == 0 and "already finished" in err and stdout.strip().splitlines()[-1] == session
