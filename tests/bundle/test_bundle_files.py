@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from trace2eval.bundle.graph import leaves
 from trace2eval.bundle.job_tasks import JOB_PARAMETERS, TASK_PARAMETERS, TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT.parent / "shared" / "bundle" / "bundle_schema.json"  # present on development machines only
+# The official schema (bundle/schema/jsonschema.json of the Databricks CLI) is not vendored: point
+# TRACE2EVAL_BUNDLE_SCHEMA at a copy, or keep one in ../shared/bundle/ beside the checkout.
+SCHEMA = Path(os.environ.get("TRACE2EVAL_BUNDLE_SCHEMA") or ROOT.parent / "shared" / "bundle" / "bundle_schema.json")
 REQUIRED = {"experiment_id": "123", "volume_path": "/Volumes/main/evals/trace2eval"}
 BUNDLE_FILES = [ROOT / "databricks.yml", *sorted((ROOT / "resources").glob("*.yml"))]
 SESSION_TASKS = list(TASKS)
