@@ -31,8 +31,8 @@ class Case:
 
 
 def select_cases(analysis: dict[str, Any], max_rows: int = MAX_ROWS) -> list[Case]:
-    """Pick trace ids in priority order: findings (with passing counter-examples), query types,
-    the slowest traces, each request shape, a plain baseline, then a random slice."""
+    """Pick trace ids in priority order: findings, each error pattern, passing counter-examples,
+    query types, the slowest traces, each request shape, a plain baseline, then a random slice."""
     cases: dict[str, Case] = {}
 
     def take(trace_id: str, case_type: str, reason: str, finding: str | None = None) -> None:
@@ -49,6 +49,9 @@ def select_cases(analysis: dict[str, Any], max_rows: int = MAX_ROWS) -> list[Cas
     for f in analysis.get("findings", []):
         for tid in f.get("evidence", [])[:EXHIBITS_PER_FINDING]:
             take(tid, "failure", f"exhibits {f['id']}", f["id"])
+    for pattern in analysis.get("error_patterns", [])[:15]:
+        for tid in pattern.get("evidence", [])[:1]:
+            take(tid, "failure", f"error pattern {pattern['name']}: {pattern['message'][:60]}")
     for f in analysis.get("findings", []):
         for tid in f.get("counter_examples", [])[:COUNTER_EXAMPLES_PER_FINDING]:
             take(tid, "counter_example", f"passes {f['id']}")
@@ -90,10 +93,18 @@ def _bounded(value: Any) -> Any:
     return value
 
 
-def _dedupe_key(inputs: Any) -> str:
-    text = request_text(inputs).lower()
-    text = re.sub(r"\d+", "#", text)
-    return re.sub(r"[^\w#]+", " ", text).strip()[:300]
+NEAR_DUPLICATE = 0.85  # word-set overlap (Jaccard) at which two requests count as the same
+
+
+def _words(inputs: Any) -> frozenset[str]:
+    text = re.sub(r"\d+", "#", request_text(inputs).lower())
+    return frozenset(re.findall(r"[\w#]+", text)[:200])
+
+
+def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
+    if not a or not b:
+        return a == b
+    return len(a & b) / len(a | b) >= NEAR_DUPLICATE
 
 
 def build_rows(cases: list[Case], fetch, case_index: dict[str, dict[str, Any]] | None = None) -> tuple[list[dict], list[dict]]:
@@ -104,7 +115,7 @@ def build_rows(cases: list[Case], fetch, case_index: dict[str, dict[str, Any]] |
     """
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
+    seen: list[tuple[frozenset[str], int]] = []  # request words of each kept row
     for case in cases:
         trace = fetch(case.trace_id)
         if trace is None:
@@ -113,9 +124,11 @@ def build_rows(cases: list[Case], fetch, case_index: dict[str, dict[str, Any]] |
         root = next((s for s in trace.data.spans if s.parent_id is None), None)
         inputs = root.inputs if root is not None else None
         outputs = root.outputs if root is not None else None
-        key = _dedupe_key(inputs)
-        if key and key in seen and case.case_type not in ("failure",):
-            first = rows[seen[key]]
+        words = _words(inputs)
+        twin = next((i for w, i in seen if _similar(w, words)), None)
+        # A failure is kept even when its request looks like another's: the behaviour differs.
+        if twin is not None and case.case_type != "failure":
+            first = rows[twin]
             first["metadata"]["near_duplicates"] = first["metadata"].get("near_duplicates", 0) + 1
             skipped.append({"trace_id": case.trace_id, "reason": f"near-duplicate of {first['metadata']['source_trace']}"})
             continue
@@ -133,7 +146,6 @@ def build_rows(cases: list[Case], fetch, case_index: dict[str, dict[str, Any]] |
         if case_index and case.trace_id in case_index:
             metadata["query_type"] = case_index[case.trace_id].get("query_type")
         row = {"inputs": _bounded(redact(inputs)), "outputs": _bounded(redact(outputs)), "metadata": metadata}
-        if key:
-            seen[key] = len(rows)
+        seen.append((words, len(rows)))
         rows.append(row)
     return rows, skipped

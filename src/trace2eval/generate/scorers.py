@@ -33,6 +33,13 @@ JUDGE_GUIDELINES: dict[str, list[str]] = {
         "The response resolves the request itself. Declining or handing off to a human is acceptable "
         "only when the request is out of scope or policy requires it, and the response says why.",
     ],
+    "grounded_writes": [
+        "Every value the agent acts on (ids, amounts, dates, names) comes from the user or from a tool "
+        "result; the agent never guesses or invents one.",
+    ],
+    "uses_tools": [
+        "Facts in the response come from the agent's tools, not from its own assumptions.",
+    ],
     "has_answer": [
         "The response directly answers the user's request in complete sentences.",
     ],
@@ -80,6 +87,8 @@ def _evidence_line(finding: dict[str, Any]) -> str:
 def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
     specs: list[ScorerSpec] = []
     for f in analysis.get("findings", []):
+        if f.get("scorer", "code") != "code" or f.get("kept") is False:
+            continue
         specs.append(ScorerSpec(
             name=f["id"], kind="code", check=f["check"], params=f["params"], finding=f["id"],
             doc=f"{f['title']}. {f['description']} Fails when {f['threshold_rationale']}. {_evidence_line(f)}.",

@@ -9,6 +9,7 @@ the standard library only.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 CheckResult = tuple[bool, str]
@@ -25,6 +26,27 @@ def register_check(name: str):
 
 def run_check(kind: str, features: dict[str, Any], params: dict[str, Any]) -> CheckResult:
     return CHECKS[kind](features, params)
+
+
+def classify_request(text: str, types: list[dict[str, Any]]) -> str | None:
+    """The query type whose terms overlap the request most (None when nothing overlaps)."""
+    words = set(re.findall(r"[a-z]+", (text or "").lower()))
+    best, best_score = None, 0
+    for t in types:
+        score = sum(1 for term in t.get("terms", []) if set(term.split()) <= words)
+        if score > best_score:
+            best, best_score = t["name"], score
+    return best
+
+
+def _limit(f: dict[str, Any], p: dict[str, Any], key: str) -> tuple[float, str]:
+    """The global limit, or the request type's own limit when the check has per-type limits."""
+    by_type = p.get("by_type") or {}
+    if by_type:
+        kind = classify_request(f.get("request", ""), p.get("types", []))
+        if kind in by_type:
+            return float(by_type[kind]), f" for {kind} requests"
+    return float(p[key]), ""
 
 
 def _has_spans(f: dict[str, Any]) -> bool:
@@ -44,14 +66,23 @@ def _check_trace_ok(f, p):
 @register_check("tool_errors")
 def _check_tool_errors(f, p):
     failed = [t for t in f.get("tools", []) if not t["ok"]]
+    if p.get("unrecovered_only"):
+        # The agent usually recovers from tool failures here: only a failure after which no tool
+        # call succeeded (the agent stopped or gave up) fails the conversation.
+        count = f.get("n_unrecovered_tool_errors", 0)
+        label = "tool call(s) failed and nothing succeeded after them"
+    else:
+        count = len(failed)
+        label = "tool call(s) failed"
     limit = int(p.get("max", 0))
-    if len(failed) > limit:
+    if count > limit:
         names = ", ".join(sorted({t["name"] for t in failed}))
-        sample = failed[0].get("error") or "error"
-        return False, f"{len(failed)} tool call(s) failed ({names}); first error: {sample}"
+        sample = failed[-1].get("error") if failed else "error"
+        return False, f"{count} {label} ({names}); last error: {sample}"
     if not _has_spans(f):
         return True, "no tool spans to inspect"
-    return True, f"{f['n_tool_calls']} tool call(s), none failed"
+    recovered = f" ({len(failed)} failed, each followed by a successful call)" if failed else ", none failed"
+    return True, f"{f['n_tool_calls']} tool call(s){recovered}"
 
 
 @register_check("llm_errors")
@@ -86,10 +117,10 @@ def _check_no_repeated_calls(f, p):
 
 @register_check("tool_budget")
 def _check_tool_budget(f, p):
-    limit = int(p["max"])
+    limit, scope = _limit(f, p, "max")
     if f["n_tool_calls"] > limit:
-        return False, f"{f['n_tool_calls']} tool calls (typical at most {limit})"
-    return True, f"{f['n_tool_calls']} tool calls (limit {limit})"
+        return False, f"{f['n_tool_calls']} tool calls (typical at most {limit:.0f}{scope})"
+    return True, f"{f['n_tool_calls']} tool calls (limit {limit:.0f}{scope})"
 
 
 @register_check("conversation_length")
@@ -102,19 +133,21 @@ def _check_conversation_length(f, p):
 
 @register_check("latency_budget")
 def _check_latency_budget(f, p):
-    limit = float(p["max_ms"])
+    limit, scope = _limit(f, p, "max_ms")
+    if not _has_spans(f) and not f.get("duration_ms"):
+        return True, "no timing to inspect"
     if f["duration_ms"] > limit:
-        return False, f"took {f['duration_ms'] / 1000:.1f} s (budget {limit / 1000:.1f} s)"
-    return True, f"took {f['duration_ms'] / 1000:.1f} s (budget {limit / 1000:.1f} s)"
+        return False, f"took {f['duration_ms'] / 1000:.1f} s (budget {limit / 1000:.1f} s{scope})"
+    return True, f"took {f['duration_ms'] / 1000:.1f} s (budget {limit / 1000:.1f} s{scope})"
 
 
 @register_check("token_budget")
 def _check_token_budget(f, p):
-    limit = int(p["max"])
+    limit, scope = _limit(f, p, "max")
     total = f.get("tokens_in", 0) + f.get("tokens_out", 0)
     if total > limit:
-        return False, f"used {total} tokens (budget {limit})"
-    return True, f"used {total} tokens (budget {limit})"
+        return False, f"used {total} tokens (budget {limit:.0f}{scope})"
+    return True, f"used {total} tokens (budget {limit:.0f}{scope})"
 
 
 @register_check("no_give_up")
@@ -145,3 +178,33 @@ def _check_routing_path(f, p):
     if len(used) > limit:
         return False, f"called {len(used)} different {'sub-agents' if watched else 'tools'} ({', '.join(sorted(used))}); common paths use at most {limit}"
     return True, f"called {len(used)} different {'sub-agents' if watched else 'tools'} (limit {limit})"
+
+
+@register_check("grounded_writes")
+def _check_grounded_writes(f, p):
+    """State-changing calls whose argument values nobody said: not the user, not a tool."""
+    n = f.get("n_ungrounded_writes", 0)
+    if n > int(p.get("max", 0)):
+        examples = "; ".join(f.get("ungrounded_writes", [])[:3])
+        return False, f"{n} state-changing call(s) used values that neither the user nor any tool provided: {examples}"
+    return True, f"{f.get('n_write_calls', 0)} state-changing call(s), every argument grounded"
+
+
+@register_check("repeated_writes")
+def _check_repeated_writes(f, p):
+    limit = int(p["max"])
+    if f.get("max_write_repeats", 0) > limit:
+        return False, f"the same state-changing action ran {f['max_write_repeats']} times (typical at most {limit})"
+    return True, "no state-changing action repeated beyond the usual"
+
+
+@register_check("uses_tools")
+def _check_uses_tools(f, p):
+    if not _has_spans(f):
+        return True, "no spans to inspect"
+    minimum = int(p.get("min", 1))
+    if p.get("exempt_types") and classify_request(f.get("request", ""), p.get("types", [])) in p["exempt_types"]:
+        return True, "a kind of request usually answered without tools"
+    if f["n_tool_calls"] < minimum:
+        return False, f"answered with {f['n_tool_calls']} tool call(s) where this agent almost always consults its tools"
+    return True, f"{f['n_tool_calls']} tool call(s)"

@@ -82,6 +82,13 @@ def span_exceptions(span: Any) -> list[tuple[str, str]]:
     return found
 
 
+def _attribute(span: Any, key: str) -> Any:
+    getter = getattr(span, "get_attribute", None)
+    if getter is not None:  # MLflow spans decode one attribute instead of all of them
+        return getter(key)
+    return (getattr(span, "attributes", None) or {}).get(key)
+
+
 def trace_spans(trace: Any) -> list[Any]:
     data = getattr(trace, "data", None)
     return list(getattr(data, "spans", None) or [])
@@ -260,6 +267,9 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
     seen_users: set[str] = set()
     timeline: list[tuple[str, str]] = []  # ("user", text) / ("assistant", text) / ("write", tool)
     tokens_in = tokens_out = 0
+    evidence = _Evidence()  # what the user said and tools returned so far, to ground arguments
+    ungrounded: list[str] = []
+    n_ungrounded = 0
     parents = {getattr(s, "parent_id", None) for s in spans}
     span_types: dict[str, int] = {}
 
@@ -275,8 +285,11 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
             span_inputs = getattr(span, "inputs", None)
             messages = span_inputs.get("messages") if isinstance(span_inputs, dict) else None
             for m in messages if isinstance(messages, list) else []:
+                if isinstance(m, dict) and m.get("role") in ("tool", "function"):
+                    evidence.add(_message_text(m))
                 if isinstance(m, dict) and m.get("role") == "user":
                     text = _message_text(m)
+                    evidence.add(text)
                     if text and text not in seen_users:  # chat histories repeat earlier turns
                         seen_users.add(text)
                         user_turns.append(text)
@@ -285,7 +298,7 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
             said = _message_text(out) if isinstance(out, dict) else (out if isinstance(out, str) else "")
             if said:
                 timeline.append(("assistant", said))
-            usage = (getattr(span, "attributes", None) or {}).get("mlflow.chat.tokenUsage")
+            usage = _attribute(span, "mlflow.chat.tokenUsage")
             if isinstance(usage, dict):
                 tokens_in += int(usage.get("input_tokens") or 0)
                 tokens_out += int(usage.get("output_tokens") or 0)
@@ -307,8 +320,15 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
                 # A tool that runs its own spans (LLM calls, tools) is a sub-agent.
                 "nested": getattr(span, "span_id", None) in parents,
             })
+            span_args = getattr(span, "inputs", None)
             if is_write_tool(name):
                 timeline.append(("write", name))
+                missing = [v for v in _argument_values(span_args) if not evidence.has(v)]
+                if missing:
+                    n_ungrounded += 1
+                    if len(ungrounded) < 5:
+                        ungrounded.append(f"{name}({', '.join(to_text(v, 40) for v in missing[:3])})")
+            evidence.add(to_text(out))
         elif kind in AGENT_SPAN_TYPES and span is not root:
             agent_spans += 1
 
@@ -331,6 +351,8 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
 
     unconfirmed = _unconfirmed_writes(timeline)
     writes = [t["name"] for t in tools if is_write_tool(t["name"])]
+    last_ok = max((i for i, t in enumerate(tools) if t["ok"]), default=-1)
+    unrecovered = [t for i, t in enumerate(tools) if not t["ok"] and i > last_ok]
     return {
         "status": state,
         "duration_ms": round(float(duration or 0.0), 1),
@@ -348,10 +370,15 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
         "n_tool_calls": len(tools),
         "n_distinct_tools": len({t["name"] for t in tools}),
         "n_tool_errors": sum(not t["ok"] for t in tools),
+        # failures after which no tool call succeeded: the agent did not recover
+        "n_unrecovered_tool_errors": len(unrecovered),
         "max_identical_calls": repeats,
         "max_same_tool_streak": best,
         "n_write_calls": len(writes),
         "n_unconfirmed_writes": unconfirmed,
+        "max_write_repeats": max((writes.count(w) for w in set(writes)), default=0),
+        "n_ungrounded_writes": n_ungrounded,
+        "ungrounded_writes": ungrounded,
         "handoff": any(is_handoff_tool(t["name"]) for t in tools),
         "n_agent_spans": agent_spans,
         "llm_calls": llm_calls,
@@ -363,6 +390,59 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
         "n_user_turns": len(user_turns),
         "user_turns": [to_text(u, 200) for u in user_turns[:MAX_USER_TURNS_KEPT]],
     }
+
+
+class _Evidence:
+    """Lower-cased text the user and the tools produced so far, bounded."""
+
+    LIMIT = 400_000
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.size = 0
+        self._joined: str | None = None
+
+    def add(self, text: str) -> None:
+        if text and self.size < self.LIMIT:
+            text = text[: self.LIMIT - self.size].lower()
+            self.parts.append(text)
+            self.size += len(text)
+            self._joined = None
+
+    def has(self, value: Any) -> bool:
+        if self._joined is None:
+            self._joined = "\n".join(self.parts)
+            self._spaced = re.sub(r"[_\-]+", " ", self._joined)
+        needle = str(value).lower()
+        if needle in self._joined:
+            return True
+        return re.sub(r"[_\-]+", " ", needle) in self._spaced
+
+
+def _argument_values(args: Any) -> list[Any]:
+    """Identifier-like values in a call's arguments: strings of 3+ chars and numbers >= 10.
+
+    Short strings, booleans and small numbers are too common to say anything about grounding.
+    """
+    found: list[Any] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, bool) or v is None:
+            return
+        elif isinstance(v, (int, float)):
+            if abs(v) >= 10:
+                found.append(int(v) if float(v).is_integer() else v)
+        elif isinstance(v, str) and 3 <= len(v.strip()) <= 200:
+            found.append(v.strip())
+
+    walk(args)
+    return found
 
 
 def _unconfirmed_writes(timeline: list[tuple[str, str]]) -> int:

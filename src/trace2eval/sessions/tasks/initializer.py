@@ -6,11 +6,14 @@ from typing import Any
 
 from trace2eval import ui
 from trace2eval.analysis.analyze import Analyzer
+from trace2eval.analysis.querytypes import prewarm
 from trace2eval.errors import SourceError
 from trace2eval.sessions import suite
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.session import Session
-from trace2eval.traces.source import TraceQuery, iter_digests, open_client
+from trace2eval.analysis.stats import summary as distribution
+from trace2eval.traces.reader import plan_shards, read_digests, scan_index
+from trace2eval.traces.source import TraceQuery, open_client
 
 
 def run(session: Session) -> dict[str, Any]:
@@ -23,8 +26,20 @@ def run(session: Session) -> dict[str, Any]:
         window = suite.trace_window(session)
     since_ms = window.since_ms if window else config.since_ms
     query = TraceQuery(config.experiment_id, config.filter_string, since_ms, config.max_traces)
-    analyzer = Analyzer(seed=config.seed)
-    for digest in ui.track(iter_digests(client, query), "Reading traces", total=config.max_traces):
+    index = scan_index(client, query)
+    if index.count == 0 and not (window and window.previous):
+        what = f"experiment {config.experiment_id} has no traces"
+        if query.mlflow_filter():
+            what += f" matching {query.mlflow_filter()!r}"
+        raise SourceError(what, "log traces from your agent first, or widen --filter / --since")
+    plan = plan_shards(index, config.max_traces, seed=config.seed)
+    if window is not None and plan.expected < index.count:
+        ui.warn(f"more new traces ({index.count}) than --max-traces {config.max_traces}: a sample is analyzed and the "
+                "watermark moves past the rest (raise max_traces to cover a night's traffic)")
+    prewarm()
+    analyzer = Analyzer(seed=config.seed, label_name=config.labels)
+    digests = read_digests(config.tracking_uri, query, plan, label_name=config.labels) if index.count else iter(())
+    for digest in ui.track(digests, "Reading traces", total=plan.expected):
         if window is None or window.accepts(digest["trace_id"], digest.get("timestamp_ms", 0)):
             analyzer.add(digest)
     if window is not None:
@@ -33,22 +48,25 @@ def run(session: Session) -> dict[str, Any]:
             suite.skip_generation(session, f"no new traces since the last successful run ({window_info['already_processed']} already in the suite)")
             ui.say("No new traces since the last successful run: validating the suite as it is")
             return {"traces": 0, "new_traces": 0, "findings": 0, "query_types": 0}
-    if not analyzer.rows:
-        what = f"experiment {config.experiment_id} has no traces"
-        if query.mlflow_filter():
-            what += f" matching {query.mlflow_filter()!r}"
-        raise SourceError(what, "log traces from your agent first, or widen --filter / --since")
-    note = None
-    if config.max_traces is not None and len(analyzer.rows) >= config.max_traces:
-        note = f"the newest {len(analyzer.rows)} traces (--max-traces {config.max_traces})"
-        if window is not None:
-            ui.warn(f"more new traces than --max-traces {config.max_traces}: only the newest were read, and the "
-                    "watermark moves past the rest (raise max_traces to cover a night's traffic)")
-    analysis = analyzer.finish(sample_note=note)
+    analysis = analyzer.finish(sample_note=plan.note)
+    analysis["population"] = {
+        "traces": index.count, "by_status": dict(index.statuses), "latency_ms": distribution(index.durations),
+        "tokens_per_trace": distribution(index.tokens) if index.tokens else {"count": 0},
+        "note": "every matching trace, read without spans" + ("" if plan.expected >= index.count else
+                                                              "; findings come from the sample"),
+    }
     write_json(session.analysis_file, analysis)
     summary = analysis["trace_summary"]
     ui.say(f"Analyzed {summary['total_analyzed']} traces: {len(analysis['findings'])} findings, "
            f"{len(analysis['query_types'])} query types")
+    meta = analysis.get("meta_evaluation")
+    if meta:
+        if meta.get("labelled", 0) == 0:
+            ui.warn(meta["note"])
+        else:
+            ui.say(f"Against labels '{config.labels}' ({meta['labelled']} labelled traces): kept {len(meta['kept'])} "
+                   f"code scorers, dropped {len(meta['dropped'])}; together recall {meta['combined']['recall']:.2f}, "
+                   f"false-alarm rate {meta['combined']['false_alarm_rate']:.2f}")
     update_plan(session, analysis)
     return {"traces": summary["total_analyzed"], "findings": len(analysis["findings"]),
             "query_types": len(analysis["query_types"]),
@@ -59,12 +77,13 @@ def update_plan(session: Session, analysis: dict[str, Any]) -> None:
     """Describe the remaining tasks in terms of what the analysis found."""
     plan = session.plan()
     findings = analysis["findings"]
+    code = [f for f in findings if f.get("scorer", "code") == "code" and f.get("kept", True)]
     plan.task("dataset").description = (
         f"Build the evaluation dataset from production traces: cover {len(findings)} findings, "
         f"{len(analysis['query_types'])} query types, the slowest traces and a random slice"
     )
     plan.task("scorers").description = (
-        f"Create {len(findings)} code scorers ({', '.join(f['id'] for f in findings[:6])}"
-        f"{'…' if len(findings) > 6 else ''}) plus LLM judges"
+        f"Create {len(code)} code scorers ({', '.join(f['id'] for f in code[:6])}"
+        f"{'…' if len(code) > 6 else ''}) plus LLM judges"
     )
     session.save_plan(plan)

@@ -1,0 +1,72 @@
+"""Meta-evaluation: how well each code scorer agrees with labels people already gave.
+
+Labels (user thumbs, reviewer verdicts: any yes/no feedback named with `--labels`) never shape a
+finding or a threshold; they only measure the finished scorers and decide which ones add signal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MIN_LABELLED = 10  # below this, agreement numbers are noise: report, don't drop
+
+
+def confusion(flagged: list[bool], bad: list[bool]) -> dict[str, Any]:
+    """Agreement of 'the scorer fails the trace' with 'people said the trace was bad'."""
+    tp = sum(f and b for f, b in zip(flagged, bad))
+    fp = sum(f and not b for f, b in zip(flagged, bad))
+    fn = sum(b and not f for f, b in zip(flagged, bad))
+    tn = sum(not f and not b for f, b in zip(flagged, bad))
+    n = tp + fp + fn + tn
+    observed = (tp + tn) / n if n else 0.0
+    expected = (((tp + fp) * (tp + fn)) + ((fn + tn) * (fp + tn))) / (n * n) if n else 0.0
+    kappa = (observed - expected) / (1 - expected) if n and expected < 1 else 0.0
+    return {
+        "flagged_bad": tp, "flagged_good": fp, "missed_bad": fn, "passed_good": tn,
+        "precision": round(tp / (tp + fp), 3) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 3) if tp + fn else None,
+        "false_alarm_rate": round(fp / (fp + tn), 3) if fp + tn else None,
+        "cohen_kappa": round(kappa, 3),
+    }
+
+
+def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]], label_name: str) -> dict[str, Any]:
+    """Score every code finding against the labels; mark each `kept` or not, with the reason."""
+    labelled = [r for r in rows if r.get("label") is not None]
+    if not labelled:
+        return {"label": label_name, "labelled": 0, "kept": [], "dropped": [],
+                "note": f"no trace carries a yes/no feedback named '{label_name}': nothing to measure against"}
+    bad = [r["label"] is False for r in labelled]
+    base_rate = sum(bad) / len(bad)
+    kept, dropped = [], []
+    for f in findings:
+        if f.get("scorer", "code") != "code":
+            continue
+        failing = set(f["all_evidence"])
+        stats = confusion([r["trace_id"] in failing for r in labelled], bad)
+        f["agreement"] = stats
+        if len(labelled) < MIN_LABELLED:
+            f["kept"], f["kept_reason"] = True, f"only {len(labelled)} labelled traces: too few to judge"
+        elif stats["flagged_bad"] + stats["flagged_good"] == 0:
+            f["kept"], f["kept_reason"] = True, "flags no labelled trace: no evidence either way"
+        elif stats["cohen_kappa"] > 0 and (stats["precision"] or 0) > base_rate:
+            f["kept"], f["kept_reason"] = True, (
+                f"adds signal: precision {stats['precision']:.2f} above the {base_rate:.2f} base rate of bad traces, "
+                f"kappa {stats['cohen_kappa']:.2f}")
+        else:
+            f["kept"], f["kept_reason"] = False, (
+                f"no signal: precision {stats['precision'] or 0:.2f} vs base rate {base_rate:.2f}, "
+                f"kappa {stats['cohen_kappa']:.2f}")
+        (kept if f["kept"] else dropped).append(f["id"])
+    union = set().union(*[set(f["all_evidence"]) for f in findings if f["id"] in kept]) if kept else set()
+    return {
+        "label": label_name,
+        "labelled": len(labelled),
+        "bad": sum(bad),
+        "good": len(bad) - sum(bad),
+        "base_rate_bad": round(base_rate, 3),
+        "kept": kept,
+        "dropped": dropped,
+        "combined": confusion([r["trace_id"] in union for r in labelled], bad),
+        "note": "labels only measured the scorers; findings and thresholds come from unlabelled traces",
+    }

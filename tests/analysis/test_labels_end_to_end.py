@@ -1,0 +1,33 @@
+"""--labels: scorers are measured against people's feedback on the traces, and noise is dropped."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_labels_measure_and_prune_scorers(store, tmp_path, cli):
+    from mlflow.entities import AssessmentSource
+
+    human = AssessmentSource(source_type="HUMAN", source_id="reviewer")
+    for i in range(24):
+        loop = i % 4 == 0  # loops: always bad
+        tools = [{"name": "lookup", "args": {"q": 1}}] * (3 if loop else 1) + [{"name": "lookup", "args": {"q": i + 100}}]
+        # One slow trace, and it was fine: latency says nothing about quality here.
+        tid = store.add(f"question number {i} about my account", f"answer {i}.", tools=tools,
+                        duration_ms=90_000 if i == 1 else 1_000 + i)
+        good = not loop
+        store.mlflow.log_feedback(trace_id=tid, name="thumbs", value="yes" if good else "no", source=human)
+    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path, "--labels", "thumbs")
+    assert code == 0, err
+    session = out.strip().splitlines()[-1]
+    analysis = json.loads(open(f"{session}/state/analysis.json").read())
+    meta = analysis["meta_evaluation"]
+    assert meta["labelled"] == 24 and meta["bad"] == 6
+    by_id = {f["id"]: f for f in analysis["findings"]}
+    assert by_id["repeated_calls"]["kept"] is True and by_id["repeated_calls"]["agreement"]["recall"] == 1.0
+    assert by_id["slow_traces"]["kept"] is False and "no signal" in by_id["slow_traces"]["kept_reason"]
+    scorers = open(f"{session}/evaluation/scorers.py").read()
+    assert "def repeated_calls(" in scorers and "def slow_traces(" not in scorers
+    assert "Against labels 'thumbs' (24 labelled traces)" in err
