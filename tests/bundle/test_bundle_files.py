@@ -209,3 +209,19 @@ def test_thinness_check_catches_logic(tmp_path):
     assert any("imports os" in p for p in problems) and any("If" in p for p in problems)
     with pytest.raises(ValueError, match="does not start with"):
         notebooks.parse(tmp_path.joinpath("plain.py").write_text("print(1)\n") and tmp_path / "plain.py")
+
+
+def test_readme_deploy_section_matches_the_bundle():
+    """The commands the README tells people to type use this bundle's real names."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deploy on Databricks"):]
+    section = section[: section.index("\n## ", 4)]
+    declared = set(definition.read_yaml(ROOT / "databricks.yml")["variables"])
+    job = nightly()
+    assert set(re.findall(r"databricks bundle run (\w+)", section)) == {"trace2eval_nightly"}
+    assert set(re.findall(r"--var (\w+)=", section)) <= declared
+    assert set(re.findall(r"--params (\w+)=", section)) <= {p["name"] for p in job["parameters"]}
+    settings = section[section.index("Settings are bundle variables"):section.index("**Review the artifacts**")]
+    named = set(re.findall(r"`([a-z_]+)`", settings)) - {"none", "databricks"}
+    assert named and named <= declared, named - declared
+    assert {"alert_emails", "failure_webhooks", "duration_warning_seconds", "secret_scope"} <= set(re.findall(r"`([a-z_]+)`", section))
