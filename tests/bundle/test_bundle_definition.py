@@ -116,3 +116,17 @@ def test_assignments():
     assert definition.parse_assignments(["a=1", "b=x=y", "c="], "--var") == {"a": "1", "b": "x=y", "c": ""}
     with pytest.raises(BundleError, match="use --param name=value"):
         definition.parse_assignments(["novalue"], "--param")
+
+
+def test_run_local_cli_errors_name_the_fix(cli, tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    code, out, err = cli("job", "run-local", "--bundle-root", root, "--runs-dir", tmp_path)
+    assert code == 1
+    assert err.strip() == "Error: variable 'experiment_id' has no value — pass --var experiment_id=<value> or set it in the target"
+    code, out, err = cli("job", "run-local", "--bundle-root", root, "--runs-dir", tmp_path, "--var", "experiment_id=1",
+                         "--var", "volume_path=/tmp/x", "--param", "max_trace=5")
+    assert code == 1 and "Error: unknown job parameter(s) ['max_trace'] — job parameters are: experiment_id," in err
+    code, out, err = cli("job", "run-local", "--bundle-root", root, "--var", "alert_emails=oncall@example.com")
+    assert code == 1 and "alert_emails is a complex variable and needs JSON" in err
+    code, out, err = cli("job", "run-local", "--bundle-root", root, "--target", "staging", "--var", "experiment_id=1")
+    assert code == 1 and "no target 'staging'" in err

@@ -146,8 +146,8 @@ def evict(rows: list[dict[str, Any]], cap: int) -> tuple[list[dict[str, Any]], l
     """
     if len(rows) <= cap:
         return rows, []
-    protected = [i for i, r in enumerate(rows) if r.get("expectations") or r.get("metadata", {}).get("pinned")]
-    candidates = [i for i in range(len(rows)) if i not in set(protected)]
+    protected = {i for i, r in enumerate(rows) if r.get("expectations") or r.get("metadata", {}).get("pinned")}
+    candidates = [i for i in range(len(rows)) if i not in protected]
     candidates.sort(key=lambda i: (EVICTION_ORDER.get(rows[i].get("metadata", {}).get("case_type"), 0),
                                    str(rows[i].get("metadata", {}).get("added_in", "")), i))
     drop = set(candidates[: max(0, len(rows) - cap)])
