@@ -16,6 +16,7 @@ Credentials come from the SDK's own chain (DATABRICKS_HOST/DATABRICKS_TOKEN, a p
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -268,6 +269,7 @@ class Mirror:
     def pull(self) -> int:
         """Download every file of the remote folder (replacing the local copy). Returns the count."""
         files = self.remote.list_files()
+        previous = self._synced()
         hashes: dict[str, str] = {}
         for rel in files:
             data = self.remote.read_bytes(rel)
@@ -278,7 +280,7 @@ class Mirror:
                 write_bytes(target, data)
             hashes[rel] = _bytes_sha(data)
         for rel in self._local_files():
-            if rel not in hashes and rel in self._synced():
+            if rel not in hashes and rel in previous:
                 (self.local / rel).unlink(missing_ok=True)  # deleted in the Volume since the last sync
         self._save_synced(hashes)
         return len(hashes)
@@ -312,8 +314,6 @@ class Mirror:
 
 
 def _bytes_sha(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
