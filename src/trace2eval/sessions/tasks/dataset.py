@@ -21,11 +21,13 @@ def run(session: Session) -> dict[str, Any]:
     analysis = session.analysis()
     client = open_client(config.tracking_uri, config.experiment_id)
     cases = select_cases(analysis)
-    rows, skipped = build_rows(
-        list(ui.track(cases, "Fetching dataset traces", total=len(cases))),
-        lambda tid: fetch_trace(client, tid),
-        analysis.get("case_index"),
-    )
+    with ui.activity("Fetching dataset traces", unit="traces") as progress:
+        def fetch(trace_id: str):
+            trace = fetch_trace(client, trace_id)
+            progress.update(progress.done + 1, len(cases))
+            return trace
+
+        rows, skipped = build_rows(cases, fetch, analysis.get("case_index"))
     nightly = suite.is_nightly(session)
     merge: dict[str, int] = {}
     if nightly:  # append rows for traces the living suite has never used to its rows (edits kept)

@@ -48,7 +48,10 @@ def run(session: Session) -> dict[str, Any]:
             suite.skip_generation(session, f"no new traces since the last successful run ({window_info['already_processed']} already in the suite)")
             ui.say("No new traces since the last successful run: validating the suite as it is")
             return {"traces": 0, "new_traces": 0, "findings": 0, "query_types": 0}
-    analysis = analyzer.finish(sample_note=plan.note)
+    with ui.activity("Analyzing", unit="traces") as progress:
+        progress.update(0, len(analyzer.rows))
+        analysis = analyzer.finish(sample_note=plan.note)
+        progress.update(len(analyzer.rows), len(analyzer.rows))
     analysis["population"] = {
         "traces": index.count, "by_status": dict(index.statuses), "latency_ms": distribution(index.durations),
         "tokens_per_trace": distribution(index.tokens) if index.tokens else {"count": 0},
