@@ -9,7 +9,7 @@ import typer
 
 from trace2eval import ui
 from trace2eval.cli.options import (DEFAULTS, ExperimentId, Filter, FixAttempts, JudgeModel, Labels, Llm, LlmModel,
-                                    MaxTraces, Out, Quiet, RequireLlm, Since, TrackingUri, build_config)
+                                    MaxTraces, Out, Quiet, RequireLlm, Since, Source, TrackingUri, build_config)
 from trace2eval.errors import ValidationFailed
 from trace2eval.sessions import runner
 from trace2eval.sessions.session import Session
@@ -26,6 +26,7 @@ def run(
     filter: Filter = None,
     since: Since = None,
     labels: Labels = None,
+    source: Source = DEFAULTS["source"],
     require_llm: RequireLlm = False,
     max_fix_attempts: FixAttempts = 3,
     quiet: Quiet = False,
@@ -34,12 +35,15 @@ def run(
 
     Example: trace2eval run --experiment-id 1 --tracking-uri sqlite:///mlflow.db
 
+    With --source uc:<catalog>.<schema>[.<table_prefix>] the traces are read from Unity Catalog
+    trace tables with Spark; the evaluation still runs against the experiment.
+
     Progress goes to stderr; the session folder is the last line of stdout. Exit 0 only when
     validation passed.
     """
     ui.set_quiet(quiet)
     config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since,
-                          labels, require_llm, max_fix_attempts)
+                          labels, require_llm, max_fix_attempts, source)
     session = runner.create_session(config, out)
     ui.say(f"Session {session.dir}")
     _finish(session, runner.run_all(session))
@@ -58,6 +62,7 @@ def task(
     filter: Filter = None,
     since: Since = None,
     labels: Labels = None,
+    source: Source = DEFAULTS["source"],
     force: Annotated[bool, typer.Option("--force", help="Run again even if completed.")] = False,
     quiet: Quiet = False,
 ) -> None:
@@ -67,7 +72,8 @@ def task(
     """
     ui.set_quiet(quiet)
     if not (session / "eval_tasks.json").exists() and name == "initializer" and experiment_id:
-        config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since, labels)
+        config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since, labels,
+                              source=source)
         s = runner.create_session(config, session.parent, session_id=session.name)
     else:
         s = Session.open(session)

@@ -11,19 +11,26 @@ from trace2eval.generate.dataset import build_rows, select_cases
 from trace2eval.generate.script import render_eval_dataset
 from trace2eval.sessions.files import write_json, write_text
 from trace2eval.sessions.session import Session
+from trace2eval.spark.location import is_uc_source
 from trace2eval.traces.source import fetch_trace, open_client
 
 
 def run(session: Session) -> dict[str, Any]:
     config = session.config()
     analysis = session.analysis()
-    client = open_client(config.tracking_uri, config.experiment_id)
     cases = select_cases(analysis)
-    rows, skipped = build_rows(
-        list(ui.track(cases, "Fetching dataset traces", total=len(cases))),
-        lambda tid: fetch_trace(client, tid),
-        analysis.get("case_index"),
-    )
+    if is_uc_source(config.source):
+        # One Spark query for every chosen trace, from the same tables the analysis read.
+        from trace2eval.spark.engine import fetch
+
+        ui.say(f"Fetching {len(cases)} dataset traces from {config.source}")
+        traces = fetch(config, [c.trace_id for c in cases])
+        fetch_one = traces.get
+    else:
+        client = open_client(config.tracking_uri, config.experiment_id)
+        cases = list(ui.track(cases, "Fetching dataset traces", total=len(cases)))
+        fetch_one = lambda tid: fetch_trace(client, tid)  # noqa: E731
+    rows, skipped = build_rows(cases, fetch_one, analysis.get("case_index"))
     if not rows:
         raise SourceError("none of the selected traces could be read back for the dataset",
                           "check that the traces still exist in the experiment, then rerun the dataset task")

@@ -9,25 +9,19 @@ from trace2eval.analysis.analyze import Analyzer
 from trace2eval.errors import SourceError
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.session import Session
+from trace2eval.spark.location import is_uc_source
 from trace2eval.traces.source import TraceQuery, iter_digests, open_client
 
 
 def run(session: Session) -> dict[str, Any]:
     config = session.config()
-    client = open_client(config.tracking_uri, config.experiment_id)
-    query = TraceQuery(config.experiment_id, config.filter_string, config.since_ms, config.max_traces)
-    analyzer = Analyzer(seed=config.seed, label_name=config.labels)
-    for digest in ui.track(iter_digests(client, query, label_name=config.labels), "Reading traces", total=config.max_traces):
-        analyzer.add(digest)
-    if not analyzer.rows:
-        what = f"experiment {config.experiment_id} has no traces"
-        if query.mlflow_filter():
-            what += f" matching {query.mlflow_filter()!r}"
-        raise SourceError(what, "log traces from your agent first, or widen --filter / --since")
-    note = None
-    if config.max_traces is not None and len(analyzer.rows) >= config.max_traces:
-        note = f"the newest {len(analyzer.rows)} traces (--max-traces {config.max_traces})"
-    analysis = analyzer.finish(sample_note=note)
+    client = open_client(config.tracking_uri, config.experiment_id)  # the suite evaluates in it, whatever the source
+    if is_uc_source(config.source):
+        from trace2eval.spark.engine import analyze
+
+        analysis = analyze(config)
+    else:
+        analysis = analyze_experiment(client, config)
     write_json(session.analysis_file, analysis)
     summary = analysis["trace_summary"]
     ui.say(f"Analyzed {summary['total_analyzed']} traces: {len(analysis['findings'])} findings, "
@@ -43,6 +37,23 @@ def run(session: Session) -> dict[str, Any]:
     update_plan(session, analysis)
     return {"traces": summary["total_analyzed"], "findings": len(analysis["findings"]),
             "query_types": len(analysis["query_types"])}
+
+
+def analyze_experiment(client, config) -> dict[str, Any]:
+    """The analysis of the experiment's traces, read page by page through MLflow."""
+    query = TraceQuery(config.experiment_id, config.filter_string, config.since_ms, config.max_traces)
+    analyzer = Analyzer(seed=config.seed, label_name=config.labels)
+    for digest in ui.track(iter_digests(client, query, label_name=config.labels), "Reading traces", total=config.max_traces):
+        analyzer.add(digest)
+    if not analyzer.rows:
+        what = f"experiment {config.experiment_id} has no traces"
+        if query.mlflow_filter():
+            what += f" matching {query.mlflow_filter()!r}"
+        raise SourceError(what, "log traces from your agent first, or widen --filter / --since")
+    note = None
+    if config.max_traces is not None and len(analyzer.rows) >= config.max_traces:
+        note = f"the newest {len(analyzer.rows)} traces (--max-traces {config.max_traces})"
+    return analyzer.finish(sample_note=note)
 
 
 def update_plan(session: Session, analysis: dict[str, Any]) -> None:
