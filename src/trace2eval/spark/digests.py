@@ -16,14 +16,15 @@ from trace2eval.spark.rows import CHAT_USAGE, trace_from_record
 
 ANALYZER_TOOLS = 40  # `Analyzer.add` keeps the first 40 tool calls of a digest; aggregates see the same
 
-DIGEST_SCHEMA = (
-    "trace_id STRING, otel_trace_id STRING, timestamp_ms BIGINT, status STRING, duration_ms DOUBLE, "
-    "tokens BIGINT, n_tool_calls BIGINT, n_user_turns BIGINT, has_answer BOOLEAN, request_shape STRING, "
-    "root_name STRING, span_types ARRAY<STRING>, "
-    "tools ARRAY<STRUCT<pos: INT, name: STRING, ok: BOOLEAN, error: STRING, ms: DOUBLE, nested: BOOLEAN>>, "
-    "exceptions ARRAY<STRUCT<pos: INT, type: STRING, message: STRING>>, tool_path STRING, "
-    "digest STRING, skipped STRING, failure STRING"
+COLUMNS = (
+    ("trace_id", "STRING"), ("otel_trace_id", "STRING"), ("timestamp_ms", "BIGINT"), ("status", "STRING"),
+    ("duration_ms", "DOUBLE"), ("tokens", "BIGINT"), ("n_tool_calls", "BIGINT"), ("n_user_turns", "BIGINT"),
+    ("has_answer", "BOOLEAN"), ("request_shape", "STRING"), ("root_name", "STRING"), ("span_types", "ARRAY<STRING>"),
+    ("tools", "ARRAY<STRUCT<pos: INT, name: STRING, ok: BOOLEAN, error: STRING, ms: DOUBLE, nested: BOOLEAN>>"),
+    ("exceptions", "ARRAY<STRUCT<pos: INT, type: STRING, message: STRING>>"), ("tool_path", "STRING"),
+    ("digest", "STRING"), ("skipped", "STRING"), ("failure", "STRING"),
 )
+DIGEST_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
 SKIP_INCOMPLETE = "incomplete"  # no root span: still running, or spans lost in ingestion
 SKIP_ERROR = "error"  # the digest step raised on this trace
 
@@ -106,8 +107,10 @@ def digest_columns(digest: dict[str, Any], otel_id: str | None) -> dict[str, Any
 
 
 def _skipped(otel_id: str | None, kind: str, why: str) -> dict[str, Any]:
-    return {"trace_id": otel_id, "otel_trace_id": otel_id, "span_types": [], "tools": [], "exceptions": [],
-            "skipped": kind, "failure": why}
+    row: dict[str, Any] = dict.fromkeys(name for name, _ in COLUMNS)
+    row.update(trace_id=otel_id, otel_trace_id=otel_id, span_types=[], tools=[], exceptions=[], skipped=kind,
+               failure=why)
+    return row
 
 
 def usage_from_spans(spans) -> dict[str, int] | None:

@@ -63,6 +63,10 @@ class RankedValues:
     def max(self):
         return self(self.n - 1)
 
+    def as_int(self) -> "RankedValues":
+        """The same values as ints (integer metrics travel as doubles to share one job)."""
+        return RankedValues(self.n, [(a, b, int(v)) for a, b, v in self.runs])
+
 
 def ranked_values(df, value: str, groups: list[str], quantiles=QUANTILES) -> dict[tuple, RankedValues]:
     """For each group, the values at the ranks the given percentiles (and the max) need."""
@@ -180,11 +184,13 @@ def population_sections(df, n: int) -> dict[str, Any]:
 
     tools = df.select("trace_id", "timestamp_ms", F.explode("tools").alias("t")).select(
         "trace_id", "timestamp_ms", "t.*").withColumn("_order", _order_key(F.col("pos").alias("_o3")))
+    tool_counts = _ranked_counts(tools, "name", (F.sum(F.when(~F.col("ok"), 1).otherwise(0)).alias("failures"),
+                                                 F.countDistinct("trace_id").alias("traces")))
     return {
-        "agent": agent_section(df, tools, n),
+        "agent": agent_section(df, tools, tool_counts, n),
         "trace_summary": trace_summary(df, n),
         "error_patterns": error_patterns(df),
-        "tool_usage": tool_usage(tools),
+        "tool_usage": tool_usage(tools, tool_counts),
         "span_types": span_types(df),
         "request_shapes": request_shapes(df),
     }
@@ -213,11 +219,15 @@ def trace_summary(df, n: int) -> dict[str, Any]:
         F.min(F.when(F.col("timestamp_ms") != 0, F.col("timestamp_ms"))).alias("first_ts"),
         F.max(F.when(F.col("timestamp_ms") != 0, F.col("timestamp_ms"))).alias("last_ts"),
     ).collect()[0]
-    latency = ranked_values(df, "duration_ms", [])[()]
-    calls = ranked_values(df, "n_tool_calls", [])[()]
-    turns = ranked_values(df, "n_user_turns", [])[()]
+    # One histogram job for the four distributions; integer metrics get their int type back.
+    metrics = (df.select(F.lit("latency").alias("metric"), F.col("duration_ms").alias("value"))
+               .unionByName(df.select(F.lit("calls").alias("metric"), F.col("n_tool_calls").cast("double").alias("value")))
+               .unionByName(df.select(F.lit("turns").alias("metric"), F.col("n_user_turns").cast("double").alias("value")))
+               .unionByName(with_tokens.select(F.lit("tokens").alias("metric"), F.col("tokens").cast("double").alias("value"))))
+    ranked = ranked_values(metrics, "value", ["metric"])
+    latency, calls, turns = ranked[("latency",)], ranked[("calls",)].as_int(), ranked[("turns",)].as_int()
     n_tokens = int(totals["with_tokens"] or 0)
-    tokens = ranked_values(with_tokens, "tokens", []).get(()) if n_tokens else None
+    tokens = ranked[("tokens",)].as_int() if n_tokens else None
     return {
         "total_analyzed": n,
         "by_status": by_status,
@@ -262,11 +272,9 @@ def error_patterns(df, limit: int = 30) -> list[dict[str, Any]]:
              "traces": g["traces"], "evidence": evidence.get(tuple(g[k] for k in keys), [])} for g in groups]
 
 
-def tool_usage(tools, limit: int = 40) -> list[dict[str, Any]]:
-    from pyspark.sql import functions as F
-
-    ranked = _ranked_counts(tools, "name", (F.sum(F.when(~F.col("ok"), 1).otherwise(0)).alias("failures"),
-                                           F.countDistinct("trace_id").alias("traces")))[:limit]
+def tool_usage(tools, tool_counts, limit: int = 40) -> list[dict[str, Any]]:
+    """Calls, failures and latency per tool (the 40 most called)."""
+    ranked = tool_counts[:limit]
     names = [r["name"] for r in ranked]
     durations = ranked_values(tools, "ms", ["name"], quantiles=(50, 95))
     evidence = _first_ids(tools, ["name"], 5, only=[(n,) for n in names])
@@ -296,11 +304,10 @@ def span_types(df) -> dict[str, int]:
     return {r["kind"]: r["_count"] for r in sorted(rows, key=lambda r: r["_first"])}
 
 
-def agent_section(df, tools, n: int) -> dict[str, Any]:
+def agent_section(df, tools, tool_counts, n: int) -> dict[str, Any]:
     """`describe_agent` over every trace."""
     from pyspark.sql import functions as F
 
-    tool_counts = _ranked_counts(tools, "name")
     nested = _ranked_counts(tools.where(F.col("nested")), "name")
     totals = df.agg(
         F.sum(F.when(F.col("n_user_turns") > 1, 1).otherwise(0)).alias("multi_turn"),

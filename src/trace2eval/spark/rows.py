@@ -39,17 +39,17 @@ def decode_attribute(value: Any) -> Any:
     """One attribute value, decoded the way MLflow's span attribute registry does it.
 
     MLflow stores every attribute as a JSON string: a value that parses is the parsed value, one
-    that does not (a plain string an OpenTelemetry client set) stays as it is, and an empty value
-    reads as None. Typed values (from a VARIANT column) pass through unchanged.
+    that does not (a plain string an OpenTelemetry client set) stays as it is, and an empty string
+    reads as None. Typed values (from a VARIANT column) are already decoded: they pass unchanged.
     """
+    if not isinstance(value, str):
+        return value
     if not value:
         return None
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def status_code(code: Any) -> str:
@@ -203,8 +203,16 @@ def _completeness(row: dict[str, Any]) -> tuple:
 
 
 def order_spans(spans: list[RowSpan]) -> list[RowSpan]:
-    """Root first, then by start time, ties by span id: the order MLflow's store returns."""
-    return sorted(spans, key=lambda s: (0 if s.parent_id is None else 1, s.start_time_ns or 0, s.span_id))
+    """Root first, then by start time: the order MLflow's tracking store returns spans in.
+
+    Spans starting at the same nanosecond come from MLflow in the order they were stored, which
+    for spans exported as they end is the order they ended; rows carry no storage order, so ties
+    go by end time, then span id. Only spans with identical start and end times can differ from
+    MLflow's order (and then only if their contents differ).
+    """
+    never = float("inf")
+    return sorted(spans, key=lambda s: (0 if s.parent_id is None else 1, s.start_time_ns or 0,
+                                        s.end_time_ns if s.end_time_ns is not None else never, s.span_id))
 
 
 def trace_from_record(record: dict[str, Any], usage_from_spans=None) -> RowTrace | None:
