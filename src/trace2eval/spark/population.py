@@ -137,7 +137,7 @@ def _summary(n: int, total: Any, ranked: RankedValues | None) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers for "most common, first seen first" and "first N ids in row order"
+# Groups with counts, first appearance and evidence, in one Spark job
 
 
 def _order_key(*extra):
@@ -147,31 +147,40 @@ def _order_key(*extra):
     return F.struct((-F.col("timestamp_ms")).alias("_o1"), F.col("trace_id").alias("_o2"), *extra)
 
 
-def _first_ids(df, keys: list[str], n: int, only: list[tuple] | None = None) -> dict[tuple, list[str]]:
-    """The first `n` distinct trace ids per key, in row order."""
+def grouped(df, keys: list[str], evidence: int = 0, sums: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Per key, most common first (ties: first seen first): events, traces, sums, evidence ids.
+
+    `df` has one row per event with `trace_id`, `timestamp_ms` and an `_order` column (row order,
+    then position inside the trace). `events` counts rows, `traces` distinct traces, `sums` are
+    extra additive columns, `evidence` the first distinct trace ids in row order.
+    """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    distinct = df.select(*keys, "trace_id", "timestamp_ms").distinct()
-    if only is not None:
-        if not only:
-            return {}
-        wanted = df.sparkSession.createDataFrame([list(k) for k in only], df.select(*keys).schema)
-        distinct = distinct.join(F.broadcast(wanted), on=keys, how="left_semi")
-    order = Window.partitionBy(*keys).orderBy(F.desc("timestamp_ms"), F.asc("trace_id"))
-    rows = distinct.withColumn("_rn", F.row_number().over(order)).where(F.col("_rn") <= n).collect()
-    found: dict[tuple, list] = defaultdict(list)
+    sums = sums or {}
+    per_trace = df.groupBy(*keys, "trace_id", "timestamp_ms").agg(
+        F.count(F.lit(1)).alias("_n"), F.min("_order").alias("_first"),
+        *[F.sum(column).alias(name) for name, column in sums.items()])
+    key = Window.partitionBy(*keys)
+    rows = per_trace.select(
+        *keys, "trace_id",
+        F.row_number().over(key.orderBy(F.desc("timestamp_ms"), F.asc("trace_id"))).alias("_rn"),
+        F.sum("_n").over(key).alias("_events"),
+        F.count(F.lit(1)).over(key).alias("_traces"),
+        F.min("_first").over(key).alias("_key_first"),
+        *[F.sum(name).over(key).alias(name) for name in sums],
+    ).where(F.col("_rn") <= max(evidence, 1)).collect()
+    groups: dict[tuple, dict[str, Any]] = {}
     for row in sorted(rows, key=lambda r: r["_rn"]):
-        found[tuple(row[k] for k in keys)].append(row["trace_id"])
-    return found
-
-
-def _ranked_counts(df, key: str, extra_aggs=()) -> list[Any]:
-    """Per key: count and first appearance, most common first (ties: first seen first)."""
-    from pyspark.sql import functions as F
-
-    grouped = df.groupBy(key).agg(F.count(F.lit(1)).alias("_count"), F.min("_order").alias("_first"), *extra_aggs)
-    return grouped.orderBy(F.desc("_count"), F.asc("_first")).collect()
+        k = tuple(row[c] for c in keys)
+        group = groups.get(k)
+        if group is None:
+            group = groups[k] = {"key": k, "events": row["_events"], "traces": row["_traces"],
+                                 "first": row["_key_first"], "evidence": [],
+                                 **{name: int(row[name] or 0) for name in sums}}
+        if row["_rn"] <= evidence:
+            group["evidence"].append(row["trace_id"])
+    return sorted(groups.values(), key=lambda g: (-g["events"], g["first"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,38 +188,55 @@ def _ranked_counts(df, key: str, extra_aggs=()) -> list[Any]:
 
 
 def population_sections(df, n: int) -> dict[str, Any]:
-    """All population sections for the digest rows in `df` (n = its row count, > 0)."""
+    """All population sections for the digest rows in `df` (n = its row count, > 0).
+
+    The aggregates are independent Spark jobs: they are submitted together from a few threads,
+    so small jobs overlap instead of queueing behind each other's scheduling latency.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from pyspark.sql import functions as F
 
+    traces = df.withColumn("_order", _order_key())
     tools = df.select("trace_id", "timestamp_ms", F.explode("tools").alias("t")).select(
         "trace_id", "timestamp_ms", "t.*").withColumn("_order", _order_key(F.col("pos").alias("_o3")))
-    tool_counts = _ranked_counts(tools, "name", (F.sum(F.when(~F.col("ok"), 1).otherwise(0)).alias("failures"),
-                                                 F.countDistinct("trace_id").alias("traces")))
+    jobs = {
+        "tools": lambda: grouped(tools, ["name"], evidence=5, sums={
+            "failures": F.when(~F.col("ok"), 1).otherwise(0), "nested_calls": F.when(F.col("nested"), 1).otherwise(0)}),
+        "shapes": lambda: grouped(traces, ["request_shape"], evidence=5),
+        "statuses": lambda: grouped(traces, ["status"]),
+        "roots": lambda: grouped(traces.withColumn(
+            "_root", F.when(F.col("root_name") != "", F.col("root_name")).otherwise("?")), ["_root"]),
+        "totals": lambda: _totals(df, n),
+        "ranked": lambda: _order_statistics(df, tools),
+        "error_patterns": lambda: error_patterns(df),
+        "span_types": lambda: span_types(df),
+    }
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="trace2eval-aggregates") as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        done = {name: future.result() for name, future in futures.items()}
     return {
-        "agent": agent_section(df, tools, tool_counts, n),
-        "trace_summary": trace_summary(df, n),
-        "error_patterns": error_patterns(df),
-        "tool_usage": tool_usage(tools, tool_counts),
-        "span_types": span_types(df),
-        "request_shapes": request_shapes(df),
+        "agent": agent_section(done["tools"], done["shapes"], done["roots"], done["totals"], n),
+        "trace_summary": trace_summary(done["statuses"], done["totals"], done["ranked"], n),
+        "error_patterns": done["error_patterns"],
+        "tool_usage": tool_usage(done["tools"], done["ranked"]),
+        "span_types": done["span_types"],
+        "request_shapes": [{"shape": g["key"][0], "count": g["events"], "evidence": g["evidence"]}
+                           for g in done["shapes"]],
     }
 
 
-def trace_summary(df, n: int) -> dict[str, Any]:
+def _totals(df, n: int) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
-    statuses = df.withColumn("_order", _order_key())
-    by_status = {r["status"]: r["_count"] for r in
-                 sorted(statuses.groupBy("status").agg(F.count(F.lit(1)).alias("_count"),
-                                                        F.min("_order").alias("_first")).collect(),
-                        key=lambda r: r["_first"])}
-    with_tokens = df.where(F.col("tokens") > 0)
-    latency_sum = (F.sum("duration_ms") if n > FOLD_LIMIT else
-                   python_sum_expr(F.transform(F.array_sort(F.collect_list(F.struct(
-                       (-F.col("timestamp_ms")).alias("a"), F.col("trace_id").alias("b"),
-                       F.col("duration_ms").alias("d")))), lambda x: x["d"])))
-    totals = df.agg(
-        latency_sum.alias("latency"),
+    if n <= FOLD_LIMIT:  # the analyzer's float sum, in its row order
+        latency = python_sum_expr(F.transform(F.array_sort(F.collect_list(F.struct(
+            (-F.col("timestamp_ms")).alias("a"), F.col("trace_id").alias("b"), F.col("duration_ms").alias("d")))),
+            lambda x: x["d"]))
+    else:
+        latency = F.sum("duration_ms")
+    return df.agg(
+        latency.alias("latency"),
         F.sum("n_tool_calls").alias("tool_calls"),
         F.sum("n_user_turns").alias("user_turns"),
         F.sum(F.when(F.col("tokens") > 0, F.col("tokens")).otherwise(0)).alias("tokens"),
@@ -218,26 +244,43 @@ def trace_summary(df, n: int) -> dict[str, Any]:
         F.sum(F.when(~F.col("has_answer"), 1).otherwise(0)).alias("without_answer"),
         F.min(F.when(F.col("timestamp_ms") != 0, F.col("timestamp_ms"))).alias("first_ts"),
         F.max(F.when(F.col("timestamp_ms") != 0, F.col("timestamp_ms"))).alias("last_ts"),
-    ).collect()[0]
-    # One histogram job for the four distributions; integer metrics get their int type back.
-    metrics = (df.select(F.lit("latency").alias("metric"), F.col("duration_ms").alias("value"))
-               .unionByName(df.select(F.lit("calls").alias("metric"), F.col("n_tool_calls").cast("double").alias("value")))
-               .unionByName(df.select(F.lit("turns").alias("metric"), F.col("n_user_turns").cast("double").alias("value")))
-               .unionByName(with_tokens.select(F.lit("tokens").alias("metric"), F.col("tokens").cast("double").alias("value"))))
-    ranked = ranked_values(metrics, "value", ["metric"])
-    latency, calls, turns = ranked[("latency",)], ranked[("calls",)].as_int(), ranked[("turns",)].as_int()
+        F.sum(F.when(F.col("n_user_turns") > 1, 1).otherwise(0)).alias("multi_turn"),
+        F.sum(F.when(F.col("n_tool_calls") > 0, 1).otherwise(0)).alias("uses_tools"),
+        F.sum(F.when(F.array_contains("span_types", "RETRIEVER"), 1).otherwise(0)).alias("retrieval"),
+        F.max(F.col("has_answer").cast("int")).alias("any_answer"),
+    ).collect()[0].asDict()
+
+
+def _order_statistics(df, tools) -> dict[tuple, RankedValues]:
+    """The four trace distributions and per-tool latencies, ranked in one job."""
+    from pyspark.sql import functions as F
+
+    def metric(frame, name, column):
+        return frame.select(F.lit(name).alias("metric"), F.lit("").alias("tool"), F.col(column).cast("double").alias("value"))
+
+    values = (metric(df, "latency", "duration_ms")
+              .unionByName(metric(df, "calls", "n_tool_calls"))
+              .unionByName(metric(df, "turns", "n_user_turns"))
+              .unionByName(metric(df.where(F.col("tokens") > 0), "tokens", "tokens"))
+              .unionByName(tools.select(
+                  F.lit("tool").alias("metric"), F.col("name").alias("tool"), F.col("ms").alias("value"))))
+    return ranked_values(values, "value", ["metric", "tool"])
+
+
+def trace_summary(statuses, totals: dict[str, Any], ranked: dict[tuple, RankedValues], n: int) -> dict[str, Any]:
+    by_status = {g["key"][0]: g["events"] for g in sorted(statuses, key=lambda g: g["first"])}
     n_tokens = int(totals["with_tokens"] or 0)
-    tokens = ranked[("tokens",)].as_int() if n_tokens else None
     return {
         "total_analyzed": n,
         "by_status": by_status,
         "error_count": by_status.get("ERROR", 0),
         "success_count": by_status.get("OK", 0),
-        "latency_ms": _summary(n, totals["latency"], latency),
-        "tokens_per_trace": _summary(n_tokens, int(totals["tokens"] or 0), tokens) if n_tokens else {"count": 0},
+        "latency_ms": _summary(n, totals["latency"], ranked[("latency", "")]),
+        "tokens_per_trace": (_summary(n_tokens, int(totals["tokens"] or 0), ranked[("tokens", "")].as_int())
+                             if n_tokens else {"count": 0}),
         "total_tokens": int(totals["tokens"] or 0),
-        "tool_calls_per_trace": _summary(n, int(totals["tool_calls"]), calls),
-        "user_turns_per_trace": _summary(n, int(totals["user_turns"]), turns),
+        "tool_calls_per_trace": _summary(n, int(totals["tool_calls"]), ranked[("calls", "")].as_int()),
+        "user_turns_per_trace": _summary(n, int(totals["user_turns"]), ranked[("turns", "")].as_int()),
         "without_answer": int(totals["without_answer"] or 0),
         "first_timestamp_ms": totals["first_ts"],
         "last_timestamp_ms": totals["last_ts"],
@@ -261,38 +304,23 @@ def error_patterns(df, limit: int = 30) -> list[dict[str, Any]]:
         F.lit(1000).alias("_pos"))
     events = exceptions.unionByName(failed_tools).unionByName(errored).withColumn(
         "_order", _order_key(F.col("_pos").alias("_o3")))
-    keys = ["where", "name", "message"]
-    groups = (events.groupBy(*keys).agg(F.count(F.lit(1)).alias("count"),
-                                        F.countDistinct("trace_id").alias("traces"),
-                                        F.min("_order").alias("_first"))
-              .orderBy(F.desc("traces"), F.asc("_first")).limit(limit).collect())
-    top = [tuple(g[k] for k in keys) for g in groups]
-    evidence = _first_ids(events, keys, EVIDENCE_IDS, only=top)
-    return [{"where": g["where"], "name": g["name"], "message": g["message"], "count": g["count"],
-             "traces": g["traces"], "evidence": evidence.get(tuple(g[k] for k in keys), [])} for g in groups]
+    # The analyzer ranks these by distinct traces, not by events.
+    groups = sorted(grouped(events, ["where", "name", "message"], evidence=EVIDENCE_IDS),
+                    key=lambda g: (-g["traces"], g["first"]))[:limit]
+    return [{"where": g["key"][0], "name": g["key"][1], "message": g["key"][2], "count": g["events"],
+             "traces": g["traces"], "evidence": g["evidence"]} for g in groups]
 
 
-def tool_usage(tools, tool_counts, limit: int = 40) -> list[dict[str, Any]]:
+def tool_usage(tool_groups: list[dict[str, Any]], ranked: dict[tuple, RankedValues], limit: int = 40):
     """Calls, failures and latency per tool (the 40 most called)."""
-    ranked = tool_counts[:limit]
-    names = [r["name"] for r in ranked]
-    durations = ranked_values(tools, "ms", ["name"], quantiles=(50, 95))
-    evidence = _first_ids(tools, ["name"], 5, only=[(n,) for n in names])
     return [
-        {"tool": r["name"], "calls": r["_count"], "traces": r["traces"], "failures": r["failures"],
-         "failure_rate": round(r["failures"] / r["_count"], 3),
-         "p50_ms": round(durations[(r["name"],)].percentile(50), 1),
-         "p95_ms": round(durations[(r["name"],)].percentile(95), 1),
-         "evidence": evidence.get((r["name"],), [])[:5]}
-        for r in ranked
+        {"tool": g["key"][0], "calls": g["events"], "traces": g["traces"], "failures": g["failures"],
+         "failure_rate": round(g["failures"] / g["events"], 3),
+         "p50_ms": round(ranked[("tool", g["key"][0])].percentile(50), 1),
+         "p95_ms": round(ranked[("tool", g["key"][0])].percentile(95), 1),
+         "evidence": g["evidence"]}
+        for g in tool_groups[:limit]
     ]
-
-
-def request_shapes(df) -> list[dict[str, Any]]:
-    ranked = _ranked_counts(df.withColumn("_order", _order_key()), "request_shape")
-    evidence = _first_ids(df, ["request_shape"], 5)
-    return [{"shape": r["request_shape"], "count": r["_count"], "evidence": evidence.get((r["request_shape"],), [])}
-            for r in ranked]
 
 
 def span_types(df) -> dict[str, int]:
@@ -300,27 +328,14 @@ def span_types(df) -> dict[str, int]:
 
     kinds = df.select("trace_id", "timestamp_ms", F.posexplode("span_types").alias("_pos", "kind")).withColumn(
         "_order", _order_key(F.col("_pos").alias("_o3")))
-    rows = kinds.groupBy("kind").agg(F.count(F.lit(1)).alias("_count"), F.min("_order").alias("_first")).collect()
-    return {r["kind"]: r["_count"] for r in sorted(rows, key=lambda r: r["_first"])}
+    return {g["key"][0]: g["events"] for g in sorted(grouped(kinds, ["kind"]), key=lambda g: g["first"])}
 
 
-def agent_section(df, tools, tool_counts, n: int) -> dict[str, Any]:
+def agent_section(tool_groups, shapes, roots, totals: dict[str, Any], n: int) -> dict[str, Any]:
     """`describe_agent` over every trace."""
-    from pyspark.sql import functions as F
-
-    nested = _ranked_counts(tools.where(F.col("nested")), "name")
-    totals = df.agg(
-        F.sum(F.when(F.col("n_user_turns") > 1, 1).otherwise(0)).alias("multi_turn"),
-        F.sum(F.when(F.col("n_tool_calls") > 0, 1).otherwise(0)).alias("uses_tools"),
-        F.sum(F.when(F.array_contains("span_types", "RETRIEVER"), 1).otherwise(0)).alias("retrieval"),
-        F.max(F.col("has_answer").cast("int")).alias("any_answer"),
-    ).collect()[0]
-    ordered = df.withColumn("_order", _order_key())
-    roots = _ranked_counts(ordered.withColumn("_root", F.when(F.col("root_name") != "", F.col("root_name"))
-                                              .otherwise(F.lit("?"))), "_root")
-    shapes = _ranked_counts(ordered, "request_shape")
-    n_tools = sum(r["_count"] for r in tool_counts)
-    n_nested = sum(r["_count"] for r in nested)
+    nested = sorted(g["key"][0] for g in tool_groups if g["nested_calls"])
+    n_tools = sum(g["events"] for g in tool_groups)
+    n_nested = sum(g["nested_calls"] for g in tool_groups)
     multi_turn, uses_tools, retrieval = int(totals["multi_turn"]), int(totals["uses_tools"]), int(totals["retrieval"])
     if nested and n_nested >= 0.5 * n_tools:
         kind = "multi-agent supervisor: routes requests to sub-agents exposed as tools"
@@ -334,14 +349,14 @@ def agent_section(df, tools, tool_counts, n: int) -> dict[str, Any]:
         kind = "LLM application without tools"
     # Same expression as the analyzer, precedence included: with no answer anywhere the whole
     # description is the "often empty" note.
-    io = ("inputs " + ", ".join(r["request_shape"] for r in shapes[:3]) + "; outputs carry a final text answer"
+    io = ("inputs " + ", ".join(g["key"][0] for g in shapes[:3]) + "; outputs carry a final text answer"
           if totals["any_answer"] else "; outputs are often empty")
     return {
         "type": kind,
-        "root_spans": {r["_root"]: r["_count"] for r in roots[:5]},
-        "input_shapes": {r["request_shape"]: r["_count"] for r in shapes[:5]},
-        "tools": {r["name"]: r["_count"] for r in tool_counts[:30]},
-        "sub_agents": sorted(r["name"] for r in nested),
+        "root_spans": {g["key"][0]: g["events"] for g in roots[:5]},
+        "input_shapes": {g["key"][0]: g["events"] for g in shapes[:5]},
+        "tools": {g["key"][0]: g["events"] for g in tool_groups[:30]},
+        "sub_agents": nested,
         "multi_turn_share": round(multi_turn / n, 3),
         "io": io,
     }
