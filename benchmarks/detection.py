@@ -142,6 +142,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
     os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_GENAI_EVAL_MAX_WORKERS", "2")  # sqlite: one writer at a time
     # The loader's --ids filters on 'domain:task_id': read the same keys from the files.
     domains: dict[str, str] = {}
     for f in files:

@@ -12,6 +12,7 @@ def _analysis():
         "query_types": [{"name": "billing", "evidence": ["q1", "q2", "q3"]}, {"name": "shipping", "evidence": ["s1"]}],
         "samples": {"slowest": ["slow"], "baseline": ["base"], "random": ["r1", "r2"]},
         "request_shapes": [{"shape": "messages", "evidence": ["m1"]}],
+        "error_patterns": [{"name": "TimeoutError", "message": "query exceeded <n> ms", "evidence": ["err1", "err2"]}],
     }
 
 
@@ -21,7 +22,8 @@ def test_every_finding_and_query_type_is_covered_in_priority_order():
     assert ids[:4] == ["a", "b", "c", "e"]  # exhibits first, 3 per finding, shared ones merged
     b = next(c for c in cases if c.trace_id == "b")
     assert b.findings == ["loops", "errors"] and b.case_type == "failure"
-    assert {"z", "y", "q1", "q2", "s1", "slow", "base", "m1", "r1"} <= set(ids)
+    assert {"z", "y", "q1", "q2", "s1", "slow", "base", "m1", "r1", "err1"} <= set(ids)
+    assert "err2" not in ids  # one example per error pattern
     assert len(select_cases(_analysis(), max_rows=3)) == 3
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -36,11 +37,16 @@ class Analyzer:
         self.label_name = label_name
 
     def add(self, digest: dict[str, Any]) -> None:
+        """Keep what the analysis needs (about 1 KB a trace): 100k traces fit in a few hundred MB."""
         row = dict(digest)
-        row["tools"] = row.get("tools", [])[:40]
+        row["tools"] = [
+            {"name": sys.intern(t["name"]), "ok": t["ok"], "error": t["error"], "ms": t["ms"], "nested": t.get("nested", False)}
+            for t in row.get("tools", [])[:40]
+        ]
         row["request"] = row.get("request") or ""  # already bounded; checks classify on all of it
         row["answer"] = (row.get("answer") or "")[:300]
         row["user_turns"] = []  # only needed while the digest was built
+        row["ungrounded_writes"] = row.get("ungrounded_writes", [])[:2]
         self.rows.append(row)
 
     def finish(self, sample_note: str | None = None, population: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -244,30 +250,39 @@ def _candidate_checks(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]
 
     # -- execution failures ---------------------------------------------------------------
     add("error_traces", "trace_ok", "Traces that end in ERROR", "high", {},
-        "any trace with status ERROR fails", "The agent run itself failed (exception or error status).")
+        "the trace ends with status ERROR", "The agent run itself failed (exception or error status).")
     with_failures = [r for r in rows if r["n_tool_errors"]]
     recovered = sum(r["n_unrecovered_tool_errors"] == 0 for r in with_failures)
     if with_failures and recovered / len(with_failures) >= 0.5:
         add("tool_failures", "tool_errors", "Tool failures the agent did not recover from", "high",
             {"max": 0, "unrecovered_only": True},
-            f"a failed tool/retriever call after which no tool call succeeded; the agent recovered in {recovered} of "
-            f"{len(with_failures)} traces with failures, so a failure it recovers from does not fail the trace",
+            f"a tool/retriever call fails and no tool call succeeds after it (the agent recovered in {recovered} of "
+            f"{len(with_failures)} traces with failures, so a failure it recovers from passes)",
             "Tool or retriever calls failed and the agent did not get back on track.")
     else:
         add("tool_failures", "tool_errors", "Failed tool calls", "high", {"max": 0},
-            "any failed tool/retriever span (error status, exception, or an error-looking result) fails"
+            "any tool/retriever call fails (error status, exception, or an error-looking result)"
             + (f"; the agent recovered in only {recovered} of {len(with_failures)} traces with failures" if with_failures else ""),
             "Tool or retriever calls failed; the answer may rest on missing data.")
     add("llm_failures", "llm_errors", "Failed LLM calls", "high", {},
-        "any LLM span with error status fails", "Model calls failed inside the agent.")
+        "an LLM call ends with error status", "Model calls failed inside the agent.")
     add("missing_answer", "has_answer", "Empty or cut-off answers", "high", {"min_chars": 1},
-        "an empty final answer, or one that ends mid-sentence, fails", "The user got no usable answer.")
+        "the final answer is empty or ends mid-sentence", "The user got no usable answer.")
 
     # -- behaviour relative to this experiment's own distribution ---------------------------
     with_tools = [r for r in rows if r["n_tool_calls"]]
-    if len(with_tools) >= 0.9 * n and n >= 10:
-        add("answered_without_tools", "uses_tools", "Answers given without consulting any tool", "medium", {"min": 1},
-            f"no tool call at all, while {len(with_tools)} of {n} traces ({len(with_tools) / n:.0%}) use tools",
+    if len(with_tools) >= 0.8 * n and n >= 10:
+        # Request types that are mostly answered without tools (greetings, "what can you do") are exempt.
+        exempt = [name for name in types.names
+                  if (members := [r for r in rows if r["query_type"] == name])
+                  and sum(r["n_tool_calls"] > 0 for r in members) < 0.5 * len(members)]
+        params = {"min": 1}
+        if exempt:
+            params.update({"exempt_types": exempt,
+                           "types": [{"name": nm, "terms": t} for nm, t in zip(types.names, types.terms)]})
+        add("answered_without_tools", "uses_tools", "Answers given without consulting any tool", "medium", params,
+            f"the agent makes no tool call at all, while {len(with_tools)} of {n} traces ({len(with_tools) / n:.0%}) use tools"
+            + (f"; request types mostly answered without tools are exempt ({', '.join(exempt)})" if exempt else ""),
             "The agent answered from its own knowledge where it nearly always looks things up first.")
     if with_tools:
         identical = [r["max_identical_calls"] for r in with_tools]
@@ -276,32 +291,32 @@ def _candidate_checks(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]
         streak_limit = max(3, math.ceil(outlier_threshold(streaks, 95, 2.0)))
         add("repeated_calls", "no_repeated_calls", "Loops: the same tool call repeated", "medium",
             {"max": limit, "max_streak": streak_limit},
-            f"the same tool with the same arguments called more than {limit}× or one tool more than "
+            f"the same tool is called with the same arguments more than {limit}×, or one tool more than "
             f"{streak_limit}× in a row ({streak_limit}: the p95 of same-tool streaks, at least 2× the median and 3)",
             "The agent repeated itself: a retry loop or a lost thread.")
         counts = [r["n_tool_calls"] for r in rows]
         limit = max(2, math.ceil(outlier_threshold(counts, 90, 1.5)))
         add("long_tool_chains", "tool_budget", "Unusually long tool chains", "medium", {"max": limit},
-            f"more than {limit} tool calls: the p90 of {n} traces (at least 1.5× the median)",
+            f"it makes more than {limit} tool calls (the p90 of {n} traces (at least 1.5× the median))",
             "Far more tool calls than this agent usually needs: it is searching, retrying or lost.")
     turns = [r["n_user_turns"] for r in rows]
     if percentile(turns, 50) >= 2:
         limit = max(3, math.ceil(outlier_threshold(turns, 90, 1.5)))
         add("long_conversations", "conversation_length", "Unusually long conversations", "medium", {"max": limit},
-            f"more than {limit} user turns: the p90 of {n} traces (at least 1.5× the median)",
+            f"it takes more than {limit} user turns (the p90 of {n} traces (at least 1.5× the median))",
             "Conversations that drag on usually mean the agent is not resolving the request.")
     writers = [r for r in rows if r["n_write_calls"]]
     if writers:
         add("unconfirmed_writes", "confirmed_writes", "State changes without the user's go-ahead", "high",
-            {"max": 0}, "any state-changing tool call (named with a write verb) without an affirmation in "
+            {"max": 0}, "a state-changing tool call (named with a write verb) comes without an affirmation in "
             "the user's most recent turn", "Actions that change state should follow an explicit confirmation.")
         add("ungrounded_writes", "grounded_writes", "State changes with values nobody provided", "high", {"max": 0},
-            "any state-changing call whose argument values (ids, amounts, dates, names) appear in neither the "
+            "a state-changing call uses argument values (ids, amounts, dates, names) found in neither the "
             "user's messages nor earlier tool results", "The agent acted on values it invented or misread: wrong arguments.")
         repeats = [r["max_write_repeats"] for r in writers]
         limit = max(2, math.ceil(percentile(repeats, 95)))
         add("repeated_writes", "repeated_writes", "The same state change repeated", "medium", {"max": limit},
-            f"one state-changing tool called more than {limit}× in a conversation (the p95 of conversations with "
+            f"one state-changing tool is called more than {limit}× in a conversation (the p95 of conversations with "
             "state changes, at least 2)", "Repeating an action usually means earlier attempts were wrong.")
     nested = Counter(t["name"] for r in rows for t in r["tools"] if t.get("nested"))
     if nested:
@@ -321,7 +336,7 @@ def _candidate_checks(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]
         limit = round(outlier_threshold(durations, 95, 2.0), 1)
         per_type = _per_type_limits(rows, types, lambda r: r["duration_ms"], 95, 2.0)
         add("slow_traces", "latency_budget", "Latency outliers", "low", {"max_ms": limit, **per_type},
-            f"slower than {limit / 1000:.1f} s, the p95 of {n} traces (at least 2× the median)"
+            f"it is slower than {limit / 1000:.1f} s, the p95 of {n} traces (at least 2× the median)"
             + (f"; per request type where a type has 20+ traces" if per_type else ""),
             "Requests much slower than usual for their kind.")
     tokens = [r["tokens_in"] + r["tokens_out"] for r in rows if r["tokens_in"] + r["tokens_out"]]
@@ -330,7 +345,7 @@ def _candidate_checks(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]
         per_type = _per_type_limits([r for r in rows if r["tokens_in"] + r["tokens_out"]], types,
                                     lambda r: r["tokens_in"] + r["tokens_out"], 95, 2.0)
         add("token_outliers", "token_budget", "Token usage outliers", "low", {"max": limit, **per_type},
-            f"more than {limit} tokens, the p95 of {len(tokens)} traces with usage (at least 2× the median)"
+            f"it uses more than {limit} tokens, the p95 of {len(tokens)} traces with usage (at least 2× the median)"
             + ("; per request type where a type has 20+ traces" if per_type else ""),
             "Requests that cost far more than usual for their kind.")
     return cands
@@ -341,8 +356,8 @@ def _candidate_checks(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]
 # pass/fail code scorer.
 MONITORS = [
     {"id": "give_up_or_handoff", "check": "no_give_up", "title": "Give-ups and hand-offs", "severity": "medium",
-     "params": {}, "threshold_rationale": "a hand-off/escalation tool call, or apology/refusal/inability language "
-     "in the final answer", "description": "The agent did not resolve the request itself; whether that was right "
+     "params": {}, "threshold_rationale": "the agent calls a hand-off/escalation tool, or its final answer "
+     "apologises, declines or says it cannot help", "description": "The agent did not resolve the request itself; whether that was right "
      "depends on policy, which an LLM judge checks."},
 ]
 
@@ -395,7 +410,8 @@ def samples(rows: list[dict[str, Any]], seed: int) -> dict[str, list[str]]:
     ids = [r["trace_id"] for r in rows]
     slowest = sorted(rows, key=lambda r: -r["duration_ms"])[:5]
     ok = [r for r in rows if r["status"] != "ERROR" and r["has_answer"]]
-    baseline = sorted(ok, key=lambda r: abs(r["duration_ms"] - percentile([x["duration_ms"] for x in ok], 50)))[:3]
+    typical = percentile([r["duration_ms"] for r in ok], 50)
+    baseline = sorted(ok, key=lambda r: abs(r["duration_ms"] - typical))[:3]
     return {
         "random": rng.sample(ids, min(RANDOM_SAMPLE, len(ids))),
         "slowest": [r["trace_id"] for r in slowest],

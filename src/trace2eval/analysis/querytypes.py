@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 MAX_TYPES = 8
 MIN_TRACES_FOR_CLUSTERING = 8
-FIT_SAMPLE = 5000  # fit on at most this many requests, then assign the rest
+FIT_SAMPLE = 3000  # fit on at most this many requests, then assign the rest
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
     """Name query types by their top terms; a single type when requests are few or uniform."""
     if len(texts) < MIN_TRACES_FOR_CLUSTERING:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import MiniBatchKMeans
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.metrics import silhouette_score
 
@@ -45,17 +45,21 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
     if matrix.shape[1] < 2:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
 
-    best = None
-    upper = min(MAX_TYPES, max(2, len(fit_texts) // 6))
+    scored = []
+    upper = min(MAX_TYPES, max(2, len(fit_texts) // 10))
     for k in range(2, upper + 1):
         with warnings.catch_warnings():  # duplicate requests make fewer distinct clusters: expected
             warnings.simplefilter("ignore")
-            model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(matrix)
+            model = MiniBatchKMeans(n_clusters=k, n_init=3, random_state=seed, batch_size=1024).fit(matrix)
         if len(set(model.labels_)) < 2:
             continue
         score = silhouette_score(matrix, model.labels_, sample_size=min(2000, len(fit_texts)), random_state=seed)
-        if best is None or score > best[0] + 0.005:  # prefer fewer types unless clearly better
-            best = (score, model)
+        scored.append((score, k, model))
+    # Silhouette creeps up as k grows on short texts: take the fewest types within 10% of the best.
+    best = None
+    if scored:
+        top = max(score for score, _, _ in scored)
+        best = next((score, model) for score, k, model in scored if score >= 0.9 * top)
     if best is None or best[0] < 0.02:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
     model = best[1]
@@ -72,3 +76,15 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
         names.append(name if used[name] == 1 else f"{name}_{used[name]}")
         terms.append(top)
     return QueryTypes(names, terms, [int(x) for x in labels])
+
+
+def prewarm() -> None:
+    """Import scikit-learn (~2 s) in a background thread while traces are being read."""
+    import threading
+
+    def load():
+        import sklearn.cluster  # noqa: F401
+        import sklearn.feature_extraction.text  # noqa: F401
+        import sklearn.metrics  # noqa: F401
+
+    threading.Thread(target=load, daemon=True).start()

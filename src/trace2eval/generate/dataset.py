@@ -31,8 +31,8 @@ class Case:
 
 
 def select_cases(analysis: dict[str, Any], max_rows: int = MAX_ROWS) -> list[Case]:
-    """Pick trace ids in priority order: findings (with passing counter-examples), query types,
-    the slowest traces, each request shape, a plain baseline, then a random slice."""
+    """Pick trace ids in priority order: findings, each error pattern, passing counter-examples,
+    query types, the slowest traces, each request shape, a plain baseline, then a random slice."""
     cases: dict[str, Case] = {}
 
     def take(trace_id: str, case_type: str, reason: str, finding: str | None = None) -> None:
@@ -49,6 +49,9 @@ def select_cases(analysis: dict[str, Any], max_rows: int = MAX_ROWS) -> list[Cas
     for f in analysis.get("findings", []):
         for tid in f.get("evidence", [])[:EXHIBITS_PER_FINDING]:
             take(tid, "failure", f"exhibits {f['id']}", f["id"])
+    for pattern in analysis.get("error_patterns", [])[:15]:
+        for tid in pattern.get("evidence", [])[:1]:
+            take(tid, "failure", f"error pattern {pattern['name']}: {pattern['message'][:60]}")
     for f in analysis.get("findings", []):
         for tid in f.get("counter_examples", [])[:COUNTER_EXAMPLES_PER_FINDING]:
             take(tid, "counter_example", f"passes {f['id']}")

@@ -22,6 +22,7 @@ COLUMNS = (
     ("has_answer", "BOOLEAN"), ("request_shape", "STRING"), ("root_name", "STRING"), ("span_types", "ARRAY<STRING>"),
     ("tools", "ARRAY<STRUCT<pos: INT, name: STRING, ok: BOOLEAN, error: STRING, ms: DOUBLE, nested: BOOLEAN>>"),
     ("exceptions", "ARRAY<STRUCT<pos: INT, type: STRING, message: STRING>>"), ("tool_path", "STRING"),
+    ("execution_ms", "BIGINT"), ("total_tokens", "BIGINT"),
     ("digest", "STRING"), ("skipped", "STRING"), ("failure", "STRING"),
 )
 DIGEST_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
@@ -72,7 +73,12 @@ def digest_record(record: dict[str, Any], label_name: str | None = None) -> dict
         trace = trace_from_record(record, usage_from_spans=usage_from_spans)
         if trace is None:
             return _skipped(otel_id, SKIP_INCOMPLETE, "no root span (still running, or spans missing)")
-        return digest_columns(digest_trace(trace, label_name), otel_id)
+        row = digest_columns(digest_trace(trace, label_name), otel_id)
+        # The trace-info numbers the local engine's span-free index pass reads.
+        usage = trace.info.token_usage or {}
+        row["execution_ms"] = trace.info.execution_duration
+        row["total_tokens"] = int(usage["total_tokens"]) if usage.get("total_tokens") else None
+        return row
     except Exception as exc:  # one malformed trace must not fail a job over millions
         return _skipped(otel_id, SKIP_ERROR, f"{type(exc).__name__}: {exc}"[:500])
 
@@ -100,6 +106,8 @@ def digest_columns(digest: dict[str, Any], otel_id: str | None) -> dict[str, Any
         "exceptions": [{"pos": i, "type": str(e[0]), "message": str(e[1])}
                        for i, e in enumerate(digest.get("exceptions") or [])],
         "tool_path": "|".join(sorted({t["name"] for t in tools})),
+        "execution_ms": None,
+        "total_tokens": None,
         "digest": json.dumps(digest, ensure_ascii=False, default=str),
         "skipped": None,
         "failure": None,
@@ -140,5 +148,6 @@ def _arrow_schema():
         ("n_tool_calls", pa.int64()), ("n_user_turns", pa.int64()), ("has_answer", pa.bool_()),
         ("request_shape", pa.string()), ("root_name", pa.string()), ("span_types", pa.list_(pa.string())),
         ("tools", pa.list_(tool)), ("exceptions", pa.list_(exc)), ("tool_path", pa.string()),
+        ("execution_ms", pa.int64()), ("total_tokens", pa.int64()),
         ("digest", pa.string()), ("skipped", pa.string()), ("failure", pa.string()),
     ])

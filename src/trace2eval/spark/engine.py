@@ -59,6 +59,7 @@ def analyze(config: SessionConfig) -> dict[str, Any]:
             raise SourceError(what, "check the trace location, or widen --filter / --since")
         digests = frame.where(F.col("skipped").isNull())
         population = population_sections(digests, total)
+        info_population = population.pop("population")
         budget = config.max_traces or total
         sample, design = stratified_sample(digests, total, budget, seed=config.seed)
         analyzer = Analyzer(seed=config.seed, label_name=config.labels)
@@ -66,8 +67,10 @@ def analyze(config: SessionConfig) -> dict[str, Any]:
         for row in ui.track(ordered.toLocalIterator(), "Analyzing the sample",
                             total=design.size if design else total):
             analyzer.add(json.loads(row["digest"]))
-        note = design.note() if design else _all_note(total, config.max_traces)
-        analysis = analyzer.finish(sample_note=note, population=population)
+        analysis = analyzer.finish(sample_note=design.note() if design else None, population=population)
+        if design:
+            info_population["note"] += "; findings come from the sample"
+        analysis["population"] = info_population
         skipped = {k: {"traces": v[0], "example": v[1]} for k, v in outcome.items() if k != "ok"}
         if design or skipped:
             analysis["sampling"] = {
@@ -77,13 +80,6 @@ def analyze(config: SessionConfig) -> dict[str, Any]:
                 "skipped": skipped,
             }
     return analysis
-
-
-def _all_note(total: int, max_traces: int | None) -> str | None:
-    # Word for word what the local engine writes when it read every trace.
-    if max_traces is not None and total >= max_traces:
-        return f"the newest {total} traces (--max-traces {max_traces})"
-    return None
 
 
 def _report_skipped(outcome: dict) -> None:

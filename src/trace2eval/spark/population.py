@@ -209,6 +209,10 @@ def population_sections(df, n: int) -> dict[str, Any]:
             "_root", F.when(F.col("root_name") != "", F.col("root_name")).otherwise("?")), ["_root"]),
         "totals": lambda: _totals(df, n),
         "ranked": lambda: _order_statistics(df, tools),
+        "info_totals": lambda: df.agg(
+            F.sum(F.coalesce("execution_ms", F.lit(0))).alias("latency"),
+            F.sum(F.when(F.col("total_tokens") > 0, F.col("total_tokens"))).alias("tokens"),
+            F.count(F.when(F.col("total_tokens") > 0, 1)).alias("with_tokens")).collect()[0].asDict(),
         "error_patterns": lambda: error_patterns(df),
         "span_types": lambda: span_types(df),
     }
@@ -223,6 +227,21 @@ def population_sections(df, n: int) -> dict[str, Any]:
         "span_types": done["span_types"],
         "request_shapes": [{"shape": g["key"][0], "count": g["events"], "evidence": g["evidence"]}
                            for g in done["shapes"]],
+        "population": info_population(done["statuses"], done["info_totals"], done["ranked"], n),
+    }
+
+
+def info_population(statuses, totals: dict[str, Any], ranked: dict[tuple, RankedValues], n: int) -> dict[str, Any]:
+    """The `population` block: status counts, latency and total tokens from each trace's info,
+    as the local engine's index pass reports them (its note says how this engine read them)."""
+    n_tokens = int(totals["with_tokens"] or 0)
+    return {
+        "traces": n,
+        "by_status": {g["key"][0]: g["events"] for g in sorted(statuses, key=lambda g: g["first"])},
+        "latency_ms": _summary(n, float(totals["latency"] or 0), ranked[("execution", "")]),
+        "tokens_per_trace": (_summary(n_tokens, int(totals["tokens"] or 0), ranked[("total_tokens", "")].as_int())
+                             if n_tokens else {"count": 0}),
+        "note": "every matching trace, digested on the cluster",
     }
 
 
@@ -262,6 +281,9 @@ def _order_statistics(df, tools) -> dict[tuple, RankedValues]:
               .unionByName(metric(df, "calls", "n_tool_calls"))
               .unionByName(metric(df, "turns", "n_user_turns"))
               .unionByName(metric(df.where(F.col("tokens") > 0), "tokens", "tokens"))
+              .unionByName(metric(df.withColumn("_execution", F.coalesce("execution_ms", F.lit(0))), "execution",
+                                  "_execution"))
+              .unionByName(metric(df.where(F.col("total_tokens") > 0), "total_tokens", "total_tokens"))
               .unionByName(tools.select(
                   F.lit("tool").alias("metric"), F.col("name").alias("tool"), F.col("ms").alias("value"))))
     return ranked_values(values, "value", ["metric", "tool"])

@@ -203,6 +203,8 @@ def _check_uses_tools(f, p):
     if not _has_spans(f):
         return True, "no spans to inspect"
     minimum = int(p.get("min", 1))
+    if p.get("exempt_types") and classify_request(f.get("request", ""), p.get("types", [])) in p["exempt_types"]:
+        return True, "a kind of request usually answered without tools"
     if f["n_tool_calls"] < minimum:
         return False, f"answered with {f['n_tool_calls']} tool call(s) where this agent almost always consults its tools"
     return True, f"{f['n_tool_calls']} tool call(s)"

@@ -82,6 +82,13 @@ def span_exceptions(span: Any) -> list[tuple[str, str]]:
     return found
 
 
+def _attribute(span: Any, key: str) -> Any:
+    getter = getattr(span, "get_attribute", None)
+    if getter is not None:  # MLflow spans decode one attribute instead of all of them
+        return getter(key)
+    return (getattr(span, "attributes", None) or {}).get(key)
+
+
 def trace_spans(trace: Any) -> list[Any]:
     data = getattr(trace, "data", None)
     return list(getattr(data, "spans", None) or [])
@@ -291,7 +298,7 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
             said = _message_text(out) if isinstance(out, dict) else (out if isinstance(out, str) else "")
             if said:
                 timeline.append(("assistant", said))
-            usage = (getattr(span, "attributes", None) or {}).get("mlflow.chat.tokenUsage")
+            usage = _attribute(span, "mlflow.chat.tokenUsage")
             if isinstance(usage, dict):
                 tokens_in += int(usage.get("input_tokens") or 0)
                 tokens_out += int(usage.get("output_tokens") or 0)

@@ -91,6 +91,13 @@ def open_client(tracking_uri: str, experiment_id: str):
     return client
 
 
+def open_client_unchecked(tracking_uri: str):
+    """A client for a store already checked by `open_client` (in worker processes)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
 def iter_trace_pages(client, query: TraceQuery, page_size: int = PAGE_SIZE, include_spans: bool = True) -> Iterator[list[Any]]:
     """Yield pages of full traces, newest first, stopping at `query.max_traces`."""
     from mlflow.exceptions import MlflowException

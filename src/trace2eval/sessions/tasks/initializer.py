@@ -6,11 +6,14 @@ from typing import Any
 
 from trace2eval import ui
 from trace2eval.analysis.analyze import Analyzer
+from trace2eval.analysis.querytypes import prewarm
 from trace2eval.errors import SourceError
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.session import Session
 from trace2eval.spark.location import is_uc_source
-from trace2eval.traces.source import TraceQuery, iter_digests, open_client
+from trace2eval.analysis.stats import summary as distribution
+from trace2eval.traces.reader import plan_shards, read_digests, scan_index
+from trace2eval.traces.source import TraceQuery, open_client
 
 
 def run(session: Session) -> dict[str, Any]:
@@ -40,20 +43,28 @@ def run(session: Session) -> dict[str, Any]:
 
 
 def analyze_experiment(client, config) -> dict[str, Any]:
-    """The analysis of the experiment's traces, read page by page through MLflow."""
+    """The analysis of the experiment's traces, read through MLflow."""
     query = TraceQuery(config.experiment_id, config.filter_string, config.since_ms, config.max_traces)
-    analyzer = Analyzer(seed=config.seed, label_name=config.labels)
-    for digest in ui.track(iter_digests(client, query, label_name=config.labels), "Reading traces", total=config.max_traces):
-        analyzer.add(digest)
-    if not analyzer.rows:
+    index = scan_index(client, query)
+    if index.count == 0:
         what = f"experiment {config.experiment_id} has no traces"
         if query.mlflow_filter():
             what += f" matching {query.mlflow_filter()!r}"
         raise SourceError(what, "log traces from your agent first, or widen --filter / --since")
-    note = None
-    if config.max_traces is not None and len(analyzer.rows) >= config.max_traces:
-        note = f"the newest {len(analyzer.rows)} traces (--max-traces {config.max_traces})"
-    return analyzer.finish(sample_note=note)
+    plan = plan_shards(index, config.max_traces, seed=config.seed)
+    prewarm()
+    analyzer = Analyzer(seed=config.seed, label_name=config.labels)
+    digests = read_digests(config.tracking_uri, query, plan, label_name=config.labels)
+    for digest in ui.track(digests, "Reading traces", total=plan.expected):
+        analyzer.add(digest)
+    analysis = analyzer.finish(sample_note=plan.note)
+    analysis["population"] = {
+        "traces": index.count, "by_status": dict(index.statuses), "latency_ms": distribution(index.durations),
+        "tokens_per_trace": distribution(index.tokens) if index.tokens else {"count": 0},
+        "note": "every matching trace, read without spans" + ("" if plan.expected >= index.count else
+                                                              "; findings come from the sample"),
+    }
+    return analysis
 
 
 def update_plan(session: Session, analysis: dict[str, Any]) -> None:

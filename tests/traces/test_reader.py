@@ -1,0 +1,56 @@
+"""The span-free index, the shard plan (all traces, or a stratified sample) and parallel digesting."""
+
+import pytest
+
+from trace2eval.traces.reader import TraceIndex, plan_shards, read_digests, scan_index
+from trace2eval.traces.source import TraceQuery, open_client
+
+
+def _index(timestamps, errors=()):
+    index = TraceIndex()
+    for i, ts in enumerate(timestamps):
+        index.timestamps.append(ts)
+        index.errors.append(i in errors)
+    return index
+
+
+def test_shards_partition_every_trace_exactly_once():
+    ts = [5, 5, 5, 1, 2, 3, 9, 9, 7, 8, 100, 100]
+    plan = plan_shards(_index(ts), None, shard_size=3)
+    assert plan.expected == plan.total == len(ts)
+    covered = sorted(t for t in ts for s in plan.shards if s.lo_ms <= t < s.hi_ms)
+    assert covered == sorted(ts)  # no gaps, no overlaps, ties kept in one shard
+    assert "all 12 traces" in plan.note
+
+
+def test_sample_spreads_over_time_and_adds_errors():
+    ts = list(range(1000))
+    errors = {990, 991, 992, 993, 994, 995}  # all at the very end
+    plan = plan_shards(_index(ts, errors), max_traces=100, shard_size=10)
+    windows = [s for s in plan.shards if s.status is None]
+    assert windows[0].lo_ms < 100 and windows[-1].hi_ms > 850  # not "the newest N"
+    assert 80 <= sum(s.hi_ms - s.lo_ms for s in windows) <= 100
+    # Every error is in the sample: in a picked window or in an error-only shard of another one.
+    assert all(any(s.lo_ms <= t < s.hi_ms for s in plan.shards) for t in errors)
+    assert "sample of about" in plan.note and "of 1000 traces" in plan.note
+
+
+@pytest.mark.slow
+def test_parallel_digests_equal_serial_ones(demo_store):
+    client = open_client(demo_store["uri"], demo_store["experiment_id"])
+    query = TraceQuery(demo_store["experiment_id"])
+    index = scan_index(client, query)
+    assert index.count == 40 and sum(index.errors) == index.statuses.get("ERROR", 0)
+    plan = plan_shards(index, None, shard_size=7)
+    serial = list(read_digests(demo_store["uri"], query, plan, workers=1))
+    parallel = list(read_digests(demo_store["uri"], query, plan, workers=2))
+    assert len(serial) == 40 and serial == parallel
+    assert len({d["trace_id"] for d in serial}) == 40
+
+
+def test_sampled_read_respects_the_budget(demo_store):
+    client = open_client(demo_store["uri"], demo_store["experiment_id"])
+    query = TraceQuery(demo_store["experiment_id"])
+    plan = plan_shards(scan_index(client, query), max_traces=20, shard_size=5)
+    digests = list(read_digests(demo_store["uri"], query, plan, workers=1))
+    assert 10 <= len(digests) <= 24 and len(digests) == plan.expected
