@@ -40,3 +40,26 @@ def test_run_from_uc_tables_validates(spark, uc_tables, demo_store, tmp_path):
         original = client.get_trace(row["metadata"]["source_trace"])
         root = next(s for s in original.data.spans if s.parent_id is None)
         assert row["inputs"] == root.inputs
+
+
+def test_initializer_over_spark_connect(spark, uc_tables, demo_store, tmp_path):
+    """Spark Connect is what databricks-connect and serverless compute speak: the engine runs
+    through it unchanged (a local Connect server here, found through SPARK_REMOTE)."""
+    pytest.importorskip("grpc")
+    from test_spark_engine import assert_same, local_analysis
+
+    warehouse = spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "spark-defaults.conf").write_text(
+        f"spark.sql.warehouse.dir {warehouse}\nspark.sql.shuffle.partitions 2\nspark.ui.enabled false\n")
+    env = {**os.environ, "SPARK_REMOTE": "local[2]", "SPARK_CONF_DIR": str(conf), "PYSPARK_PYTHON": sys.executable,
+           "TRACE2EVAL_SOURCE": str(uc_tables["demo"])}
+    env.pop("TRACE2EVAL_SPARK", None)
+    session_dir = tmp_path / "sessions" / "connect"
+    proc = subprocess.run([sys.executable, "-m", "trace2eval", "task", "initializer", "--session", session_dir,
+                           "-e", demo_store["experiment_id"], "--tracking-uri", demo_store["uri"]],
+                          capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    analysis = json.loads((session_dir / "state" / "analysis.json").read_text())
+    assert_same(analysis, local_analysis(demo_store["uri"], demo_store["experiment_id"]))

@@ -1,10 +1,11 @@
 """Find the Spark session to run on.
 
 In this order: the session already running in the process (a Databricks job or notebook, or a
-test), then a databricks-connect session to a workspace cluster when `TRACE2EVAL_SPARK=connect`
-(a laptop), then a local session when `TRACE2EVAL_SPARK=local`. databricks-connect is imported
-only when asked for. The choice is an environment setting, not a session setting: the next task
-of a session may run on another machine.
+test); a databricks-connect session to a workspace cluster when `TRACE2EVAL_SPARK=connect` (a
+laptop); a Spark Connect session when `SPARK_REMOTE` names a server (pyspark's own convention);
+a local session when `TRACE2EVAL_SPARK=local`. databricks-connect is imported only when asked
+for. The choice is an environment setting, not a session setting: the next task of a session may
+run on another machine.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ def get_spark(mode: str | None = None):
         return active
     if mode == "connect":
         return _connect_session()
+    if os.environ.get("SPARK_REMOTE") and mode == "auto":
+        try:
+            return SparkSession.builder.getOrCreate()  # pyspark connects to SPARK_REMOTE
+        except Exception as exc:
+            raise SourceError(f"cannot open a Spark Connect session to SPARK_REMOTE={os.environ['SPARK_REMOTE']} ({exc})",
+                              "check the server address, or unset SPARK_REMOTE") from None
     if mode == "local":
         return local_session(os.environ.get(WAREHOUSE_ENV) or "spark-warehouse")
     raise SourceError(

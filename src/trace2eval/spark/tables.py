@@ -80,13 +80,15 @@ def _find_table(spark, location: UCTraceLocation, table: str):
 
 
 def _warehouse_dir(spark) -> str | None:
+    """The session's warehouse folder when it is on this machine's file system (local Spark)."""
     try:
-        if spark.sparkContext.master.startswith("local"):
-            value = spark.conf.get("spark.sql.warehouse.dir")
-            return value[len("file:"):] if value.startswith("file:") else value
-    except Exception:  # Spark Connect has no sparkContext: not a local session
+        value = spark.conf.get("spark.sql.warehouse.dir")
+    except Exception:
         return None
-    return None
+    if not value or (":" in value.split("/")[0] and not value.startswith("file:")):
+        return None  # dbfs:/, s3://, abfss://: a cluster's warehouse, not a local folder
+    path = value[len("file:"):] if value.startswith("file:") else value
+    return path if os.path.isdir(path) else None
 
 
 def _type_name(df, column: str) -> str:
