@@ -121,12 +121,28 @@ def test_variant_attributes(spark, uc_tables, demo_store):
     assert_same(spark_analysis(variant, uri, exp), local_analysis(uri, exp))
 
 
+def test_digests_staged_in_a_scratch_table(spark, uc_tables, demo_store, monkeypatch):
+    """Where DataFrames cannot be cached (serverless), digests are staged in a table, then dropped."""
+    uri, exp = demo_store["uri"], demo_store["experiment_id"]
+    monkeypatch.setenv("TRACE2EVAL_SPARK_SCRATCH", "main__agents")
+    staged = spark_analysis(uc_tables["demo"], uri, exp)
+    assert not [t for t in spark.catalog.listTables("main__agents") if t.name.startswith("trace2eval_digests")]
+    assert_same(staged, local_analysis(uri, exp))
+    monkeypatch.setenv("TRACE2EVAL_SPARK_SCRATCH", "main;drop")
+    with pytest.raises(SourceError, match="cannot read TRACE2EVAL_SPARK_SCRATCH='main;drop'"):
+        spark_analysis(uc_tables["demo"], uri, exp)
+
+
 def test_missing_tables_name_what_was_tried(spark, demo_store):
     with pytest.raises(SourceError) as err:
         spark_analysis("uc:main.nowhere.bot", demo_store["uri"], demo_store["experiment_id"])
     message = str(err.value)
     assert "no spans table for uc:main.nowhere.bot" in message
-    assert "`main`.`nowhere`.`bot_otel_spans`" in message and "SELECT" in message
+    # Each name tried, with Spark's reason (a local session has no catalog called `main`).
+    assert "`main`.`nowhere`.`bot_otel_spans` ([REQUIRES_SINGLE_PART_NAMESPACE]" in message
+    assert "`main__nowhere`.`bot_otel_spans` ([TABLE_OR_VIEW_NOT_FOUND]" in message
+    assert "main__nowhere.db/bot_otel_spans (no such folder)" in message
+    assert "SELECT on the table" in message
 
 
 def test_a_table_that_is_not_an_otel_spans_table(spark, demo_store):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -29,6 +30,11 @@ SCRATCH_ENV = "TRACE2EVAL_SPARK_SCRATCH"  # <catalog>.<schema> for staging diges
 
 def analyze(config: SessionConfig) -> dict[str, Any]:
     """`state/analysis.json` content computed from the Unity Catalog trace tables."""
+    with _spark_errors("analyzing the traces"):
+        return _analyze(config)
+
+
+def _analyze(config: SessionConfig) -> dict[str, Any]:
     from trace2eval.spark.digests import digest_frame
     from trace2eval.spark.filters import selected_trace_ids
     from trace2eval.spark.population import population_sections
@@ -123,9 +129,12 @@ def _staged(frame, spark):
     scratch table when TRACE2EVAL_SPARK_SCRATCH names a schema; otherwise recomputed per use
     (correct, slower: a warning says so).
     """
-    scratch = os.environ.get(SCRATCH_ENV)
+    scratch = os.environ.get(SCRATCH_ENV, "").strip()
     if scratch:
-        name = f"{scratch}.trace2eval_digests_{os.getpid()}_{int(time.time())}"
+        parts = scratch.split(".")
+        if not 1 <= len(parts) <= 2 or not all(re.match(r"^[\w\-]+$", p) for p in parts):
+            raise SourceError(f"cannot read {SCRATCH_ENV}={scratch!r}", "give a schema as <catalog>.<schema>")
+        name = ".".join(f"`{p}`" for p in parts) + f".`trace2eval_digests_{os.getpid()}_{int(time.time())}`"
         frame.write.mode("overwrite").saveAsTable(name)
         try:
             yield spark.table(name)
@@ -160,5 +169,25 @@ def fetch(config: SessionConfig, trace_ids: list[str]) -> dict[str, Any]:
     from trace2eval.spark.tables import open_tables
 
     location = UCTraceLocation.parse(config.source)
-    spark = get_spark()
-    return fetch_traces(spark, open_tables(spark, location), trace_ids)
+    with _spark_errors("fetching the dataset traces"):
+        spark = get_spark()
+        return fetch_traces(spark, open_tables(spark, location), trace_ids)
+
+
+@contextlib.contextmanager
+def _spark_errors(doing: str):
+    """A failed Spark job (lost executors, denied grants, a worker that died) is an error the
+    user acts on, not a trace2eval bug: report its first line; the chain keeps the details."""
+    try:
+        yield
+    except Exception as exc:
+        if not _is_spark_error(exc):
+            raise
+        from trace2eval.spark.tables import error_summary
+
+        raise SourceError(f"the Spark job failed while {doing}: {error_summary(exc, 300)}",
+                          "see the driver log (and the Spark UI) for the failing stage; rerun the task once fixed") from exc
+
+
+def _is_spark_error(exc: Exception) -> bool:
+    return any(c.__module__.split(".")[0] in ("pyspark", "py4j") for c in type(exc).__mro__)

@@ -40,7 +40,7 @@ def open_tables(spark, location: UCTraceLocation) -> TraceTables:
     spans, spans_name, tried = _find_table(spark, location, location.spans_table)
     if spans is None:
         raise SourceError(
-            f"no spans table for {location}: tried {', '.join(tried)}",
+            f"no spans table for {location}: tried {'; '.join(tried)}",
             "check the catalog, schema and table prefix (the experiment's trace location in the MLflow UI), "
             "and that this identity has SELECT on the table (USE CATALOG / USE SCHEMA on its parents)",
         )
@@ -56,27 +56,38 @@ def open_tables(spark, location: UCTraceLocation) -> TraceTables:
 def _find_table(spark, location: UCTraceLocation, table: str):
     tried = []
     for name in location.candidates(table):
-        tried.append(name)
         try:
             df = spark.table(name)
             df.schema  # resolves the table now (lazy on Spark Connect)
             return df, name, tried
-        except Exception:  # AnalysisException / connect errors: not there, or not visible
-            continue
+        except Exception as exc:  # not there, not visible, or not allowed: say which
+            tried.append(f"{name} ({error_summary(exc)})")
     # A local session keeps its catalog in memory: tables written by another process are found
     # by their folder under the warehouse directory.
     warehouse = _warehouse_dir(spark)
     if warehouse:
         path = os.path.join(warehouse, f"{location.local_database}.db", table)
-        tried.append(path)
-        if os.path.isdir(path):
+        if not os.path.isdir(path):
+            tried.append(f"{path} (no such folder)")
+        else:
             try:
                 df = spark.read.parquet(path)
                 df.schema
                 return df, path, tried
-            except Exception:
-                pass
+            except Exception as exc:
+                tried.append(f"{path} ({error_summary(exc)})")
     return None, None, tried
+
+
+def error_summary(exc: Exception, limit: int = 160) -> str:
+    """The error class and first line of a Spark error, e.g. `TABLE_OR_VIEW_NOT_FOUND`."""
+    condition = getattr(exc, "getCondition", None) or getattr(exc, "getErrorClass", None)
+    try:
+        code = condition() if condition else None
+    except Exception:
+        code = None
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (text if not code or code in text else f"{code}: {text}")[:limit]
 
 
 def _warehouse_dir(spark) -> str | None:
