@@ -19,6 +19,7 @@ from typing import Any
 
 from trace2eval import ui
 from trace2eval.analysis.analyze import Analyzer
+from trace2eval.analysis.querytypes import prewarm
 from trace2eval.config import SessionConfig
 from trace2eval.errors import SourceError
 from trace2eval.spark.location import UCTraceLocation
@@ -47,9 +48,9 @@ def _analyze(config: SessionConfig) -> dict[str, Any]:
     tables = open_tables(spark, location)
     ui.say(f"Reading traces with Spark from {tables.spans_name}"
            + (f" (+ {tables.metadata_name})" if tables.metadata_name else ""))
-    with _job_settings(spark), _staged(digest_frame(tables, selected_trace_ids(tables, config.filter_string,
-                                                                                  config.since_ms),
-                                                    config.labels), spark) as frame:
+    prewarm()
+    selected = selected_trace_ids(tables, config.filter_string, config.since_ms)
+    with _job_settings(spark), _staged(digest_frame(tables, selected, config.labels), spark) as frame:
         from pyspark.sql import functions as F
 
         started = time.monotonic()
