@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -68,6 +69,47 @@ def track(items: Iterable[T], description: str, total: int | None = None, unit: 
             say(f"{description}: {n}{f'/{total}' if total else ''} {unit} ({n / (now - start):,.0f}/s)")
             last = now
     say(f"{description}: {n} {unit} in {time.monotonic() - start:.1f} s")
+
+
+class Counter:
+    """A progress handle for work counted by someone else (e.g. a child process's rows)."""
+
+    def __init__(self, description: str, unit: str, bar=None, task=None):
+        self.description, self.unit = description, unit
+        self.done, self.total = 0, None
+        self._bar, self._task = bar, task
+        self._start = self._last = time.monotonic()
+
+    def update(self, done: int, total: int | None = None) -> None:
+        self.done, self.total = done, total if total is not None else self.total
+        now = time.monotonic()
+        rate = f"{done / max(now - self._start, 1e-6):,.1f} {self.unit}/s"
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=self.total, rate=rate)
+        elif not _quiet and now - self._last >= 10:
+            say(f"{self.description}: {done}{f'/{self.total}' if self.total else ''} {self.unit} ({rate})")
+            self._last = now
+
+
+@contextmanager
+def activity(description: str, unit: str = "rows") -> Iterator[Counter]:
+    """Show work in progress: a bar once counts arrive (a spinner before), a line every ~10 s in
+    logs, nothing under --quiet; the elapsed time is reported at the end."""
+    start = time.monotonic()
+    if _interactive():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
+        with Progress(*columns, transient=True, console=_console()) as progress:
+            counter = Counter(description, unit, progress, progress.add_task(description, total=None, rate=""))
+            yield counter
+    else:
+        say(f"{description} …")
+        counter = Counter(description, unit)
+        yield counter
+    counted = f"{counter.done} {unit} " if counter.done else ""
+    say(f"{description}: {counted}done in {time.monotonic() - start:.1f} s")
 
 
 def _console():

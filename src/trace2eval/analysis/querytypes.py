@@ -29,9 +29,11 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
     """Name query types by their top terms; a single type when requests are few or uniform."""
     if len(texts) < MIN_TRACES_FOR_CLUSTERING:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
-    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import normalize
 
     vectorizer = TfidfVectorizer(
         preprocessor=_clean, stop_words="english", max_features=3000, min_df=2, ngram_range=(1, 2),
@@ -42,18 +44,22 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
         matrix = vectorizer.fit_transform(fit_texts)
     except ValueError:  # empty vocabulary: requests share no terms
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
-    if matrix.shape[1] < 2:
+    if matrix.shape[1] < 3:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
 
+    # Cluster in a small dense space (LSA): k-means on 64 dimensions is fast and robust, where
+    # on thousands of sparse TF-IDF columns it is slow and noisy.
+    svd = TruncatedSVD(n_components=min(64, matrix.shape[1] - 1, matrix.shape[0] - 1), random_state=seed)
+    reduced = normalize(svd.fit_transform(matrix))
     scored = []
     upper = min(MAX_TYPES, max(2, len(fit_texts) // 10))
     for k in range(2, upper + 1):
         with warnings.catch_warnings():  # duplicate requests make fewer distinct clusters: expected
             warnings.simplefilter("ignore")
-            model = MiniBatchKMeans(n_clusters=k, n_init=3, random_state=seed, batch_size=1024).fit(matrix)
+            model = KMeans(n_clusters=k, n_init=2, random_state=seed).fit(reduced)
         if len(set(model.labels_)) < 2:
             continue
-        score = silhouette_score(matrix, model.labels_, sample_size=min(2000, len(fit_texts)), random_state=seed)
+        score = silhouette_score(reduced, model.labels_, sample_size=min(2000, len(fit_texts)), random_state=seed)
         scored.append((score, k, model))
     # Silhouette creeps up as k grows on short texts: take the fewest types within 10% of the best.
     best = None
@@ -63,13 +69,19 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
     if best is None or best[0] < 0.02:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
     model = best[1]
-    labels = list(model.predict(vectorizer.transform(texts))) if len(texts) > len(fit_texts) else list(model.labels_)
+    if len(texts) > len(fit_texts):
+        labels = list(model.predict(normalize(svd.transform(vectorizer.transform(texts)))))
+    else:
+        labels = list(model.labels_)
 
     vocab = vectorizer.get_feature_names_out()
     names, terms = [], []
     used: Counter[str] = Counter()
-    for center in model.cluster_centers_:
-        top = [vocab[i] for i in center.argsort()[::-1][:6]]
+    fit_labels = model.labels_
+    for cluster in range(model.n_clusters):
+        members = matrix[fit_labels == cluster]
+        weights = members.mean(axis=0).A1 if members.shape[0] else matrix.mean(axis=0).A1
+        top = [vocab[i] for i in weights.argsort()[::-1][:6]]
         unigrams = [t for t in top if " " not in t][:2] or top[:1]
         name = "_".join(unigrams)
         used[name] += 1
@@ -84,6 +96,7 @@ def prewarm() -> None:
 
     def load():
         import sklearn.cluster  # noqa: F401
+        import sklearn.decomposition  # noqa: F401
         import sklearn.feature_extraction.text  # noqa: F401
         import sklearn.metrics  # noqa: F401
 

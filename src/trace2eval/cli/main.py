@@ -12,6 +12,7 @@ from trace2eval.env import apply_safe_mlflow_env
 apply_safe_mlflow_env()  # before anything imports mlflow
 
 from trace2eval.cli.demo import demo  # noqa: E402
+from trace2eval.cli.report import report  # noqa: E402
 from trace2eval.cli.run import resume, run, task  # noqa: E402
 from trace2eval.cli.status import status  # noqa: E402
 from trace2eval.errors import Trace2EvalError  # noqa: E402
@@ -39,7 +40,7 @@ def handle_errors(command):
     return wrapper
 
 
-for command in (run, task, resume, status, demo):
+for command in (run, task, resume, status, report, demo):
     app.command()(handle_errors(command))
 
 

@@ -9,7 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trace2eval.report.context import PUBLISH_FILE, SEVERITY_ORDER
+from trace2eval.report.render import HTML_NAME
+from trace2eval.sessions.files import read_json
 from trace2eval.sessions.session import Session
+
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
 
 
 def status(session: Annotated[Path, typer.Argument(help="Session folder.")]) -> None:
@@ -32,15 +37,39 @@ def status(session: Annotated[Path, typer.Argument(help="Session folder.")]) -> 
         findings = Table(title="Findings")
         for col in ("finding", "severity", "traces", "evidence"):
             findings.add_column(col)
-        for f in analysis["findings"]:
-            findings.add_row(f["id"], f["severity"], f"{f['prevalence']['traces']} ({f['prevalence']['rate']:.0%})", ", ".join(f["evidence"][:2]))
+        ranked = sorted((f for f in analysis.get("findings") or [] if isinstance(f, dict)),
+                        key=lambda f: (SEVERITY_ORDER.get(f.get("severity"), 9), -((f.get("prevalence") or {}).get("traces") or 0)))
+        for f in ranked:
+            prevalence = f.get("prevalence") or {}
+            severity = str(f.get("severity", "?"))
+            rate = prevalence.get("rate")
+            findings.add_row(str(f.get("id")), f"[{SEVERITY_STYLE.get(severity, '')}]{severity}[/]",
+                             f"{prevalence.get('traces', '?')}" + (f" ({rate:.0%})" if isinstance(rate, (int, float)) else ""),
+                             ", ".join(map(str, (f.get("evidence") or [])[:2])))
         console.print(findings)
     validation = s.validation()
     if validation:
-        metrics = Table(title=f"Validation: {validation['validation_status']} (run {validation.get('run_id')})")
+        metrics = Table(title=f"Validation: {validation.get('validation_status')} (run {validation.get('run_id')}, "
+                              f"gates {validation.get('gate_status', 'n/a')})")
         metrics.add_column("metric")
         metrics.add_column("value", justify="right")
-        for k, v in sorted(validation.get("metrics", {}).items()):
-            if k.endswith("/mean"):
+        for k, v in sorted((validation.get("metrics") or {}).items()):
+            if k.endswith("/mean") and isinstance(v, (int, float)):
                 metrics.add_row(k, f"{v:.3f}")
         console.print(metrics)
+    publish = s.state_dir / PUBLISH_FILE
+    if publish.exists():
+        try:
+            state = read_json(publish)
+        except Exception:
+            state = {}
+        run = (state.get("generation_run") or {}).get("run_id")
+        dataset = state.get("dataset") or {}
+        if run:
+            console.print(f"MLflow generation run: {run}")
+        if dataset.get("name") and not dataset.get("skipped"):
+            console.print(f"MLflow evaluation dataset: {dataset['name']} ({dataset.get('records')} records)")
+        elif dataset.get("skipped"):
+            console.print(f"MLflow evaluation dataset: not registered ({dataset['skipped']})")
+    report = s.dir / HTML_NAME
+    console.print(f"Report: {report}" if report.exists() else f"Report: not written yet (trace2eval report {s.dir})")

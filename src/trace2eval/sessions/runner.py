@@ -77,6 +77,7 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
             validation = session.validation()
             if validation and validation.get("validation_status") == "passed":
                 _finish(session, name, "skipped", {"reason": "validation passed"}, None, time.monotonic())
+                _publish_when_done(session, failed=False)
                 return "skipped"
 
         record.status, record.attempts, record.started_at = "running", record.attempts + 1, now()
@@ -88,6 +89,7 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
             summary = _task_module(name).run(session)
         except Trace2EvalError as exc:
             _finish(session, name, "failed", {}, str(exc), start)
+            _publish_when_done(session, failed=True)
             raise
         except KeyboardInterrupt:
             _finish(session, name, "failed", {}, "interrupted", start)
@@ -95,9 +97,30 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
         except Exception as exc:  # a bug: keep the traceback in the plan for the report
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             _finish(session, name, "failed", {"traceback": traceback.format_exc()[-3000:]}, detail, start)
+            _publish_when_done(session, failed=True)
             raise
         _finish(session, name, "completed", summary or {}, None, start)
+        _publish_when_done(session, failed=False)
         return "completed"
+
+
+def _publish_when_done(session: Session, failed: bool) -> None:
+    """When the session ends (every task done, or one failed): write the report, log the
+    generation run and register the dataset. A problem here is a warning, never the task's result."""
+    if not failed and not session.plan().finished:
+        return
+    from trace2eval.report import publish
+
+    try:
+        with ui.activity("Writing the report and logging to MLflow"):
+            result = publish(session)
+    except Exception as exc:  # publishing must not turn a finished session into a crash
+        ui.warn(f"report and MLflow logging failed: {type(exc).__name__}: {exc}")
+        return
+    for problem in result.problems:
+        ui.warn(problem)
+    if result.report:
+        ui.say(f"Report: {result.report.html}")
 
 
 def _finish(session: Session, name: str, status: str, summary: dict, error: str | None, start: float) -> None:

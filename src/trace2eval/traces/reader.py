@@ -28,7 +28,7 @@ from typing import Any
 
 from trace2eval.traces.source import TraceQuery, iter_trace_pages
 
-INDEX_PAGE = 1000  # span-free pages are small; fewer round trips and OFFSET skips
+INDEX_PAGE = 500  # span-free pages are small, but an `mlflow server` rejects max_results above 500
 SHARD_SIZE = 500  # traces per shard: a page of full traces per worker call
 PARALLEL_FROM = 1500  # below this, worker start-up costs more than it saves
 ERROR_SHARE = 0.1  # in a sample, at least this share of errors when the population has them

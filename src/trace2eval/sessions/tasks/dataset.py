@@ -23,14 +23,18 @@ def run(session: Session) -> dict[str, Any]:
         # One Spark query for every chosen trace, from the same tables the analysis read.
         from trace2eval.spark.engine import fetch
 
-        ui.say(f"Fetching {len(cases)} dataset traces from {config.source}")
-        traces = fetch(config, [c.trace_id for c in cases])
-        fetch_one = traces.get
+        with ui.activity(f"Fetching {len(cases)} dataset traces from {config.source}", unit="traces"):
+            traces = fetch(config, [c.trace_id for c in cases])
+        rows, skipped = build_rows(cases, traces.get, analysis.get("case_index"))
     else:
         client = open_client(config.tracking_uri, config.experiment_id)
-        cases = list(ui.track(cases, "Fetching dataset traces", total=len(cases)))
-        fetch_one = lambda tid: fetch_trace(client, tid)  # noqa: E731
-    rows, skipped = build_rows(cases, fetch_one, analysis.get("case_index"))
+        with ui.activity("Fetching dataset traces", unit="traces") as progress:
+            def fetch_one(trace_id: str):
+                trace = fetch_trace(client, trace_id)
+                progress.update(progress.done + 1, len(cases))
+                return trace
+
+            rows, skipped = build_rows(cases, fetch_one, analysis.get("case_index"))
     if not rows:
         raise SourceError("none of the selected traces could be read back for the dataset",
                           "check that the traces still exist in the experiment, then rerun the dataset task")

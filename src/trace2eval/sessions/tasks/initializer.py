@@ -57,7 +57,10 @@ def analyze_experiment(client, config) -> dict[str, Any]:
     digests = read_digests(config.tracking_uri, query, plan, label_name=config.labels)
     for digest in ui.track(digests, "Reading traces", total=plan.expected):
         analyzer.add(digest)
-    analysis = analyzer.finish(sample_note=plan.note)
+    with ui.activity("Analyzing", unit="traces") as progress:
+        progress.update(0, len(analyzer.rows))
+        analysis = analyzer.finish(sample_note=plan.note)
+        progress.update(len(analyzer.rows), len(analyzer.rows))
     analysis["population"] = {
         "traces": index.count, "by_status": dict(index.statuses), "latency_ms": distribution(index.durations),
         "tokens_per_trace": distribution(index.tokens) if index.tokens else {"count": 0},

@@ -21,11 +21,11 @@ def run(session: Session, attempt: int = 0) -> dict[str, Any]:
     config = session.config()
     gates = session.evaluation_dir / "eval_gates.json"
     had_gates = gates.exists()
-    ui.say("Validating: running evaluation/run_eval.py …")
     # Explicit flags: an inherited MLFLOW_TRACKING_URI (notebooks set one) must not redirect the run.
     args = ["--tracking-uri", config.tracking_uri, "--experiment-id", config.experiment_id]
-    result = run_eval_script(session.evaluation_dir, session.state_dir / "last_eval_results.json",
-                             config.validate_timeout_s, args)
+    with ui.activity("Validating: running evaluation/run_eval.py", unit="rows") as progress:
+        result = run_eval_script(session.evaluation_dir, session.state_dir / "last_eval_results.json",
+                                 config.validate_timeout_s, args, on_progress=progress.update)
     run_id = result.results.get("run_id")
     specs, _ = load_specs(session)
     expected = [s.name for s in specs if s.is_code] + (
