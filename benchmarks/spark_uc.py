@@ -64,15 +64,15 @@ def main() -> None:
     local = timed("(a) local engine, every trace", lambda: analyze_experiment(
         open_client(args.tracking_uri, args.experiment_id), SessionConfig(**base, max_traces=None)))
     uc = SessionConfig(**base, source=str(location), max_traces=None)
-    timed("(b) spark engine, every trace (cold)", lambda: analyze(uc))
-    full = timed("(b) spark engine, every trace (warm)", lambda: analyze(uc))
+    timed("(b) spark engine, every trace (cold)", lambda: analyze(uc).analysis)
+    full = timed("(b) spark engine, every trace (warm)", lambda: analyze(uc).analysis)
     local["population"].pop("note")
     full["population"].pop("note")
     print(f"    equal to the local engine: {full == local}")
     if full != local:
         print("    differing sections:", sorted(k for k in set(full) | set(local) if full.get(k) != local.get(k)))
     sampled = timed(f"(c) spark engine, sample of {args.sample}",
-                    lambda: analyze(SessionConfig(**base, source=str(location), max_traces=args.sample)))
+                    lambda: analyze(SessionConfig(**base, source=str(location), max_traces=args.sample)).analysis)
     print(f"    {sampled['sample']}")
     same = [s for s in ("agent", "trace_summary", "error_patterns", "tool_usage", "span_types", "request_shapes")
             if sampled[s] == full[s]]

@@ -31,6 +31,8 @@ def test_run_from_uc_tables_validates(spark, uc_tables, demo_store, tmp_path):
     assert analysis["population"]["note"] == "every matching trace, digested on the cluster"
     validation = session.validation()
     assert validation["validation_status"] == "passed" and validation["run_id"]
+    points = json.loads((session.state_dir / "trace_points.json").read_text())
+    assert len(points["timestamps_ms"]) == 40 and points["timestamps_ms"] == sorted(points["timestamps_ms"], reverse=True)
     rows = json.loads(session.dataset_json.read_text())["rows"]
     assert len(rows) >= 10
     from mlflow import MlflowClient

@@ -22,7 +22,8 @@ def _json(value):
 def spark_analysis(location, uri, experiment_id, **settings):
     from trace2eval.spark.engine import analyze
 
-    return _json(analyze(SessionConfig(experiment_id=experiment_id, tracking_uri=uri, source=str(location), **settings)))
+    return _json(analyze(SessionConfig(experiment_id=experiment_id, tracking_uri=uri, source=str(location),
+                                       **settings)).analysis)
 
 
 def local_analysis(uri, experiment_id, **settings):
@@ -48,6 +49,20 @@ def test_demo_agent_analysis_equals_the_local_engine(uc_tables, demo_store, name
     spark_result = spark_analysis(uc_tables[name], uri, exp)
     assert spark_result["trace_summary"]["total_analyzed"] == 40 and spark_result["findings"]
     assert_same(spark_result, local_analysis(uri, exp))
+
+
+def test_report_points_are_what_mlflow_lists(uc_tables, demo_store):
+    from mlflow import MlflowClient
+
+    from trace2eval.spark.engine import analyze
+
+    uri, exp = demo_store["uri"], demo_store["experiment_id"]
+    points = analyze(SessionConfig(experiment_id=exp, tracking_uri=uri, source=str(uc_tables["demo"]))).points
+    infos = [t.info for t in MlflowClient(uri).search_traces(locations=[exp], max_results=100, include_spans=False,
+                                                             order_by=["timestamp_ms DESC"])]
+    assert points == {"timestamps_ms": [i.request_time for i in infos],
+                      "durations_ms": [float(i.execution_duration) for i in infos],
+                      "statuses": [i.state.value for i in infos]}
 
 
 def test_hostile_traces_analysis_equals_the_local_engine_with_labels(uc_tables, hostile_store):

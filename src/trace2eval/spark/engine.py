@@ -15,7 +15,7 @@ import json
 import os
 import re
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from trace2eval import ui
 from trace2eval.analysis.analyze import Analyzer
@@ -27,15 +27,21 @@ from trace2eval.spark.location import UCTraceLocation
 # Grouped traces are big rows (every span's payload): keep Arrow batches to the Python worker small.
 ARROW_RECORDS_PER_BATCH = 64
 SCRATCH_ENV = "TRACE2EVAL_SPARK_SCRATCH"  # <catalog>.<schema> for staging digests where caching is unavailable
+POINTS_LIMIT = 50_000  # the report draws at most the newest 50k traces
 
 
-def analyze(config: SessionConfig) -> dict[str, Any]:
-    """`state/analysis.json` content computed from the Unity Catalog trace tables."""
+class UCAnalysis(NamedTuple):
+    analysis: dict[str, Any]  # `state/analysis.json`
+    points: dict[str, list]  # the newest traces' time, duration and status, for the report's pictures
+
+
+def analyze(config: SessionConfig) -> UCAnalysis:
+    """The analysis of the Unity Catalog trace tables, and the points the report draws."""
     with _spark_errors("analyzing the traces"):
         return _analyze(config)
 
 
-def _analyze(config: SessionConfig) -> dict[str, Any]:
+def _analyze(config: SessionConfig) -> UCAnalysis:
     from trace2eval.spark.digests import digest_frame
     from trace2eval.spark.filters import selected_trace_ids
     from trace2eval.spark.population import population_sections
@@ -75,6 +81,10 @@ def _analyze(config: SessionConfig) -> dict[str, Any]:
                             total=design.size if design else total):
             analyzer.add(json.loads(row["digest"]))
         analysis = analyzer.finish(sample_note=design.note() if design else None, population=population)
+        # The report draws latency and traffic from one small point per trace; it cannot page
+        # through MLflow for traces that live only in Unity Catalog, so they are handed over here.
+        points = digests.select("timestamp_ms", "execution_ms", "status").orderBy(
+            F.desc("timestamp_ms"), F.asc("trace_id")).limit(POINTS_LIMIT).collect()
         if design:
             info_population["note"] += "; findings come from the sample"
         analysis["population"] = info_population
@@ -86,7 +96,9 @@ def _analyze(config: SessionConfig) -> dict[str, Any]:
                 "strata": design.strata if design else [],
                 "skipped": skipped,
             }
-    return analysis
+    return UCAnalysis(analysis, {"timestamps_ms": [int(p["timestamp_ms"] or 0) for p in points],
+                                 "durations_ms": [float(p["execution_ms"] or 0) for p in points],
+                                 "statuses": [p["status"] for p in points]})
 
 
 def _report_skipped(outcome: dict) -> None:

@@ -20,9 +20,12 @@ def run(session: Session) -> dict[str, Any]:
     config = session.config()
     client = open_client(config.tracking_uri, config.experiment_id)  # the suite evaluates in it, whatever the source
     if is_uc_source(config.source):
+        from trace2eval.report.points import POINTS_FILE
         from trace2eval.spark.engine import analyze
 
-        analysis = analyze(config)
+        analysis, points = analyze(config)
+        # The report's trace points, which it cannot read through MLflow for these traces.
+        write_json(session.state_dir / POINTS_FILE, {"experiment_name": None, **points})
     else:
         analysis = analyze_experiment(client, config)
     write_json(session.analysis_file, analysis)
