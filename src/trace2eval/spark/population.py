@@ -1,8 +1,9 @@
 """Analysis sections over every trace, as Spark DataFrame operations.
 
 These reproduce the analyzer's population sections (`agent`, `trace_summary`, `error_patterns`,
-`tool_usage`, `span_types`, `request_shapes`) number for number, so that on the same traces the
-Spark engine writes the same `analysis.json` as the local engine. What makes that exact:
+`tool_usage`, `span_types`, `request_shapes`) and the initializer's `population` block number for
+number, so that on the same traces the Spark engine writes the same `analysis.json` as the local
+engine. What makes that exact:
 
 - Row order is the local engine's: newest first, ties by trace id. "First N evidence ids" and
   tie-breaks between equal counts ("first seen first") follow it.
