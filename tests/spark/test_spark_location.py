@@ -31,7 +31,7 @@ def test_locations_and_their_table_names():
     ("uc:a.b.c.d", "cannot read the Unity Catalog trace location"),
     ("uc:main..x", "cannot read the Unity Catalog trace location"),
     ("uc:main.sch ema", "'sch ema' in 'uc:main.sch ema' is not a valid Unity Catalog name"),
-    ("delta:/tmp/x", "unknown --source 'delta:/tmp/x'"),
+    ("delta:s3://bucket/traces", "unknown --source 'delta:s3://bucket/traces'"),
 ])
 def test_bad_sources(source, message):
     with pytest.raises(Trace2EvalError) as err:
