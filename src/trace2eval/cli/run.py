@@ -9,7 +9,8 @@ import typer
 
 from trace2eval import ui
 from trace2eval.cli.options import (DEFAULTS, ExperimentId, Filter, FixAttempts, JudgeModel, Labels, Llm, LlmModel,
-                                    MaxTraces, Out, Quiet, RequireLlm, Since, SuiteDir, TrackingUri, build_config)
+                                    MaxTraces, Out, Quiet, RequireLlm, Since, Source, SuiteDir, TrackingUri,
+                                    build_config)
 from trace2eval.errors import ValidationFailed
 from trace2eval.sessions import runner, volume
 from trace2eval.sessions.folders import is_volume_path
@@ -27,6 +28,7 @@ def run(
     filter: Filter = None,
     since: Since = None,
     labels: Labels = None,
+    source: Source = DEFAULTS["source"],
     require_llm: RequireLlm = False,
     max_fix_attempts: FixAttempts = 3,
     suite: SuiteDir = None,
@@ -36,13 +38,16 @@ def run(
 
     Example: trace2eval run --experiment-id 1 --tracking-uri sqlite:///mlflow.db
 
+    With --source uc:<catalog>.<schema>[.<table_prefix>] the traces are read from Unity Catalog
+    trace tables with Spark; the evaluation still runs against the experiment.
+
     Progress goes to stderr; the session folder is the last line of stdout. Exit 0 only when
     validation passed. `--out /Volumes/<catalog>/<schema>/<volume>/sessions` works from a laptop
     (Files API); `--suite DIR` makes it a nightly-style run that grows the suite in DIR.
     """
     ui.set_quiet(quiet)
     config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since,
-                          labels, require_llm, max_fix_attempts)
+                          labels, require_llm, max_fix_attempts, source)
     if suite:
         config = config.model_copy(update={"suite_dir": suite_location(suite)})
     with volume.output_workdir(out) as (parent, attach):
@@ -66,6 +71,7 @@ def task(
     filter: Filter = None,
     since: Since = None,
     labels: Labels = None,
+    source: Source = DEFAULTS["source"],
     force: Annotated[bool, typer.Option("--force", help="Run again even if completed.")] = False,
     quiet: Quiet = False,
 ) -> None:
@@ -77,7 +83,8 @@ def task(
     creating = name == "initializer" and experiment_id
     with volume.session_workdir(session, must_exist=not creating) as (local, sync):
         if creating and not (local / "eval_tasks.json").exists():
-            config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since, labels)
+            config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since, labels,
+                                  source=source)
             s = runner.create_session(config, local.parent, session_id=local.name)
         else:
             s = Session.open(local)

@@ -11,6 +11,7 @@ from trace2eval.errors import SourceError
 from trace2eval.sessions import suite
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.session import Session
+from trace2eval.spark.location import is_uc_source
 from trace2eval.analysis.stats import summary as distribution
 from trace2eval.traces.reader import plan_shards, read_digests, scan_index
 from trace2eval.traces.source import TraceQuery, open_client
@@ -18,7 +19,41 @@ from trace2eval.traces.source import TraceQuery, open_client
 
 def run(session: Session) -> dict[str, Any]:
     config = session.config()
-    client = open_client(config.tracking_uri, config.experiment_id)
+    client = open_client(config.tracking_uri, config.experiment_id)  # the suite evaluates in it, whatever the source
+    extra: dict[str, Any] = {}
+    if is_uc_source(config.source):
+        from trace2eval.report.points import POINTS_FILE
+        from trace2eval.spark.engine import analyze
+
+        analysis, points = analyze(config)
+        # The report's trace points, which it cannot read through MLflow for these traces.
+        write_json(session.state_dir / POINTS_FILE, {"experiment_name": None, **points})
+    else:
+        analysis, extra = analyze_experiment(session, client, config)
+        if analysis is None:
+            return extra
+    write_json(session.analysis_file, analysis)
+    summary = analysis["trace_summary"]
+    ui.say(f"Analyzed {summary['total_analyzed']} traces: {len(analysis['findings'])} findings, "
+           f"{len(analysis['query_types'])} query types")
+    meta = analysis.get("meta_evaluation")
+    if meta:
+        if meta.get("labelled", 0) == 0:
+            ui.warn(meta["note"])
+        else:
+            ui.say(f"Against labels '{config.labels}' ({meta['labelled']} labelled traces): kept {len(meta['kept'])} "
+                   f"code scorers, dropped {len(meta['dropped'])}; together recall {meta['combined']['recall']:.2f}, "
+                   f"false-alarm rate {meta['combined']['false_alarm_rate']:.2f}")
+    update_plan(session, analysis)
+    return {"traces": summary["total_analyzed"], "findings": len(analysis["findings"]),
+            "query_types": len(analysis["query_types"]), **extra}
+
+
+def analyze_experiment(session: Session, client, config) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The analysis of the experiment's traces, read through MLflow, and extra summary fields.
+
+    Returns (None, summary) when a nightly run finds no new traces: generation is skipped.
+    """
     # Nightly runs start from the living suite and read only traces past its watermark.
     window = None
     if suite.is_nightly(session):
@@ -47,7 +82,7 @@ def run(session: Session) -> dict[str, Any]:
         if not analyzer.rows and window.previous is not None:
             suite.skip_generation(session, f"no new traces since the last successful run ({window_info['already_processed']} already in the suite)")
             ui.say("No new traces since the last successful run: validating the suite as it is")
-            return {"traces": 0, "new_traces": 0, "findings": 0, "query_types": 0}
+            return None, {"traces": 0, "new_traces": 0, "findings": 0, "query_types": 0}
     with ui.activity("Analyzing", unit="traces") as progress:
         progress.update(0, len(analyzer.rows))
         analysis = analyzer.finish(sample_note=plan.note)
@@ -58,22 +93,8 @@ def run(session: Session) -> dict[str, Any]:
         "note": "every matching trace, read without spans" + ("" if plan.expected >= index.count else
                                                               "; findings come from the sample"),
     }
-    write_json(session.analysis_file, analysis)
-    summary = analysis["trace_summary"]
-    ui.say(f"Analyzed {summary['total_analyzed']} traces: {len(analysis['findings'])} findings, "
-           f"{len(analysis['query_types'])} query types")
-    meta = analysis.get("meta_evaluation")
-    if meta:
-        if meta.get("labelled", 0) == 0:
-            ui.warn(meta["note"])
-        else:
-            ui.say(f"Against labels '{config.labels}' ({meta['labelled']} labelled traces): kept {len(meta['kept'])} "
-                   f"code scorers, dropped {len(meta['dropped'])}; together recall {meta['combined']['recall']:.2f}, "
-                   f"false-alarm rate {meta['combined']['false_alarm_rate']:.2f}")
-    update_plan(session, analysis)
-    return {"traces": summary["total_analyzed"], "findings": len(analysis["findings"]),
-            "query_types": len(analysis["query_types"]),
-            **({"new_traces": len(window.seen), "already_processed": window.skipped} if window else {})}
+    extra = {"new_traces": len(window.seen), "already_processed": window.skipped} if window else {}
+    return analysis, extra
 
 
 def update_plan(session: Session, analysis: dict[str, Any]) -> None:
