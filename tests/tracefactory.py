@@ -63,3 +63,12 @@ class TraceStore:
         from mlflow import MlflowClient
 
         return MlflowClient(self.uri).get_trace(trace_id)
+
+
+def add_support_traces(store: TraceStore, start: int, n: int) -> list[str]:
+    """`n` order-support conversations numbered from `start`: a lookup, then an address change that
+    fails for every third order (so the analysis always has something to find)."""
+    return [store.add(f"Where is order {i}? It was due on day {i}.", f"Order {i} ships tomorrow.",
+                      tools=[{"name": "get_order", "args": {"id": i}},
+                             {"name": "update_address", "args": {"id": i}, "error": i % 3 == 0}])
+            for i in range(start, start + n)]

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from trace2eval.errors import Trace2EvalError
+from trace2eval.spark.location import check_source
 
 LLMChoice = Literal["none", "databricks", "anthropic"]
 DEFAULT_LLM_MODEL = "databricks-claude-opus-4-5"
@@ -48,6 +49,18 @@ class SessionConfig(BaseModel):
     max_fix_attempts: int = Field(default=3, ge=0, le=10)
     validate_timeout_s: int = Field(default=900, ge=10)
     seed: int = 0
+    # Nightly runs: the living suite this session grows (sessions/suite.py); None = a one-off session.
+    suite_dir: str | None = None
+    watermark_overlap_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)  # re-read for late traces
+    max_suite_rows: int = Field(default=300, ge=10)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        try:
+            return check_source(v)
+        except Trace2EvalError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("experiment_id")
     @classmethod

@@ -23,6 +23,9 @@ EXAMPLES_PER_TYPE = 15
 RANDOM_SAMPLE = 30
 
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
+# Sections that describe the whole population of traces (counts, distributions, evidence), as
+# opposed to findings and query types, which are derived from the digests added.
+POPULATION_SECTIONS = ("agent", "trace_summary", "error_patterns", "tool_usage", "span_types", "request_shapes")
 
 
 class Analyzer:
@@ -46,7 +49,13 @@ class Analyzer:
         row["ungrounded_writes"] = row.get("ungrounded_writes", [])[:2]
         self.rows.append(row)
 
-    def finish(self, sample_note: str | None = None) -> dict[str, Any]:
+    def finish(self, sample_note: str | None = None, population: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The analysis of the added digests.
+
+        `population`: sections computed over more traces than were added (the Spark engine's
+        aggregates over every trace, when only a sample was added). They replace the sections of
+        the same name: one of POPULATION_SECTIONS.
+        """
         rows = self.rows
         if not rows:
             raise ValueError("no traces to analyze")
@@ -77,6 +86,10 @@ class Analyzer:
         if self.label_name:
             analysis["meta_evaluation"] = meta_evaluate(rows, findings, self.label_name)
             analysis["recommended_scorers"] = recommended_scorers(findings)
+        unknown = set(population or {}) - set(POPULATION_SECTIONS)
+        if unknown:
+            raise ValueError(f"not population sections: {sorted(unknown)}")
+        analysis.update(population or {})
         analysis["case_index"] = case_index(rows, analysis)
         return analysis
 

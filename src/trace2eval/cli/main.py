@@ -12,6 +12,7 @@ from trace2eval.env import apply_safe_mlflow_env
 apply_safe_mlflow_env()  # before anything imports mlflow
 
 from trace2eval.cli.demo import demo  # noqa: E402
+from trace2eval.cli.job import run_local  # noqa: E402
 from trace2eval.cli.report import report  # noqa: E402
 from trace2eval.cli.run import resume, run, task  # noqa: E402
 from trace2eval.cli.status import status  # noqa: E402
@@ -42,6 +43,10 @@ def handle_errors(command):
 
 for command in (run, task, resume, status, report, demo):
     app.command()(handle_errors(command))
+
+job_app = typer.Typer(help="The Databricks job of the bundle (databricks.yml), run locally.", no_args_is_help=True)
+job_app.command("run-local")(handle_errors(run_local))
+app.add_typer(job_app, name="job")
 
 
 def main(argv: list[str] | None = None) -> None:

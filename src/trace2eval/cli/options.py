@@ -11,6 +11,7 @@ import typer
 from trace2eval.config import (DEFAULT_LLM_MODEL, DEFAULT_LLM_TRACE_EXPERIMENT, DEFAULT_MAX_TRACES, SessionConfig,
                                parse_since)
 from trace2eval.errors import Trace2EvalError
+from trace2eval.spark.location import check_source
 
 ExperimentId = Annotated[str, typer.Option("--experiment-id", "-e", envvar=["TRACE2EVAL_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_ID"],
                                            help="MLflow experiment whose traces to read.")]
@@ -27,9 +28,16 @@ Filter = Annotated[Optional[str], typer.Option("--filter", envvar="TRACE2EVAL_FI
 Since = Annotated[Optional[str], typer.Option("--since", envvar="TRACE2EVAL_SINCE", help="Only traces newer than 24h / 7d / an ISO date.")]
 Labels = Annotated[Optional[str], typer.Option("--labels", envvar="TRACE2EVAL_LABELS",
                                                help="Name of a yes/no feedback on traces to measure scorers against.")]
+Source = Annotated[str, typer.Option("--source", envvar="TRACE2EVAL_SOURCE",
+                                      help="Where to read traces: mlflow (the experiment), or "
+                                           "uc:<catalog>.<schema>[.<table_prefix>] (Unity Catalog trace tables, with Spark).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 RequireLlm = Annotated[bool, typer.Option("--require-llm", help="Fail when the LLM is unavailable instead of falling back.")]
+SuiteDir = Annotated[Optional[str], typer.Option("--suite", envvar="TRACE2EVAL_SUITE",
+                                                 help="Living suite to grow (nightly mode): only traces past its watermark are read, "
+                                                      "new rows and scorers are added, edited files are kept. A folder or /Volumes/... path.")]
 FixAttempts = Annotated[int, typer.Option("--max-fix-attempts", envvar="TRACE2EVAL_MAX_FIX_ATTEMPTS", help="Validate/fix rounds.")]
+
 LlmMaxTurns = Annotated[int, typer.Option("--llm-max-turns", envvar="TRACE2EVAL_LLM_MAX_TURNS",
                                           help="Most model turns in one LLM session.")]
 LlmSessionTokens = Annotated[int, typer.Option("--llm-session-tokens", envvar="TRACE2EVAL_LLM_SESSION_TOKENS",
@@ -46,7 +54,7 @@ LlmTraceExperiment = Annotated[str, typer.Option("--llm-trace-experiment", envva
 _LLM_DEFAULTS = {name: SessionConfig.model_fields[name].default for name in (
     "llm_max_turns", "llm_session_tokens", "llm_run_tokens", "llm_timeout_s", "llm_session_seconds")}
 DEFAULTS = {"out": Path("sessions"), "llm": "none", "llm_model": DEFAULT_LLM_MODEL, "max_traces": DEFAULT_MAX_TRACES,
-            "llm_trace_experiment": DEFAULT_LLM_TRACE_EXPERIMENT, **_LLM_DEFAULTS}
+            "source": "mlflow", "llm_trace_experiment": DEFAULT_LLM_TRACE_EXPERIMENT, **_LLM_DEFAULTS}
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -63,19 +71,20 @@ def resolve_tracking_uri(uri: str | None) -> str:
 
 
 def build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter_string, since,
-                 labels, require_llm=False, max_fix_attempts=3, **llm_settings) -> SessionConfig:
+                 labels, require_llm=False, max_fix_attempts=3, source="mlflow", **llm_settings) -> SessionConfig:
     """The session settings from command-line values; `llm_settings` are SessionConfig's llm_* fields."""
     if llm not in ("none", "databricks", "anthropic"):
         raise Trace2EvalError(f"unknown --llm {llm!r}", "use none, databricks or anthropic")
     if "llm_trace_experiment" in llm_settings:
         llm_settings["llm_trace_experiment"] = (llm_settings["llm_trace_experiment"] or "").strip() or None
+    source = check_source(source)  # a bad --source is reported as itself, not as "invalid settings"
     try:
         return SessionConfig(
             experiment_id=experiment_id, tracking_uri=resolve_tracking_uri(tracking_uri), llm=llm,
             llm_model=llm_model or DEFAULT_LLM_MODEL,
             judge_model=judge_model or None, max_traces=max_traces or None, filter_string=filter_string or None,
             since_ms=parse_since(since), labels=labels or None, require_llm=require_llm,
-            max_fix_attempts=max_fix_attempts, **llm_settings,
+            max_fix_attempts=max_fix_attempts, source=source, **llm_settings,
         )
     except ValueError as exc:
         raise Trace2EvalError(f"invalid settings: {exc}") from None

@@ -10,10 +10,11 @@ import typer
 from trace2eval import ui
 from trace2eval.cli.options import (DEFAULTS, ExperimentId, Filter, FixAttempts, JudgeModel, Labels, Llm, LlmMaxTurns,
                                     LlmModel, LlmRunTokens, LlmSessionSeconds, LlmSessionTokens, LlmTimeout,
-                                    LlmTraceExperiment, MaxTraces, Out, Quiet, RequireLlm, Since, TrackingUri,
-                                    build_config, llm_settings)
+                                    LlmTraceExperiment, MaxTraces, Out, Quiet, RequireLlm, Since, Source, SuiteDir,
+                                    TrackingUri, build_config, llm_settings)
 from trace2eval.errors import ValidationFailed
-from trace2eval.sessions import runner
+from trace2eval.sessions import runner, volume
+from trace2eval.sessions.folders import is_volume_path
 from trace2eval.sessions.session import Session
 
 
@@ -28,8 +29,10 @@ def run(
     filter: Filter = None,
     since: Since = None,
     labels: Labels = None,
+    source: Source = DEFAULTS["source"],
     require_llm: RequireLlm = False,
     max_fix_attempts: FixAttempts = 3,
+    suite: SuiteDir = None,
     llm_max_turns: LlmMaxTurns = DEFAULTS["llm_max_turns"],
     llm_session_tokens: LlmSessionTokens = DEFAULTS["llm_session_tokens"],
     llm_run_tokens: LlmRunTokens = DEFAULTS["llm_run_tokens"],
@@ -42,20 +45,29 @@ def run(
 
     Example: trace2eval run --experiment-id 1 --tracking-uri sqlite:///mlflow.db
 
+    With --source uc:<catalog>.<schema>[.<table_prefix>] the traces are read from Unity Catalog
+    trace tables with Spark; the evaluation still runs against the experiment.
+
     With --llm databricks (or anthropic) Claude refines each task's output after the deterministic
     engine wrote it; if the model is unavailable the deterministic suite stands.
 
     Progress goes to stderr; the session folder is the last line of stdout. Exit 0 only when
-    validation passed.
+    validation passed. `--out /Volumes/<catalog>/<schema>/<volume>/sessions` works from a laptop
+    (Files API); `--suite DIR` makes it a nightly-style run that grows the suite in DIR.
     """
     ui.set_quiet(quiet)
     config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since,
-                          labels, require_llm, max_fix_attempts,
+                          labels, require_llm, max_fix_attempts, source,
                           **llm_settings(llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout,
                                          llm_session_seconds, llm_trace_experiment))
-    session = runner.create_session(config, out)
-    ui.say(f"Session {session.dir}")
-    _finish(session, runner.run_all(session))
+    if suite:
+        config = config.model_copy(update={"suite_dir": suite_location(suite)})
+    with volume.output_workdir(out) as (parent, attach):
+        session = runner.create_session(config, parent)
+        sync = attach(session.dir)
+        shown = _shown(out, session)
+        ui.say(f"Session {shown}")
+        _finish(session, runner.run_all(session, after_each=sync), shown)
 
 
 def task(
@@ -71,6 +83,7 @@ def task(
     filter: Filter = None,
     since: Since = None,
     labels: Labels = None,
+    source: Source = DEFAULTS["source"],
     require_llm: RequireLlm = False,
     llm_max_turns: LlmMaxTurns = DEFAULTS["llm_max_turns"],
     llm_session_tokens: LlmSessionTokens = DEFAULTS["llm_session_tokens"],
@@ -89,16 +102,22 @@ def task(
     use the session's state/config.json.
     """
     ui.set_quiet(quiet)
-    if not (session / "eval_tasks.json").exists() and name == "initializer" and experiment_id:
-        config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since, labels,
-                              require_llm, **llm_settings(llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout,
-                                                          llm_session_seconds, llm_trace_experiment))
-        s = runner.create_session(config, session.parent, session_id=session.name)
-    else:
-        s = Session.open(session)
-    status = runner.run_task(s, name, force=force)
+    creating = name == "initializer" and experiment_id
+    with volume.session_workdir(session, must_exist=not creating) as (local, sync):
+        if creating and not (local / "eval_tasks.json").exists():
+            config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since, labels,
+                                  require_llm, source=source,
+                                  **llm_settings(llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout,
+                                                 llm_session_seconds, llm_trace_experiment))
+            s = runner.create_session(config, local.parent, session_id=local.name)
+        else:
+            s = Session.open(local)
+        try:
+            status = runner.run_task(s, name, force=force)
+        finally:
+            sync()
     print(f"{name}: {status}")
-    print(s.dir)
+    print(session if is_volume_path(session) else s.dir)
 
 
 def resume(
@@ -110,17 +129,29 @@ def resume(
     Example: trace2eval resume sessions/2026-11-27_101500
     """
     ui.set_quiet(quiet)
-    s = Session.open(session)
-    _finish(s, runner.resume(s))
+    with volume.session_workdir(session) as (local, sync):
+        s = Session.open(local)
+        _finish(s, runner.resume(s, after_each=sync), str(session) if is_volume_path(session) else None)
 
 
-def _finish(session: Session, passed: bool) -> None:
+def suite_location(suite: str) -> str:
+    """A Volume path stays as it is; a local folder becomes absolute (tasks may run elsewhere)."""
+    return suite if is_volume_path(suite) else str(Path(suite).resolve())
+
+
+def _shown(out: Path, session: Session) -> str:
+    """The path a user should see: the Volume path, not the local mirror of it."""
+    return f"{str(out).rstrip('/')}/{session.id}" if is_volume_path(out) else str(session.dir)
+
+
+def _finish(session: Session, passed: bool, shown: str | None = None) -> None:
     validation = session.validation() or {}
+    where = shown or str(session.dir)
     if passed:
-        ui.say(f"Validation passed. Suite: {session.evaluation_dir}")
+        ui.say(f"Validation passed. Suite: {where}/evaluation")
         if validation.get("gate_status") == "regressed":
             ui.warn("metrics fell below the gates in eval_gates.json (see state/validation_results.json)")
-        print(session.dir)
+        print(where)
         return
-    print(session.dir)
-    raise ValidationFailed("validation did not pass", f"see {session.validation_file}")
+    print(where)
+    raise ValidationFailed("validation did not pass", f"see {where}/state/validation_results.json")

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trace2eval.sessions import ownership, volume
 from trace2eval.report.context import PUBLISH_FILE, SEVERITY_ORDER
 from trace2eval.report.render import HTML_NAME
 from trace2eval.sessions.files import read_json
@@ -22,7 +23,11 @@ def status(session: Annotated[Path, typer.Argument(help="Session folder.")]) -> 
 
     Example: trace2eval status sessions/2026-11-27_101500
     """
-    s = Session.open(session)
+    with volume.session_workdir(session, read_only=True) as (local, _):
+        _show(Session.open(local))
+
+
+def _show(s: Session) -> None:
     plan = s.plan()
     console = Console()
     table = Table(title=f"Session {plan.session_id} ({plan.engine})")
@@ -57,6 +62,8 @@ def status(session: Annotated[Path, typer.Argument(help="Session folder.")]) -> 
             if k.endswith("/mean") and isinstance(v, (int, float)):
                 metrics.add_row(k, f"{v:.3f}")
         console.print(metrics)
+    for conflict in ownership.conflicts(s.dir):
+        console.print(f"Kept your edited {conflict['file']}; the generated version is {conflict['new_version']}")
     publish = s.state_dir / PUBLISH_FILE
     if publish.exists():
         try:

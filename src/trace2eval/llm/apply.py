@@ -7,13 +7,14 @@ session started; this only adds to them or swaps a scorer for its accepted rewri
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 from typing import Any
 
 from trace2eval.generate.dataset import Case, build_rows
 from trace2eval.llm.tools.context import Staged, ToolContext
 from trace2eval.llm.tools.reading import PROFILE_FILE
 from trace2eval.sessions.files import read_json, write_json, write_text
+from trace2eval.sessions.ownership import write_generated
 from trace2eval.sessions.session import Session
 from trace2eval.traces.source import fetch_trace
 
@@ -85,7 +86,8 @@ def _apply_rows(ctx: ToolContext, staged_rows: list[dict[str, Any]]) -> dict[str
             row["metadata"]["source"] = "llm"
             if proposal.get("expectations"):
                 row["expectations"] = proposal["expectations"]
-    write_dataset(session, rows + added, (data.get("skipped") or []) + skipped)
+    # Built from the file's current rows, so a person's edits to them are kept.
+    write_dataset(session, rows + added, (data.get("skipped") or []) + skipped, merged=True)
     return {"added": len(added), "annotated": annotated, "skipped": len(skipped)}
 
 
@@ -94,7 +96,8 @@ def _apply_edge_cases(session: Session, cases: list[dict[str, Any]]) -> int:
     existing = read_json(path).get("cases", []) if path.exists() else []
     rows = [{"inputs": c["inputs"], "expectations": c["expectations"],
              "metadata": {"reason": c["reason"], "variant_of": c.get("variant_of"), "source": "llm"}} for c in cases]
-    write_json(path, {"note": EDGE_CASES_NOTE, "cases": existing + rows})
+    text = json.dumps({"note": EDGE_CASES_NOTE, "cases": existing + rows}, indent=2, ensure_ascii=False) + "\n"
+    write_generated(session.dir, f"evaluation/{EDGE_CASES_FILE}", text, "dataset", merged=True)  # appended to its cases
     return len(rows)
 
 
@@ -118,16 +121,24 @@ def _apply_specs(ctx: ToolContext, staged: Staged) -> dict[str, Any]:
     return {"added": sorted(new_names - replaced), "replaced": sorted(replaced)}
 
 
+# Files an LLM session may change: (path in the session, the task that generates it). Files under
+# evaluation/ are written through the ownership manifest so a restore is not mistaken for an edit.
+SNAPSHOT_FILES = (("state/scorer_specs.json", None), ("evaluation/scorers.py", "scorers"),
+                  ("evaluation/eval_dataset.json", "dataset"), ("evaluation/eval_dataset.py", "dataset"))
+
+
 def snapshot(session: Session) -> dict[str, str | None]:
     """The files an LLM session may change, to restore them if its changes fail validation."""
-    paths = [session.scorer_specs_file, session.evaluation_dir / "scorers.py", session.dataset_json,
-             session.evaluation_dir / "eval_dataset.py"]
-    return {str(p): (p.read_text(encoding="utf-8") if p.exists() else None) for p in paths}
+    return {rel: ((session.dir / rel).read_text(encoding="utf-8") if (session.dir / rel).exists() else None)
+            for rel, _ in SNAPSHOT_FILES}
 
 
-def restore(snap: dict[str, str | None]) -> None:
-    for path, text in snap.items():
+def restore(session: Session, snap: dict[str, str | None]) -> None:
+    tasks = dict(SNAPSHOT_FILES)
+    for rel, text in snap.items():
         if text is None:
-            Path(path).unlink(missing_ok=True)
+            (session.dir / rel).unlink(missing_ok=True)
+        elif tasks.get(rel):
+            write_generated(session.dir, rel, text, tasks[rel])
         else:
-            write_text(Path(path), text)
+            write_text(session.dir / rel, text)

@@ -144,7 +144,7 @@ def _validate_or_revert(session: Session, before: dict[str, str | None] | None) 
     if (session.validation() or {}).get("validation_status") == "passed":
         return "passed with the LLM's repairs"
     if before is not None:
-        restore(before)
+        restore(session, before)
         validate_task.run(session, attempt=201)
     return f"the LLM's repairs failed validation and were reverted ({(session.validation() or {}).get('validation_status')})"
 

@@ -20,15 +20,22 @@ os.umask(_UMASK)
 
 
 def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; session files are meant to be shared
+        try:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; session files are meant to be shared
+        except OSError:
+            pass  # file systems without POSIX modes (a UC Volume's FUSE mount) refuse chmod; nothing lost
         os.replace(tmp, path)
     except BaseException:
         try:

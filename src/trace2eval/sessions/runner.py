@@ -11,11 +11,13 @@ import importlib
 import time
 import traceback
 from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 
 from trace2eval import ui
 from trace2eval.config import SessionConfig
 from trace2eval.errors import SessionError, Trace2EvalError
+from trace2eval.sessions import suite
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.lock import SessionLock
 from trace2eval.sessions.plan import NEEDS, TASK_ORDER, TaskPlan, now
@@ -86,7 +88,9 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
         start = time.monotonic()
         ui.say(f"[{name}] {record.description}")
         try:
-            summary = _task_module(name).run(session)
+            summary = _task_module(name).run(session) or {}
+            if name in ("validate", "fix"):
+                summary.update(_publish_if_passed(session))
         except Trace2EvalError as exc:
             _finish(session, name, "failed", {}, str(exc), start)
             _publish_when_done(session, failed=True)
@@ -100,8 +104,28 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
             _publish_when_done(session, failed=True)
             raise
         _finish(session, name, "completed", summary or {}, None, start)
+        if name == "validate":
+            _skip_fix_if_passed(session)
         _publish_when_done(session, failed=False)
         return "completed"
+
+
+def _skip_fix_if_passed(session: Session) -> None:
+    """Validation passed: the fix task will not run (a job excludes it), so the session is finished now."""
+    validation = session.validation() or {}
+    plan = session.plan()
+    if validation.get("validation_status") == "passed" and plan.task("fix").status == "pending":
+        plan.task("fix").status, plan.task("fix").summary = "skipped", {"reason": "validation passed"}
+        plan.task("fix").finished_at = now()
+        session.save_plan(plan)
+
+
+def _publish_if_passed(session: Session) -> dict:
+    """Nightly runs: once the suite validates, it goes back to the living suite (never before)."""
+    validation = session.validation() or {}
+    if suite.is_nightly(session) and validation.get("validation_status") == "passed":
+        return {"published": suite.publish(session)}
+    return {}
 
 
 def _publish_when_done(session: Session, failed: bool) -> None:
@@ -134,19 +158,26 @@ def _finish(session: Session, name: str, status: str, summary: dict, error: str 
     session.save_plan(plan)
 
 
-def run_all(session: Session) -> bool:
-    """Run every unfinished task in order. True when validation passed."""
+def run_all(session: Session, after_each: Callable[[], None] | None = None) -> bool:
+    """Run every unfinished task in order. True when validation passed.
+
+    `after_each` runs after every task, failed or not (e.g. pushing a Volume mirror).
+    """
     while (record := session.plan().next_pending()) is not None:
-        run_task(session, record.name)
+        try:
+            run_task(session, record.name)
+        finally:
+            if after_each is not None:
+                after_each()
     validation = session.validation()
     return bool(validation and validation.get("validation_status") == "passed")
 
 
-def resume(session: Session) -> bool:
+def resume(session: Session, after_each: Callable[[], None] | None = None) -> bool:
     plan = session.plan()
     if plan.finished:
         ui.say(f"Session {session.dir} is already finished; nothing to do")
         validation = session.validation()
         return bool(validation and validation.get("validation_status") == "passed")
     ui.say(f"Resuming {session.dir} at task {plan.next_pending().name}")
-    return run_all(session)
+    return run_all(session, after_each)

@@ -12,6 +12,7 @@ from typing import Any
 from trace2eval import ui
 from trace2eval.errors import ValidationFailed
 from trace2eval.llm import llm_step
+from trace2eval.sessions import ownership
 from trace2eval.sessions.files import read_json, write_json
 from trace2eval.sessions.session import Session
 from trace2eval.sessions.tasks import script as script_task
@@ -42,6 +43,7 @@ def repair_and_validate(session: Session) -> dict[str, Any]:
     validation = session.validation()
     if validation and validation["validation_status"] == "passed":
         return {"skipped": "validation passed"}
+    refuse_to_repair_edited_files(session, validation or {})
     log: list[dict[str, Any]] = []
     for attempt in range(1, config.max_fix_attempts + 1):
         changes = repair(session, validation or {}, attempt)
@@ -60,6 +62,26 @@ def repair_and_validate(session: Session) -> dict[str, Any]:
         f"validation still fails after {len(log)} fix attempt(s): {problems or 'unknown problem'}",
         "see state/validation_results.json and state/fix_log.json in the session folder",
     )
+
+
+def refuse_to_repair_edited_files(session: Session, validation: dict[str, Any]) -> None:
+    """Repairs rewrite generated files; one a person edited is theirs, so say so instead of looping."""
+    problems = validation.get("problems", [])
+    blame = []
+    if ownership.is_edited(session.dir, "evaluation/scorers.py") and any(p.get("scorer") or p["kind"] == "nan_metric" for p in problems):
+        blame.append("evaluation/scorers.py")
+    if any(p["kind"] in ("crash", "nonzero_exit", "timeout") for p in problems):  # any edited code file can cause these
+        blame += [rel for rel in ("evaluation/scorers.py", "evaluation/run_eval.py", "evaluation/eval_dataset.py")
+                  if rel not in blame and ownership.is_edited(session.dir, rel)]
+    if blame:
+        detail = "; ".join(f"{p['kind']}{' ' + p['scorer'] if p.get('scorer') else ''}: {' '.join(str(p.get('detail') or '').split())[-200:]}"
+                           for p in problems)
+        home = session.config().suite_dir or str(session.dir)  # where the person edits: the suite, or this session
+        raise ValidationFailed(
+            f"validation fails and {', '.join(blame)} was edited by a person, so trace2eval does not repair it ({detail})",
+            f"fix {' and '.join(f'{home}/{b}' for b in blame)} (the generated version is beside it as .new), "
+            "or delete it to take the generated version; the next run (or `trace2eval task validate --force`) checks it again",
+        )
 
 
 def repair(session: Session, validation: dict[str, Any], attempt: int) -> list[str]:
@@ -89,11 +111,11 @@ def repair(session: Session, validation: dict[str, Any], attempt: int) -> list[s
             data = read_json(session.dataset_json)
             rows = data["rows"]
             if len(rows) > 5:
-                write_dataset(session, rows[: max(5, len(rows) // 2)], data.get("skipped"))
+                write_dataset(session, rows[: max(5, len(rows) // 2)], data.get("skipped"), merged=True)
                 changes.append(f"shrank the dataset from {len(rows)} to {max(5, len(rows) // 2)} rows (timeout)")
         else:
             data = read_json(session.dataset_json)
-            write_dataset(session, data["rows"], data.get("skipped"))
+            write_dataset(session, data["rows"], data.get("skipped"), merged=True)
         script_task.run(session)
         changes.append("re-rendered eval_dataset.py, scorers.py and run_eval.py from their specs")
 

@@ -9,8 +9,10 @@ from trace2eval.analysis.analyze import Analyzer
 from trace2eval.analysis.querytypes import prewarm
 from trace2eval.errors import SourceError
 from trace2eval.llm import llm_step
+from trace2eval.sessions import suite
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.session import Session
+from trace2eval.spark.location import is_uc_source
 from trace2eval.analysis.stats import summary as distribution
 from trace2eval.traces.reader import plan_shards, read_digests, scan_index
 from trace2eval.traces.source import TraceQuery, open_client
@@ -18,30 +20,19 @@ from trace2eval.traces.source import TraceQuery, open_client
 
 def run(session: Session) -> dict[str, Any]:
     config = session.config()
-    client = open_client(config.tracking_uri, config.experiment_id)
-    query = TraceQuery(config.experiment_id, config.filter_string, config.since_ms, config.max_traces)
-    index = scan_index(client, query)
-    if index.count == 0:
-        what = f"experiment {config.experiment_id} has no traces"
-        if query.mlflow_filter():
-            what += f" matching {query.mlflow_filter()!r}"
-        raise SourceError(what, "log traces from your agent first, or widen --filter / --since")
-    plan = plan_shards(index, config.max_traces, seed=config.seed)
-    prewarm()
-    analyzer = Analyzer(seed=config.seed, label_name=config.labels)
-    digests = read_digests(config.tracking_uri, query, plan, label_name=config.labels)
-    for digest in ui.track(digests, "Reading traces", total=plan.expected):
-        analyzer.add(digest)
-    with ui.activity("Analyzing", unit="traces") as progress:
-        progress.update(0, len(analyzer.rows))
-        analysis = analyzer.finish(sample_note=plan.note)
-        progress.update(len(analyzer.rows), len(analyzer.rows))
-    analysis["population"] = {
-        "traces": index.count, "by_status": dict(index.statuses), "latency_ms": distribution(index.durations),
-        "tokens_per_trace": distribution(index.tokens) if index.tokens else {"count": 0},
-        "note": "every matching trace, read without spans" + ("" if plan.expected >= index.count else
-                                                              "; findings come from the sample"),
-    }
+    client = open_client(config.tracking_uri, config.experiment_id)  # the suite evaluates in it, whatever the source
+    extra: dict[str, Any] = {}
+    if is_uc_source(config.source):
+        from trace2eval.report.points import POINTS_FILE
+        from trace2eval.spark.engine import analyze
+
+        analysis, points = analyze(config)
+        # The report's trace points, which it cannot read through MLflow for these traces.
+        write_json(session.state_dir / POINTS_FILE, {"experiment_name": None, **points})
+    else:
+        analysis, extra = analyze_experiment(session, client, config)
+        if analysis is None:
+            return extra
     write_json(session.analysis_file, analysis)
     summary = analysis["trace_summary"]
     ui.say(f"Analyzed {summary['total_analyzed']} traces: {len(analysis['findings'])} findings, "
@@ -56,7 +47,55 @@ def run(session: Session) -> dict[str, Any]:
                    f"false-alarm rate {meta['combined']['false_alarm_rate']:.2f}")
     update_plan(session, analysis)
     return {"traces": summary["total_analyzed"], "findings": len(analysis["findings"]),
-            "query_types": len(analysis["query_types"]), **llm_step(session, "initializer")}
+            "query_types": len(analysis["query_types"]), **extra, **llm_step(session, "initializer")}
+
+
+def analyze_experiment(session: Session, client, config) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The analysis of the experiment's traces, read through MLflow, and extra summary fields.
+
+    Returns (None, summary) when a nightly run finds no new traces: generation is skipped.
+    """
+    # Nightly runs start from the living suite and read only traces past its watermark.
+    window = None
+    if suite.is_nightly(session):
+        suite.seed_session(session)
+        window = suite.trace_window(session)
+    since_ms = window.since_ms if window else config.since_ms
+    query = TraceQuery(config.experiment_id, config.filter_string, since_ms, config.max_traces)
+    index = scan_index(client, query)
+    if index.count == 0 and not (window and window.previous):
+        what = f"experiment {config.experiment_id} has no traces"
+        if query.mlflow_filter():
+            what += f" matching {query.mlflow_filter()!r}"
+        raise SourceError(what, "log traces from your agent first, or widen --filter / --since")
+    plan = plan_shards(index, config.max_traces, seed=config.seed)
+    if window is not None and plan.expected < index.count:
+        ui.warn(f"more new traces ({index.count}) than --max-traces {config.max_traces}: a sample is analyzed and the "
+                "watermark moves past the rest (raise max_traces to cover a night's traffic)")
+    prewarm()
+    analyzer = Analyzer(seed=config.seed, label_name=config.labels)
+    digests = read_digests(config.tracking_uri, query, plan, label_name=config.labels) if index.count else iter(())
+    for digest in ui.track(digests, "Reading traces", total=plan.expected):
+        if window is None or window.accepts(digest["trace_id"], digest.get("timestamp_ms", 0)):
+            analyzer.add(digest)
+    if window is not None:
+        window_info = suite.save_window(session, window)
+        if not analyzer.rows and window.previous is not None:
+            suite.skip_generation(session, f"no new traces since the last successful run ({window_info['already_processed']} already in the suite)")
+            ui.say("No new traces since the last successful run: validating the suite as it is")
+            return None, {"traces": 0, "new_traces": 0, "findings": 0, "query_types": 0}
+    with ui.activity("Analyzing", unit="traces") as progress:
+        progress.update(0, len(analyzer.rows))
+        analysis = analyzer.finish(sample_note=plan.note)
+        progress.update(len(analyzer.rows), len(analyzer.rows))
+    analysis["population"] = {
+        "traces": index.count, "by_status": dict(index.statuses), "latency_ms": distribution(index.durations),
+        "tokens_per_trace": distribution(index.tokens) if index.tokens else {"count": 0},
+        "note": "every matching trace, read without spans" + ("" if plan.expected >= index.count else
+                                                              "; findings come from the sample"),
+    }
+    extra = {"new_traces": len(window.seen), "already_processed": window.skipped} if window else {}
+    return analysis, extra
 
 
 def update_plan(session: Session, analysis: dict[str, Any]) -> None:

@@ -7,14 +7,19 @@ from typing import Any
 from trace2eval import ui
 from trace2eval.generate.scorers import ScorerSpec, render_scorers, specs_from_analysis
 from trace2eval.llm import llm_step
-from trace2eval.sessions.files import read_json, write_json, write_text
+from trace2eval.sessions import suite
+from trace2eval.sessions.files import read_json, write_json
+from trace2eval.sessions.ownership import write_generated
 from trace2eval.sessions.session import Session
 
 
 def run(session: Session) -> dict[str, Any]:
     config = session.config()
     specs = specs_from_analysis(session.analysis())
-    save_specs(session, specs, dropped=[])
+    dropped: list[dict[str, Any]] = []
+    if suite.is_nightly(session):  # the suite's scorers stay as they are; new findings add scorers
+        specs, dropped = suite.merge_specs(session, specs)
+    save_specs(session, specs, dropped=dropped)
     write_scorers(session, specs, config.judge_model)
     llm = llm_step(session, "scorers")
     if llm:  # the LLM may have added or rewritten scorers
@@ -36,4 +41,4 @@ def load_specs(session: Session) -> tuple[list[ScorerSpec], list[dict[str, Any]]
 
 
 def write_scorers(session: Session, specs: list[ScorerSpec], judge_model: str | None) -> None:
-    write_text(session.evaluation_dir / "scorers.py", render_scorers(specs, judge_model))
+    write_generated(session.dir, "evaluation/scorers.py", render_scorers(specs, judge_model), "scorers")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from trace2eval.generate.script import render_run_eval
-from trace2eval.sessions.files import write_text
+from trace2eval.sessions.ownership import write_generated
 from trace2eval.sessions.session import Session
 
 
 def run(session: Session) -> dict[str, Any]:
     config = session.config()
-    write_text(session.evaluation_dir / "run_eval.py", render_run_eval(
+    write_generated(session.dir, "evaluation/run_eval.py", render_run_eval(
         config.tracking_uri, config.experiment_id, config.judge_model, run_name=f"trace2eval-{session.id}",
-    ))
+    ), "script")
     return {"file": "evaluation/run_eval.py"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from trace2eval import ui
+from trace2eval.sessions import ownership
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.plan import now
 from trace2eval.sessions.session import Session
@@ -31,6 +32,9 @@ def run(session: Session, attempt: int = 0) -> dict[str, Any]:
     expected = [s.name for s in specs if s.is_code] + (
         [s.name for s in specs if not s.is_code] if result.results.get("judges_run") else []
     )
+    if ownership.is_edited(session.dir, "evaluation/scorers.py"):
+        # A person's scorers.py decides which scorers exist; each must still return values.
+        expected = list(result.results.get("scorers", {}))
     judged = validation_checks(result, _run_logged(config.tracking_uri, run_id), expected)
     passed = all(judged["checks"][name] for name in REQUIRED)
     if not passed and not had_gates:

@@ -1,0 +1,21 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # trace2eval: fix
+# MAGIC Runs only when validation failed: repairs and revalidates up to `max_fix_attempts` times, publishes the suite when it passes, and fails (alerting) when it still cannot pass.
+# MAGIC
+# MAGIC Same as `trace2eval task fix --session <volume>/sessions/<run_id>`. Parameters arrive as widgets (job parameters plus the task's `run_id`); no logic lives here.
+
+# COMMAND ----------
+
+from trace2eval.bundle.job_tasks import PARAMETERS, run_job_task
+
+params = {name: dbutils.widgets.get(name) for name in PARAMETERS}
+
+# COMMAND ----------
+
+values = run_job_task("fix", params, dbutils)
+
+# COMMAND ----------
+
+for key, value in values.items():
+    dbutils.jobs.taskValues.set(key=key, value=value)

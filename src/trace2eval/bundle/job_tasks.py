@@ -1,0 +1,179 @@
+"""What every notebook of the bundle calls: one session task, run as one job task.
+
+A notebook reads its widgets into a dict, calls `run_job_task(<task>, params, dbutils)` and
+publishes the returned task values; nothing else. This is the same `runner.run_task` the CLI's
+`trace2eval task NAME --session DIR` calls, on the session folder `<volume>/sessions/<run_id>/`
+(created by the initializer), with the living suite in `<volume>/suite/`.
+
+Credentials never pass through parameters: inside Databricks the notebook's own identity is used
+(notebook-native auth), and API keys for other providers come from a secret scope.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trace2eval import ui
+from trace2eval.env import apply_safe_mlflow_env
+from trace2eval.errors import Trace2EvalError
+
+# Job-level parameters (pushed down to every notebook as widgets) and the task-level one.
+JOB_PARAMETERS = ("experiment_id", "tracking_uri", "volume", "llm", "llm_model", "judge_model", "max_traces",
+                  "since", "max_fix_attempts", "max_suite_rows", "secret_scope")
+TASK_PARAMETERS = ("run_id",)
+PARAMETERS = JOB_PARAMETERS + TASK_PARAMETERS
+TASKS = ("initializer", "dataset", "scorers", "script", "validate", "fix")
+# Keys read from the secret scope, and the environment variable each one becomes (process only).
+SECRET_KEYS = {"anthropic-api-key": "ANTHROPIC_API_KEY", "openai-api-key": "OPENAI_API_KEY"}
+
+
+class JobParameterError(Trace2EvalError):
+    """A job parameter is missing or unusable."""
+
+
+@dataclass(frozen=True)
+class JobTaskSettings:
+    experiment_id: str
+    tracking_uri: str
+    volume: str
+    run_id: str
+    llm: str = "none"
+    llm_model: str = ""
+    judge_model: str | None = None
+    max_traces: int = 0
+    since: str | None = None
+    max_fix_attempts: int = 3
+    max_suite_rows: int = 300
+    secret_scope: str | None = None
+
+    @property
+    def session_dir(self) -> str:
+        return f"{self.volume.rstrip('/')}/sessions/{self.run_id}"
+
+    @property
+    def suite_dir(self) -> str:
+        return f"{self.volume.rstrip('/')}/suite"
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "JobTaskSettings":
+        def text(name: str, required: bool = False) -> str:
+            value = str(params.get(name) if params.get(name) is not None else "").strip()
+            if required and not value:
+                raise JobParameterError(f"job parameter {name!r} is empty",
+                                        f"set it: `databricks bundle deploy --var {name}=...` or run the job with --params {name}=...")
+            return value
+
+        def number(name: str, default: int) -> int:
+            value = text(name)
+            try:
+                return int(value) if value else default
+            except ValueError:
+                raise JobParameterError(f"job parameter {name!r} must be a whole number, got {value!r}") from None
+
+        volume = text("volume", required=True)
+        if volume.startswith("/Volumes/") and len([p for p in volume.split("/") if p]) < 4:
+            raise JobParameterError(f"volume {volume!r} is not a Volume path",
+                                    "use /Volumes/<catalog>/<schema>/<volume> (create it with CREATE VOLUME first)")
+        return cls(
+            experiment_id=text("experiment_id", required=True), tracking_uri=text("tracking_uri") or "databricks",
+            volume=volume, run_id=text("run_id", required=True), llm=text("llm") or "none", llm_model=text("llm_model"),
+            judge_model=text("judge_model") or None, max_traces=number("max_traces", 0), since=text("since") or None,
+            max_fix_attempts=number("max_fix_attempts", 3), max_suite_rows=number("max_suite_rows", 300),
+            secret_scope=text("secret_scope") or None,
+        )
+
+
+def run_job_task(task: str, params: Mapping[str, Any], dbutils: Any = None) -> dict[str, Any]:
+    """Run session task `task` for this job run and return the task values to publish."""
+    from trace2eval.sessions import runner
+    from trace2eval.sessions.session import Session
+    from trace2eval.sessions.volume import session_workdir
+
+    if task not in TASKS:
+        raise JobParameterError(f"unknown task {task!r}", f"tasks are: {', '.join(TASKS)}")
+    settings = JobTaskSettings.from_params(params)
+    apply_safe_mlflow_env()
+    if dbutils is not None:
+        _use_notebook_identity(dbutils)
+        _load_secrets(dbutils, settings.secret_scope)
+    ui.say(f"[{task}] session {settings.session_dir}")
+    with session_workdir(settings.session_dir, must_exist=task != "initializer") as (local_dir, sync):
+        try:
+            if task == "initializer" and not (local_dir / "eval_tasks.json").exists():
+                session = runner.create_session(session_config(settings), local_dir.parent, session_id=local_dir.name)
+            else:
+                session = Session.open(local_dir)
+            status = runner.run_task(session, task)
+        finally:
+            sync()
+        return task_values(session, task, status, settings)
+
+
+def session_config(settings: JobTaskSettings):
+    """The session's settings from job parameters: the same build_config the CLI flags go through."""
+    from trace2eval.cli.options import build_config
+    from trace2eval.config import DEFAULT_LLM_MODEL
+
+    config = build_config(settings.experiment_id, settings.tracking_uri, settings.llm, settings.llm_model or DEFAULT_LLM_MODEL,
+                          settings.judge_model, settings.max_traces, None, settings.since, None,
+                          max_fix_attempts=settings.max_fix_attempts)
+    return config.model_copy(update={"suite_dir": settings.suite_dir, "max_suite_rows": settings.max_suite_rows})
+
+
+def task_values(session, task: str, status: str, settings: JobTaskSettings) -> dict[str, Any]:
+    """Small JSON values for downstream tasks and the run page (the condition reads validation_status)."""
+    from trace2eval.sessions import ownership
+
+    summary = session.plan().task(task).summary
+    values: dict[str, Any] = {"status": status, "session_dir": settings.session_dir}
+    if status == "skipped" and task != "fix":
+        values["reason"] = str(summary.get("reason", ""))[:500]
+    elif task == "initializer":
+        values.update(traces=summary.get("traces", 0), new_traces=summary.get("new_traces", summary.get("traces", 0)),
+                      findings=summary.get("findings", 0))
+    elif task == "dataset":
+        values.update(rows=summary.get("rows", 0), rows_added=summary.get("added", summary.get("rows", 0)))
+    elif task == "scorers":
+        values.update(code_scorers=summary.get("code_scorers", 0), judges=summary.get("judges", 0))
+    elif task in ("validate", "fix"):
+        validation = session.validation() or {}
+        values.update(validation_status=validation.get("validation_status", "failed"),
+                      mlflow_run_id=validation.get("run_id") or "", gate_status=validation.get("gate_status") or "",
+                      conflicts=len(ownership.conflicts(session.dir)), suite_dir=settings.suite_dir)
+    return values
+
+
+def _use_notebook_identity(dbutils: Any) -> None:
+    """Let child processes (run_eval.py) act as the job's identity.
+
+    In-process, MLflow and the SDK authenticate from the notebook context; a subprocess has no
+    context, so the workspace URL and the run's short-lived token go to this process's environment
+    (inherited by children, never written or printed). Outside Databricks nothing happens.
+    """
+    if "DATABRICKS_RUNTIME_VERSION" not in os.environ or os.environ.get("DATABRICKS_TOKEN"):
+        return
+    try:
+        context = dbutils.notebook.entry_point.getDbutils().notebook().getContext()
+        host, token = context.apiUrl().get(), context.apiToken().get()
+    except Exception:  # the context API differs between runtimes; in-process auth still works
+        ui.warn("could not read the notebook's credentials for run_eval.py; it falls back to the default auth chain")
+        return
+    os.environ.setdefault("DATABRICKS_HOST", host)
+    os.environ["DATABRICKS_TOKEN"] = token
+
+
+def _load_secrets(dbutils: Any, scope: str | None) -> None:
+    """API keys from the secret scope into this process's environment (never to files or logs)."""
+    if not scope:
+        return
+    try:
+        present = {getattr(s, "key", s) for s in dbutils.secrets.list(scope)}
+    except Exception as exc:
+        raise JobParameterError(f"cannot read secret scope {scope!r} ({type(exc).__name__})",
+                                "create it (`databricks secrets create-scope`) and give the job's identity READ on it") from None
+    for key, env_name in SECRET_KEYS.items():
+        if key in present and not os.environ.get(env_name):
+            os.environ[env_name] = dbutils.secrets.get(scope, key)

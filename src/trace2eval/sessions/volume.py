@@ -1,0 +1,393 @@
+"""UC Volume paths from outside a workspace, through the Files API of `databricks-sdk`.
+
+Inside a Databricks job a Volume is a mounted path and none of this is used. From a laptop,
+`--out /Volumes/<catalog>/<schema>/<volume>/sessions` (or `--session`, `resume`, `status` on such a
+path) works on a local mirror of the session folder:
+
+    pull (download the folder) → run tasks locally → push the files that changed (after every task)
+
+so a person can start, run, resume or inspect the same session a job works on. A lock file in the
+Volume, created with `overwrite=false` (the Files API refuses to replace an existing file),
+keeps a laptop and a job from working on one session at the same time.
+
+Credentials come from the SDK's own chain (DATABRICKS_HOST/DATABRICKS_TOKEN, a profile from
+`databricks auth login`, OAuth, ...); trace2eval never stores them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlparse
+
+from trace2eval import ui
+from trace2eval.errors import SessionError, Trace2EvalError
+from trace2eval.sessions.files import sha256, write_bytes
+from trace2eval.sessions.folders import needs_files_api
+from trace2eval.sessions.lock import LOCK_NAME, STALE_AFTER_S
+
+CACHE_ENV = "TRACE2EVAL_CACHE_DIR"
+SYNC_STATE = ".trace2eval-sync.json"  # in the local mirror: what the Volume held at the last sync
+SKIP_NAMES = {LOCK_NAME, SYNC_STATE, "__pycache__"}
+
+
+class VolumeError(Trace2EvalError):
+    """A Volume cannot be reached, read or written through the Files API."""
+
+
+def workspace_client():
+    """A WorkspaceClient from the standard auth chain, with a clear error when there is none.
+
+    An unreachable host fails within seconds: the SDK would otherwise retry for minutes.
+    """
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.core import Config
+
+    try:
+        config = Config(
+            product="trace2eval", product_version=_version(),
+            # Session files are small: the plain Files API (one PUT/GET per file) is enough and is
+            # the documented wire protocol; the experimental client adds presigned-URL transfers.
+            disable_experimental_files_api_client=True,
+            retry_timeout_seconds=5,  # only for the host-metadata probe during setup
+        )
+    except Exception as exc:  # the SDK raises ValueError with its own explanation
+        raise VolumeError(
+            f"cannot authenticate to a Databricks workspace to reach the Volume ({str(exc).splitlines()[0][:300]})",
+            "set DATABRICKS_HOST and DATABRICKS_TOKEN, or run `databricks auth login` and set DATABRICKS_CONFIG_PROFILE",
+        ) from None
+    _check_reachable(config.host)
+    config.retry_timeout_seconds = 120  # transient 429/503 answers are worth waiting for
+    return WorkspaceClient(config=config)
+
+
+def _check_reachable(host: str, timeout_s: float = 5.0) -> None:
+    url = urlparse(host)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise VolumeError(f"cannot reach the Databricks workspace at {host} ({exc.strerror or exc})",
+                          "check DATABRICKS_HOST (or your profile) and the network") from None
+
+
+def _version() -> str:
+    from trace2eval import __version__
+
+    return __version__
+
+
+def _translate(exc: Exception, what: str) -> Trace2EvalError:
+    from databricks.sdk.errors import NotFound, PermissionDenied, Unauthenticated
+
+    if isinstance(exc, Trace2EvalError):
+        return exc  # already says what to do
+    if isinstance(exc, NotFound):
+        return VolumeError(f"{what}: not found", "check the path; create the Volume first (CREATE VOLUME <catalog>.<schema>.<volume>)")
+    if isinstance(exc, PermissionDenied):
+        return VolumeError(f"{what}: permission denied",
+                           "you need READ VOLUME and WRITE VOLUME on the Volume (and USE CATALOG / USE SCHEMA)")
+    if isinstance(exc, Unauthenticated):
+        return VolumeError(f"{what}: the workspace rejected the credentials", "refresh them (`databricks auth login`)")
+    return VolumeError(f"{what}: {type(exc).__name__}: {str(exc)[:300]}", "check DATABRICKS_HOST and your network")
+
+
+class VolumeFolder:
+    """A folder in a Volume, read and written through the Files API."""
+
+    def __init__(self, path: str, client=None):
+        self.location = str(PurePosixPath(path))
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = workspace_client()
+        return self._client
+
+    def _abs(self, rel: str) -> str:
+        return str(PurePosixPath(self.location) / rel) if rel else self.location
+
+    def read_bytes(self, rel: str) -> bytes | None:
+        from databricks.sdk.errors import NotFound
+
+        try:
+            response = self.client.files.download(self._abs(rel))
+            with response.contents as stream:
+                return stream.read()
+        except NotFound:
+            return None
+        except Exception as exc:
+            raise _translate(exc, f"cannot read {self._abs(rel)}") from None
+
+    def write_bytes(self, rel: str, data: bytes, overwrite: bool = True) -> None:
+        try:
+            self.client.files.upload(self._abs(rel), io.BytesIO(data), overwrite=overwrite)
+        except Exception as exc:
+            from databricks.sdk.errors import AlreadyExists, ResourceAlreadyExists, ResourceConflict
+
+            if isinstance(exc, (AlreadyExists, ResourceAlreadyExists, ResourceConflict)):
+                raise FileExistsError(self._abs(rel)) from None
+            raise _translate(exc, f"cannot write {self._abs(rel)}") from None
+
+    def delete(self, rel: str) -> None:
+        from databricks.sdk.errors import NotFound
+
+        try:
+            self.client.files.delete(self._abs(rel))
+        except NotFound:
+            pass
+        except Exception as exc:
+            raise _translate(exc, f"cannot delete {self._abs(rel)}") from None
+
+    def exists(self) -> bool:
+        from databricks.sdk.errors import NotFound
+
+        try:
+            self.client.files.get_directory_metadata(self.location)
+            return True
+        except NotFound:
+            return False
+        except Exception as exc:
+            raise _translate(exc, f"cannot read {self.location}") from None
+
+    def list_files(self, rel: str = "") -> list[str]:
+        """Every file below `rel`, recursively, as paths relative to this folder."""
+        from databricks.sdk.errors import NotFound
+
+        found: list[str] = []
+        pending = [self._abs(rel)]
+        root = PurePosixPath(self.location)
+        while pending:
+            directory = pending.pop()
+            try:
+                entries = list(self.client.files.list_directory_contents(directory))
+            except NotFound:
+                continue
+            except Exception as exc:
+                raise _translate(exc, f"cannot list {directory}") from None
+            for entry in entries:
+                path = PurePosixPath(entry.path.rstrip("/"))
+                if path.name in SKIP_NAMES:
+                    continue
+                if entry.is_directory:
+                    pending.append(str(path))
+                else:
+                    found.append(str(path.relative_to(root)))
+        return sorted(found)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        with RemoteLock(self):
+            yield
+
+
+class RemoteLock:
+    """A lock file in the Volume; created only if absent, so two holders cannot both succeed."""
+
+    def __init__(self, folder: VolumeFolder):
+        self.folder = folder
+        self.held = False
+
+    def acquire(self) -> "RemoteLock":
+        me = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), "via": "files-api"})
+        for _ in range(2):
+            try:
+                self.folder.write_bytes(LOCK_NAME, me.encode(), overwrite=False)
+                self.held = True
+                return self
+            except FileExistsError:
+                owner = self._owner()
+                if time.time() - float(owner.get("since", 0) or 0) > STALE_AFTER_S:
+                    self.folder.delete(LOCK_NAME)  # abandoned: its owner would have finished long ago
+                    continue
+                raise SessionError(
+                    f"{self.folder.location} is in use by pid {owner.get('pid')} on {owner.get('host')}",
+                    f"wait for that run to finish, or delete {self.folder.location}/{LOCK_NAME} if it is gone",
+                ) from None
+        raise SessionError(f"could not lock {self.folder.location}", "retry")
+
+    def _owner(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.folder.read_bytes(LOCK_NAME) or b"{}")
+        except ValueError:
+            return {}
+
+    def release(self) -> None:
+        if self.held:
+            self.folder.delete(LOCK_NAME)
+            self.held = False
+
+    def __enter__(self) -> "RemoteLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# -- local mirror of a session folder ----------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get(CACHE_ENV)
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "trace2eval"
+
+
+def mirror_path(remote: str) -> Path:
+    """Where the local copy of a Volume folder lives."""
+    return cache_dir() / "volumes" / str(PurePosixPath(remote)).lstrip("/")
+
+
+@dataclass
+class Mirror:
+    """A Volume folder and its local copy; `push` uploads only what changed since the last sync."""
+
+    remote: VolumeFolder
+    local: Path
+
+    def _synced(self) -> dict[str, str]:
+        try:
+            return json.loads((self.local / SYNC_STATE).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_synced(self, hashes: dict[str, str]) -> None:
+        write_bytes(self.local / SYNC_STATE, json.dumps(hashes, indent=1, sort_keys=True).encode())
+
+    def pull(self) -> int:
+        """Download every file of the remote folder (replacing the local copy). Returns the count."""
+        files = self.remote.list_files()
+        previous = self._synced()
+        hashes: dict[str, str] = {}
+        for rel in files:
+            data = self.remote.read_bytes(rel)
+            if data is None:
+                continue  # removed while listing
+            target = self.local / rel
+            if sha256(target) != _bytes_sha(data):
+                write_bytes(target, data)
+            hashes[rel] = _bytes_sha(data)
+        for rel in self._local_files():
+            if rel not in hashes and rel in previous:
+                (self.local / rel).unlink(missing_ok=True)  # deleted in the Volume since the last sync
+        self._save_synced(hashes)
+        return len(hashes)
+
+    def push(self) -> int:
+        """Upload local files that are new or changed since the last sync. Returns the count."""
+        synced = self._synced()
+        uploaded = 0
+        for rel in self._local_files():
+            digest = sha256(self.local / rel)
+            if digest is None or synced.get(rel) == digest:
+                continue
+            self.remote.write_bytes(rel, (self.local / rel).read_bytes())
+            synced[rel] = digest
+            uploaded += 1
+        for rel in [r for r in synced if not (self.local / r).exists()]:
+            self.remote.delete(rel)  # deleted locally (e.g. a stale `.new` the task removed)
+            synced.pop(rel)
+        self._save_synced(synced)
+        return uploaded
+
+    def _local_files(self) -> list[str]:
+        if not self.local.is_dir():
+            return []
+        out = []
+        for path in sorted(self.local.rglob("*")):
+            rel = path.relative_to(self.local)
+            if path.is_file() and not any(part in SKIP_NAMES for part in rel.parts) and not path.name.endswith(".tmp"):
+                out.append(rel.as_posix())
+        return out
+
+
+def _bytes_sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextmanager
+def session_workdir(path: str | Path, *, must_exist: bool = True,
+                    read_only: bool = False) -> Iterator[tuple[Path, Callable[[], None]]]:
+    """A local folder to run a session in, and a `sync()` to call after each task.
+
+    For a local path (or a Volume mounted here) that is the path itself and `sync` does nothing.
+    For a Volume path outside a workspace it is a mirror: pulled first, locked in the Volume for
+    the duration, pushed by `sync()` and once more on the way out (also after a failure, so the
+    Volume shows where the session stopped). `read_only` (e.g. `status`) pulls without locking.
+    """
+    if not needs_files_api(path):
+        yield Path(path), lambda: None
+        return
+    remote = VolumeFolder(str(path))
+    mirror = Mirror(remote, mirror_path(str(path)))
+    if read_only:
+        _pull(mirror, must_exist)
+        yield mirror.local, lambda: None
+        return
+    mirror.local.mkdir(parents=True, exist_ok=True)
+    with remote.lock():
+        _pull(mirror, must_exist)
+
+        def sync() -> None:
+            pushed = mirror.push()
+            if pushed:
+                ui.say(f"Pushed {pushed} files to {remote.location}")
+
+        try:
+            yield mirror.local, sync
+        finally:
+            sync()
+
+
+def _pull(mirror: Mirror, must_exist: bool) -> None:
+    count = mirror.pull()
+    if must_exist and count == 0:
+        raise SessionError(f"{mirror.remote.location} is not a trace2eval session in the Volume (it is empty or missing)",
+                           "pass the session folder a run printed, e.g. /Volumes/<catalog>/<schema>/<volume>/sessions/<id>")
+    if count:
+        ui.say(f"Pulled {count} files from {mirror.remote.location}")
+
+
+@contextmanager
+def output_workdir(out: str | Path) -> Iterator[tuple[Path, Callable[[Path], Callable[[], None]]]]:
+    """For `run --out /Volumes/...`: a local folder to create the session in, and `attach(session_dir)`
+    that locks `<out>/<session-id>` in the Volume and returns the session's `sync()`."""
+    if not needs_files_api(out):
+        yield Path(out), lambda session_dir: (lambda: None)
+        return
+    parent = VolumeFolder(str(out))
+    local_parent = mirror_path(str(out))
+    local_parent.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        mirrors: list[Mirror] = []
+
+        def attach(session_dir: Path) -> Callable[[], None]:
+            remote = VolumeFolder(f"{parent.location}/{session_dir.name}", parent.client)
+            stack.enter_context(remote.lock())
+            mirror = Mirror(remote, session_dir)
+            mirrors.append(mirror)
+
+            def sync() -> None:
+                pushed = mirror.push()
+                if pushed:
+                    ui.say(f"Pushed {pushed} files to {remote.location}")
+
+            return sync
+
+        try:
+            yield local_parent, attach
+        finally:
+            for mirror in mirrors:
+                mirror.push()

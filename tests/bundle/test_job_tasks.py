@@ -1,0 +1,109 @@
+"""What the notebooks call: parameters in, one session task, task values out; secrets stay in memory."""
+
+from __future__ import annotations
+
+import os
+import re
+from types import SimpleNamespace
+
+import pytest
+from filesapi_server import TOKEN, FilesApiServer
+from tracefactory import add_support_traces
+
+from trace2eval.bundle.job_tasks import JobParameterError, JobTaskSettings, run_job_task
+from trace2eval.sessions.volume import VolumeFolder
+
+SECRET = "sk-ant-test-0123456789abcdefghij"
+
+
+NO_STORE = SimpleNamespace(experiment_id="1", uri="sqlite:///unused.db")  # for checks that never reach MLflow
+
+
+def params(store, volume, **extra):
+    return {"experiment_id": store.experiment_id, "tracking_uri": store.uri, "volume": str(volume), "run_id": "42",
+            "llm": "none", "llm_model": "", "judge_model": "", "max_traces": "0", "since": "", "max_fix_attempts": "2",
+            "max_suite_rows": "100", "secret_scope": "", **extra}
+
+
+class FakeDbutils:
+    """The parts of Databricks' dbutils the library touches."""
+
+    def __init__(self, secrets: dict[str, str]):
+        self._secrets = secrets
+        self.secrets = SimpleNamespace(list=lambda scope: [SimpleNamespace(key=k) for k in secrets],
+                                       get=lambda scope, key: secrets[key])
+        context = SimpleNamespace(apiUrl=lambda: SimpleNamespace(get=lambda: "https://example.invalid"),
+                                  apiToken=lambda: SimpleNamespace(get=lambda: "notebook-run-token"))
+        self.notebook = SimpleNamespace(entry_point=SimpleNamespace(
+            getDbutils=lambda: SimpleNamespace(notebook=lambda: SimpleNamespace(getContext=lambda: context))))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"experiment_id": ""}, "job parameter 'experiment_id' is empty — set it: `databricks bundle deploy --var experiment_id=...`"),
+    ({"volume": "/Volumes/main"}, "is not a Volume path"),
+    ({"max_traces": "lots"}, "'max_traces' must be a whole number"),
+    ({"run_id": ""}, "job parameter 'run_id' is empty"),
+])
+def test_bad_parameters_are_clear_errors(tmp_path, change, message):
+    with pytest.raises(JobParameterError, match=re.escape(message)):
+        JobTaskSettings.from_params({**params(NO_STORE, tmp_path), **change})
+
+
+def test_session_and_suite_live_in_the_volume():
+    settings = JobTaskSettings.from_params(params(NO_STORE, "/Volumes/main/evals/state/"))
+    assert settings.session_dir == "/Volumes/main/evals/state/sessions/42"
+    assert settings.suite_dir == "/Volumes/main/evals/state/suite"
+    assert settings.judge_model is None and settings.max_traces == 0 and settings.tracking_uri == NO_STORE.uri
+
+
+def test_initializer_publishes_values_and_secrets_never_reach_files(store, tmp_path, monkeypatch):
+    add_support_traces(store, 0, 6)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "16.4")  # as inside a job
+    monkeypatch.delenv("DATABRICKS_TOKEN", raising=False)
+    monkeypatch.delenv("DATABRICKS_HOST", raising=False)
+    values = run_job_task("initializer", params(store, tmp_path / "vol", secret_scope="trace2eval"),
+                          FakeDbutils({"anthropic-api-key": SECRET}))
+    assert values == {"status": "completed", "session_dir": f"{tmp_path}/vol/sessions/42", "traces": 6,
+                      "new_traces": 6, "findings": values["findings"]}
+    assert os.environ["ANTHROPIC_API_KEY"] == SECRET  # for this process and its children only
+    assert os.environ["DATABRICKS_TOKEN"] == "notebook-run-token"  # run_eval.py acts as the job's identity
+    for path in (tmp_path / "vol").rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert SECRET not in text and "notebook-run-token" not in text, path
+    # A retried initializer (same run id) does not start over.
+    again = run_job_task("initializer", params(store, tmp_path / "vol"))
+    assert again["status"] == "completed"
+
+
+def test_a_missing_secret_scope_is_a_clear_error(tmp_path):
+    class NoScope(FakeDbutils):
+        def __init__(self):
+            super().__init__({})
+            self.secrets = SimpleNamespace(list=lambda scope: (_ for _ in ()).throw(RuntimeError("RESOURCE_DOES_NOT_EXIST")))
+
+    with pytest.raises(JobParameterError, match="cannot read secret scope 'nope'"):
+        run_job_task("initializer", params(NO_STORE, tmp_path, secret_scope="nope"), NoScope())
+
+
+def test_a_job_task_against_a_volume_from_a_laptop(store, tmp_path, monkeypatch):
+    add_support_traces(store, 0, 5)
+    with FilesApiServer() as workspace:
+        workspace.add_volume("/Volumes/main/evals/state")
+        monkeypatch.setenv("DATABRICKS_HOST", workspace.url)
+        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("TRACE2EVAL_CACHE_DIR", str(tmp_path / "cache"))
+        values = run_job_task("initializer", params(store, "/Volumes/main/evals/state"))
+        assert values["session_dir"] == "/Volumes/main/evals/state/sessions/42" and values["new_traces"] == 5
+        files = VolumeFolder("/Volumes/main/evals/state/sessions/42").list_files()
+        assert {"eval_tasks.json", "state/analysis.json", "state/trace_window.json"} <= set(files)
+        values = run_job_task("dataset", params(store, "/Volumes/main/evals/state"))
+        assert values["rows"] > 0 and "evaluation/eval_dataset.json" in VolumeFolder(
+            "/Volumes/main/evals/state/sessions/42").list_files("evaluation")
+
+
+def test_unknown_task(tmp_path):
+    with pytest.raises(JobParameterError, match="unknown task 'deploy'"):
+        run_job_task("deploy", params(NO_STORE, tmp_path))
