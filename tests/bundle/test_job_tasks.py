@@ -107,3 +107,13 @@ def test_a_job_task_against_a_volume_from_a_laptop(store, tmp_path, monkeypatch)
 def test_unknown_task(tmp_path):
     with pytest.raises(JobParameterError, match="unknown task 'deploy'"):
         run_job_task("deploy", params(NO_STORE, tmp_path))
+
+
+def test_trace_source_parameter_reaches_the_session_config():
+    from trace2eval.bundle.job_tasks import JobTaskSettings, session_config
+
+    params = {"experiment_id": "7", "tracking_uri": "sqlite:///x.db", "volume": "/Volumes/c/s/v", "run_id": "42",
+              "trace_source": "uc:main.agents.prod"}
+    config = session_config(JobTaskSettings.from_params(params))
+    assert config.source == "uc:main.agents.prod"
+    assert session_config(JobTaskSettings.from_params({**params, "trace_source": ""})).source == "mlflow"

@@ -36,3 +36,11 @@ def test_redact_walks_structures_and_keeps_other_values():
 def test_ordinary_text_is_untouched():
     text = "Order sk-12 shipped; skip-ant-hill; the key to success is dapi-style naming"
     assert redact_text(text) == text
+
+
+def test_digest_redacts_a_token_split_by_a_newline(store):
+    from trace2eval.traces.digest import digest_trace
+
+    tid = store.add("Authorization: Bearer\nabcdefghijklmnopqrstuvwxyz0123456789", "ok")
+    digest = digest_trace(store.trace(tid))
+    assert "abcdefghijklmnopqrstuvwxyz0123456789" not in str(digest)

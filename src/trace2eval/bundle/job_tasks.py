@@ -21,8 +21,8 @@ from trace2eval.env import apply_safe_mlflow_env
 from trace2eval.errors import Trace2EvalError
 
 # Job-level parameters (pushed down to every notebook as widgets) and the task-level one.
-JOB_PARAMETERS = ("experiment_id", "tracking_uri", "volume", "llm", "llm_model", "judge_model", "max_traces",
-                  "since", "max_fix_attempts", "max_suite_rows", "secret_scope")
+JOB_PARAMETERS = ("experiment_id", "tracking_uri", "volume", "llm", "llm_model", "judge_model", "trace_source",
+                  "max_traces", "since", "max_fix_attempts", "max_suite_rows", "secret_scope")
 TASK_PARAMETERS = ("run_id",)
 PARAMETERS = JOB_PARAMETERS + TASK_PARAMETERS
 TASKS = ("initializer", "dataset", "scorers", "script", "validate", "fix")
@@ -43,6 +43,7 @@ class JobTaskSettings:
     llm: str = "none"
     llm_model: str = ""
     judge_model: str | None = None
+    trace_source: str = "mlflow"
     max_traces: int = 0
     since: str | None = None
     max_fix_attempts: int = 3
@@ -80,7 +81,7 @@ class JobTaskSettings:
         return cls(
             experiment_id=text("experiment_id", required=True), tracking_uri=text("tracking_uri") or "databricks",
             volume=volume, run_id=text("run_id", required=True), llm=text("llm") or "none", llm_model=text("llm_model"),
-            judge_model=text("judge_model") or None, max_traces=number("max_traces", 0), since=text("since") or None,
+            judge_model=text("judge_model") or None, trace_source=text("trace_source") or "mlflow", max_traces=number("max_traces", 0), since=text("since") or None,
             max_fix_attempts=number("max_fix_attempts", 3), max_suite_rows=number("max_suite_rows", 300),
             secret_scope=text("secret_scope") or None,
         )
@@ -119,7 +120,7 @@ def session_config(settings: JobTaskSettings):
 
     config = build_config(settings.experiment_id, settings.tracking_uri, settings.llm, settings.llm_model or DEFAULT_LLM_MODEL,
                           settings.judge_model, settings.max_traces, None, settings.since, None,
-                          max_fix_attempts=settings.max_fix_attempts)
+                          max_fix_attempts=settings.max_fix_attempts, source=settings.trace_source)
     return config.model_copy(update={"suite_dir": settings.suite_dir, "max_suite_rows": settings.max_suite_rows})
 
 

@@ -72,10 +72,11 @@ def analyze_experiment(session: Session, client, config) -> tuple[dict[str, Any]
     if window is not None and plan.expected < index.count:
         ui.warn(f"more new traces ({index.count}) than --max-traces {config.max_traces}: a sample is analyzed and the "
                 "watermark moves past the rest (raise max_traces to cover a night's traffic)")
-    prewarm()
     analyzer = Analyzer(seed=config.seed, label_name=config.labels)
     digests = read_digests(config.tracking_uri, query, plan, label_name=config.labels) if index.count else iter(())
-    for digest in ui.track(digests, "Reading traces", total=plan.expected):
+    for n, digest in enumerate(ui.track(digests, "Reading traces", total=plan.expected)):
+        if n == 0:
+            prewarm()  # worker processes exist by now (no thread is forked along)
         if window is None or window.accepts(digest["trace_id"], digest.get("timestamp_ms", 0)):
             analyzer.add(digest)
     if window is not None:
