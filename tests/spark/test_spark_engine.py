@@ -31,7 +31,7 @@ def local_analysis(uri, experiment_id, **settings):
     from trace2eval.traces.source import open_client
 
     config = SessionConfig(experiment_id=experiment_id, tracking_uri=uri, **settings)
-    return _json(analyze_experiment(open_client(uri, experiment_id), config))
+    return _json(analyze_experiment(open_client(uri, experiment_id), config)[0])
 
 
 def assert_same(spark_result, local_result):

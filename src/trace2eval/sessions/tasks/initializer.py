@@ -30,7 +30,7 @@ def run(session: Session) -> dict[str, Any]:
         # The report's trace points, which it cannot read through MLflow for these traces.
         write_json(session.state_dir / POINTS_FILE, {"experiment_name": None, **points})
     else:
-        analysis, extra = analyze_experiment(session, client, config)
+        analysis, extra = analyze_experiment(client, config, session)
         if analysis is None:
             return extra
     write_json(session.analysis_file, analysis)
@@ -50,14 +50,14 @@ def run(session: Session) -> dict[str, Any]:
             "query_types": len(analysis["query_types"]), **extra, **llm_step(session, "initializer")}
 
 
-def analyze_experiment(session: Session, client, config) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def analyze_experiment(client, config, session: Session | None = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The analysis of the experiment's traces, read through MLflow, and extra summary fields.
 
     Returns (None, summary) when a nightly run finds no new traces: generation is skipped.
     """
     # Nightly runs start from the living suite and read only traces past its watermark.
     window = None
-    if suite.is_nightly(session):
+    if session is not None and suite.is_nightly(session):
         suite.seed_session(session)
         window = suite.trace_window(session)
     since_ms = window.since_ms if window else config.since_ms
