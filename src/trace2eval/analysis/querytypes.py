@@ -50,7 +50,9 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
     # Cluster in a small dense space (LSA): k-means on 64 dimensions is fast and robust, where
     # on thousands of sparse TF-IDF columns it is slow and noisy.
     svd = TruncatedSVD(n_components=min(64, matrix.shape[1] - 1, matrix.shape[0] - 1), random_state=seed)
-    reduced = normalize(svd.fit_transform(matrix))
+    with warnings.catch_warnings():  # near-identical requests leave zero variance to explain
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reduced = normalize(svd.fit_transform(matrix))
     scored = []
     upper = min(MAX_TYPES, max(2, len(fit_texts) // 10))
     for k in range(2, upper + 1):
