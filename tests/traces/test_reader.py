@@ -54,3 +54,23 @@ def test_sampled_read_respects_the_budget(demo_store):
     plan = plan_shards(scan_index(client, query), max_traces=20, shard_size=5)
     digests = list(read_digests(demo_store["uri"], query, plan, workers=1))
     assert 10 <= len(digests) <= 24 and len(digests) == plan.expected
+
+
+def test_traces_written_by_evaluate_are_not_production_traffic(store):
+    from mlflow.genai.scorers import scorer
+
+    store.add("real question", "real answer")
+    store.add("another real one", "answer")
+
+    @scorer
+    def always(outputs):
+        return True
+
+    store.mlflow.set_experiment(experiment_id=store.experiment_id)
+    store.mlflow.genai.evaluate(data=[{"inputs": {"q": "synthetic"}, "outputs": {"r": "x"}}], scorers=[always])
+    client = open_client(store.uri, store.experiment_id)
+    query = TraceQuery(store.experiment_id)
+    assert len(client.search_traces(locations=[store.experiment_id])) == 3  # evaluate logged a stand-in
+    index = scan_index(client, query)
+    digests = list(read_digests(store.uri, query, plan_shards(index, None), workers=1))
+    assert index.count == 2 and sorted(d["request"] for d in digests) == ["another real one", "real question"]

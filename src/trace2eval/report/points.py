@@ -14,7 +14,7 @@ from typing import Any
 
 from trace2eval.sessions.files import read_json, write_json
 from trace2eval.sessions.session import Session
-from trace2eval.traces.source import TraceQuery
+from trace2eval.traces.source import TraceQuery, is_evaluation_trace
 
 POINTS_FILE = "trace_points.json"
 PAGE_SIZE = 500  # an `mlflow server` caps pages at 500
@@ -96,6 +96,8 @@ def _read_from_mlflow(session: Session, analysis: dict[str, Any]) -> TracePoints
         page = client.search_traces(locations=[config.experiment_id], filter_string=filter_string, max_results=want,
                                     order_by=["timestamp_ms DESC"], page_token=token, include_spans=False)
         for trace in page:
+            if is_evaluation_trace(trace):
+                continue
             info = trace.info
             timestamps.append(int(info.request_time or 0))
             durations.append(float(info.execution_duration or 0))

@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from trace2eval.traces.source import TraceQuery, iter_trace_pages
+from trace2eval.traces.source import TraceQuery, is_evaluation_trace, iter_trace_pages
 
 INDEX_PAGE = 500  # span-free pages are small, but an `mlflow server` rejects max_results above 500
 SHARD_SIZE = 500  # traces per shard: a page of full traces per worker call
@@ -71,6 +71,8 @@ def scan_index(client, query: TraceQuery) -> TraceIndex:
     unbounded = TraceQuery(query.experiment_id, query.filter_string, query.since_ms, None)
     for page in iter_trace_pages(client, unbounded, page_size=INDEX_PAGE, include_spans=False):
         for trace in page:
+            if is_evaluation_trace(trace):
+                continue
             info = trace.info
             state = str(getattr(info.state, "value", info.state))
             index.timestamps.append(int(info.request_time or 0))
@@ -152,7 +154,7 @@ def _digest_shard(args: tuple) -> list[dict[str, Any]]:
 
     client = open_client_unchecked(tracking_uri)
     digests = [digest_trace(t, label_name) for page in iter_trace_pages(client, _shard_query(query, shard), SHARD_SIZE)
-               for t in page]
+               for t in page if not is_evaluation_trace(t)]
     digests.sort(key=lambda d: (-d["timestamp_ms"], d["trace_id"]))
     return digests
 

@@ -133,10 +133,23 @@ def iter_trace_pages(client, query: TraceQuery, page_size: int = PAGE_SIZE, incl
             return
 
 
+EVAL_TAG = "mlflow.eval.requestId"
+
+
+def is_evaluation_trace(trace) -> bool:
+    """A trace `mlflow.genai.evaluate` wrote for a dataset row, not production traffic.
+
+    Evaluating rows without their source trace logs stand-in traces into the same experiment;
+    the next analysis must not mistake its own evaluations for the agent's behaviour.
+    """
+    return EVAL_TAG in (getattr(trace.info, "tags", None) or {})
+
+
 def iter_digests(client, query: TraceQuery, page_size: int = PAGE_SIZE, label_name: str | None = None) -> Iterator[dict[str, Any]]:
     for page in iter_trace_pages(client, query, page_size):
         for trace in page:
-            yield digest_trace(trace, label_name)
+            if not is_evaluation_trace(trace):
+                yield digest_trace(trace, label_name)
 
 
 def fetch_trace(client, trace_id: str):
