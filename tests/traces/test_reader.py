@@ -1,5 +1,9 @@
 """The span-free index, the shard plan (all traces, or a stratified sample) and parallel digesting."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from trace2eval.traces.reader import TraceIndex, plan_shards, read_digests, scan_index
@@ -35,17 +39,41 @@ def test_sample_spreads_over_time_and_adds_errors():
     assert "sample of about" in plan.note and "of 1000 traces" in plan.note
 
 
+_PARALLEL_CHECK = """
+import json, sys
+from trace2eval.traces.reader import plan_shards, read_digests, scan_index
+from trace2eval.traces.source import TraceQuery, open_client
+uri, experiment_id, method = sys.argv[1:]
+query = TraceQuery(experiment_id)
+index = scan_index(open_client(uri, experiment_id), query)
+plan = plan_shards(index, None, shard_size=7)
+serial = list(read_digests(uri, query, plan, workers=1))
+parallel = list(read_digests(uri, query, plan, workers=2, method=method))
+print(json.dumps({"count": index.count, "errors": sum(index.errors), "error_status": index.statuses.get("ERROR", 0),
+                  "serial": len(serial), "ids": len({d["trace_id"] for d in serial}), "equal": serial == parallel}))
+"""
+
+
 @pytest.mark.slow
-def test_parallel_digests_equal_serial_ones(demo_store):
-    client = open_client(demo_store["uri"], demo_store["experiment_id"])
-    query = TraceQuery(demo_store["experiment_id"])
-    index = scan_index(client, query)
-    assert index.count == 40 and sum(index.errors) == index.statuses.get("ERROR", 0)
-    plan = plan_shards(index, None, shard_size=7)
-    serial = list(read_digests(demo_store["uri"], query, plan, workers=1))
-    parallel = list(read_digests(demo_store["uri"], query, plan, workers=2))
-    assert len(serial) == 40 and serial == parallel
-    assert len({d["trace_id"] for d in serial}) == 40
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_parallel_digests_equal_serial_ones(demo_store, method):
+    # In a fresh interpreter: forking is only safe (and only chosen) before pyspark is loaded,
+    # and this pytest process may have loaded it for the Spark tests.
+    out = subprocess.run([sys.executable, "-c", _PARALLEL_CHECK, demo_store["uri"], demo_store["experiment_id"], method],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["count"] == 40 and result["errors"] == result["error_status"]
+    assert result["serial"] == 40 and result["ids"] == 40 and result["equal"]
+
+
+def test_workers_are_not_forked_once_pyspark_is_loaded():
+    pytest.importorskip("pyspark")
+    # A forked child would share the parent's py4j socket (seen as KeyError deep in py4j).
+    code = ("import trace2eval.traces.reader as r; print(r.start_method()); "
+            "import pyspark; print(r.start_method())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["fork", "spawn"]
 
 
 def test_sampled_read_respects_the_budget(demo_store):

@@ -171,8 +171,21 @@ def workers_for(count: int) -> int:
     return max(1, min(int(os.environ.get("TRACE2EVAL_WORKERS", 0) or (os.cpu_count() or 1)), 8))
 
 
+def start_method() -> str:
+    """How worker processes start.
+
+    Fork on Linux: workers start in milliseconds with MLflow already imported, where spawn
+    re-imports it (~3 s). Not once pyspark is loaded (a Databricks notebook, a Spark source):
+    a forked child shares the parent's py4j socket or gRPC channel, and MLflow's client
+    consults the Spark session, so the child corrupts the parent's connection.
+    """
+    if sys.platform.startswith("linux") and "pyspark" not in sys.modules:
+        return "fork"
+    return "spawn"
+
+
 def read_digests(tracking_uri: str, query: TraceQuery, plan: ReadPlan, label_name: str | None = None,
-                 workers: int | None = None) -> Iterator[dict[str, Any]]:
+                 workers: int | None = None, method: str | None = None) -> Iterator[dict[str, Any]]:
     """Digests of every trace in the plan, newest shard first, at most 2 shards in flight per worker."""
     jobs = [(tracking_uri, query, shard, label_name) for shard in sorted(plan.shards, key=lambda s: (-s.hi_ms, s.status or ""))]
     workers = workers or workers_for(plan.expected)
@@ -182,10 +195,8 @@ def read_digests(tracking_uri: str, query: TraceQuery, plan: ReadPlan, label_nam
         return
     import multiprocessing as mp
 
-    # Fork on Linux: workers start in milliseconds with MLflow already imported, where spawn
-    # re-imports it (~3 s). Callers start no threads before the first digest arrives.
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method or start_method()),
+                             initializer=_init_worker) as pool:
         pending: dict[int, Any] = {}
         done: dict[int, list[dict[str, Any]]] = {}
         next_submit, next_yield = 0, 0
