@@ -34,7 +34,7 @@ _MIN_SECRET = 16  # no pattern matches fewer characters
 
 
 def redact_text(text: str) -> str:
-    if not text or len(text) < _MIN_SECRET or not _ANY.search(text):
+    if not text or len(text) < _MIN_SECRET or not contains_secret(text):
         return text
     for label, pattern in _PATTERNS:
         if label in ("bearer-token", "aws-secret-key"):
@@ -55,5 +55,14 @@ def redact(value: Any) -> Any:
     return value
 
 
+# Text every pattern needs, lower-cased: substring tests run ~10x faster than the combined regex,
+# which tries ten alternatives at every position. A hit only means "run the regex".
+_NEEDLES = ("dapi", "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "akia", "asia",
+            "secret_access_key", "eyj", "bearer", "xox", "private key")
+
+
 def contains_secret(text: str) -> bool:
+    lowered = text.lower()
+    if not any(needle in lowered for needle in _NEEDLES):
+        return False
     return bool(_ANY.search(text))
