@@ -67,13 +67,15 @@ def test_parallel_digests_equal_serial_ones(demo_store, method):
     assert result["serial"] == 40 and result["ids"] == 40 and result["equal"]
 
 
-def test_workers_are_not_forked_once_pyspark_is_loaded():
+@pytest.mark.slow
+def test_workers_are_not_forked_while_a_spark_session_lives():
     pytest.importorskip("pyspark")
     # A forked child would share the parent's py4j socket (seen as KeyError deep in py4j).
-    code = ("import trace2eval.traces.reader as r; print(r.start_method()); "
-            "import pyspark; print(r.start_method())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["fork", "spawn"]
+    code = ("import trace2eval.traces.reader as r; print(r.start_method()); import pyspark; print(r.start_method()); "
+            "from pyspark.sql import SparkSession; s = SparkSession.builder.master('local[1]').getOrCreate(); "
+            "print(r.start_method()); s.stop(); print(r.start_method())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["fork", "fork", "spawn", "fork"], out.stderr[-2000:]
 
 
 def test_sampled_read_respects_the_budget(demo_store):

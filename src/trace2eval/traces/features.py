@@ -91,7 +91,72 @@ def _attribute(span: Any, key: str) -> Any:
 
 def trace_spans(trace: Any) -> list[Any]:
     data = getattr(trace, "data", None)
-    return list(getattr(data, "spans", None) or [])
+    return [_SpanRecord.of(span) for span in getattr(data, "spans", None) or []]
+
+
+class _SpanRecord:
+    """A span read from its serialized form, `Span.to_dict()`.
+
+    Spans a tracking store returns keep that form until a property is touched; building the
+    full MLflow span then costs about as much as reading it. Features need a few fields and a
+    few attributes, decoded here on demand and with the same rules as `Span.get_attribute`.
+    """
+
+    __slots__ = ("name", "span_id", "parent_id", "start_time_ns", "end_time_ns", "status", "events", "_raw", "_decoded")
+
+    @classmethod
+    def of(cls, span: Any) -> Any:
+        to_dict = getattr(span, "to_dict", None)
+        if to_dict is None:
+            return span
+        try:
+            data = to_dict()
+            return cls(data) if isinstance(data, dict) and "context" not in data else span  # "context": MLflow 2 layout
+        except Exception:  # an unfamiliar layout: read the object itself
+            return span
+
+    def __init__(self, data: dict[str, Any]):
+        self.name = data.get("name")
+        self.span_id = data.get("span_id")
+        self.parent_id = data.get("parent_span_id") or None
+        start, end = data.get("start_time_unix_nano"), data.get("end_time_unix_nano")
+        self.start_time_ns = int(start) if start is not None else None
+        self.end_time_ns = int(end) if end else None
+        code = str((data.get("status") or {}).get("code") or "UNSET")
+        self.status = code.removeprefix("STATUS_CODE_")  # the OTel name, or the bare name older layouts keep
+        self.events = [_Event(e.get("name", ""), e.get("attributes") or {}) for e in data.get("events") or []]
+        self._raw = data.get("attributes") or {}
+        self._decoded: dict[str, Any] = {}
+
+    def get_attribute(self, key: str) -> Any:
+        if key not in self._decoded:
+            value = self._raw.get(key) or None
+            if isinstance(value, str):  # MLflow stores attribute values as JSON text
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass  # text set directly on the span
+            self._decoded[key] = value
+        return self._decoded[key]
+
+    @property
+    def span_type(self) -> Any:
+        return self.get_attribute("mlflow.spanType")
+
+    @property
+    def inputs(self) -> Any:
+        return self.get_attribute("mlflow.spanInputs")
+
+    @property
+    def outputs(self) -> Any:
+        return self.get_attribute("mlflow.spanOutputs")
+
+
+class _Event:
+    __slots__ = ("name", "attributes")
+
+    def __init__(self, name: str, attributes: dict[str, Any]):
+        self.name, self.attributes = name, attributes
 
 
 def root_span(spans: list[Any]) -> Any | None:

@@ -175,13 +175,25 @@ def start_method() -> str:
     """How worker processes start.
 
     Fork on Linux: workers start in milliseconds with MLflow already imported, where spawn
-    re-imports it (~3 s). Not once pyspark is loaded (a Databricks notebook, a Spark source):
-    a forked child shares the parent's py4j socket or gRPC channel, and MLflow's client
-    consults the Spark session, so the child corrupts the parent's connection.
+    re-imports it (~3 s). Not while a Spark session lives in this process (a Databricks
+    notebook, the Spark source): a forked child shares its py4j socket or gRPC channel, and
+    MLflow's client consults the session, so the child corrupts the parent's connection.
     """
-    if sys.platform.startswith("linux") and "pyspark" not in sys.modules:
+    if sys.platform.startswith("linux") and not _spark_is_live():
         return "fork"
     return "spawn"
+
+
+def _spark_is_live() -> bool:
+    if "pyspark" not in sys.modules:  # (MlflowClient imports pyspark when it is installed)
+        return False
+    try:
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        return SparkSession.getActiveSession() is not None or getattr(SparkContext, "_active_spark_context", None) is not None
+    except Exception:  # cannot tell: the safe choice
+        return True
 
 
 def read_digests(tracking_uri: str, query: TraceQuery, plan: ReadPlan, label_name: str | None = None,
