@@ -14,7 +14,7 @@ Splits (all by task, so the same task never sits on both sides):
 
 Usage:
   python benchmarks/detection.py                       # all splits
-  python benchmarks/detection.py --split holdout --traces-dir ../shared/traces/dev
+  python benchmarks/detection.py --split holdout --traces-dir DIR
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What an LLM run sends to the model, and what an LLM session adds, on the 180 real traces.
 
-    python benchmarks/llm_payload.py                     # loads ../shared/traces/dev/*.json first
+    python benchmarks/llm_payload.py --traces-dir DIR    # loads DIR/dev/*.json into a scratch store first
     python benchmarks/llm_payload.py --tracking-uri sqlite:///tau.db --experiment-id 1
 
 It runs `trace2eval run --llm databricks` with DATABRICKS_HOST pointing at a loopback server that

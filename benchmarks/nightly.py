@@ -7,7 +7,7 @@ rows added and in total, open conflicts, task and total seconds, and the job's r
 that night 2 read only the new traces, kept the person's edits, and added no duplicate source.
 
 Usage:
-  python benchmarks/nightly.py --traces-dir ../shared/traces/dev [--work DIR]
+  python benchmarks/nightly.py --traces-dir DIR [--work DIR]
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from trace2eval.bundle.job_tasks import JOB_PARAMETERS, TASK_PARAMETERS, TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
 # The official schema (bundle/schema/jsonschema.json of the Databricks CLI) is not vendored: point
-# TRACE2EVAL_BUNDLE_SCHEMA at a copy, or keep one in ../shared/bundle/ beside the checkout.
+# TRACE2EVAL_BUNDLE_SCHEMA at a copy, or keep one at shared/bundle/bundle_schema.json beside the checkout.
 SCHEMA = Path(os.environ.get("TRACE2EVAL_BUNDLE_SCHEMA") or ROOT.parent / "shared" / "bundle" / "bundle_schema.json")
 REQUIRED = {"experiment_id": "123", "volume_path": "/Volumes/main/evals/trace2eval"}
 BUNDLE_FILES = [ROOT / "databricks.yml", *sorted((ROOT / "resources").glob("*.yml"))]
