@@ -77,3 +77,35 @@ def test_minimal_row_trace_passes_span_checks():
     f = trace_features(None, {"query": "q"}, {"response": "an answer."})
     assert run_check("tool_errors", f, {"max": 0}) == (True, "no tool spans to inspect")
     assert run_check("has_answer", f, {})[0]
+
+
+def test_span_records_read_what_mlflow_spans_hold(demo_store):
+    # Features read spans from `Span.to_dict()` rather than MLflow's span objects (2x faster to
+    # digest); every field they, or an LLM-written scorer, may use must read the same.
+    from mlflow import MlflowClient
+
+    from trace2eval.traces.features import trace_spans
+
+    traces = MlflowClient(demo_store["uri"]).search_traces(locations=[demo_store["experiment_id"]], max_results=40)
+    compared = errors = events = 0
+    for trace in traces:
+        records = trace_spans(trace)
+        for record, span in zip(records, trace.data.spans, strict=True):
+            assert type(record).__name__ == "_SpanRecord"
+            assert (record.name, record.span_type, record.inputs, record.outputs) == \
+                   (span.name, span.span_type, span.inputs, span.outputs)
+            assert record.attributes == span.attributes
+            assert record.get_attribute("mlflow.spanType") == span.get_attribute("mlflow.spanType")
+            assert record.status.status_code == span.status.status_code  # "ERROR" == SpanStatusCode.ERROR
+            assert (record.start_time_ns, record.end_time_ns) == (span.start_time_ns, span.end_time_ns)
+            assert (record.parent_id is None) == (span.parent_id is None)
+            assert [(e.name, dict(e.attributes)) for e in record.events] == \
+                   [(e.name, dict(e.attributes)) for e in span.events]
+            compared += 1
+            errors += record.status.status_code == "ERROR"
+            events += len(record.events)
+        # parent links resolve among the records as they do among MLflow's spans
+        ids = {r.span_id for r in records}
+        assert sum(r.parent_id is not None and r.parent_id in ids for r in records) == \
+               sum(s.parent_id is not None for s in trace.data.spans)
+    assert compared > 100 and errors > 0 and events > 0

@@ -122,8 +122,9 @@ class _SpanRecord:
         start, end = data.get("start_time_unix_nano"), data.get("end_time_unix_nano")
         self.start_time_ns = int(start) if start is not None else None
         self.end_time_ns = int(end) if end else None
-        code = str((data.get("status") or {}).get("code") or "UNSET")
-        self.status = code.removeprefix("STATUS_CODE_")  # the OTel name, or the bare name older layouts keep
+        status = data.get("status") or {}
+        code = str(status.get("code") or "UNSET").removeprefix("STATUS_CODE_")  # OTel name, or the bare one older layouts keep
+        self.status = _Status(code, status.get("message") or "")
         self.events = [_Event(e.get("name", ""), e.get("attributes") or {}) for e in data.get("events") or []]
         self._raw = data.get("attributes") or {}
         self._decoded: dict[str, Any] = {}
@@ -140,6 +141,10 @@ class _SpanRecord:
         return self._decoded[key]
 
     @property
+    def attributes(self) -> dict[str, Any]:
+        return {key: self.get_attribute(key) for key in self._raw}
+
+    @property
     def span_type(self) -> Any:
         return self.get_attribute("mlflow.spanType")
 
@@ -150,6 +155,13 @@ class _SpanRecord:
     @property
     def outputs(self) -> Any:
         return self.get_attribute("mlflow.spanOutputs")
+
+
+class _Status:
+    __slots__ = ("status_code", "description")
+
+    def __init__(self, status_code: str, description: str):
+        self.status_code, self.description = status_code, description
 
 
 class _Event:
