@@ -175,7 +175,8 @@ def start_method() -> str:
     """How worker processes start.
 
     Fork on Linux: workers start in milliseconds with MLflow already imported, where spawn
-    re-imports it (~3 s). Not while a Spark session lives in this process (a Databricks
+    re-imports it (~3 s); callers start no threads before the first digest arrives, so no lock
+    is forked held. Not while a Spark session lives in this process (a Databricks
     notebook, the Spark source): a forked child shares its py4j socket or gRPC channel, and
     MLflow's client consults the session, so the child corrupts the parent's connection.
     """
