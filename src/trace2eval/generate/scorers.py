@@ -9,13 +9,20 @@ so the generated checks are exactly the ones the analysis ran.
 from __future__ import annotations
 
 import ast
+import keyword
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from trace2eval.generate.render import render
 
-ScorerKind = Literal["code", "builtin_judge", "guidelines", "make_judge", "custom_code"]
+# "rule": a declarative check an LLM session proposed (generate/rules.py), rendered like "code".
+# "custom_code" is only ever read: model-written code from earlier versions, never rendered (see
+# `legacy_code_specs`).
+ScorerKind = Literal["code", "rule", "builtin_judge", "guidelines", "make_judge", "custom_code"]
+CODE_KINDS = ("code", "rule", "custom_code")
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 BUILTIN_JUDGES = {"safety": "Safety", "relevance_to_query": "RelevanceToQuery"}
 
 # Guideline text a judge can check where code cannot read intent. Keyed by check kind, so they
@@ -60,12 +67,12 @@ class ScorerSpec:
     finding: str | None = None
     guidelines: list[str] = field(default_factory=list)
     instructions: str | None = None  # make_judge
-    code: str | None = None  # custom_code: a function body reviewed by the code checker
+    code: str | None = None  # legacy custom_code only: kept in the state file, never rendered
     source: str = "deterministic"
 
     @property
     def is_code(self) -> bool:
-        return self.kind in ("code", "custom_code")
+        return self.kind in CODE_KINDS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,13 +112,29 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
     return specs
 
 
+def legacy_code_specs(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[str, Any]]]:
+    """Split off scorers whose code a model wrote (state from earlier versions): never rendered.
+
+    They are dropped with a reason a person can act on; a scorers session can re-propose the
+    same check as a declarative rule.
+    """
+    kept = [s for s in specs if s.kind != "custom_code"]
+    dropped = [{"name": s.name, "kind": s.kind, "source": s.source,
+                "reason": "model-written scorer code is no longer run; the check can be re-proposed as a declarative rule"}
+               for s in specs if s.kind == "custom_code"]
+    return kept, dropped
+
+
 def render_scorers(specs: list[ScorerSpec], judge_model: str | None) -> str:
+    for spec in specs:  # names become function names: only plain identifiers, checked here too
+        if not IDENTIFIER.match(spec.name) or keyword.iskeyword(spec.name):
+            raise ValueError(f"scorer name {spec.name!r} is not a valid Python identifier")
+    specs, _ = legacy_code_specs(specs)
     features_src = (Path(__file__).parents[1] / "traces" / "features.py").read_text(encoding="utf-8")
     checks_src = (Path(__file__).parents[1] / "traces" / "checks.py").read_text(encoding="utf-8")
     code = render(
         "scorers.py.j2",
-        code_specs=[s for s in specs if s.kind == "code"],
-        custom_specs=[s for s in specs if s.kind == "custom_code"],
+        code_specs=[s for s in specs if s.kind in ("code", "rule")],
         judge_specs=[s for s in specs if not s.is_code],
         builtin=BUILTIN_JUDGES,
         judge_model=judge_model,
