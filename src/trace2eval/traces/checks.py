@@ -16,9 +16,12 @@ CheckResult = tuple[bool, str]
 CHECKS: dict[str, Callable[[dict[str, Any], dict[str, Any]], CheckResult]] = {}
 
 
-def register_check(name: str):
+def register_check(name: str, *aliases: str):
+    """Register a check under its finding's name; `aliases` are names earlier versions wrote into
+    scorer specs, so a living suite's scorers.py keeps rendering and running."""
     def register(fn):
-        CHECKS[name] = fn
+        for key in (name, *aliases):
+            CHECKS[key] = fn
         return fn
 
     return register
@@ -54,7 +57,7 @@ def _has_spans(f: dict[str, Any]) -> bool:
     return f.get("n_spans", 0) > 1
 
 
-@register_check("trace_ok")
+@register_check("error_traces", "trace_ok")
 def _check_trace_ok(f, p):
     if f["status"] == "ERROR":
         first = f["exceptions"][0] if f.get("exceptions") else None
@@ -63,7 +66,7 @@ def _check_trace_ok(f, p):
     return True, f"trace status {f['status']}"
 
 
-@register_check("tool_errors")
+@register_check("tool_failures", "tool_errors")
 def _check_tool_errors(f, p):
     failed = [t for t in f.get("tools", []) if not t["ok"]]
     if p.get("unrecovered_only"):
@@ -85,14 +88,14 @@ def _check_tool_errors(f, p):
     return True, f"{f['n_tool_calls']} tool call(s){recovered}"
 
 
-@register_check("llm_errors")
+@register_check("llm_failures", "llm_errors")
 def _check_llm_errors(f, p):
     if f.get("llm_errors", 0) > 0:
         return False, f"{f['llm_errors']} LLM call(s) failed"
     return True, f"{f.get('llm_calls', 0)} LLM call(s), none failed"
 
 
-@register_check("has_answer")
+@register_check("missing_answer", "has_answer")
 def _check_has_answer(f, p):
     if not f["has_answer"]:
         return False, "the agent returned no answer"
@@ -104,7 +107,7 @@ def _check_has_answer(f, p):
     return True, f"answer of {f['answer_chars']} characters"
 
 
-@register_check("no_repeated_calls")
+@register_check("repeated_calls", "no_repeated_calls")
 def _check_no_repeated_calls(f, p):
     limit = int(p.get("max", 1))
     if f["max_identical_calls"] > limit:
@@ -115,7 +118,7 @@ def _check_no_repeated_calls(f, p):
     return True, "no repeated identical tool calls"
 
 
-@register_check("tool_budget")
+@register_check("long_tool_chains", "tool_budget")
 def _check_tool_budget(f, p):
     limit, scope = _limit(f, p, "max")
     if f["n_tool_calls"] > limit:
@@ -123,7 +126,7 @@ def _check_tool_budget(f, p):
     return True, f"{f['n_tool_calls']} tool calls (limit {limit:.0f}{scope})"
 
 
-@register_check("conversation_length")
+@register_check("long_conversations", "conversation_length")
 def _check_conversation_length(f, p):
     limit = int(p["max"])
     if f["n_user_turns"] > limit:
@@ -131,7 +134,7 @@ def _check_conversation_length(f, p):
     return True, f"{f['n_user_turns']} user turns (limit {limit})"
 
 
-@register_check("latency_budget")
+@register_check("slow_traces", "latency_budget")
 def _check_latency_budget(f, p):
     limit, scope = _limit(f, p, "max_ms")
     if not _has_spans(f) and not f.get("duration_ms"):
@@ -141,7 +144,7 @@ def _check_latency_budget(f, p):
     return True, f"took {f['duration_ms'] / 1000:.1f} s (budget {limit / 1000:.1f} s{scope})"
 
 
-@register_check("token_budget")
+@register_check("token_outliers", "token_budget")
 def _check_token_budget(f, p):
     limit, scope = _limit(f, p, "max")
     total = f.get("tokens_in", 0) + f.get("tokens_out", 0)
@@ -150,7 +153,7 @@ def _check_token_budget(f, p):
     return True, f"used {total} tokens (budget {limit:.0f}{scope})"
 
 
-@register_check("no_give_up")
+@register_check("give_up_or_handoff", "no_give_up")
 def _check_no_give_up(f, p):
     if f.get("handoff"):
         return False, "the agent handed the conversation off (escalation/transfer tool)"
@@ -159,7 +162,7 @@ def _check_no_give_up(f, p):
     return True, "the agent neither gave up nor handed off"
 
 
-@register_check("confirmed_writes")
+@register_check("unconfirmed_writes", "confirmed_writes")
 def _check_confirmed_writes(f, p):
     n = f.get("n_unconfirmed_writes", 0)
     if n > int(p.get("max", 0)):
@@ -167,7 +170,7 @@ def _check_confirmed_writes(f, p):
     return True, f"{f.get('n_write_calls', 0)} state-changing action(s), each after a go-ahead"
 
 
-@register_check("routing_path")
+@register_check("extra_routing", "routing_path")
 def _check_routing_path(f, p):
     """Too many distinct tools for what the request needed, relative to the common paths."""
     limit = int(p["max_distinct"])
@@ -180,7 +183,7 @@ def _check_routing_path(f, p):
     return True, f"called {len(used)} different {'sub-agents' if watched else 'tools'} (limit {limit})"
 
 
-@register_check("grounded_writes")
+@register_check("ungrounded_writes", "grounded_writes")
 def _check_grounded_writes(f, p):
     """State-changing calls whose argument values nobody said: not the user, not a tool."""
     n = f.get("n_ungrounded_writes", 0)
@@ -198,7 +201,7 @@ def _check_repeated_writes(f, p):
     return True, "no state-changing action repeated beyond the usual"
 
 
-@register_check("uses_tools")
+@register_check("answered_without_tools", "uses_tools")
 def _check_uses_tools(f, p):
     if not _has_spans(f):
         return True, "no spans to inspect"
