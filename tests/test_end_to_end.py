@@ -132,7 +132,7 @@ def test_killed_run_resumes_without_redoing_finished_tasks(demo_store, tmp_path)
 def test_fix_drops_a_scorer_that_errors_and_revalidates(demo_store, tmp_path, cli):
     from trace2eval.cli.options import build_config
     from trace2eval.sessions import runner
-    from trace2eval.sessions.tasks.scorers import load_specs, save_specs, write_scorers
+    from trace2eval.state.specs import load_specs, save_specs, write_scorers
     from trace2eval.generate.scorers import ScorerSpec
 
     config = build_config(demo_store["experiment_id"], demo_store["uri"], "none", "", None, 0, None, None, None)

@@ -13,7 +13,7 @@ from tracefactory import add_support_traces
 from trace2eval.bundle.graph import EXCLUDED, FAILED, SUCCESS
 from trace2eval.generate.scorers import ScorerSpec, render_scorers
 from trace2eval.sessions import ownership
-from trace2eval.sessions.tasks.scorers import load_specs
+from trace2eval.state.specs import load_specs
 
 pytestmark = pytest.mark.slow
 

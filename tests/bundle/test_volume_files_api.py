@@ -10,8 +10,8 @@ import pytest
 from filesapi_server import TOKEN, WORKSPACE_ID, FilesApiServer
 
 from trace2eval.errors import SessionError
-from trace2eval.sessions.folders import needs_files_api, open_folder
-from trace2eval.sessions.volume import Mirror, VolumeError, VolumeFolder, mirror_path, session_workdir
+from trace2eval.sessions.folders import needs_files_api
+from trace2eval.sessions.volume import Mirror, VolumeError, VolumeFolder, mirror_path, open_folder, session_workdir
 
 VOLUME = "/Volumes/main/evals/state"
 

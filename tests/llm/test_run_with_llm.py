@@ -189,7 +189,7 @@ def test_a_trace_that_instructs_the_model_to_install_code_ends_in_a_suite_that_r
     from astshape import shape
 
     from trace2eval.generate.scorers import ScorerSpec, render_scorers
-    from trace2eval.sessions.tasks.scorers import load_specs
+    from trace2eval.state.specs import load_specs
 
     model, marker = hostile_model
     serve(model)
@@ -250,7 +250,7 @@ def test_fix_session_repairs_a_scorer_the_deterministic_fix_dropped(cli, serve, 
     from trace2eval.cli.options import build_config
     from trace2eval.generate.scorers import ScorerSpec
     from trace2eval.sessions import runner
-    from trace2eval.sessions.tasks.scorers import load_specs, save_specs, write_scorers
+    from trace2eval.state.specs import load_specs, save_specs, write_scorers
 
     config = build_config(demo_copy["experiment_id"], demo_copy["uri"], "databricks", "", None, 0, None, None, None)
     session = runner.create_session(config, tmp_path / "s")

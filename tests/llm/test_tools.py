@@ -306,5 +306,5 @@ def test_a_tool_that_breaks_reports_an_internal_error_and_the_session_goes_on(ll
     toolbox, ctx = box(session, "scorers")
     result = toolbox.call("read_state", {"name": "scorers"})
     assert result.is_error and not result.malformed and "internal error in read_state (KeyError" in result.content
-    assert ctx.extra["internal_errors"] == [{"tool": "read_state", "error": "KeyError: 'scorers'"}]
+    assert ctx.internal_errors == [{"tool": "read_state", "error": "KeyError: 'scorers'"}]
     assert not toolbox.call("read_analysis", {"section": "overview"}).is_error

@@ -16,6 +16,8 @@ from trace2eval.llm.tools.reading import PROFILE_FILE
 from trace2eval.sessions.files import read_json, write_json, write_text
 from trace2eval.sessions.ownership import write_generated
 from trace2eval.sessions.session import Session
+from trace2eval.state.dataset import write_dataset
+from trace2eval.state.specs import load_specs, save_specs, write_scorers
 from trace2eval.traces.source import fetch_trace
 
 EDGE_CASES_FILE = "edge_cases.json"
@@ -56,8 +58,6 @@ def _apply_profile(session: Session, profile: dict[str, Any]) -> str:
 
 
 def _apply_rows(ctx: ToolContext, staged_rows: list[dict[str, Any]]) -> dict[str, int]:
-    from trace2eval.sessions.tasks.dataset import write_dataset
-
     session = ctx.session
     data = read_json(session.dataset_json)
     rows = data["rows"]
@@ -102,8 +102,6 @@ def _apply_edge_cases(session: Session, cases: list[dict[str, Any]]) -> int:
 
 
 def _apply_specs(ctx: ToolContext, staged: Staged) -> dict[str, Any]:
-    from trace2eval.sessions.tasks.scorers import load_specs, save_specs, write_scorers
-
     session = ctx.session
     specs, dropped = load_specs(session)
     replaced = set(staged.replaces.values())

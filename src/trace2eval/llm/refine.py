@@ -1,6 +1,7 @@
 """One LLM session for one task: the model refines what the deterministic step just wrote.
 
-`refine(session, task)` is called by a task after its deterministic output is on disk. It starts
+`refine(session, task)` is called by the runner after the task's deterministic output is on disk
+(the tasks themselves never call the model). It starts
 the model from the state files and the skill (never from an earlier conversation), runs the tool
 loop within the session's budgets, applies the proposals that passed validation, and records the
 session in `state/llm_sessions.json`. If the model is unavailable, the deterministic output stands,
@@ -28,6 +29,7 @@ from trace2eval.llm.tools import ToolContext, toolbox_for
 from trace2eval.llm.tracing import traced_session
 from trace2eval.sessions.plan import now
 from trace2eval.sessions.session import Session
+from trace2eval.state.validation import Revalidate
 from trace2eval.traces.redact import redact_text
 
 TASKS = ("initializer", "dataset", "scorers", "fix")
@@ -42,9 +44,19 @@ class LLMOutcome:
     reason: str | None
     applied: dict[str, Any]
 
+    def summary(self) -> dict[str, Any]:
+        """Entries for the task's summary in eval_tasks.json."""
+        return {"llm": self.outcome, **({"llm_reason": self.reason[:300]} if self.reason else {})}
 
-def refine(session: Session, task: str, extra: dict[str, Any] | None = None) -> LLMOutcome | None:
-    """Run the LLM session of `task` if an LLM is configured; None when it is not."""
+
+def refine(session: Session, task: str, failure: str | None = None,
+           revalidate: Revalidate | None = None) -> LLMOutcome | None:
+    """Run the LLM session of `task` if an LLM is configured; None when it is not.
+
+    `failure`: why the deterministic step could not finish (the fix task's repairs), told to the
+    model. `revalidate`: runs the real validation again; the fix session's `run_validation` tool
+    and its final check use it (without it, a fix session's changes are reverted, never kept
+    unvalidated)."""
     config = session.config()
     if config.llm == "none" or task not in TASKS:
         return None
@@ -53,7 +65,8 @@ def refine(session: Session, task: str, extra: dict[str, Any] | None = None) -> 
     start = time.monotonic()
     held: dict[str, Any] = {}  # the client, once connected: its scrub() knows the credentials
     try:
-        _run(session, config, task, record, extra or {}, held)
+        _run(session, config, task, record, ToolContext(session, config, task, failure=failure,
+                                                        revalidate=revalidate), held)
     except LLMUnavailable as exc:
         record.outcome, record.reason = "unavailable", f"LLM unavailable: {exc}"
     except Exception as exc:  # a trace2eval bug must not cost the user the deterministic suite
@@ -74,7 +87,7 @@ def refine(session: Session, task: str, extra: dict[str, Any] | None = None) -> 
     return LLMOutcome(task, record.outcome, record.reason, record.applied)
 
 
-def _run(session: Session, config, task: str, record: LLMSessionRecord, extra: dict[str, Any],
+def _run(session: Session, config, task: str, record: LLMSessionRecord, ctx: ToolContext,
          held: dict[str, Any]) -> None:
     outage = ledger.recent_unavailability(session, UNAVAILABLE_WINDOW_S)
     if outage is not None:
@@ -87,7 +100,6 @@ def _run(session: Session, config, task: str, record: LLMSessionRecord, extra: d
         return
     client = held["client"] = connect(config)
     record.endpoint, record.model = client.endpoint.messages_url, client.endpoint.model
-    ctx = ToolContext(session, config, task, extra=dict(extra))
     toolbox = toolbox_for(task, ctx)
     budget = Budget(config.llm_max_turns, config.llm_session_tokens, config.llm_session_seconds, left)
     before = snapshot(session) if task == "fix" else None
@@ -98,7 +110,7 @@ def _run(session: Session, config, task: str, record: LLMSessionRecord, extra: d
         elif trace.note:
             record.applied["tracing"] = trace.note
         result = run_loop(client, system=system_prompt(task, config.llm_max_turns),
-                          first_message=first_message(session, task, extra), toolbox=toolbox, budget=budget,
+                          first_message=first_message(session, task, {"failure": ctx.failure} if ctx.failure else None), toolbox=toolbox, budget=budget,
                           max_tokens=config.llm_max_output_tokens)
         record.outcome = STOPS.get(result.stop, "stopped")
         record.reason = None if record.outcome == "completed" else (
@@ -109,18 +121,18 @@ def _run(session: Session, config, task: str, record: LLMSessionRecord, extra: d
         # Accepted proposals passed every check when they were submitted: keep them even when the
         # session stopped early or the endpoint went away mid-session.
         applied: dict[str, Any] = {}
-        for earlier in ctx.extra.get("applied_during_session", []):
+        for earlier in ctx.applied_during_session:
             applied = _merge(applied, earlier)
         at_end = apply_staged(ctx)
         applied = _merge(applied, at_end)
         if task == "fix" and applied:
-            if not at_end and ctx.extra.get("validated"):
+            if not at_end and ctx.validated:
                 applied["validation"] = "passed with the LLM's repairs"  # its last run_validation saw them
             else:
-                applied["validation"] = _validate_or_revert(session, before)
+                applied["validation"] = _validate_or_revert(session, before, ctx)
         record.applied.update(applied)
-        if ctx.extra.get("internal_errors"):
-            record.applied["internal_errors"] = ctx.extra["internal_errors"][:10]
+        if ctx.internal_errors:
+            record.applied["internal_errors"] = ctx.internal_errors[:10]
         record.accepted, record.refused = ctx.accepted, ctx.refused
         trace.outputs = {"outcome": record.outcome, "reason": record.reason, "usage": record.usage,
                          "accepted": len(ctx.accepted), "refused": len(ctx.refused), "applied": applied}
@@ -136,17 +148,19 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _validate_or_revert(session: Session, before: dict[str, str | None] | None) -> str:
+def _validate_or_revert(session: Session, before: dict[str, str | None] | None, ctx: ToolContext) -> str:
     """Fix session: validate the repaired suite; if it fails, put the files back and validate that."""
-    from trace2eval.sessions.tasks import validate as validate_task
-
-    validate_task.run(session, attempt=200)
-    if (session.validation() or {}).get("validation_status") == "passed":
+    if ctx.revalidate is None:  # nothing can say the repairs work: they do not stay
+        if before is not None:
+            restore(session, before)
+        return "the LLM's repairs could not be validated here and were reverted"
+    outcome = ctx.revalidate("llm_fix", ctx.validations + 1)  # after its own runs: numbered on from them
+    if outcome.passed:
         return "passed with the LLM's repairs"
     if before is not None:
         restore(session, before)
-        validate_task.run(session, attempt=201)
-    return f"the LLM's repairs failed validation and were reverted ({(session.validation() or {}).get('validation_status')})"
+        outcome = ctx.revalidate("llm_fix_reverted", 1)
+    return f"the LLM's repairs failed validation and were reverted ({outcome.status})"
 
 
 def _report(record: LLMSessionRecord) -> None:

@@ -4,7 +4,8 @@ Inside a Databricks job `/Volumes/<catalog>/<schema>/<volume>/...` is an ordinar
 mount), so it is a `LocalFolder`. On a laptop that path does not exist; the same path then names a
 `VolumeFolder` (see `volume.py`) that reads and writes through the workspace's Files API. Code that
 keeps state across runs (the living suite, the watermark) works on this small interface and never
-cares which one it has.
+cares which one it has; `volume.open_folder(path)` picks one. This module knows nothing of the
+Files API, so `volume.py` builds on it and never the other way round.
 """
 
 from __future__ import annotations
@@ -98,12 +99,3 @@ def needs_files_api(path: str | Path) -> bool:
     if mode == "local":
         return False
     return not Path(volume_root(path)).is_dir()
-
-
-def open_folder(path: str | Path) -> Folder:
-    """The folder at `path`: local, or a Volume through the Files API when it is not mounted here."""
-    if needs_files_api(path):
-        from trace2eval.sessions.volume import VolumeFolder
-
-        return VolumeFolder(str(path))
-    return LocalFolder(path)

@@ -3,6 +3,11 @@
 `run_task` is what a CLI call or a Databricks notebook runs: it locks the session, checks the
 task's prerequisites, marks it running, does it, and records the outcome in `eval_tasks.json`.
 Nothing in memory carries over between tasks.
+
+Doing a task is its deterministic step (`sessions/tasks/<name>.py`), then, when an LLM is
+configured and the task wants it (see `refinement.py`), the LLM refinement (`llm.refine`). The
+runner is what joins the two: tasks never import the LLM layer, and the LLM layer reaches the
+validate task only through the `revalidate` callable the runner hands it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from trace2eval.sessions import suite
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.lock import SessionLock
 from trace2eval.sessions.plan import NEEDS, TASK_ORDER, TaskPlan, now
+from trace2eval.sessions.refinement import REFINE, Refinement
 from trace2eval.sessions.session import Session
+from trace2eval.state.validation import Revalidate, ValidatedBy, ValidationOutcome
 
 
 def new_session_id() -> str:
@@ -93,7 +100,8 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
         start = time.monotonic()
         ui.say(f"[{name}] {record.description}")
         try:
-            summary = _task_module(name).run(session) or {}
+            module = _task_module(name)
+            summary = _refine(session, name, module, module.run(session) or {})
             if name in ("validate", "fix"):
                 summary.update(_publish_if_passed(session))
         except Trace2EvalError as exc:
@@ -113,6 +121,36 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
             _skip_fix_if_passed(session)
         _publish_when_done(session, failed=False)
         return "completed"
+
+
+def _refine(session: Session, name: str, module, summary: dict) -> dict:
+    """The LLM step after a task's deterministic step; returns the task's final summary.
+
+    Raises the deterministic step's failure unless the LLM step ran and the task accepted its repair."""
+    request = summary.pop(REFINE, None) or Refinement()
+    llm: dict = {}
+    if request.wanted and session.config().llm != "none":
+        from trace2eval.llm.refine import refine  # the SDKs load only when an LLM is configured
+
+        outcome = refine(session, name, failure=str(request.failure) if request.failure else None,
+                         revalidate=_revalidate(session))
+        if outcome is not None:
+            llm = {**outcome.summary(), **({"llm_why": request.why} if request.why else {})}
+    if llm and hasattr(module, "after_llm"):
+        return module.after_llm(session, {**summary, **llm}, request)
+    if request.failure is not None:
+        raise request.failure
+    return {**summary, **llm}
+
+
+def _revalidate(session: Session) -> Revalidate:
+    """Validation as a callable, for the LLM fix session (which must not import the validate task)."""
+
+    def revalidate(by: ValidatedBy, attempt: int) -> ValidationOutcome:
+        _task_module("validate").run(session, attempt=attempt, by=by)
+        return ValidationOutcome.of(session)
+
+    return revalidate
 
 
 def _skip_fix_if_passed(session: Session) -> None:

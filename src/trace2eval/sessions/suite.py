@@ -28,11 +28,12 @@ from typing import Any
 from trace2eval import ui
 from trace2eval.sessions import ownership
 from trace2eval.sessions.files import read_json, write_bytes, write_json
-from trace2eval.sessions.folders import LocalFolder, open_folder
+from trace2eval.sessions.folders import LocalFolder
 from trace2eval.sessions.lock import STALE_AFTER_S
 from trace2eval.sessions.ownership import NEW_SUFFIX, Conflict, Manifest
 from trace2eval.sessions.plan import now
 from trace2eval.sessions.session import Session
+from trace2eval.sessions.volume import open_folder
 from trace2eval.sessions.watermark import TraceWindow, Watermark, describe, window_for
 
 SEED_DIR = "state/suite"  # inside a session: the suite as it was when the run started
@@ -164,7 +165,7 @@ def merge_specs(session: Session, fresh: list) -> tuple[list, list[dict[str, Any
     Existing scorers keep their thresholds so metrics stay comparable from night to night; a scorer
     the fix loop dropped stays dropped (listed with its reason in scorer_specs.json).
     """
-    from trace2eval.sessions.tasks.scorers import load_specs
+    from trace2eval.state.specs import load_specs
 
     if not session.scorer_specs_file.exists():
         return fresh, []

@@ -34,7 +34,7 @@ from trace2eval import ui
 from trace2eval.errors import SessionError, Trace2EvalError
 from trace2eval.sessions import lock as locking
 from trace2eval.sessions.files import sha256, write_bytes
-from trace2eval.sessions.folders import needs_files_api
+from trace2eval.sessions.folders import Folder, LocalFolder, needs_files_api
 from trace2eval.sessions.lock import LOCK_NAME
 
 CACHE_ENV = "TRACE2EVAL_CACHE_DIR"
@@ -101,6 +101,13 @@ def _translate(exc: Exception, what: str) -> Trace2EvalError:
     if isinstance(exc, Unauthenticated):
         return VolumeError(f"{what}: the workspace rejected the credentials", "refresh them (`databricks auth login`)")
     return VolumeError(f"{what}: {type(exc).__name__}: {str(exc)[:300]}", "check DATABRICKS_HOST and your network")
+
+
+def open_folder(path: str | Path) -> Folder:
+    """The folder at `path`: local, or a Volume through the Files API when it is not mounted here."""
+    if needs_files_api(path):
+        return VolumeFolder(str(path))
+    return LocalFolder(path)
 
 
 class VolumeFolder:

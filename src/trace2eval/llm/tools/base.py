@@ -97,6 +97,6 @@ class ToolBox:
             return ToolResult(_cap(redact_text(str(exc))), True)
         except Exception as exc:  # a bug in a tool: tell the model, record it, keep the session going
             detail = f"{type(exc).__name__}: {str(exc)[:300]}"
-            self.ctx.extra.setdefault("internal_errors", []).append({"tool": name, "error": detail})
+            self.ctx.internal_errors.append({"tool": name, "error": detail})
             return ToolResult(f"internal error in {name} ({detail}); try another way or finish", True)
         return ToolResult(_cap(redact_text(out if isinstance(out, str) else _fit(out))))

@@ -10,6 +10,7 @@ from typing import Any
 from trace2eval.config import SessionConfig
 from trace2eval.generate.scorers import ScorerSpec
 from trace2eval.sessions.session import Session
+from trace2eval.state.validation import Revalidate
 
 
 class ToolError(Exception):
@@ -40,8 +41,16 @@ class ToolContext:
     refused: list[dict[str, Any]] = field(default_factory=list)  # {"kind", "name", "reasons"}
     seen_traces: set[str] = field(default_factory=set)  # ids any tool showed the model
     finished: str | None = None  # the model's closing summary once it called `finish`
-    validations: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)  # task-specific inputs (e.g. the fix task's failure)
+    # What the runner hands the session: why the deterministic fix failed, and how to validate again.
+    failure: str | None = None
+    revalidate: Revalidate | None = None
+    # What tools leave for each other and for the end of the session.
+    validations: int = 0  # run_validation calls so far
+    validated: bool = False  # the last run_validation passed (and saw every applied change)
+    applied_during_session: list[dict[str, Any]] = field(default_factory=list)  # what run_validation applied
+    internal_errors: list[dict[str, Any]] = field(default_factory=list)  # {"tool", "error"}: bugs in a tool
+    samples: list[dict[str, Any]] | None = None  # sample rows with their traces (submit.sample_rows), read once
+    _findings_by_trace: dict[str, list[str]] | None = None
     _analysis: dict[str, Any] | None = None
     _client: Any = None
 
@@ -49,6 +58,16 @@ class ToolContext:
         if self._analysis is None:
             self._analysis = self.session.analysis()
         return self._analysis
+
+    def findings_by_trace(self) -> dict[str, list[str]]:
+        """trace id -> ids of the findings it is evidence of."""
+        if self._findings_by_trace is None:
+            index: dict[str, list[str]] = {}
+            for f in self.analysis().get("findings", []):
+                for tid in f.get("all_evidence") or f.get("evidence", []):
+                    index.setdefault(tid, []).append(f["id"])
+            self._findings_by_trace = index
+        return self._findings_by_trace
 
     def mlflow_client(self):
         if self._client is None:

@@ -21,6 +21,7 @@ from trace2eval.llm.tools.base import Tool
 from trace2eval.llm.tools.context import ToolContext, ToolError
 from trace2eval.llm.tools.traces import fetch_checked
 from trace2eval.sessions.files import read_json
+from trace2eval.state.specs import load_specs
 from trace2eval.traces.checks import run_check
 from trace2eval.traces.features import trace_features
 from trace2eval.traces.redact import redact
@@ -40,8 +41,6 @@ JUDGE_VARS = {"inputs", "outputs", "trace"}
 
 def current_specs(ctx: ToolContext) -> tuple[list[ScorerSpec], list[dict[str, Any]]]:
     """The specs on disk with this session's staged proposals applied (replacements swapped in)."""
-    from trace2eval.sessions.tasks.scorers import load_specs
-
     if not ctx.session.scorer_specs_file.exists():
         return list(ctx.staged.specs), []
     specs, dropped = load_specs(ctx.session)
@@ -84,8 +83,8 @@ def _stage_spec(ctx: ToolContext, spec: ScorerSpec, replaces: str | None) -> Non
 
 def sample_rows(ctx: ToolContext) -> list[dict[str, Any]]:
     """Up to SAMPLE_ROWS dataset rows with their real traces (serialized), covering each case type."""
-    if "sample_rows" in ctx.extra:
-        return ctx.extra["sample_rows"]
+    if ctx.samples is not None:
+        return ctx.samples
     rows = read_json(ctx.session.dataset_json)["rows"] if ctx.session.dataset_json.exists() else []
     by_type: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -108,7 +107,7 @@ def sample_rows(ctx: ToolContext) -> list[dict[str, Any]]:
                         "source_trace": source, "trace": trace.to_json()})
     if not samples:
         raise ToolError("no dataset rows with readable traces to test scorers on")
-    ctx.extra["sample_rows"] = samples
+    ctx.samples = samples
     return samples
 
 
@@ -304,19 +303,18 @@ def check_scorers(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 def run_validation(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     """Fix session: apply the staged proposals now and run the real validation (bounded)."""
     from trace2eval.llm.apply import apply_staged
-    from trace2eval.sessions.tasks import validate as validate_task
 
+    if ctx.revalidate is None:
+        raise ToolError("validation cannot run in this session: finish, and the task validates what you submitted")
     if ctx.validations >= MAX_VALIDATIONS:
         raise ToolError(f"validation already ran {MAX_VALIDATIONS} times in this session: finish now")
     ctx.validations += 1
     applied = apply_staged(ctx)
-    ctx.extra.setdefault("applied_during_session", []).append(applied)
-    validate_task.run(ctx.session, attempt=100 + ctx.validations)
-    validation = ctx.session.validation() or {}
-    ctx.extra["validated"] = validation.get("validation_status") == "passed"
-    return {"applied": applied, "validation_status": validation.get("validation_status"),
-            "problems": validation.get("problems", [])[:8],
-            "metrics": {k: v for k, v in validation.get("metrics", {}).items() if k.endswith("/mean")}}
+    ctx.applied_during_session.append(applied)
+    outcome = ctx.revalidate("llm_fix", ctx.validations)
+    ctx.validated = outcome.passed
+    return {"applied": applied, "validation_status": outcome.status, "problems": outcome.problems[:8],
+            "metrics": {k: v for k, v in outcome.metrics.items() if k.endswith("/mean")}}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -33,16 +33,6 @@ def _message_text(message: Any) -> str:
     return "" if content is None else str(content)
 
 
-def _findings_of(ctx: ToolContext) -> dict[str, list[str]]:
-    if "findings_by_trace" not in ctx.extra:
-        index: dict[str, list[str]] = {}
-        for f in ctx.analysis().get("findings", []):
-            for tid in f.get("all_evidence") or f.get("evidence", []):
-                index.setdefault(tid, []).append(f["id"])
-        ctx.extra["findings_by_trace"] = index
-    return ctx.extra["findings_by_trace"]
-
-
 def _summary(ctx: ToolContext, trace: Any) -> dict[str, Any]:
     f = trace_features(trace)
     tid = trace.info.trace_id
@@ -55,7 +45,7 @@ def _summary(ctx: ToolContext, trace: Any) -> dict[str, Any]:
         "trace_id": tid, "status": f["status"], "duration_ms": f["duration_ms"],
         "request": to_text(f["request"], 240), "answer": to_text(f["answer"], 240),
         "user_turns": f["n_user_turns"], "tool_calls": f["n_tool_calls"], "tools": dict(list(tools.items())[:10]),
-        "failed_tool_calls": f["n_tool_errors"], "findings": _findings_of(ctx).get(tid, []),
+        "failed_tool_calls": f["n_tool_errors"], "findings": ctx.findings_by_trace().get(tid, []),
         **({"query_type": case["query_type"]} if case.get("query_type") else {}),
     })
 

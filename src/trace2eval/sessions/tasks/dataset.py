@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
 from trace2eval import ui
 from trace2eval.errors import SourceError
 from trace2eval.generate.dataset import build_rows, select_cases
-from trace2eval.generate.script import render_eval_dataset
-from trace2eval.llm import llm_step
 from trace2eval.sessions import suite
 from trace2eval.sessions.files import read_json
-from trace2eval.sessions.ownership import write_generated
+from trace2eval.sessions.refinement import Refinement
 from trace2eval.sessions.session import Session
 from trace2eval.spark.location import is_uc_source
+from trace2eval.state.dataset import write_dataset
 from trace2eval.traces.source import fetch_trace, open_client
 
 
@@ -51,20 +49,12 @@ def run(session: Session) -> dict[str, Any]:
     write_dataset(session, rows, skipped, merged=nightly)
     kinds = Counter(r["metadata"]["case_type"] for r in rows)
     ui.say(f"Dataset: {len(rows)} rows ({', '.join(f'{n} {k}' for k, n in kinds.most_common())})")
-    llm = llm_step(session, "dataset")
-    if llm:  # the LLM may have added rows or expectations: report what is on disk now
-        rows = read_json(session.dataset_json)["rows"]
-        kinds = Counter(r["metadata"]["case_type"] for r in rows)
-        llm["rows_with_expectations"] = sum(bool(r.get("expectations")) for r in rows)
-    return {"rows": len(rows), "skipped": len(skipped), "case_types": dict(kinds), **merge, **llm}
+    return {"rows": len(rows), "skipped": len(skipped), "case_types": dict(kinds), **merge}
 
 
-def write_dataset(session: Session, rows: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = None,
-                  merged: bool = False) -> None:
-    """`merged=True`: the rows start from the file's current rows, so a person's edits are in them."""
-    covered = sorted({f for r in rows for f in r["metadata"].get("findings", [])})
-    data = {"rows": rows, "skipped": skipped or [], "findings_covered": covered}
-    write_generated(session.dir, "evaluation/eval_dataset.json",
-                    json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", "dataset", merged=merged)
-    summary = f"{len(rows)} rows from production traces; findings covered: {len(covered)}."
-    write_generated(session.dir, "evaluation/eval_dataset.py", render_eval_dataset(summary), "dataset")
+def after_llm(session: Session, summary: dict[str, Any], refinement: Refinement) -> dict[str, Any]:
+    """The LLM may have added rows or expectations: report what is on disk now."""
+    rows = read_json(session.dataset_json)["rows"]
+    kinds = Counter(r["metadata"]["case_type"] for r in rows)
+    return {**summary, "rows": len(rows), "case_types": dict(kinds),
+            "rows_with_expectations": sum(bool(r.get("expectations")) for r in rows)}

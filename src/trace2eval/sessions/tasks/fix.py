@@ -11,31 +11,37 @@ from typing import Any
 
 from trace2eval import ui
 from trace2eval.errors import ValidationFailed
-from trace2eval.llm import llm_step
 from trace2eval.sessions import ownership
 from trace2eval.sessions.files import read_json, write_json
+from trace2eval.sessions.refinement import REFINE, Refinement
 from trace2eval.sessions.session import Session
 from trace2eval.sessions.tasks import script as script_task
 from trace2eval.sessions.tasks import validate as validate_task
-from trace2eval.sessions.tasks.dataset import write_dataset
-from trace2eval.sessions.tasks.scorers import load_specs, save_specs, write_scorers
+from trace2eval.state.dataset import write_dataset
+from trace2eval.state.specs import load_specs, save_specs, write_scorers
 
 FIX_LOG = "fix_log.json"
 
 
 def run(session: Session) -> dict[str, Any]:
-    """Deterministic repairs first; then, with an LLM configured, an LLM fix session repairs what
-    they dropped (or, when they could not make the suite pass, tries its own repair)."""
+    """Deterministic repairs first; then, with an LLM configured, the runner has an LLM fix session
+    repair what they dropped (or, when they could not make the suite pass, try its own repair)."""
     try:
         summary = repair_and_validate(session)
     except ValidationFailed as failure:
-        llm = llm_step(session, "fix", failure=str(failure))
-        if llm and (session.validation() or {}).get("validation_status") == "passed":
-            return {"repaired_by": "llm", **llm}
-        raise
-    if summary.get("changes") and any(c.startswith("dropped") for c in summary["changes"]):
-        summary.update(llm_step(session, "fix"))
-    return summary
+        return {REFINE: Refinement(why="the deterministic repairs could not make validation pass", failure=failure)}
+    dropped = any(c.startswith("dropped") for c in summary.get("changes") or [])
+    return {**summary, REFINE: Refinement(why="the deterministic repairs dropped scorers") if dropped
+            else Refinement.not_wanted()}
+
+
+def after_llm(session: Session, summary: dict[str, Any], refinement: Refinement) -> dict[str, Any]:
+    """A suite the deterministic repairs could not fix counts as repaired only if it now validates."""
+    if refinement.failure is None:
+        return summary
+    if (session.validation() or {}).get("validation_status") == "passed":
+        return {"repaired_by": "llm", **summary}
+    raise refinement.failure
 
 
 def repair_and_validate(session: Session) -> dict[str, Any]:
@@ -53,7 +59,7 @@ def repair_and_validate(session: Session) -> dict[str, Any]:
             break
         for change in changes:
             ui.say(f"Fix {attempt}: {change}")
-        validate_task.run(session, attempt=attempt)
+        validate_task.run(session, attempt=attempt, by="fix")
         validation = session.validation()
         if validation["validation_status"] == "passed":
             return {"attempts": attempt, "changes": [c for entry in log for c in entry["changes"]]}

@@ -8,8 +8,8 @@ from trace2eval import ui
 from trace2eval.analysis.analyze import Analyzer
 from trace2eval.analysis.querytypes import prewarm
 from trace2eval.errors import SourceError
-from trace2eval.llm import llm_step
 from trace2eval.sessions import suite
+from trace2eval.sessions.refinement import REFINE, Refinement
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.session import Session
 from trace2eval.spark.location import is_uc_source
@@ -32,7 +32,7 @@ def run(session: Session) -> dict[str, Any]:
     else:
         analysis, extra = analyze_experiment(client, config, session)
         if analysis is None:
-            return extra
+            return {**extra, REFINE: Refinement.not_wanted()}  # nothing new for an LLM to look at
     write_json(session.analysis_file, analysis)
     summary = analysis["trace_summary"]
     ui.say(f"Analyzed {summary['total_analyzed']} traces: {len(analysis['findings'])} findings, "
@@ -47,7 +47,7 @@ def run(session: Session) -> dict[str, Any]:
                    f"false-alarm rate {meta['combined']['false_alarm_rate']:.2f}")
     update_plan(session, analysis)
     return {"traces": summary["total_analyzed"], "findings": len(analysis["findings"]),
-            "query_types": len(analysis["query_types"]), **extra, **llm_step(session, "initializer")}
+            "query_types": len(analysis["query_types"]), **extra}
 
 
 def analyze_experiment(client, config, session: Session | None = None) -> tuple[dict[str, Any] | None, dict[str, Any]]:

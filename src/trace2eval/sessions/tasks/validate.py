@@ -9,7 +9,8 @@ from trace2eval.sessions import ownership
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.plan import now
 from trace2eval.sessions.session import Session
-from trace2eval.sessions.tasks.scorers import load_specs
+from trace2eval.state.specs import load_specs
+from trace2eval.state.validation import ValidatedBy
 from trace2eval.validate.checks import validation_checks
 from trace2eval.validate.run import run_eval_script
 
@@ -18,7 +19,7 @@ REQUIRED = ("script_executes", "mlflow_run_logged", "metrics_logged", "all_score
             "all_scorers_returned_values", "no_nan_scores")
 
 
-def run(session: Session, attempt: int = 0) -> dict[str, Any]:
+def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dict[str, Any]:
     config = session.config()
     gates = session.evaluation_dir / "eval_gates.json"
     had_gates = gates.exists()
@@ -48,6 +49,7 @@ def run(session: Session, attempt: int = 0) -> dict[str, Any]:
         "problems": judged["problems"],
         "gate_status": "regressed" if result.results.get("regressions") else "ok",
         "details": {
+            "by": by,
             "attempt": attempt,
             "validated_at": now(),
             "exit_code": result.exit_code,
