@@ -148,6 +148,7 @@ def test_fix_drops_a_scorer_that_errors_and_revalidates(demo_store, tmp_path, cl
     assert runner.run_all(session)
     validation = session.validation()
     assert validation["validation_status"] == "passed" and validation["details"]["attempt"] == 1
+    assert validation["details"]["by"] == "fix"
     _, dropped = load_specs(session)
     assert dropped[0]["name"] == "broken_llm_scorer" and "scorer_error" in dropped[0]["reason"]
     assert "broken_llm_scorer" not in (session.evaluation_dir / "scorers.py").read_text()

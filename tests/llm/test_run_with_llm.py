@@ -279,8 +279,10 @@ def test_fix_session_repairs_a_scorer_the_deterministic_fix_dropped(cli, serve, 
     assert code == 0, err[-3000:]
     validation = session.validation()
     assert validation["validation_status"] == "passed" and "single_domain_routing/mean" in validation["metrics"]
+    assert (validation["details"]["by"], validation["details"]["attempt"]) == ("llm_fix", 1)  # its run_validation
     fix = session.plan().task("fix")
     assert fix.status == "completed" and fix.summary["llm"] == "completed"
+    assert fix.summary["llm_why"] == "the deterministic repairs dropped scorers"
     record = read_json(session.state_dir / "llm_sessions.json")["sessions"][-1]
     assert record["task"] == "fix" and record["applied"]["validation"] == "passed with the LLM's repairs"
     assert "'conversation_length', {}" not in (session.evaluation_dir / "scorers.py").read_text()
