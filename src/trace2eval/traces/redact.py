@@ -52,7 +52,7 @@ _RULES: tuple[_Rule, ...] = (
     # scheme://user:password@host (database URIs, proxies, git remotes).
     # Starts at the literal "://" (fast to find); the scheme before it is kept as it is.
     _rule("url-password", r"(?P<keep>://[^\s:/?#@\"'<>\\]*:)"
-                          r"(?!\[REDACTED)[^\s/?#@\"'<>\\]{1,300}(?P<end>@)", "://"),
+                          r"(?!\[(?i:redacted))[^\s/?#@\"'<>\\]{1,300}(?P<end>@)", "://"),
     _rule("databricks-token", r"(?i)(?:dapi|dose)[0-9a-f]{32}(?:-\d+)?", "dapi", "dose"),
     _rule("anthropic-key", r"sk-ant-[A-Za-z0-9_\-]{20,}", "sk-"),
     _rule("openai-key", r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}"
