@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +42,13 @@ def _sqlite_path(uri: str) -> str | None:
 
 def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
     """Fail fast with a clear message instead of MLflow's minutes of retries."""
+    from trace2eval.config import uri_lacks_secret
+
+    if uri_lacks_secret(tracking_uri):  # config.json holds `user:***@`; the password is not stored
+        raise SourceError(
+            f"the password of tracking URI {tracking_uri} is not stored with the session",
+            "set MLFLOW_TRACKING_URI (or TRACE2EVAL_TRACKING_URI) to the full URI, then resume",
+        )
     path = _sqlite_path(tracking_uri)
     if path is not None and path != ":memory:" and not os.path.exists(path):
         raise SourceError(
@@ -48,7 +56,8 @@ def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
             "check --tracking-uri (for a local store: sqlite:///<existing file>.db)",
         )
     if tracking_uri.startswith(("http://", "https://")):
-        url = tracking_uri.rstrip("/") + "/health"
+        parts = urllib.parse.urlsplit(tracking_uri)  # no user:password@ (urllib cannot send it; MLflow does)
+        url = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", "")).rstrip("/") + "/health"
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (user's server)
                 response.read(64)
@@ -68,8 +77,8 @@ def open_client(tracking_uri: str, experiment_id: str):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=tracking_uri)
     try:
+        client = MlflowClient(tracking_uri=tracking_uri)  # a database URI fails here without its driver
         experiment = client.get_experiment(str(experiment_id))
     except MlflowException as exc:
         code = getattr(exc, "error_code", "")
