@@ -2,6 +2,10 @@
 
 import json
 import socket
+import subprocess
+from pathlib import Path
+
+import pytest
 
 from trace2eval.sessions.session import Session
 
@@ -95,3 +99,59 @@ def test_locked_session_refuses_second_run(cli, demo_session):
     with SessionLock(demo_session.dir):
         code, out, err = cli("task", "validate", "--session", demo_session.dir, "--force")
     assert code == 1 and "is in use by pid" in err
+
+
+def test_version_prints_the_package_version(cli):
+    from importlib.metadata import version
+
+    code, out, err = cli("--version")
+    assert code == 0 and out.strip() == f"trace2eval {version('trace2eval')}"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real file system the test can fill or make read-only: a tmpfs of its own (needs root)."""
+    mounted = []
+
+    def mount(name: str, options: str) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or proc.returncode})")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_read_only_output_folder_is_a_clear_error(cli, store, small_disk):
+    store.add("hi", "hello")
+    read_only = small_disk("ro", "size=1m,ro")
+    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", read_only / "s")
+    assert code == 1 and "Traceback" not in err
+    assert "Error: cannot write to output folder" in err and "Read-only file system" in err
+
+
+def test_full_disk_is_a_clear_error(cli, demo_store, small_disk):
+    full = small_disk("full", "size=64k")  # room for the session's first files, not for its dataset
+    code, out, err = cli("run", "-e", demo_store["experiment_id"], "--tracking-uri", demo_store["uri"], "--out", full / "s")
+    assert code == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"Error: cannot write {full}/s/") and "No space left on device" in last
+    assert "pick a folder on another one (--out)" in last
+
+
+def test_full_disk_when_not_root_is_simulated_with_dev_full(cli, tmp_path):
+    """Without mounts: an OSError ENOSPC from a real write (to /dev/full) gets the same message."""
+    from trace2eval.cli.main import _disk_error
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    with pytest.raises(OSError) as info:
+        with open("/dev/full", "wb") as handle:
+            handle.write(b"x" * 100)
+            handle.flush()
+    assert _disk_error(info.value).startswith("cannot write: No space left on device — free some space")
