@@ -155,3 +155,13 @@ def test_full_disk_when_not_root_is_simulated_with_dev_full(cli, tmp_path):
             handle.write(b"x" * 100)
             handle.flush()
     assert _disk_error(info.value).startswith("cannot write: No space left on device — free some space")
+
+
+def test_job_run_local_on_a_missing_store_fails_once_and_says_how(cli, tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    code, out, err = cli("job", "run-local", "--bundle-root", root, "--runs-dir", tmp_path / "runs", "--var", "experiment_id=1",
+                         "--var", f"volume_path={tmp_path / 'vol'}", "--param", f"tracking_uri=sqlite:///{tmp_path / 'none.db'}")
+    assert code == 1 and "Traceback" not in err and "retrying" not in err
+    assert err.strip().splitlines()[-1].startswith("Error: job parameter tracking_uri=sqlite:///")
+    assert "no MLflow tracking store" in err and "trace2eval demo" in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "none.db").exists()
