@@ -165,3 +165,20 @@ def test_job_run_local_on_a_missing_store_fails_once_and_says_how(cli, tmp_path)
     assert err.strip().splitlines()[-1].startswith("Error: job parameter tracking_uri=sqlite:///")
     assert "no MLflow tracking store" in err and "trace2eval demo" in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.slow
+def test_demo_writes_only_into_its_output_folder(tmp_path):
+    """MLflow's default artifact root is ./mlruns of the current folder: the demo's artifacts must not go there."""
+    import os
+    import sys
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    proc = subprocess.run([sys.executable, "-m", "trace2eval", "demo", "-o", tmp_path / "out", "--traces", "20"],
+                          cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(cwd.iterdir()) == []
+    artifacts = tmp_path / "out" / "mlartifacts"
+    assert any(artifacts.rglob("report.html")), "the generation run's artifacts live beside the demo store"
