@@ -26,6 +26,7 @@ import json
 from typing import Any
 
 from trace2eval import ui
+from trace2eval.printable import printable
 from trace2eval.sessions import ownership
 from trace2eval.sessions.files import read_json, write_bytes, write_json
 from trace2eval.sessions.folders import LocalFolder, open_folder
@@ -222,7 +223,7 @@ def publish(session: Session) -> dict[str, Any]:
         _put_json(suite, "state/runs.json", history[-MAX_HISTORY:])
         if watermark is not None:
             _put_json(suite, "state/watermark.json", watermark.model_dump(mode="json"))  # last: the commit point
-        suite.write_bytes("SUITE.md", suite_page(suite.location, run, manifest, watermark).encode("utf-8"))
+        suite.write_bytes("SUITE.md", printable(suite_page(suite.location, run, manifest, watermark)).encode("utf-8"))
     for conflict in manifest.conflicts:
         ui.warn(f"kept your edited {conflict.file}; the generated version is {suite.location}/{conflict.new_version} — merge it, "
                 f"then delete the .new file")
