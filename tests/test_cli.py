@@ -182,3 +182,36 @@ def test_demo_writes_only_into_its_output_folder(tmp_path):
     assert list(cwd.iterdir()) == []
     artifacts = tmp_path / "out" / "mlartifacts"
     assert any(artifacts.rglob("report.html")), "the generation run's artifacts live beside the demo store"
+
+
+@pytest.mark.parametrize("name, content, said", [
+    ("watermark.json", "[]", "holds a list where trace2eval expects an object"),
+    ("watermark.json", '"x"', "holds a string where trace2eval expects an object"),
+    ("watermark.json", '{"timestamp_ms": "soon", "overlap_ms": 0}', "is not a valid watermark.json: timestamp_ms"),
+    ("watermark.json", "{not json", "is not valid JSON"),
+    ("runs.json", '{"a": 1}', "holds an object where trace2eval expects a list"),
+    ("sources.json", "7", "holds a number where trace2eval expects a list"),
+    ("generated_files.json", '{"files": []}', "is not a valid generated_files.json: files"),
+])
+def test_ill_typed_suite_state_is_named_with_a_fix(name, content, said):
+    from trace2eval.errors import SessionError
+    from trace2eval.sessions.suite import check_state_file
+
+    with pytest.raises(SessionError) as info:
+        check_state_file("/data/suite", name, content.encode())
+    assert str(info.value).startswith(f"/data/suite/state/{name} {said}"), str(info.value)
+    assert "restore it from a run's record" in str(info.value)
+
+
+def test_ill_typed_suite_state_stops_a_run_with_an_error_line(cli, store, tmp_path):
+    store.add("hi", "hello")
+    suite = tmp_path / "suite"
+    (suite / "state").mkdir(parents=True)
+    (suite / "state" / "watermark.json").write_text("[]")
+    (suite / "state" / "runs.json").write_text("{}")
+    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path / "s",
+                         "--suite", suite)
+    assert code == 1 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"Error: {suite}/state/"), last
+    assert "where trace2eval expects" in last and "restore it from a run's record" in last
