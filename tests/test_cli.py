@@ -215,3 +215,45 @@ def test_ill_typed_suite_state_stops_a_run_with_an_error_line(cli, store, tmp_pa
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"Error: {suite}/state/"), last
     assert "where trace2eval expects" in last and "restore it from a run's record" in last
+
+
+def _own_copy(demo_session, demo_store, tmp_path) -> Path:
+    """The demo session and its store, copied so the test may change both."""
+    import shutil
+
+    shutil.copy(demo_store["folder"] / "mlflow.db", tmp_path / "mlflow.db")
+    target = tmp_path / "session"
+    shutil.copytree(demo_session.dir, target, ignore=shutil.ignore_patterns(".*"))
+    config = json.loads((target / "state" / "config.json").read_text())
+    config["tracking_uri"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (target / "state" / "config.json").write_text(json.dumps(config))
+    return target
+
+
+@pytest.mark.slow
+def test_a_deleted_eval_dataset_is_restored_not_blamed_on_an_edited_scorers_file(cli, demo_session, demo_store, tmp_path):
+    session = _own_copy(demo_session, demo_store, tmp_path)
+    scorers = session / "evaluation" / "scorers.py"
+    scorers.write_text(scorers.read_text() + "\n# a person's note\n")
+    (session / "evaluation" / "eval_dataset.py").unlink()
+    code, out, err = cli("task", "validate", "--session", session, "--force")
+    assert code == 0 and json.loads((session / "state" / "validation_results.json").read_text())["validation_status"] == "failed"
+    code, out, err = cli("task", "fix", "--session", session, "--force")
+    assert code == 0, err[-2000:]
+    assert "evaluation/eval_dataset.py missing: rendering it again" in err and "scorers.py was edited" not in err
+    assert (session / "evaluation" / "eval_dataset.py").exists()
+    assert scorers.read_text().endswith("# a person's note\n")  # the person's file stays theirs
+
+
+@pytest.mark.slow
+def test_after_restoring_a_deleted_file_a_broken_edited_scorers_file_is_named(cli, demo_session, demo_store, tmp_path):
+    session = _own_copy(demo_session, demo_store, tmp_path)
+    scorers = session / "evaluation" / "scorers.py"
+    scorers.write_text(scorers.read_text() + "\nraise RuntimeError('a person broke this')\n")
+    (session / "evaluation" / "eval_dataset.py").unlink()
+    cli("task", "validate", "--session", session, "--force")
+    code, out, err = cli("task", "fix", "--session", session, "--force")
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert "evaluation/scorers.py was edited by a person" in last and "eval_dataset.py" not in last.split(" — ")[0]
+    assert (session / "evaluation" / "eval_dataset.py").exists()
