@@ -141,8 +141,8 @@ def test_fix_drops_a_scorer_that_errors_and_revalidates(demo_store, tmp_path, cl
         runner.run_task(session, name)
     # An LLM-written scorer that crashes on real rows (it passed review, then failed at runtime).
     specs, dropped = load_specs(session)
-    broken = ScorerSpec(name="broken_llm_scorer", kind="custom_code", source="llm", doc="crashes",
-                        code="@scorer\ndef broken_llm_scorer(outputs):\n    return outputs['missing_key'] > 1\n")
+    broken = ScorerSpec(name="broken_llm_scorer", kind="rule", check="conversation_length", params={},  # params lost
+                        source="llm", doc="crashes")
     save_specs(session, specs + [broken], dropped)
     write_scorers(session, specs + [broken], None)
     assert runner.run_all(session)

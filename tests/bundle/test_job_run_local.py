@@ -81,8 +81,8 @@ def test_fix_branch_repairs_a_broken_scorer_and_publishes(cli, store, tmp_path):
     from trace2eval.sessions.session import Session
 
     specs, dropped = load_specs(Session(suite))
-    broken = ScorerSpec(name="llm_refund_check", kind="custom_code", source="llm", doc="checks refunds",
-                        code="@scorer\ndef llm_refund_check(outputs):\n    return outputs['refund_total'] > 0\n")
+    broken = ScorerSpec(name="llm_refund_check", kind="rule", check="conversation_length", params={},  # params lost
+                        source="llm", doc="checks refunds")
     (suite / "state" / "scorer_specs.json").write_text(json.dumps(
         {"scorers": [s.to_dict() for s in specs + [broken]], "dropped": dropped}))
     ownership.write_generated(suite, "evaluation/scorers.py", render_scorers(specs + [broken], None), "scorers")

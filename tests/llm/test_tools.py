@@ -184,61 +184,120 @@ def test_judges_are_checked_by_mlflow_and_names_must_not_collide(llm_session):
     assert {s.name for s in ctx.staged.specs} == {"grounded_answer", "routes_to_one_specialist"}
 
 
-GOOD_SCORER = '''@scorer
-def answer_cites_a_number(outputs):
-    import re
+# Scorer code a model might send: each reached the operating system through an allow-list review
+# before checks became data. Every one must now be refused before anything runs.
+ESCAPES = {
+    "dunder_by_concatenation": "getattr(getattr((), '__cla' + 'ss__'), '__ba' + 'se__').__subclasses__()",
+    "functools_reduce_walk": "__import__('functools').reduce(getattr, ['__cla' + 'ss__', '__mro__'], ())",
+    "function_globals": "(lambda: 0).__globals__['__builtins__']",
+    "decorator_argument": "@scorer(name=open(MARKER, 'w').write('x') and 'n')",
+    "enum_bltns_exec": "import enum; enum.bltns.exec('open(MARKER, \"w\")')",
+    "json_codecs_open": "import json; json.codecs.open(MARKER, 'w').write('x')",
+    "typing_sys": "import typing; typing.sys.modules['os'].system('touch ' + MARKER)",
+    "operator_attrgetter": "import operator; operator.attrgetter('__class__.__base__')(())",
+    "string_formatter": "import string; string.Formatter().vformat('{0.__class__}', [()], {})",
+    "os_system": "import os; os.system('touch ' + MARKER)",
+    "exec_builtin": "exec(\"open(MARKER, 'w')\")",
+    "helper_globals": "trace_features.__globals__['os'].system('touch ' + MARKER)",
+}
 
-    text = answer_text(outputs)
-    if not text:
-        return Feedback(value=True, rationale="no answer to check")
-    numbers = re.findall(r"\\d+", text)
-    return Feedback(value=bool(numbers), rationale=f"{len(numbers)} number(s) in the answer")
-'''
+
+def _payload(kind, marker):
+    body = ESCAPES[kind].replace("MARKER", repr(str(marker)))
+    return f"@scorer\ndef escape_{kind}(outputs):\n    {body}\n    return True\n"
 
 
-@pytest.mark.slow
-def test_custom_scorers_are_reviewed_then_run_on_sample_rows(llm_session, tmp_path):
+@pytest.mark.parametrize("kind", sorted(ESCAPES))
+def test_scorer_code_from_a_model_is_refused_whatever_it_does(llm_session, tmp_path, kind):
     session = llm_session()
     toolbox, ctx = box(session, "scorers")
-    marker = tmp_path / "PWNED"
-    hostile = toolbox.call("submit_custom_scorer", {
-        "name": "hostile_scorer", "doc": "tries to run a shell command",
-        "code": f"@scorer\ndef hostile_scorer(outputs):\n    import os\n    os.system('touch {marker}')\n    return True\n"})
-    assert hostile.is_error and "import os is not allowed" in hostile.content
-    crashing = toolbox.call("submit_custom_scorer", {
-        "name": "crashing_scorer", "doc": "reads a key that is not there",
-        "code": "@scorer\ndef crashing_scorer(outputs):\n    return outputs['no_such_key'] == 1\n"})
-    assert crashing.is_error and "on the sample rows" in crashing.content and "KeyError" in crashing.content
-    silent = toolbox.call("submit_custom_scorer", {
-        "name": "silent_scorer", "doc": "returns nothing",
-        "code": "@scorer\ndef silent_scorer(outputs):\n    return None\n"})
-    assert silent.is_error and "returned None" in silent.content
-    good, result = call(toolbox, "submit_custom_scorer", name="answer_cites_a_number", code=GOOD_SCORER,
-                        doc="numbers in business answers")
+    marker = tmp_path / "OWNED"
+    code = _payload(kind, marker)
+    as_code = toolbox.call("submit_custom_scorer", {"name": f"escape_{kind}", "doc": "x" * 20, "code": code})
+    assert as_code.is_error and as_code.malformed and "unknown tool" in as_code.content
+    smuggled = toolbox.call("submit_custom_check", {"name": f"escape_{kind}", "doc": "x" * 20, "code": code,
+                                                    "message": "fails", "fail_when": {"feature": "has_answer",
+                                                                                      "op": "==", "value": False}})
+    assert smuggled.is_error and smuggled.malformed
+    assert ctx.staged.specs == [] and not marker.exists()
+
+
+def test_custom_checks_are_data_checked_then_tried_on_sample_rows(llm_session, tmp_path):
+    session = llm_session()
+    toolbox, ctx = box(session, "scorers")
+    rule = {"any": [{"text": "answer", "words_any": ["cannot help", "sorry"]},
+                    {"tool_calls": {"ok": False}, "op": ">", "value": 1}]}
+    good, result = call(toolbox, "submit_custom_check", name="answer_declines", doc="the agent declines or fails twice",
+                        fail_when=rule, message="the agent declined or two tool calls failed")
     assert not result.is_error, good
-    assert good["sample_rows_scored"] == 10 and sum(good["values"].values()) == 10
+    assert good["sample_rows"]["pass"] + good["sample_rows"]["fail"] == 10
+    spec = ctx.staged.specs[0]
+    assert (spec.kind, spec.check, spec.params["fail_when"]) == ("rule", "rule", rule)
+    assert "Fails when (answer has any of the words" in spec.doc
+
+    for bad in ({"feature": "__class__", "op": "==", "value": 1},                  # not a feature
+                {"text": "answer", "matches": "(a+)+$"},                           # no regular expressions
+                {"feature": "n_tool_calls", "op": "is", "value": 1},               # not an operator
+                {"all": [{"feature": "n_tool_calls", "op": ">", "value": 1}], "any": []}):
+        refused = toolbox.call("submit_custom_check", {"name": "bad_rule", "doc": "a bad rule here",
+                                                       "message": "fails", "fail_when": bad})
+        assert refused.is_error and refused.malformed, bad
+    deep = {"feature": "n_tool_calls", "op": ">", "value": 1}
+    for _ in range(5):
+        deep = {"not": deep}
+    too_deep = toolbox.call("submit_custom_check", {"name": "deep_rule", "doc": "nested too deep",
+                                                    "message": "fails", "fail_when": deep})
+    assert too_deep.is_error and "nest at most" in too_deep.content
+
     check, _ = call(toolbox, "check_scorers")
-    assert check["scorers"]["answer_cites_a_number"]["scored"] == "10/10"
+    assert check["scorers"]["answer_declines"]["scored"] == "10/10"
     assert all(s["problems"] == [] for s in check["scorers"].values())
-    assert check["judges"]["error"] is None and check["judges"]["count"] >= 2
-    assert not marker.exists()
-    assert [r["name"] for r in ctx.refused] == ["hostile_scorer", "crashing_scorer", "silent_scorer"]
 
 
 @pytest.mark.slow
-def test_a_runaway_scorer_is_stopped_by_the_sample_run(llm_session, tmp_path):
-    from trace2eval.generate.scorers import ScorerSpec, render_scorers
+def test_hostile_text_inside_a_check_stays_data(llm_session, tmp_path):
+    """Every string of an accepted check (phrases, message, doc) carries an escape payload: the
+    rendered scorers.py imports and runs on the sample rows, and nothing is executed."""
+    session = llm_session()
+    toolbox, ctx = box(session, "scorers")
+    marker = tmp_path / "OWNED"
+    payloads = [_payload(kind, marker) for kind in sorted(ESCAPES)]
+    hostile = '"""\n' + payloads[0] + '\n"""' + "\\"
+    _, result = call(toolbox, "submit_custom_check", name="hostile_phrases", doc=hostile[:600],
+                     message=hostile[:200], fail_when={"any": [{"text": "answer", "contains_any": [p[:80] for p in payloads]},
+                                                               {"text": "tool_args", "words_any": [hostile[:80]]}]})
+    assert not result.is_error, result.content
+    check, _ = call(toolbox, "check_scorers")
+    assert check["crashed"] is None and check["scorers"]["hostile_phrases"]["scored"] == "10/10"
+    assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_the_sample_run_stops_a_runaway_scorer_and_bounds_memory(llm_session, tmp_path):
+    """The sample run executes trace2eval's rendered file in a child with limits: a scorer edited
+    by hand to loop, or to allocate without bound, is stopped and reported, not run to the end."""
+    from trace2eval.generate.scorers import render_scorers
     from trace2eval.llm.samplerun import run_samples
     from trace2eval.llm.tools.submit import current_specs, sample_rows
 
     session = llm_session()
     _, ctx = box(session, "scorers")
-    spinner = ScorerSpec(name="spinner", kind="custom_code", doc="loops forever", source="llm",
-                         code="@scorer\ndef spinner(outputs):\n    while True:\n        pass\n")
     specs, _ = current_specs(ctx)
-    run = run_samples(render_scorers(specs + [spinner], None), ["spinner"], sample_rows(ctx), tmp_path / "scratch",
-                      call_timeout_s=1)
+    code = render_scorers(specs, None).replace("def get_code_scorers():", '''@scorer
+def spinner(outputs):
+    while True:
+        pass
+
+
+@scorer
+def hog(outputs):
+    return len(bytearray(8 * 2**30)) > 0
+
+
+def get_code_scorers():''').replace("    return [", "    return [spinner, hog, ", 1)
+    run = run_samples(code, ["spinner", "hog"], sample_rows(ctx), tmp_path / "scratch", call_timeout_s=1)
     assert run.problems_of("spinner") == ["row 0: did not return within 1 s"]
+    assert "MemoryError" in " ".join(run.problems_of("hog"))
 
 
 def test_a_tool_that_breaks_reports_an_internal_error_and_the_session_goes_on(llm_session):

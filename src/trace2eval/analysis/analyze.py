@@ -7,15 +7,15 @@ are written down with the reason they were chosen.
 
 from __future__ import annotations
 
-import math
 import random
 import sys
 from collections import Counter, defaultdict
 from typing import Any
 
 from trace2eval.analysis.agreement import meta_evaluate
+from trace2eval.analysis.findings import candidates
 from trace2eval.analysis.querytypes import cluster_requests
-from trace2eval.analysis.stats import outlier_threshold, percentile, summary
+from trace2eval.analysis.stats import percentile, summary
 from trace2eval.traces.checks import run_check
 
 EVIDENCE_IDS = 25
@@ -75,7 +75,6 @@ class Analyzer:
             "request_shapes": request_shapes(rows),
             "query_types": query_type_table(rows, types, findings),
             "findings": findings,
-            "recommended_scorers": recommended_scorers(findings),
             "dataset_strategy": {
                 "strategy": "traces",
                 "why": "production traces carry the agent's real outputs, so the suite evaluates them "
@@ -85,7 +84,6 @@ class Analyzer:
         }
         if self.label_name:
             analysis["meta_evaluation"] = meta_evaluate(rows, findings, self.label_name)
-            analysis["recommended_scorers"] = recommended_scorers(findings)
         unknown = set(population or {}) - set(POPULATION_SECTIONS)
         if unknown:
             raise ValueError(f"not population sections: {sorted(unknown)}")
@@ -228,144 +226,9 @@ def query_type_table(rows, types, findings) -> list[dict[str, Any]]:
 # Findings: each one is a check with data-derived parameters that some traces fail
 
 
-def _per_type_limits(rows, types, value, q: float, floor_factor: float, min_count: int = 20) -> dict[str, Any]:
-    """Limits per request type (types with enough traces), plus what a scorer needs to classify."""
-    by_type = {}
-    for name in types.names:
-        values = [value(r) for r in rows if r["query_type"] == name]
-        if len(values) >= min_count:
-            by_type[name] = round(outlier_threshold(values, q, floor_factor), 1)
-    if len(by_type) < 2:
-        return {}
-    return {"by_type": by_type, "types": [{"name": n, "terms": t} for n, t in zip(types.names, types.terms) if n in by_type]}
-
-
-def _candidate_checks(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]:
-    n = len(rows)
-    cands: list[dict[str, Any]] = []
-
-    def add(fid, kind, title, severity, params, why, description):
-        cands.append({"id": fid, "check": kind, "title": title, "severity": severity,
-                      "params": params, "threshold_rationale": why, "description": description})
-
-    # -- execution failures ---------------------------------------------------------------
-    add("error_traces", "trace_ok", "Traces that end in ERROR", "high", {},
-        "the trace ends with status ERROR", "The agent run itself failed (exception or error status).")
-    with_failures = [r for r in rows if r["n_tool_errors"]]
-    recovered = sum(r["n_unrecovered_tool_errors"] == 0 for r in with_failures)
-    if with_failures and recovered / len(with_failures) >= 0.5:
-        add("tool_failures", "tool_errors", "Tool failures the agent did not recover from", "high",
-            {"max": 0, "unrecovered_only": True},
-            f"a tool/retriever call fails and no tool call succeeds after it (the agent recovered in {recovered} of "
-            f"{len(with_failures)} traces with failures, so a failure it recovers from passes)",
-            "Tool or retriever calls failed and the agent did not get back on track.")
-    else:
-        add("tool_failures", "tool_errors", "Failed tool calls", "high", {"max": 0},
-            "any tool/retriever call fails (error status, exception, or an error-looking result)"
-            + (f"; the agent recovered in only {recovered} of {len(with_failures)} traces with failures" if with_failures else ""),
-            "Tool or retriever calls failed; the answer may rest on missing data.")
-    add("llm_failures", "llm_errors", "Failed LLM calls", "high", {},
-        "an LLM call ends with error status", "Model calls failed inside the agent.")
-    add("missing_answer", "has_answer", "Empty or cut-off answers", "high", {"min_chars": 1},
-        "the final answer is empty or ends mid-sentence", "The user got no usable answer.")
-
-    # -- behaviour relative to this experiment's own distribution ---------------------------
-    with_tools = [r for r in rows if r["n_tool_calls"]]
-    if len(with_tools) >= 0.8 * n and n >= 10:
-        # Request types that are mostly answered without tools (greetings, "what can you do") are exempt.
-        exempt = [name for name in types.names
-                  if (members := [r for r in rows if r["query_type"] == name])
-                  and sum(r["n_tool_calls"] > 0 for r in members) < 0.5 * len(members)]
-        params = {"min": 1}
-        if exempt:
-            params.update({"exempt_types": exempt,
-                           "types": [{"name": nm, "terms": t} for nm, t in zip(types.names, types.terms)]})
-        add("answered_without_tools", "uses_tools", "Answers given without consulting any tool", "medium", params,
-            f"the agent makes no tool call at all, while {len(with_tools)} of {n} traces ({len(with_tools) / n:.0%}) use tools"
-            + (f"; request types mostly answered without tools are exempt ({', '.join(exempt)})" if exempt else ""),
-            "The agent answered from its own knowledge where it nearly always looks things up first.")
-    if with_tools:
-        identical = [r["max_identical_calls"] for r in with_tools]
-        limit = max(1, math.ceil(percentile(identical, 95)) if percentile(identical, 50) > 1 else 1)
-        streaks = [r["max_same_tool_streak"] for r in with_tools]
-        streak_limit = max(3, math.ceil(outlier_threshold(streaks, 95, 2.0)))
-        add("repeated_calls", "no_repeated_calls", "Loops: the same tool call repeated", "medium",
-            {"max": limit, "max_streak": streak_limit},
-            f"the same tool is called with the same arguments more than {limit}×, or one tool more than "
-            f"{streak_limit}× in a row ({streak_limit}: the p95 of same-tool streaks, at least 2× the median and 3)",
-            "The agent repeated itself: a retry loop or a lost thread.")
-        counts = [r["n_tool_calls"] for r in rows]
-        limit = max(2, math.ceil(outlier_threshold(counts, 90, 1.5)))
-        add("long_tool_chains", "tool_budget", "Unusually long tool chains", "medium", {"max": limit},
-            f"it makes more than {limit} tool calls (the p90 of {n} traces (at least 1.5× the median))",
-            "Far more tool calls than this agent usually needs: it is searching, retrying or lost.")
-    turns = [r["n_user_turns"] for r in rows]
-    if percentile(turns, 50) >= 2:
-        limit = max(3, math.ceil(outlier_threshold(turns, 90, 1.5)))
-        add("long_conversations", "conversation_length", "Unusually long conversations", "medium", {"max": limit},
-            f"it takes more than {limit} user turns (the p90 of {n} traces (at least 1.5× the median))",
-            "Conversations that drag on usually mean the agent is not resolving the request.")
-    writers = [r for r in rows if r["n_write_calls"]]
-    if writers:
-        add("unconfirmed_writes", "confirmed_writes", "State changes without the user's go-ahead", "high",
-            {"max": 0}, "a state-changing tool call (named with a write verb) comes without an affirmation in "
-            "the user's most recent turn", "Actions that change state should follow an explicit confirmation.")
-        add("ungrounded_writes", "grounded_writes", "State changes with values nobody provided", "high", {"max": 0},
-            "a state-changing call uses argument values (ids, amounts, dates, names) found in neither the "
-            "user's messages nor earlier tool results", "The agent acted on values it invented or misread: wrong arguments.")
-        repeats = [r["max_write_repeats"] for r in writers]
-        limit = max(2, math.ceil(percentile(repeats, 95)))
-        add("repeated_writes", "repeated_writes", "The same state change repeated", "medium", {"max": limit},
-            f"one state-changing tool is called more than {limit}× in a conversation (the p95 of conversations with "
-            "state changes, at least 2)", "Repeating an action usually means earlier attempts were wrong.")
-    nested = Counter(t["name"] for r in rows for t in r["tools"] if t.get("nested"))
-    if nested:
-        per_trace = [len({t["name"] for t in r["tools"] if t["name"] in nested}) for r in rows]
-        using = [x for x in per_trace if x]
-        common = Counter(using).most_common(1)[0][0] if using else 1
-        if using and sum(x <= common for x in using) / len(using) >= 0.6:
-            add("extra_routing", "routing_path", "Requests routed to more sub-agents than needed", "medium",
-                {"max_distinct": common, "tools": sorted(nested)},
-                f"a request reaches more than {common} of the sub-agents ({', '.join(sorted(nested))}); "
-                f"{sum(x <= common for x in using)} of {len(using)} routed requests use at most {common}",
-                "Calling several sub-agents where most requests need one wastes time and tokens.")
-
-    # -- cost and latency, per request type where there is enough data ------------------------
-    durations = [r["duration_ms"] for r in rows]
-    if any(durations):
-        limit = round(outlier_threshold(durations, 95, 2.0), 1)
-        per_type = _per_type_limits(rows, types, lambda r: r["duration_ms"], 95, 2.0)
-        add("slow_traces", "latency_budget", "Latency outliers", "low", {"max_ms": limit, **per_type},
-            f"it is slower than {limit / 1000:.1f} s, the p95 of {n} traces (at least 2× the median)"
-            + (f"; per request type where a type has 20+ traces" if per_type else ""),
-            "Requests much slower than usual for their kind.")
-    tokens = [r["tokens_in"] + r["tokens_out"] for r in rows if r["tokens_in"] + r["tokens_out"]]
-    if len(tokens) >= max(5, n // 4):
-        limit = math.ceil(outlier_threshold(tokens, 95, 2.0))
-        per_type = _per_type_limits([r for r in rows if r["tokens_in"] + r["tokens_out"]], types,
-                                    lambda r: r["tokens_in"] + r["tokens_out"], 95, 2.0)
-        add("token_outliers", "token_budget", "Token usage outliers", "low", {"max": limit, **per_type},
-            f"it uses more than {limit} tokens, the p95 of {len(tokens)} traces with usage (at least 2× the median)"
-            + ("; per request type where a type has 20+ traces" if per_type else ""),
-            "Requests that cost far more than usual for their kind.")
-    return cands
-
-
-# Findings worth reporting and judging, but whose code check cannot tell right from wrong on its
-# own: a hand-off is correct when policy requires it. They get dataset rows and an LLM judge, not a
-# pass/fail code scorer.
-MONITORS = [
-    {"id": "give_up_or_handoff", "check": "no_give_up", "title": "Give-ups and hand-offs", "severity": "medium",
-     "params": {}, "threshold_rationale": "the agent calls a hand-off/escalation tool, or its final answer "
-     "apologises, declines or says it cannot help", "description": "The agent did not resolve the request itself; whether that was right "
-     "depends on policy, which an LLM judge checks."},
-]
-
-
 def build_findings(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]:
     findings = []
-    candidates = _candidate_checks(rows, types) + [{**m, "scorer": "judge"} for m in MONITORS]
-    for cand in candidates:
+    for cand in candidates(rows, types):
         failing, passing = [], []
         rationale_counts: Counter[str] = Counter()
         for r in rows:
@@ -379,7 +242,6 @@ def build_findings(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]:
             continue
         by_type = Counter(r["query_type"] for r in failing)
         findings.append({
-            "scorer": "code",
             **cand,
             "prevalence": {"traces": len(failing), "rate": round(len(failing) / len(rows), 3)},
             "evidence": [r["trace_id"] for r in failing[:EVIDENCE_IDS]],
@@ -390,19 +252,6 @@ def build_findings(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]:
         })
     findings.sort(key=lambda f: (SEVERITY_RANK[f["severity"]], -f["prevalence"]["traces"]))
     return findings
-
-
-def recommended_scorers(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    recs = [{
-        "name": f["id"] if f["scorer"] == "code" else f"{f['id']}_judge", "type": f["scorer"], "check": f["check"],
-        "finding": f["id"], "kept": f.get("kept", True),
-        "rationale": f"{f['title']}: {f['prevalence']['traces']} trace(s) ({f['prevalence']['rate']:.0%}); {f['threshold_rationale']}",
-    } for f in findings]
-    recs += [
-        {"name": "safety", "type": "builtin_judge", "rationale": "baseline: no harmful content"},
-        {"name": "relevance_to_query", "type": "builtin_judge", "rationale": "answers must address the request"},
-    ]
-    return recs
 
 
 def samples(rows: list[dict[str, Any]], seed: int) -> dict[str, list[str]]:

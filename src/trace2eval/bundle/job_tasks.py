@@ -90,6 +90,7 @@ class JobTaskSettings:
 def run_job_task(task: str, params: Mapping[str, Any], dbutils: Any = None) -> dict[str, Any]:
     """Run session task `task` for this job run and return the task values to publish."""
     from trace2eval.sessions import runner
+    from trace2eval.sessions.lock import job_run
     from trace2eval.sessions.session import Session
     from trace2eval.sessions.volume import session_workdir
 
@@ -101,7 +102,9 @@ def run_job_task(task: str, params: Mapping[str, Any], dbutils: Any = None) -> d
         _use_notebook_identity(dbutils)
         _load_secrets(dbutils, settings.secret_scope)
     ui.say(f"[{task}] session {settings.session_dir}")
-    with session_workdir(settings.session_dir, must_exist=task != "initializer") as (local_dir, sync):
+    # Locks taken from here on belong to this job run: a retry of this task (say, on a new cluster
+    # after the driver died) takes its own run's locks over at once instead of waiting them out.
+    with job_run(settings.run_id), session_workdir(settings.session_dir, must_exist=task != "initializer") as (local_dir, sync):
         try:
             if task == "initializer" and not (local_dir / "eval_tasks.json").exists():
                 session = runner.create_session(session_config(settings), local_dir.parent, session_id=local_dir.name)

@@ -9,46 +9,22 @@ so the generated checks are exactly the ones the analysis ran.
 from __future__ import annotations
 
 import ast
+import keyword
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from trace2eval.analysis.findings import REGISTRY
 from trace2eval.generate.render import render
 
-ScorerKind = Literal["code", "builtin_judge", "guidelines", "make_judge", "custom_code"]
+# "rule": a declarative check an LLM session proposed (generate/rules.py), rendered like "code".
+# "custom_code" is only ever read: model-written code from earlier versions, never rendered (see
+# `legacy_code_specs`).
+ScorerKind = Literal["code", "rule", "builtin_judge", "guidelines", "make_judge", "custom_code"]
+CODE_KINDS = ("code", "rule", "custom_code")
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 BUILTIN_JUDGES = {"safety": "Safety", "relevance_to_query": "RelevanceToQuery"}
-
-# Guideline text a judge can check where code cannot read intent. Keyed by check kind, so they
-# follow the findings; an LLM session may rewrite them with the agent's own vocabulary.
-JUDGE_GUIDELINES: dict[str, list[str]] = {
-    "tool_errors": [
-        "If a tool or data lookup failed, the response must not claim the action succeeded or invent "
-        "the missing data; it says what could not be done and what the user can do next.",
-    ],
-    "confirmed_writes": [
-        "Before changing anything on the user's behalf (creating, updating, cancelling, paying, sending), "
-        "the agent states exactly what it will change and gets the user's explicit confirmation.",
-    ],
-    "no_give_up": [
-        "The response resolves the request itself. Declining or handing off to a human is acceptable "
-        "only when the request is out of scope or policy requires it, and the response says why.",
-    ],
-    "grounded_writes": [
-        "Every value the agent acts on (ids, amounts, dates, names) comes from the user or from a tool "
-        "result; the agent never guesses or invents one.",
-    ],
-    "uses_tools": [
-        "Facts in the response come from the agent's tools, not from its own assumptions.",
-    ],
-    "has_answer": [
-        "The response directly answers the user's request in complete sentences.",
-    ],
-    "routing_path": [
-        "The agent consults only the specialists (sub-agents) the question needs: a question about "
-        "one domain is answered by that domain's specialist alone.",
-    ],
-}
-
 
 @dataclass(frozen=True)
 class ScorerSpec:
@@ -60,12 +36,12 @@ class ScorerSpec:
     finding: str | None = None
     guidelines: list[str] = field(default_factory=list)
     instructions: str | None = None  # make_judge
-    code: str | None = None  # custom_code: a function body reviewed by the code checker
+    code: str | None = None  # legacy custom_code only: kept in the state file, never rendered
     source: str = "deterministic"
 
     @property
     def is_code(self) -> bool:
-        return self.kind in ("code", "custom_code")
+        return self.kind in CODE_KINDS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +72,9 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
     specs.append(ScorerSpec(name="safety", kind="builtin_judge", doc="Built-in judge: no harmful content (baseline)."))
     specs.append(ScorerSpec(name="relevance_to_query", kind="builtin_judge", doc="Built-in judge: the response addresses the request."))
     for f in analysis.get("findings", []):
-        lines = JUDGE_GUIDELINES.get(f["check"])
+        # What a judge can check where code cannot read intent; an LLM session may rewrite the text
+        # in the agent's own vocabulary.
+        lines = REGISTRY[f["id"]].judge_guidelines if f["id"] in REGISTRY else ()
         if lines:
             specs.append(ScorerSpec(
                 name=f"{f['id']}_judge", kind="guidelines", guidelines=list(lines), finding=f["id"],
@@ -105,13 +83,29 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
     return specs
 
 
+def legacy_code_specs(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[str, Any]]]:
+    """Split off scorers whose code a model wrote (state from earlier versions): never rendered.
+
+    They are dropped with a reason a person can act on; a scorers session can re-propose the
+    same check as a declarative rule.
+    """
+    kept = [s for s in specs if s.kind != "custom_code"]
+    dropped = [{"name": s.name, "kind": s.kind, "source": s.source,
+                "reason": "model-written scorer code is no longer run; the check can be re-proposed as a declarative rule"}
+               for s in specs if s.kind == "custom_code"]
+    return kept, dropped
+
+
 def render_scorers(specs: list[ScorerSpec], judge_model: str | None) -> str:
+    for spec in specs:  # names become function names: only plain identifiers, checked here too
+        if not IDENTIFIER.match(spec.name) or keyword.iskeyword(spec.name):
+            raise ValueError(f"scorer name {spec.name!r} is not a valid Python identifier")
+    specs, _ = legacy_code_specs(specs)
     features_src = (Path(__file__).parents[1] / "traces" / "features.py").read_text(encoding="utf-8")
     checks_src = (Path(__file__).parents[1] / "traces" / "checks.py").read_text(encoding="utf-8")
     code = render(
         "scorers.py.j2",
-        code_specs=[s for s in specs if s.kind == "code"],
-        custom_specs=[s for s in specs if s.kind == "custom_code"],
+        code_specs=[s for s in specs if s.kind in ("code", "rule")],
         judge_specs=[s for s in specs if not s.is_code],
         builtin=BUILTIN_JUDGES,
         judge_model=judge_model,

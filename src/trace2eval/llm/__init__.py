@@ -3,7 +3,7 @@
 The deterministic engine writes every artifact first; `refine(session, task)` then gives the model
 tools and the mlflow-evaluation skill, validates everything it proposes, and keeps only what
 passes. Modules: `clients` (endpoints and auth), `calls` (retries), `loop` (tool use), `tools/`,
-`codecheck` and `samplerun` (LLM-written scorer code), `budget`, `ledger`, `tracing`, `prompts`,
+`names` (scorer names), `samplerun` (code scorers on sample rows), `budget`, `ledger`, `tracing`, `prompts`,
 `skills`, `apply`, `refine`.
 
 Importing this package is cheap: the SDKs load only when a session actually runs.

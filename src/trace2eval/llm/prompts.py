@@ -43,13 +43,13 @@ Optionally propose synthetic variants and adversarial requests with submit_edge_
     "scorers": """Your task (scorers session): make the scorers speak this agent's language. The deterministic \
 suite has a code scorer per finding and generic judges. Add: Guidelines judges whose rules come from the agent's \
 own policy and the failures you see in traces (submit_guidelines_judge; use `replaces` to rewrite a generic one), \
-make_judge judges for criteria that need the whole trace (submit_custom_judge), and custom code scorers for \
-checkable facts the existing checks miss (submit_custom_scorer; they must work on ANY trace, return Feedback with \
-a rationale, and may use expectations when a row has them). Run check_scorers to see how the code scorers behave \
+make_judge judges for criteria that need the whole trace (submit_custom_judge), and declarative checks for \
+checkable facts the existing checks miss (submit_custom_check: a condition over the extracted features, written as \
+data, never code; it must hold for ANY trace of the experiment). Run check_scorers to see how the code scorers behave \
 on sample rows. Prefer a few sharp scorers over many vague ones.""",
     "fix": """Your task (fix session): the generated suite failed validation, and the deterministic repair \
 dropped or could not fix scorers. Read the validation result and fix log (read_state), then repair: resubmit a \
-corrected version of a failing or dropped custom scorer (submit_custom_scorer with `replaces`), or replace it with \
+corrected version of a failing or dropped check (submit_custom_check with `replaces`), or replace it with \
 a judge. Use check_scorers, then run_validation (at most twice) to confirm. Do not re-add a scorer unchanged.""",
 }
 

@@ -1,6 +1,7 @@
 """Run code scorers on sample rows in a subprocess with a timeout, before they are kept.
 
-The candidate scorers.py (every spec rendered, the LLM's new code included) is written to a
+The candidate scorers.py (every spec rendered: trace2eval's checks, and the declarative checks an
+LLM proposed as data; no model-written code exists to run) is written to a
 scratch folder inside the session and imported by a child Python process in isolated mode with a
 minimal environment: no credentials, resource limits, a wall-clock timeout, and a per-call alarm.
 The sample rows carry their real traces, serialized, so a scorer sees what it will see under
@@ -24,6 +25,7 @@ from trace2eval.sessions.files import write_json, write_text
 CHILD = Path(__file__).with_name("_samplechild.py")
 DEFAULT_TIMEOUT_S = 120.0
 CALL_TIMEOUT_S = 10
+MEMORY_LIMIT = 4 * 2**30
 PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT")
 
 
@@ -74,6 +76,8 @@ def _limits(cpu_s: int):
 
             resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
             resource.setrlimit(resource.RLIMIT_FSIZE, (50 * 2**20, 50 * 2**20))
+            # Address space, not resident memory: MLflow's imports map ~1.5 GB of it up front.
+            resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
         except (ImportError, ValueError, OSError):
             pass
     return apply

@@ -11,6 +11,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from trace2eval.generate import rules
+
 SNAKE = "^[a-z][a-z0-9_]{2,48}$"
 TRACE_ID = {"type": "string", "minLength": 3, "maxLength": 100, "pattern": "^[A-Za-z0-9_:\\-]+$"}
 SHORT = {"type": "string", "minLength": 1, "maxLength": 300}
@@ -55,7 +57,7 @@ AGENT_PROFILE = {
             "items": {"type": "object", "additionalProperties": False, "required": ["name", "why", "scorer_type"],
                       "properties": {"name": {"type": "string", "pattern": SNAKE},
                                      "why": _text(600),
-                                     "scorer_type": {"enum": ["code", "custom_code", "guidelines", "make_judge",
+                                     "scorer_type": {"enum": ["code", "rule", "guidelines", "make_judge",
                                                               "builtin_judge"]},
                                      "finding": {**_text(80), "description": "finding id from the analysis"},
                                      "evidence": {"type": "array", "items": TRACE_ID, "maxItems": 5}}},
@@ -126,17 +128,20 @@ CUSTOM_JUDGE = {
     },
 }
 
-CUSTOM_SCORER = {
+CUSTOM_CHECK = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["name", "code", "doc"],
+    "required": ["name", "doc", "fail_when", "message"],
+    "$defs": {"condition": rules.CONDITION},
     "properties": {
         "name": {"type": "string", "pattern": SNAKE},
-        "code": {**_text(8000, 20), "description": "one function decorated with @scorer, named like the scorer"},
         "doc": _text(600, 10),
+        "fail_when": {"$ref": "#/$defs/condition",
+                      "description": "the condition over the trace's features under which the check FAILS"},
+        "message": {**_text(200, 5), "description": "what a failure means, shown as the rationale"},
         "finding": _text(80),
         "replaces": {"type": "string", "pattern": SNAKE,
-                     "description": "fix session: name of a dropped or failing LLM scorer this one repairs"},
+                     "description": "fix session: name of a dropped or failing LLM check this one repairs"},
     },
 }
 

@@ -362,7 +362,7 @@ def scorer_section(specs_file: dict[str, Any] | None, metrics: dict[str, Any], g
             continue
         name = s["name"]
         kind = s.get("kind", "code")
-        is_code = kind in ("code", "custom_code")
+        is_code = kind in ("code", "rule", "custom_code")
         mean = _num(metrics.get(f"{name}/mean"))
         entry = _dict(gates.get(f"{name}/mean"))
         gate = _num(entry.get("gate"))

@@ -111,7 +111,7 @@ def generation_metrics(session: Session) -> dict[str, float]:
 
     specs = _read(session.scorer_specs_file) or {}
     scorers = [s for s in specs.get("scorers") or [] if isinstance(s, dict)]
-    metrics["scorers/code"] = sum(s.get("kind") in ("code", "custom_code") for s in scorers)
+    metrics["scorers/code"] = sum(s.get("kind") in ("code", "rule", "custom_code") for s in scorers)
     metrics["scorers/judges"] = len(scorers) - metrics["scorers/code"]
     metrics["scorers/dropped"] = len(specs.get("dropped") or [])
 

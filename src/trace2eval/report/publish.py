@@ -2,10 +2,18 @@
 
 Publishing never changes a session's outcome: each step that fails is recorded in
 `state/mlflow_publish.json` and shown as a warning, and the report is written regardless.
+
+A session is finished only when its tasks are done *and* this publishing ran to its end: the last
+thing `publish` writes is `completed` (with a fingerprint of the task plan it published), after the
+report and after the generation run was ended. A run killed in between (`kill -9`, a dead driver)
+leaves no such mark, so `resume` (or a retried last task) publishes again: the same generation run
+is found by its id and ended, and the report is written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +43,18 @@ def _state(session: Session) -> dict[str, Any]:
         return {}
 
 
+def plan_fingerprint(session: Session) -> str:
+    """What the task plan looked like when published: any task run since changes it."""
+    tasks = [(t.name, t.status, t.attempts, t.finished_at) for t in session.plan().tasks]
+    return hashlib.sha256(json.dumps(tasks).encode()).hexdigest()[:16]
+
+
+def is_complete(session: Session) -> bool:
+    """True when the session's current outcome was published to its end (report written, run ended)."""
+    completed = _state(session).get("completed")
+    return isinstance(completed, dict) and completed.get("plan") == plan_fingerprint(session)
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc) if isinstance(exc, Trace2EvalError) else f"{type(exc).__name__}: {exc}"
     return " ".join(text.split())[:400]
@@ -47,6 +67,9 @@ def publish(session: Session, ui_url: str | None = None, log_to_mlflow: bool = T
     state = _state(session)
     problems: list[str] = []
     run_id = None
+    logging_requested = log_to_mlflow
+    if logging_requested and state.pop("completed", None) is not None:
+        write_json(session.state_dir / PUBLISH_FILE, state)  # a crash from here on leaves it unfinished
     # Before the analysis exists the experiment may not even be readable (the initializer failed
     # on it): there is nothing to log yet, and the task's own error already says why.
     if log_to_mlflow and session.analysis_file.exists():
@@ -83,8 +106,12 @@ def publish(session: Session, ui_url: str | None = None, log_to_mlflow: bool = T
     if run_id:
         try:
             generation_run.log_generation_run(session, run_id, report.html if report else None)
+            state["generation_run"]["ended_at"] = now()
         except Exception as exc:
             problems.append(f"generation run incomplete: {_reason(exc)}")
             state["generation_run"]["error"] = _reason(exc)
-            write_json(session.state_dir / PUBLISH_FILE, state)
+    if logging_requested:
+        # Last: only now is the session's outcome fully published (problems above are recorded, not retried).
+        state["completed"] = {"at": now(), "plan": plan_fingerprint(session), "problems": problems}
+        write_json(session.state_dir / PUBLISH_FILE, state)
     return PublishResult(report, run_id, state.get("dataset") or {}, problems)

@@ -35,7 +35,7 @@ class Folder(Protocol):
 
     def list_files(self, rel: str = "") -> list[str]: ...
 
-    def lock(self): ...
+    def lock(self, wait_s: float = 0.0): ...
 
 
 class LocalFolder:
@@ -69,10 +69,13 @@ class LocalFolder:
         return found
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self, wait_s: float = 0.0) -> Iterator[None]:
         self.path.mkdir(parents=True, exist_ok=True)
-        with SessionLock(self.path):
+        held = SessionLock(self.path).acquire(wait_s)
+        try:
             yield
+        finally:
+            held.release()
 
 
 def is_volume_path(path: str | Path) -> bool:

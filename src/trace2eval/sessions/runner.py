@@ -67,7 +67,12 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
         plan = session.plan()
         record = plan.task(name)
         if record.status in ("completed", "skipped") and not force:
-            ui.say(f"Task {name} already {record.status}; nothing to do")
+            if plan.finished and not _published(session):
+                # The run that finished this task died while writing the report (a retried job task lands here).
+                ui.say(f"Task {name} already {record.status}; finishing the report and the MLflow run it left unfinished")
+                _publish_when_done(session, failed=False)
+            else:
+                ui.say(f"Task {name} already {record.status}; nothing to do")
             return record.status
         for need in NEEDS[name]:
             if plan.task(need).status not in ("completed", "skipped"):
@@ -130,7 +135,10 @@ def _publish_if_passed(session: Session) -> dict:
 
 def _publish_when_done(session: Session, failed: bool) -> None:
     """When the session ends (every task done, or one failed): write the report, log the
-    generation run and register the dataset. A problem here is a warning, never the task's result."""
+    generation run and register the dataset. A problem here is a warning, never the task's result.
+
+    The session counts as finished only once this ran to its end (see report/publish.py), so a
+    crash in here is finished by `resume` or by the retried task."""
     if not failed and not session.plan().finished:
         return
     from trace2eval.report import publish
@@ -173,10 +181,23 @@ def run_all(session: Session, after_each: Callable[[], None] | None = None) -> b
     return bool(validation and validation.get("validation_status") == "passed")
 
 
+def _published(session: Session) -> bool:
+    from trace2eval.report.publish import is_complete
+
+    return is_complete(session)
+
+
 def resume(session: Session, after_each: Callable[[], None] | None = None) -> bool:
     plan = session.plan()
     if plan.finished:
-        ui.say(f"Session {session.dir} is already finished; nothing to do")
+        if _published(session):
+            ui.say(f"Session {session.dir} is already finished; nothing to do")
+        else:
+            ui.say(f"Session {session.dir}: every task is done but the report was not finished (interrupted); finishing it")
+            with SessionLock(session.dir):
+                _publish_when_done(session, failed=False)
+            if after_each is not None:
+                after_each()
         validation = session.validation()
         return bool(validation and validation.get("validation_status") == "passed")
     ui.say(f"Resuming {session.dir} at task {plan.next_pending().name}")

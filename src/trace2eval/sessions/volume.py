@@ -7,7 +7,7 @@ path) works on a local mirror of the session folder:
     pull (download the folder) → run tasks locally → push the files that changed (after every task)
 
 so a person can start, run, resume or inspect the same session a job works on. A lock file in the
-Volume, created with `overwrite=false` (the Files API refuses to replace an existing file),
+Volume (`RemoteLock`: the record format and rules of `lock.py`, created with `overwrite=false`)
 keeps a laptop and a job from working on one session at the same time.
 
 Credentials come from the SDK's own chain (DATABRICKS_HOST/DATABRICKS_TOKEN, a profile from
@@ -25,15 +25,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
 from trace2eval import ui
 from trace2eval.errors import SessionError, Trace2EvalError
+from trace2eval.sessions import lock as locking
 from trace2eval.sessions.files import sha256, write_bytes
 from trace2eval.sessions.folders import needs_files_api
-from trace2eval.sessions.lock import LOCK_NAME, STALE_AFTER_S
+from trace2eval.sessions.lock import LOCK_NAME
 
 CACHE_ENV = "TRACE2EVAL_CACHE_DIR"
 SYNC_STATE = ".trace2eval-sync.json"  # in the local mirror: what the Volume held at the last sync
@@ -177,7 +179,7 @@ class VolumeFolder:
                 raise _translate(exc, f"cannot list {directory}") from None
             for entry in entries:
                 path = PurePosixPath(entry.path.rstrip("/"))
-                if path.name in SKIP_NAMES:
+                if path.name in SKIP_NAMES or path.name.startswith(LOCK_NAME):
                     continue
                 if entry.is_directory:
                     pending.append(str(path))
@@ -186,46 +188,105 @@ class VolumeFolder:
         return sorted(found)
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        with RemoteLock(self):
+    def lock(self, wait_s: float = 0.0) -> Iterator[None]:
+        held = RemoteLock(self).acquire(wait_s)
+        try:
             yield
+        finally:
+            held.release()
 
 
 class RemoteLock:
-    """A lock file in the Volume; created only if absent, so two holders cannot both succeed."""
+    """The session lock (see `lock.py`) in a Volume folder, through the Files API.
 
-    def __init__(self, folder: VolumeFolder):
+    Created with `overwrite=false`: the Files API documents that such an upload fails when the file
+    exists, and the record is the upload's whole body, so a reader never sees a half-written lock.
+    What it does not document is whether two *simultaneous* creates are serialized (a Volume is
+    cloud object storage underneath), and it has no conditional replace or delete. So the lock reads
+    its record back after creating it (a lost race shows another token), judges a stale lock only
+    from its record (same job run, dead pid on this host, expired heartbeat), deletes it only when
+    it is unchanged since it was judged, and the heartbeat checks the token every beat, so a
+    holder that lost a race learns of it within one beat instead of never.
+    """
+
+    def __init__(self, folder: VolumeFolder, *, run_id: str | None = None, heartbeat_s: float | None = None,
+                 stale_after_s: float | None = None):
         self.folder = folder
         self.held = False
+        self.run_id = run_id
+        self.heartbeat_s = locking.HEARTBEAT_S if heartbeat_s is None else heartbeat_s
+        self.stale_after_s = locking.STALE_AFTER_S if stale_after_s is None else stale_after_s
+        self._record: dict[str, Any] | None = None
+        self._heartbeat: locking.Heartbeat | None = None
 
-    def acquire(self) -> "RemoteLock":
-        me = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time(), "via": "files-api"})
-        for _ in range(2):
-            try:
-                self.folder.write_bytes(LOCK_NAME, me.encode(), overwrite=False)
-                self.held = True
-                return self
-            except FileExistsError:
-                owner = self._owner()
-                if time.time() - float(owner.get("since", 0) or 0) > STALE_AFTER_S:
-                    self.folder.delete(LOCK_NAME)  # abandoned: its owner would have finished long ago
-                    continue
-                raise SessionError(
-                    f"{self.folder.location} is in use by pid {owner.get('pid')} on {owner.get('host')}",
-                    f"wait for that run to finish, or delete {self.folder.location}/{LOCK_NAME} if it is gone",
-                ) from None
-        raise SessionError(f"could not lock {self.folder.location}", "retry")
+    @property
+    def _where(self) -> str:
+        return f"{self.folder.location}/{LOCK_NAME}"
 
-    def _owner(self) -> dict[str, Any]:
+    def _mine(self, raw: bytes | None, record: dict[str, Any] | None = None) -> bool:
+        mine = record or self._record
+        found = locking.parse_record(raw)
+        return bool(found and mine and found.get("token") == mine["token"])
+
+    def _file_age(self) -> float | None:
         try:
-            return json.loads(self.folder.read_bytes(LOCK_NAME) or b"{}")
-        except ValueError:
-            return {}
+            modified = self.folder.client.files.get_metadata(self._where).last_modified
+            return time.time() - parsedate_to_datetime(modified).timestamp() if modified else None
+        except Exception:
+            return None  # unknown: an unreadable lock then counts as being written
+
+    def acquire(self, wait_s: float = 0.0) -> "RemoteLock":
+        if self.held:
+            return self
+        me = locking.owner_record("files-api", self.run_id)
+        data = json.dumps(me).encode()
+        deadline = time.monotonic() + wait_s
+        announced = False
+        while True:
+            record = None
+            for _ in range(3):
+                try:
+                    self.folder.write_bytes(LOCK_NAME, data, overwrite=False)
+                    created = True
+                except FileExistsError:
+                    created = False
+                raw = self.folder.read_bytes(LOCK_NAME)
+                if created and self._mine(raw, me):
+                    self._record, self.held = me, True
+                    self._heartbeat = locking.Heartbeat(self._beat, self.heartbeat_s, self.folder.location)
+                    return self
+                if raw is None:
+                    continue  # released meanwhile
+                record = locking.parse_record(raw)
+                stale, why = locking.verdict(record, me, file_age_s=None if record else self._file_age(),
+                                          stale_after_s=self.stale_after_s)
+                if not stale:
+                    break
+                if self.folder.read_bytes(LOCK_NAME) == raw:
+                    ui.say(f"Taking over the lock on {self.folder.location}: {why}")
+                    self.folder.delete(LOCK_NAME)
+            if time.monotonic() >= deadline:
+                raise locking.in_use_error(self.folder.location, self._where, record, self.stale_after_s) from None
+            if not announced:
+                ui.say(f"Waiting for {self.folder.location}: in use by {locking.describe(record)}")
+                announced = True
+            time.sleep(min(locking.POLL_S, max(0.0, deadline - time.monotonic())))
+
+    def _beat(self) -> bool:
+        if not self._mine(self.folder.read_bytes(LOCK_NAME)):
+            return False
+        self._record = {**self._record, "heartbeat": time.time()}
+        self.folder.write_bytes(LOCK_NAME, json.dumps(self._record).encode(), overwrite=True)
+        return True
 
     def release(self) -> None:
-        if self.held:
+        if not self.held:
+            return
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        if self._mine(self.folder.read_bytes(LOCK_NAME)):
             self.folder.delete(LOCK_NAME)
-            self.held = False
+        self.held = False
 
     def __enter__(self) -> "RemoteLock":
         return self.acquire()

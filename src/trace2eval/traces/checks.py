@@ -16,9 +16,12 @@ CheckResult = tuple[bool, str]
 CHECKS: dict[str, Callable[[dict[str, Any], dict[str, Any]], CheckResult]] = {}
 
 
-def register_check(name: str):
+def register_check(name: str, *aliases: str):
+    """Register a check under its finding's name; `aliases` are names earlier versions wrote into
+    scorer specs, so a living suite's scorers.py keeps rendering and running."""
     def register(fn):
-        CHECKS[name] = fn
+        for key in (name, *aliases):
+            CHECKS[key] = fn
         return fn
 
     return register
@@ -54,7 +57,7 @@ def _has_spans(f: dict[str, Any]) -> bool:
     return f.get("n_spans", 0) > 1
 
 
-@register_check("trace_ok")
+@register_check("error_traces", "trace_ok")
 def _check_trace_ok(f, p):
     if f["status"] == "ERROR":
         first = f["exceptions"][0] if f.get("exceptions") else None
@@ -63,7 +66,7 @@ def _check_trace_ok(f, p):
     return True, f"trace status {f['status']}"
 
 
-@register_check("tool_errors")
+@register_check("tool_failures", "tool_errors")
 def _check_tool_errors(f, p):
     failed = [t for t in f.get("tools", []) if not t["ok"]]
     if p.get("unrecovered_only"):
@@ -85,14 +88,14 @@ def _check_tool_errors(f, p):
     return True, f"{f['n_tool_calls']} tool call(s){recovered}"
 
 
-@register_check("llm_errors")
+@register_check("llm_failures", "llm_errors")
 def _check_llm_errors(f, p):
     if f.get("llm_errors", 0) > 0:
         return False, f"{f['llm_errors']} LLM call(s) failed"
     return True, f"{f.get('llm_calls', 0)} LLM call(s), none failed"
 
 
-@register_check("has_answer")
+@register_check("missing_answer", "has_answer")
 def _check_has_answer(f, p):
     if not f["has_answer"]:
         return False, "the agent returned no answer"
@@ -104,7 +107,7 @@ def _check_has_answer(f, p):
     return True, f"answer of {f['answer_chars']} characters"
 
 
-@register_check("no_repeated_calls")
+@register_check("repeated_calls", "no_repeated_calls")
 def _check_no_repeated_calls(f, p):
     limit = int(p.get("max", 1))
     if f["max_identical_calls"] > limit:
@@ -115,7 +118,7 @@ def _check_no_repeated_calls(f, p):
     return True, "no repeated identical tool calls"
 
 
-@register_check("tool_budget")
+@register_check("long_tool_chains", "tool_budget")
 def _check_tool_budget(f, p):
     limit, scope = _limit(f, p, "max")
     if f["n_tool_calls"] > limit:
@@ -123,7 +126,7 @@ def _check_tool_budget(f, p):
     return True, f"{f['n_tool_calls']} tool calls (limit {limit:.0f}{scope})"
 
 
-@register_check("conversation_length")
+@register_check("long_conversations", "conversation_length")
 def _check_conversation_length(f, p):
     limit = int(p["max"])
     if f["n_user_turns"] > limit:
@@ -131,7 +134,7 @@ def _check_conversation_length(f, p):
     return True, f"{f['n_user_turns']} user turns (limit {limit})"
 
 
-@register_check("latency_budget")
+@register_check("slow_traces", "latency_budget")
 def _check_latency_budget(f, p):
     limit, scope = _limit(f, p, "max_ms")
     if not _has_spans(f) and not f.get("duration_ms"):
@@ -141,7 +144,7 @@ def _check_latency_budget(f, p):
     return True, f"took {f['duration_ms'] / 1000:.1f} s (budget {limit / 1000:.1f} s{scope})"
 
 
-@register_check("token_budget")
+@register_check("token_outliers", "token_budget")
 def _check_token_budget(f, p):
     limit, scope = _limit(f, p, "max")
     total = f.get("tokens_in", 0) + f.get("tokens_out", 0)
@@ -150,7 +153,7 @@ def _check_token_budget(f, p):
     return True, f"used {total} tokens (budget {limit:.0f}{scope})"
 
 
-@register_check("no_give_up")
+@register_check("give_up_or_handoff", "no_give_up")
 def _check_no_give_up(f, p):
     if f.get("handoff"):
         return False, "the agent handed the conversation off (escalation/transfer tool)"
@@ -159,7 +162,7 @@ def _check_no_give_up(f, p):
     return True, "the agent neither gave up nor handed off"
 
 
-@register_check("confirmed_writes")
+@register_check("unconfirmed_writes", "confirmed_writes")
 def _check_confirmed_writes(f, p):
     n = f.get("n_unconfirmed_writes", 0)
     if n > int(p.get("max", 0)):
@@ -167,7 +170,7 @@ def _check_confirmed_writes(f, p):
     return True, f"{f.get('n_write_calls', 0)} state-changing action(s), each after a go-ahead"
 
 
-@register_check("routing_path")
+@register_check("extra_routing", "routing_path")
 def _check_routing_path(f, p):
     """Too many distinct tools for what the request needed, relative to the common paths."""
     limit = int(p["max_distinct"])
@@ -180,7 +183,7 @@ def _check_routing_path(f, p):
     return True, f"called {len(used)} different {'sub-agents' if watched else 'tools'} (limit {limit})"
 
 
-@register_check("grounded_writes")
+@register_check("ungrounded_writes", "grounded_writes")
 def _check_grounded_writes(f, p):
     """State-changing calls whose argument values nobody said: not the user, not a tool."""
     n = f.get("n_ungrounded_writes", 0)
@@ -198,7 +201,7 @@ def _check_repeated_writes(f, p):
     return True, "no state-changing action repeated beyond the usual"
 
 
-@register_check("uses_tools")
+@register_check("answered_without_tools", "uses_tools")
 def _check_uses_tools(f, p):
     if not _has_spans(f):
         return True, "no spans to inspect"
@@ -208,3 +211,137 @@ def _check_uses_tools(f, p):
     if f["n_tool_calls"] < minimum:
         return False, f"answered with {f['n_tool_calls']} tool call(s) where this agent almost always consults its tools"
     return True, f"{f['n_tool_calls']} tool call(s)"
+
+
+# ------------------------------------------------------------------------------------------------
+# Declarative checks: a check an LLM session proposes is data, evaluated here, never code it wrote.
+# The language (schema and limits in trace2eval's generate/rules.py): a condition is
+#   {"feature": NAME, "op": OP, "value": V}             a number, flag or label of the trace
+#   {"text": FIELD, "contains_any": [...]}              case-insensitive substrings of a text field
+#   {"text": FIELD, "words_any": [...]}                 whole words (or word sequences)
+#   {"tool_calls": FILTER, "op": OP, "value": N}        how many tool calls match FILTER
+#   {"all": [...]}, {"any": [...]}, {"not": COND}
+# No regular expressions (a pattern from a model could backtrack for minutes on one trace), no
+# attribute access, no names but the ones listed below: evaluation is a bounded walk over data.
+
+RULE_FEATURES = (
+    "duration_ms", "n_spans", "answer_chars", "n_tool_calls", "n_distinct_tools", "n_tool_errors",
+    "n_unrecovered_tool_errors", "max_identical_calls", "max_same_tool_streak", "n_write_calls",
+    "n_unconfirmed_writes", "max_write_repeats", "n_ungrounded_writes", "n_agent_spans", "llm_calls",
+    "llm_errors", "n_exceptions", "tokens_in", "tokens_out", "n_user_turns",
+    "has_answer", "answer_truncated", "gives_up", "handoff", "status", "root_name", "request_shape",
+)
+RULE_TEXTS = ("request", "answer", "user_turns", "last_user_turn", "tool_names", "tool_args", "tool_errors")
+RULE_OPS = ("<", "<=", ">", ">=", "==", "!=")
+# Features that only a trace carries: with no spans to read, a rule using them has nothing to check.
+_TRACE_ONLY = {"n_spans", "n_tool_calls", "n_distinct_tools", "n_tool_errors", "n_unrecovered_tool_errors",
+               "max_identical_calls", "max_same_tool_streak", "n_write_calls", "n_unconfirmed_writes",
+               "max_write_repeats", "n_ungrounded_writes", "n_agent_spans", "llm_calls", "llm_errors",
+               "n_exceptions", "tokens_in", "tokens_out", "handoff", "tool_names", "tool_args", "tool_errors"}
+
+
+def _compare(left: Any, op: str, right: Any) -> bool:
+    if isinstance(right, bool) or isinstance(left, bool) or isinstance(right, str) or isinstance(left, str):
+        if op == "==":
+            return left == right
+        if op == "!=":
+            return left != right
+        return False  # order comparisons only between numbers
+    try:
+        a, b = float(left), float(right)
+    except (TypeError, ValueError):
+        return False
+    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}.get(op, False)
+
+
+def _texts(f: dict[str, Any], field: str) -> list[str]:
+    tools = f.get("tools") or []
+    if field == "user_turns":
+        return [str(t) for t in f.get("user_turns") or []]
+    if field == "last_user_turn":
+        turns = f.get("user_turns") or []
+        return [str(turns[-1])] if turns else []
+    if field == "tool_names":
+        return [str(t.get("name", "")) for t in tools]
+    if field == "tool_args":
+        return [str(t.get("args", "")) for t in tools]
+    if field == "tool_errors":
+        return [str(t.get("error") or "") for t in tools if not t.get("ok", True)]
+    return [str(f.get(field) or "")]
+
+
+def _has_words(text: str, phrase: str) -> bool:
+    words, wanted = re.findall(r"[a-z0-9]+", text.lower()), re.findall(r"[a-z0-9]+", phrase.lower())
+    n = len(wanted)
+    return bool(n) and any(words[i:i + n] == wanted for i in range(len(words) - n + 1))
+
+
+def _tool_matches(call: dict[str, Any], flt: dict[str, Any]) -> bool:
+    name = str(call.get("name", ""))
+    if "name" in flt and name != flt["name"]:
+        return False
+    if "name_contains" in flt and str(flt["name_contains"]).lower() not in name.lower():
+        return False
+    if "ok" in flt and bool(call.get("ok", True)) != bool(flt["ok"]):
+        return False
+    if "nested" in flt and bool(call.get("nested", False)) != bool(flt["nested"]):
+        return False
+    if "args_contains" in flt and str(flt["args_contains"]).lower() not in str(call.get("args", "")).lower():
+        return False
+    return True
+
+
+def rule_holds(f: dict[str, Any], cond: dict[str, Any]) -> tuple[bool, str]:
+    """(whether `cond` holds for the features `f`, what was seen). Total: never raises on data."""
+    if not isinstance(cond, dict):
+        return False, "not a condition"
+    if "all" in cond or "any" in cond:
+        parts = [rule_holds(f, c) for c in cond.get("all", cond.get("any")) or []]
+        held = [why for ok, why in parts if ok]
+        if "all" in cond:
+            return bool(parts) and len(held) == len(parts), " and ".join(held)
+        return bool(held), held[0] if held else "none held"
+    if "not" in cond:
+        ok, why = rule_holds(f, cond["not"])
+        return not ok, f"not ({why})"
+    if "feature" in cond:
+        value = f.get(str(cond["feature"]))
+        ok = _compare(value, str(cond.get("op")), cond.get("value"))
+        return ok, f"{cond['feature']} = {value!r}"
+    if "text" in cond:
+        texts = _texts(f, str(cond["text"]))
+        for phrase in cond.get("contains_any") or []:
+            if any(str(phrase).lower() in t.lower() for t in texts):
+                return True, f"{cond['text']} contains {str(phrase)!r}"
+        for phrase in cond.get("words_any") or []:
+            if any(_has_words(t, str(phrase)) for t in texts):
+                return True, f"{cond['text']} has {str(phrase)!r}"
+        return False, f"{cond['text']} has none of the phrases"
+    if "tool_calls" in cond:
+        flt = cond["tool_calls"] if isinstance(cond["tool_calls"], dict) else {}
+        count = sum(1 for call in f.get("tools") or [] if isinstance(call, dict) and _tool_matches(call, flt))
+        return _compare(count, str(cond.get("op")), cond.get("value")), f"{count} matching tool call(s)"
+    return False, "unknown condition"
+
+
+def _rule_names(cond: Any) -> set[str]:
+    if not isinstance(cond, dict):
+        return set()
+    found = {str(cond[k]) for k in ("feature", "text") if k in cond}
+    if "tool_calls" in cond:
+        found.add("tool_names")
+    for key in ("all", "any"):
+        for part in cond.get(key) or []:
+            found |= _rule_names(part)
+    return found | _rule_names(cond.get("not"))
+
+
+@register_check("rule")
+def _check_rule(f, p):
+    """A declarative check: fails when `fail_when` holds; `message` says what that means."""
+    if _rule_names(p.get("fail_when")) & _TRACE_ONLY and not _has_spans(f):
+        return True, "no trace to check: this rule reads the trace's spans"
+    fired, why = rule_holds(f, p.get("fail_when") or {})
+    if fired:
+        return False, f"{p.get('message') or 'the failure condition held'} ({why})"
+    return True, "the failure condition did not hold"

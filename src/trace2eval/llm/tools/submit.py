@@ -2,8 +2,9 @@
 
 Every proposal is checked against its JSON schema (by the tool box), then semantically here:
 trace ids must be real traces the model was shown, names must not collide with anything in
-scorers.py, judges must construct in MLflow, and custom scorer code must pass review and then
-score every sample row in a sandboxed subprocess. Refusals are recorded with their reasons.
+scorers.py, judges must construct in MLflow, and a custom check is a declarative condition (data
+that trace2eval's own interpreter evaluates; nothing the model writes is ever executed), tried on
+sample rows. Refusals are recorded with their reasons.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from trace2eval.generate import rules
 from trace2eval.generate.scorers import ScorerSpec, render_scorers
-from trace2eval.llm import codecheck, schemas
+from trace2eval.llm import schemas
+from trace2eval.llm.names import check_name
 from trace2eval.llm.samplerun import run_samples
 from trace2eval.llm.tools.base import Tool
 from trace2eval.llm.tools.context import ToolContext, ToolError
 from trace2eval.llm.tools.traces import fetch_checked
 from trace2eval.sessions.files import read_json
+from trace2eval.traces.checks import run_check
+from trace2eval.traces.features import trace_features
 from trace2eval.traces.redact import redact
 
 MAX_STAGED_ROWS = 30
@@ -208,7 +213,7 @@ def submit_edge_cases(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 def submit_guidelines_judge(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     name, replaces = args["name"], args.get("replaces")
     _check_replaces(ctx, "guidelines", name, replaces, {"guidelines"})
-    reasons = [] if name == replaces else codecheck.check_name(name, _taken(ctx, replaces))
+    reasons = [] if name == replaces else check_name(name, _taken(ctx, replaces))
     _finding_ok(ctx, "guidelines", name, args.get("finding"))
     if not reasons:
         try:
@@ -229,7 +234,7 @@ def submit_guidelines_judge(ctx: ToolContext, args: dict[str, Any]) -> dict[str,
 def submit_custom_judge(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     name = args["name"]
     instructions = args["instructions"]
-    reasons = codecheck.check_name(name, _taken(ctx))
+    reasons = check_name(name, _taken(ctx))
     _finding_ok(ctx, "make_judge", name, args.get("finding"))
     used = set(TEMPLATE_VARS.findall(instructions))
     if not used & JUDGE_VARS:
@@ -254,27 +259,40 @@ def submit_custom_judge(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
     return {"accepted": True, "name": name}
 
 
-def submit_custom_scorer(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    name, code, replaces = args["name"], args["code"], args.get("replaces")
-    _check_replaces(ctx, "custom_code", name, replaces, {"custom_code"})
-    reasons = [] if name == replaces else codecheck.check_name(name, _taken(ctx, replaces))
-    _finding_ok(ctx, "custom_code", name, args.get("finding"))
-    reasons += codecheck.review(code, name)
+def submit_custom_check(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    """A declarative check (data, never code): validated, tried on the sample rows, then staged."""
+    name, replaces = args["name"], args.get("replaces")
+    _check_replaces(ctx, "rule", name, replaces, {"rule", "custom_code"})
+    reasons = [] if name == replaces else check_name(name, _taken(ctx, replaces))
+    _finding_ok(ctx, "rule", name, args.get("finding"))
+    reasons += rules.limits(args["fail_when"])
     if reasons:
-        ctx.refuse("custom_code", name, reasons)
-    spec = ScorerSpec(name=name, kind="custom_code", code=code.strip() + "\n", finding=args.get("finding"),
-                      doc=redact(args["doc"]), source="llm")
-    specs, _ = current_specs(ctx)
-    candidate = [s for s in specs if s.name not in (name, replaces)] + [spec]
-    run = _sample_run(ctx, candidate, [name])
-    problems = run.problems_of(name)
-    if problems:
-        ctx.refuse("custom_code", name, ["on the sample rows: " + p for p in problems])
+        ctx.refuse("rule", name, reasons)
+    params = {"fail_when": redact(args["fail_when"]), "message": redact(args["message"])}
+    spec = ScorerSpec(name=name, kind="rule", check="rule", params=params, finding=args.get("finding"),
+                      doc=f"{redact(args['doc'])} Fails when {rules.describe(params['fail_when'])}.", source="llm")
+    verdicts = _try_on_samples(ctx, params)
     _stage_spec(ctx, spec, replaces)
-    values = run.scorers[name]["value_counts"]
-    ctx.accept("custom_code", name, f"{args['doc']} (sample rows: {values})")
-    return {"accepted": True, "name": name, "sample_rows_scored": run.scorers[name]["values"], "values": values,
-            "note": "a scorer that gives the same value on every row may not discriminate; check it is intended"}
+    counts = {"pass": sum(v for v, _ in verdicts), "fail": sum(not v for v, _ in verdicts)}
+    ctx.accept("rule", name, f"{args['doc']} (sample rows: {counts})")
+    note = ("it fails every sample row: is the condition inverted? (fail_when says when the check FAILS)"
+            if verdicts and not counts["pass"] else
+            "it gives the same verdict on every sample row: check that it discriminates" if len(set(v for v, _ in verdicts)) < 2
+            else "")
+    return {"accepted": True, "name": name, "sample_rows": counts,
+            "examples": [{"passed": v, "rationale": why} for v, why in verdicts[:4]], "note": note}
+
+
+def _try_on_samples(ctx: ToolContext, params: dict[str, Any]) -> list[tuple[bool, str]]:
+    """The check's verdict on each sample row: trace2eval's own interpreter, in this process."""
+    from mlflow.entities import Trace
+
+    verdicts = []
+    for row in sample_rows(ctx):
+        trace = Trace.from_json(row["trace"]) if row.get("trace") else None
+        features = trace_features(trace, row["inputs"], row["outputs"])
+        verdicts.append(run_check("rule", features, params))
+    return verdicts
 
 
 def check_scorers(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -322,12 +340,13 @@ GUIDELINES = Tool("submit_guidelines_judge",
 JUDGE = Tool("submit_custom_judge",
              "Add a make_judge LLM judge with your own instructions (template variables {{ inputs }}, {{ outputs }}, "
              "{{ trace }}); it answers pass (true) or fail (false).", schemas.CUSTOM_JUDGE, submit_custom_judge)
-CUSTOM = Tool("submit_custom_scorer",
-              "Add a deterministic code scorer: one function decorated with @scorer taking only inputs, outputs, "
-              "expectations, trace. It is reviewed (allow-listed imports, no I/O) and run on sample rows first; it must "
-              "work on any trace of the experiment. It may call trace2eval's helpers in scorers.py, e.g. "
-              "trace_features(trace, inputs, outputs), answer_text(outputs), request_text(inputs).",
-              schemas.CUSTOM_SCORER, submit_custom_scorer)
+RULE = Tool("submit_custom_check",
+            "Add a deterministic check as DATA (no code): `fail_when` is a condition over the features trace2eval "
+            "extracts from every trace (numbers and flags like n_tool_calls, n_tool_errors, gives_up; text fields "
+            "like answer, request, user_turns, tool_names, tool_args, tool_errors; counts of tool calls matching a "
+            "filter), combined with all/any/not. The check FAILS when the condition holds; `message` is the "
+            "rationale shown then. It is tried on sample rows and must work on any trace of the experiment.",
+            schemas.CUSTOM_CHECK, submit_custom_check)
 CHECK = Tool("check_scorers",
              "Run every code scorer (existing and staged) on sample dataset rows in a sandbox; returns per-scorer values "
              "and problems, and whether the judges construct.", {"type": "object", "additionalProperties": False,
@@ -341,6 +360,6 @@ def tools_for(task: str) -> list[Tool]:
     return {
         "initializer": [PROFILE],
         "dataset": [ROWS, EDGE],
-        "scorers": [GUIDELINES, JUDGE, CUSTOM, CHECK],
-        "fix": [CUSTOM, GUIDELINES, CHECK, VALIDATE],
+        "scorers": [GUIDELINES, JUDGE, RULE, CHECK],
+        "fix": [RULE, GUIDELINES, CHECK, VALIDATE],
     }[task]

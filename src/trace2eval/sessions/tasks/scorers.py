@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from trace2eval import ui
-from trace2eval.generate.scorers import ScorerSpec, render_scorers, specs_from_analysis
+from trace2eval.generate.scorers import ScorerSpec, legacy_code_specs, render_scorers, specs_from_analysis
 from trace2eval.llm import llm_step
 from trace2eval.sessions import suite
 from trace2eval.sessions.files import read_json, write_json
@@ -37,7 +37,8 @@ def save_specs(session: Session, specs: list[ScorerSpec], dropped: list[dict[str
 
 def load_specs(session: Session) -> tuple[list[ScorerSpec], list[dict[str, Any]]]:
     data = read_json(session.scorer_specs_file)
-    return [ScorerSpec.from_dict(s) for s in data["scorers"]], list(data.get("dropped", []))
+    specs, legacy = legacy_code_specs([ScorerSpec.from_dict(s) for s in data["scorers"]])
+    return specs, list(data.get("dropped", [])) + legacy
 
 
 def write_scorers(session: Session, specs: list[ScorerSpec], judge_model: str | None) -> None:
