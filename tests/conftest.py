@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +17,43 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+REPO = Path(__file__).resolve().parent.parent
+# Left by any test run, never a product of one test: ignored when checking the checkout.
+_RUN_LITTER = (".venv/", ".pytest_cache/", "__pycache__/", ".pyc", ".egg-info/")
+
+
+def _checkout_files() -> set[str] | None:
+    """Untracked and ignored paths in the checkout, or None when it is not a git work tree."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        return None
+    proc = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--ignored"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        return None
+    paths = {line[3:] for line in proc.stdout.splitlines() if line[:2] in ("??", "!!")}
+    return {p for p in paths if not any(part in p for part in _RUN_LITTER)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean(tmp_path_factory):
+    """Tests run in a scratch folder, and the checkout gains no file.
+
+    MLflow puts artifacts of an experiment it creates in `./mlruns` of the current folder, and
+    other tools write beside the process too (`.trace2eval/`, `mlflow.db`): the whole session runs
+    with a temporary folder as its working directory, and the checkout is compared before and after.
+    """
+    before = _checkout_files()
+    cwd = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+    after = _checkout_files()
+    if before is not None and after is not None:
+        gained = sorted(after - before)
+        assert not gained, f"the tests left files in the checkout: {gained[:20]}"
 
 
 @pytest.fixture

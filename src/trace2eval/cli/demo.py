@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +24,8 @@ def demo(
 
     Example: trace2eval demo
 
-    Needs nothing but the install: no network, no LLM, no Databricks.
+    Needs nothing but the install: no network, no LLM, no Databricks. Everything it writes (the
+    store, its MLflow artifacts, the sessions) stays under --out.
     """
     ui.set_quiet(quiet)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,6 +42,7 @@ def demo(
         ui.say("Done. Look at the results:")
         ui.say(f"  the suite:        {session.evaluation_dir}")
         ui.say(f"  run it again:     cd {session.evaluation_dir} && python run_eval.py")
+        ui.say(f"                    (any Python with mlflow installed, e.g. this one: {sys.executable})")
         ui.say(f"  what was found:   trace2eval status {session.dir}")
         ui.say(f"  in the MLflow UI: mlflow ui --backend-store-uri {uri}  (experiment {experiment_id})")
     _finish(session, passed)

@@ -37,11 +37,14 @@ def write_bytes(path: Path, data: bytes) -> None:
         except OSError:
             pass  # file systems without POSIX modes (a UC Volume's FUSE mount) refuse chmod; nothing lost
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno:
+            # A failed write (disk full) names no file; the user needs to know which one.
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

@@ -26,6 +26,8 @@ import json
 from typing import Any
 
 from trace2eval import ui
+from trace2eval.errors import SessionError
+from trace2eval.printable import printable
 from trace2eval.sessions import ownership
 from trace2eval.sessions.files import read_json, write_bytes, write_json
 from trace2eval.sessions.folders import LocalFolder, open_folder
@@ -74,6 +76,7 @@ def seed_session(session: Session) -> dict[str, Any]:
         for name in SUITE_STATE:
             data = suite.read_bytes(f"state/{name}")
             if data is not None:
+                check_state_file(suite.location, name, data)
                 write_bytes(session.dir / SEED_DIR / name, data)
     # The suite's records of what trace2eval generated are this session's records from now on.
     if (session.dir / SEED_DIR / "generated_files.json").exists():
@@ -87,6 +90,38 @@ def seed_session(session: Session) -> dict[str, Any]:
     else:
         ui.say(f"Suite {suite.location} is empty: this run creates it")
     return seeded
+
+
+# What each suite state file must hold; a hand-edited or truncated one is reported, not a traceback.
+_STATE_SHAPES = {"scorer_specs.json": dict, "generated_files.json": dict, "sources.json": list,
+                 "watermark.json": dict, "runs.json": list}
+
+
+def check_state_file(location: str, name: str, data: bytes) -> None:
+    """Raise SessionError naming the suite's file when it is not the JSON trace2eval wrote there."""
+    from pydantic import ValidationError
+
+    where = f"{location.rstrip('/')}/state/{name}"
+    fix = (f"restore it from a run's record (sessions/<run id>/{SEED_DIR}/{name} holds the copy that run started from), "
+           f"or delete it to start that part over" + (" (the next run then reads traces from --since)" if name == "watermark.json" else ""))
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SessionError(f"{where} is not valid JSON ({str(exc)[:120]})", fix) from None
+    expected = _STATE_SHAPES.get(name)
+    if expected is not None and not isinstance(value, expected):
+        kinds = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+                 bool: "a boolean", type(None): "null"}
+        raise SessionError(f"{where} holds {kinds.get(type(value), type(value).__name__)} where trace2eval expects "
+                           f"{kinds[expected]}", fix)
+    model = {"watermark.json": Watermark, "generated_files.json": Manifest}.get(name)
+    if model is not None:
+        try:
+            model.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(map(str, first.get("loc", ()))) or "(top level)"
+            raise SessionError(f"{where} is not a valid {name}: {field}: {first.get('msg')}", fix) from None
 
 
 def previous_watermark(session: Session) -> Watermark | None:
@@ -239,7 +274,7 @@ def publish(session: Session) -> dict[str, Any]:
         _put_json(suite, "state/runs.json", history[-MAX_HISTORY:])
         if watermark is not None:
             _put_json(suite, "state/watermark.json", watermark.model_dump(mode="json"))  # last: the commit point
-        suite.write_bytes("SUITE.md", suite_page(suite.location, run, manifest, watermark).encode("utf-8"))
+        suite.write_bytes("SUITE.md", printable(suite_page(suite.location, run, manifest, watermark)).encode("utf-8"))
     for conflict in manifest.conflicts:
         ui.warn(f"kept your edited {conflict.file}; the generated version is {suite.location}/{conflict.new_version} — merge it, "
                 f"then delete the .new file")

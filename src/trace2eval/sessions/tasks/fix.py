@@ -57,6 +57,7 @@ def repair_and_validate(session: Session) -> dict[str, Any]:
         validation = session.validation()
         if validation["validation_status"] == "passed":
             return {"attempts": attempt, "changes": [c for entry in log for c in entry["changes"]]}
+        refuse_to_repair_edited_files(session, validation)  # a restored missing file may reveal an edited one
     problems = "; ".join(f"{p['kind']}{' ' + p['scorer'] if p.get('scorer') else ''}" for p in (validation or {}).get("problems", []))
     raise ValidationFailed(
         f"validation still fails after {len(log)} fix attempt(s): {problems or 'unknown problem'}",
@@ -67,6 +68,13 @@ def repair_and_validate(session: Session) -> dict[str, Any]:
 def refuse_to_repair_edited_files(session: Session, validation: dict[str, Any]) -> None:
     """Repairs rewrite generated files; one a person edited is theirs, so say so instead of looping."""
     problems = validation.get("problems", [])
+    code_files = ("evaluation/scorers.py", "evaluation/run_eval.py", "evaluation/eval_dataset.py")
+    missing = [rel for rel in code_files if not (session.dir / rel).exists()]
+    if missing and any(p["kind"] in ("crash", "nonzero_exit") for p in problems):
+        # A deleted generated file explains the crash, not an edited neighbour: deleting one means
+        # "take the generated version", and the repair re-renders it.
+        ui.say(f"{', '.join(missing)} missing: rendering it again from its spec")
+        return
     blame = []
     if ownership.is_edited(session.dir, "evaluation/scorers.py") and any(p.get("scorer") or p["kind"] == "nan_metric" for p in problems):
         blame.append("evaluation/scorers.py")
