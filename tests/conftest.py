@@ -78,10 +78,10 @@ def demo_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_session(demo_store, tmp_path_factory):
     """One full session on the demo store (validated), shared by read-only tests."""
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.sessions import runner
 
-    config = build_config(demo_store["experiment_id"], demo_store["uri"], "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs(demo_store["experiment_id"], demo_store["uri"])
     session = runner.create_session(config, tmp_path_factory.mktemp("demo-sessions"))
     assert runner.run_all(session)
     return session

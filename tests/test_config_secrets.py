@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from trace2eval import config as config_module
-from trace2eval.cli.options import build_config
 from trace2eval.config import SessionConfig
 from trace2eval.errors import SourceError
 from trace2eval.traces.source import open_client
@@ -71,7 +70,7 @@ def test_the_stored_config_is_masked_and_the_real_uri_still_connects(server, tmp
     from trace2eval.sessions import runner
 
     uri = f"http://svc:{PASSWORD}@{server}"
-    config = build_config("1", uri, "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs("1", uri)
     session = runner.create_session(config, tmp_path)
     stored = json.loads(session.config_file.read_text())["tracking_uri"]
     assert stored == f"http://svc:***@{server}" and PASSWORD not in _files_text(session.dir)

@@ -100,7 +100,7 @@ def test_dataset_rows_hold_no_secret(secret_store):
 def test_a_session_and_its_registered_dataset_hold_no_secret(secret_store, tmp_path):
     from mlflow.genai.datasets import get_dataset
 
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.generate.dataset import Case, build_rows
     from trace2eval.report.dataset_registry import register_dataset
     from trace2eval.report.mlflow_context import tracking_uri
@@ -108,7 +108,7 @@ def test_a_session_and_its_registered_dataset_hold_no_secret(secret_store, tmp_p
     from trace2eval.sessions.files import read_json, write_json
 
     store, ids, _ = secret_store
-    config = build_config(store.experiment_id, store.uri, "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs(store.experiment_id, store.uri)
     session = runner.create_session(config, tmp_path / "sessions")
     for task in ("initializer", "dataset", "scorers", "script"):
         runner.run_task(session, task)

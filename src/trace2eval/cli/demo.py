@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from trace2eval import ui
-from trace2eval.cli.options import Quiet, build_config
+from trace2eval.cli.options import Quiet
+from trace2eval.config import SessionConfig
 from trace2eval.cli.run import _finish
 from trace2eval.demo.seed import DEMO_TRACES, seed_experiment
 from trace2eval.sessions import runner
@@ -33,7 +34,7 @@ def demo(
     uri = f"sqlite:///{store}"
     ui.say(f"Writing {traces} traces from the sample agent to {store} …")
     experiment_id = seed_experiment(uri, n=traces)
-    config = build_config(experiment_id, uri, "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs(experiment_id, uri)
     session = runner.create_session(config, out / "sessions")
     ui.say(f"Session {session.dir}")
     passed = runner.run_all(session)
