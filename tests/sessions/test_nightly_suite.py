@@ -80,14 +80,16 @@ def test_first_run_reads_from_since_and_later_runs_never_further_back():
 
 
 def test_eviction_drops_old_samples_first_and_never_rows_a_person_invested_in():
-    rows = [{"metadata": {"case_type": "failure", "added_in": "1"}},
-            {"metadata": {"case_type": "sample", "added_in": "1"}, "expectations": {"expected_facts": ["x"]}},
-            {"metadata": {"case_type": "sample", "added_in": "1"}},
-            {"metadata": {"case_type": "sample", "added_in": "2"}},
-            {"metadata": {"case_type": "edge", "added_in": "1", "pinned": True}}]
-    kept, dropped = suite.evict(rows, cap=3)
+    rows = [{"metadata": {"case_type": "failure", "added_in": "1", "source_trace": "t0"}},
+            {"metadata": {"case_type": "sample", "added_in": "1", "source_trace": "t1"}, "expectations": {"expected_facts": ["x"]}},
+            {"metadata": {"case_type": "sample", "added_in": "1", "source_trace": "t2"}},
+            {"metadata": {"case_type": "sample", "added_in": "2", "source_trace": "t3"}},
+            {"metadata": {"case_type": "edge", "added_in": "1", "pinned": True, "source_trace": "t4"}},
+            {"inputs": {"q": "written by a person"}, "metadata": {}},
+            {"metadata": {"case_type": "llm_edge_case", "source": "llm", "source_trace": "t6"}}]
+    kept, dropped = suite.evict(rows, cap=5)
     assert dropped == [rows[2], rows[3]]
-    assert kept == [rows[0], rows[1], rows[4]]
+    assert kept == [rows[0], rows[1], rows[4], rows[5], rows[6]]
 
 
 # -- whole nightly runs --------------------------------------------------------------------------
