@@ -281,10 +281,14 @@ def fetch_row_trace(client, trace_id: str):
     trace = fetch_trace(client, trace_id)
     if trace is None:
         return None
-    try:
-        return _RowTrace(trace.info, _RowData([_RowSpan(span) for span in trace.data.spans]))
-    except Exception:  # a span MLflow cannot build (a damaged row): no row from this trace
+    view = _RowTrace(trace.info, _RowData([_RowSpan(span) for span in trace.data.spans]))
+    try:  # what a row reads, read now: a damaged root span means no row, not a failed dataset task
+        root = next((span for span in view.data.spans if span.parent_id is None), None)
+        if root is not None:
+            root.inputs, root.outputs  # noqa: B018 (read for the check, cached for the row)
+    except Exception:
         return None
+    return view
 
 
 @dataclass(frozen=True)
@@ -301,13 +305,27 @@ class _RowTrace:
 
 
 class _RowSpan:
-    """A span whose inputs/outputs are read once, made safe, and cached; the rest is the span's."""
+    """A span whose inputs/outputs are made safe when first read; the rest is the span's own.
+
+    Lazy: a damaged span the row never reads (a child, not the root) must not cost the row.
+    """
 
     def __init__(self, span: Any):
         self._span = span
-        self.parent_id = span.parent_id  # touching it builds the span: a damaged one fails here
-        self.inputs = json_safe(span.inputs)
-        self.outputs = json_safe(span.outputs)
+        self._safe: dict[str, Any] = {}
+
+    def _read(self, name: str) -> Any:
+        if name not in self._safe:
+            self._safe[name] = json_safe(getattr(self._span, name))
+        return self._safe[name]
+
+    @property
+    def inputs(self) -> Any:
+        return self._read("inputs")
+
+    @property
+    def outputs(self) -> Any:
+        return self._read("outputs")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._span, name)

@@ -27,6 +27,10 @@ def run(session: Session) -> dict[str, Any]:
         from trace2eval.spark.engine import analyze
 
         analysis, points = analyze(config)
+        skipped = analysis.get("skipped_traces") or {}
+        if skipped.get("count"):  # the engine warned already; the note reaches SUITE.md and the report
+            add_run_note(session.state_dir, "skipped_traces", f"{skipped['count']} trace(s) could not be digested on "
+                         "the cluster and were skipped; see state/analysis.json skipped_traces", traces=skipped["traces"])
         # The report's trace points, which it cannot read through MLflow for these traces.
         write_json(session.state_dir / POINTS_FILE, {"experiment_name": None, **points})
     else:
