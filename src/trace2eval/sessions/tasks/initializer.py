@@ -109,7 +109,8 @@ def analyze_experiment(client, config, session: Session | None = None) -> tuple[
         "note": "every matching trace, read without spans" + ("" if plan.expected >= index.count else
                                                               "; findings come from the sample"),
     }
-    analysis["skipped_traces"] = skipped.summary()
+    if skipped.count:
+        analysis["skipped_traces"] = skipped.summary()
     extra = {"new_traces": len(window.seen), "already_processed": window.skipped} if window else {}
     if skipped.count:
         extra["skipped_traces"] = skipped.count
