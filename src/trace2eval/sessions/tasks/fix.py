@@ -131,8 +131,8 @@ def repair(session: Session, validation: dict[str, Any], attempt: int) -> list[s
 def shed_rows(session: Session, attempt: int) -> str | None:
     """After a timeout, halve the dataset by shedding automatically drawn rows only.
 
-    Curated rows (pinned, with expectations, LLM-proposed, hand-written) always stay, however few
-    rows that leaves to shed. Rows this run added go first, then the least telling kinds (plain
+    Curated rows (pinned, with expectations, LLM-proposed, hand-written) always stay, even when that
+    leaves nothing to shed (the suite then fails loudly rather than losing them). Rows this run added go first, then the least telling kinds (plain
     samples before failures). What was shed and why goes into the dataset's `skipped` list, the
     fix log and a run note that SUITE.md shows: in a living suite a shed row does not come back.
     """
@@ -168,6 +168,6 @@ def _note_shed(session: Session, shed: list[dict[str, Any]], reason: str) -> Non
         {"trace_id": (r.get("metadata") or {}).get("source_trace"), "case_type": (r.get("metadata") or {}).get("case_type"),
          "reason": reason} for r in shed]
     text = (f"{len(traces)} automatically drawn dataset row(s) were shed because run_eval.py timed out "
-            f"(validate_timeout_s={session.config().validate_timeout_s}); curated rows were all kept. Shed rows "
-            "do not come back: raise validate_timeout_s (or lower max_suite_rows) if the suite needs them.")
+            f"(after {session.config().validate_timeout_s} s); curated rows were all kept. Shed rows do not come back: "
+            "pin the ones the suite needs, or lower max_suite_rows so validation finishes in time.")
     add_run_note(session.state_dir, "shed_rows", text, traces=traces)
