@@ -136,3 +136,21 @@ def test_full_run_skips_poison_traces_and_validates(poisoned, cli, tmp_path):
     assert "traces skipped" in report and poison["corrupt_json"] in open(f"{session}/state/analysis.json").read()
     rows = json.loads(open(f"{session}/evaluation/eval_dataset.json", encoding="utf-8").read())["rows"]
     assert {r["metadata"]["source_trace"] for r in rows} & {poison[k] for k in READABLE}  # poison rows were evaluated too
+
+
+def test_a_store_that_fails_every_read_is_an_error_not_poison(store):
+    # A server that answers searches but no trace read (an outage mid-page) must fail the run: skipping
+    # would move a nightly watermark past traces nothing is wrong with.
+    import sqlite3
+
+    from trace2eval.errors import SourceError
+
+    for i in range(4):
+        store.add(f"request {i}", "answer")
+    db = sqlite3.connect(store.path)
+    db.execute("UPDATE spans SET content = '{'")
+    db.commit()
+    db.close()
+    client = open_client(store.uri, store.experiment_id)
+    with pytest.raises(SourceError, match="no trace of a page of 4 could be read"):
+        list(iter_trace_pages(client, TraceQuery(store.experiment_id)))

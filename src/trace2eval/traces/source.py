@@ -20,6 +20,7 @@ from trace2eval.traces.digest import digest_trace
 from trace2eval.traces.redact import redact_text
 
 PAGE_SIZE = 200  # an `mlflow server` caps pages at 500; 200 keeps pages of big traces modest
+ALL_FAILED_PAGE = 3  # a page this big with no readable trace is a store failure, not poison traces
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,11 @@ def iter_trace_pages(client, query: TraceQuery, page_size: int = PAGE_SIZE, incl
             except Exception as again:
                 raise _search_error(again) from None
             traces = [_read_one(client, info_only) for info_only in page]
+            if len(traces) >= ALL_FAILED_PAGE and all(isinstance(t, UnreadableTrace) for t in traces):
+                # Not poison in a few traces: the store (or the network) fails. Skipping would move
+                # a nightly watermark past traces nothing is wrong with.
+                raise SourceError(f"no trace of a page of {len(traces)} could be read ({traces[0].reason})",
+                                  "check that the tracking store is reachable and not damaged, then rerun")
         if traces:
             seen += len(traces)
             yield traces
