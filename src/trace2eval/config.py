@@ -52,7 +52,7 @@ class SessionConfig(BaseModel):
     # Where the generator's own LLM calls are traced ("" turns tracing off); same tracking store.
     llm_trace_experiment: str | None = DEFAULT_LLM_TRACE_EXPERIMENT
     max_fix_attempts: int = Field(default=3, ge=0, le=10)
-    validate_timeout_s: int = Field(default=900, ge=10)
+    validate_timeout_s: int = Field(default=900, ge=1)
     seed: int = 0
     # Nightly runs: the living suite this session grows (sessions/suite.py); None = a one-off session.
     suite_dir: str | None = None

@@ -204,6 +204,12 @@ def trace_section(analysis: dict[str, Any]) -> dict[str, Any]:
                      f"{tok['count']} traces report usage; {s.get('total_tokens', 0):,} in total"))
     if s.get("without_answer"):
         rows.append(("without an answer", str(s["without_answer"]), ""))
+    skipped = _dict(analysis.get("skipped_traces"))
+    if as_int(skipped.get("count"), 0):
+        first = _dict((_list(skipped.get("traces")) or [{}])[0])
+        rows.append(("traces skipped", str(as_int(skipped.get("count"), 0)),
+                     f"unreadable, not analyzed (e.g. {first.get('trace_id') or '?'}: {str(first.get('reason') or '')[:160]}); "
+                     "the list is in state/analysis.json"))
     return {"rows": [{"name": a, "value": b, "note": c} for a, b, c in rows], "summary": s}
 
 

@@ -29,7 +29,7 @@ from trace2eval import ui
 from trace2eval.errors import SessionError
 from trace2eval.printable import printable
 from trace2eval.sessions import ownership
-from trace2eval.sessions.files import read_json, write_bytes, write_json
+from trace2eval.sessions.files import add_run_note, drop_run_note, read_json, run_notes, write_bytes, write_json
 from trace2eval.sessions.folders import LocalFolder, open_folder
 from trace2eval.sessions.lock import STALE_AFTER_S
 from trace2eval.sessions.ownership import NEW_SUFFIX, Conflict, Manifest
@@ -139,6 +139,12 @@ def save_window(session: Session, window: TraceWindow) -> dict[str, Any]:
     write_json(session.dir / CANDIDATE, window.advanced(session.id).model_dump(mode="json"))
     info = describe(window)
     write_json(session.state_dir / "trace_window.json", info)
+    clock = window.clamp_note()
+    if clock:
+        ui.warn(f"Watermark: {clock}")
+        add_run_note(session.state_dir, "watermark_clamped", f"Watermark: {clock}.")
+    else:
+        drop_run_note(session.state_dir, "watermark_clamped")
     return info
 
 
@@ -181,11 +187,13 @@ def merge_rows(session: Session, new_rows: list[dict[str, Any]]) -> tuple[list[d
 def evict(rows: list[dict[str, Any]], cap: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Keep the suite under `cap` rows: drop the oldest, least telling rows first.
 
-    Rows a person invested in (with `expectations`, or `metadata.pinned`) are never dropped.
+    Curated rows (with `expectations`, `metadata.pinned`, hand-written: `dataset.is_curated`) are never dropped.
     """
+    from trace2eval.sessions.tasks.dataset import is_curated
+
     if len(rows) <= cap:
         return rows, []
-    protected = {i for i, r in enumerate(rows) if r.get("expectations") or r.get("metadata", {}).get("pinned")}
+    protected = {i for i, r in enumerate(rows) if is_curated(r)}
     candidates = [i for i in range(len(rows)) if i not in protected]
     candidates.sort(key=lambda i: (EVICTION_ORDER.get(rows[i].get("metadata", {}).get("case_type"), 0),
                                    str(rows[i].get("metadata", {}).get("added_in", "")), i))
@@ -342,6 +350,7 @@ def _run_record(session: Session, manifest: Manifest, written: list[str], waterm
         "files_updated": written,
         "conflicts": [c.file for c in manifest.conflicts],
         "watermark_ms": watermark.timestamp_ms if watermark else None,
+        "notes": [n["text"] for n in run_notes(session.state_dir)],
     }
 
 
@@ -358,6 +367,8 @@ def suite_page(location: str, run: dict[str, Any], manifest: Manifest, watermark
         "overwrites a file you changed; it writes its new version beside it as `<file>.new` and lists it below.",
         "",
     ]
+    if run.get("notes"):
+        lines += ["## Notes from this run", ""] + [f"- {' '.join(str(n).split())}" for n in run["notes"]] + [""]
     if manifest.conflicts:
         lines += ["## Open conflicts", "", "| your file | generated version | since |", "|---|---|---|"]
         lines += [f"| `{c.file}` | `{c.new_version}` | {c.since} |" for c in manifest.conflicts]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any
 
@@ -12,11 +11,11 @@ from trace2eval.generate.dataset import build_rows, select_cases
 from trace2eval.generate.script import render_eval_dataset
 from trace2eval.llm import llm_step
 from trace2eval.sessions import suite
-from trace2eval.sessions.files import read_json
+from trace2eval.sessions.files import dumps_json, read_json
 from trace2eval.sessions.ownership import write_generated
 from trace2eval.sessions.session import Session
 from trace2eval.spark.location import is_uc_source
-from trace2eval.traces.source import fetch_trace, open_client
+from trace2eval.traces.source import fetch_row_trace, open_client
 
 
 def run(session: Session) -> dict[str, Any]:
@@ -34,7 +33,7 @@ def run(session: Session) -> dict[str, Any]:
         client = open_client(config.tracking_uri, config.experiment_id)
         with ui.activity("Fetching dataset traces", unit="traces") as progress:
             def fetch_one(trace_id: str):
-                trace = fetch_trace(client, trace_id)
+                trace = fetch_row_trace(client, trace_id)
                 progress.update(progress.done + 1, len(cases))
                 return trace
 
@@ -49,12 +48,12 @@ def run(session: Session) -> dict[str, Any]:
         raise SourceError("none of the selected traces could be read back for the dataset",
                           "check that the traces still exist in the experiment, then rerun the dataset task")
     write_dataset(session, rows, skipped, merged=nightly)
-    kinds = Counter(r["metadata"]["case_type"] for r in rows)
+    kinds = _case_types(rows)
     ui.say(f"Dataset: {len(rows)} rows ({', '.join(f'{n} {k}' for k, n in kinds.most_common())})")
     llm = llm_step(session, "dataset")
     if llm:  # the LLM may have added rows or expectations: report what is on disk now
         rows = read_json(session.dataset_json)["rows"]
-        kinds = Counter(r["metadata"]["case_type"] for r in rows)
+        kinds = _case_types(rows)
         llm["rows_with_expectations"] = sum(bool(r.get("expectations")) for r in rows)
     return {"rows": len(rows), "skipped": len(skipped), "case_types": dict(kinds), **merge, **llm}
 
@@ -62,9 +61,29 @@ def run(session: Session) -> dict[str, Any]:
 def write_dataset(session: Session, rows: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = None,
                   merged: bool = False) -> None:
     """`merged=True`: the rows start from the file's current rows, so a person's edits are in them."""
-    covered = sorted({f for r in rows for f in r["metadata"].get("findings", [])})
+    covered = sorted({f for r in rows for f in (_metadata(r).get("findings") or []) if isinstance(f, str)})
     data = {"rows": rows, "skipped": skipped or [], "findings_covered": covered}
-    write_generated(session.dir, "evaluation/eval_dataset.json",
-                    json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", "dataset", merged=merged)
+    write_generated(session.dir, "evaluation/eval_dataset.json", dumps_json(data) + "\n", "dataset", merged=merged)
     summary = f"{len(rows)} rows from production traces; findings covered: {len(covered)}."
     write_generated(session.dir, "evaluation/eval_dataset.py", render_eval_dataset(summary), "dataset")
+
+
+def is_curated(row: dict[str, Any]) -> bool:
+    """A row someone invested in, which no automatic repair or size limit may drop.
+
+    Pinned rows (`metadata.pinned`), rows with expectations (a person's or an LLM's), rows an LLM
+    proposed, and rows trace2eval did not draw itself (a person wrote them: no source trace or
+    case type). Only rows drawn automatically from traces may be shed.
+    """
+    metadata = _metadata(row)
+    return bool(row.get("expectations") or metadata.get("pinned") or metadata.get("source") == "llm"
+                or metadata.get("expectations_source") or not metadata.get("source_trace")
+                or not metadata.get("case_type"))
+
+
+def _metadata(row: dict[str, Any]) -> dict[str, Any]:
+    return row["metadata"] if isinstance(row.get("metadata"), dict) else {}
+
+
+def _case_types(rows: list[dict[str, Any]]) -> Counter:
+    return Counter(str(_metadata(r).get("case_type") or "hand-written") for r in rows)
