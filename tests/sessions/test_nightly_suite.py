@@ -247,11 +247,11 @@ def test_a_timeout_sheds_only_automatic_rows_and_the_suite_keeps_every_curated_o
 def test_nothing_to_shed_when_every_row_is_curated(tmp_path):
     from trace2eval.sessions.tasks.fix import shed_rows
 
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.sessions import runner
     from trace2eval.sessions.tasks.dataset import write_dataset
 
-    config = build_config("1", f"sqlite:///{tmp_path / 'mlflow.db'}", "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs("1", f"sqlite:///{tmp_path / 'mlflow.db'}")
     session = runner.create_session(config, tmp_path / "sessions", session_id="s")
     rows = [{"inputs": {"q": i}, "outputs": {}, "expectations": {"expected_facts": [str(i)]},
              "metadata": {"source_trace": f"t{i}", "case_type": "sample"}} for i in range(12)]
