@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 # Runs a command in-process and reports its wall time and peak RSS (itself and its children).

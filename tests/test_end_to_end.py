@@ -130,12 +130,12 @@ def test_killed_run_resumes_without_redoing_finished_tasks(demo_store, tmp_path)
 
 
 def test_fix_drops_a_scorer_that_errors_and_revalidates(demo_store, tmp_path, cli):
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.sessions import runner
     from trace2eval.state.specs import load_specs, save_specs, write_scorers
     from trace2eval.generate.scorers import ScorerSpec
 
-    config = build_config(demo_store["experiment_id"], demo_store["uri"], "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs(demo_store["experiment_id"], demo_store["uri"])
     session = runner.create_session(config, tmp_path)
     for name in ("initializer", "dataset", "scorers"):
         runner.run_task(session, name)
@@ -157,11 +157,10 @@ def test_fix_drops_a_scorer_that_errors_and_revalidates(demo_store, tmp_path, cl
 
 
 def test_fix_gives_up_after_bounded_attempts(demo_store, tmp_path, cli):
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.sessions import runner
 
-    config = build_config(demo_store["experiment_id"], demo_store["uri"], "none", "", None, 0, None, None, None,
-                          max_fix_attempts=2)
+    config = SessionConfig.from_inputs(demo_store["experiment_id"], demo_store["uri"], max_fix_attempts=2)
     session = runner.create_session(config, tmp_path)
     for name in ("initializer", "dataset", "scorers", "script"):
         runner.run_task(session, name)

@@ -7,6 +7,10 @@ class Trace2EvalError(Exception):
     """An expected failure a user can act on."""
 
     def __init__(self, what: str, fix: str | None = None):
+        from trace2eval.traces.redact import redact_text
+
+        # Messages quote URIs and payloads; they are printed and kept in state files.
+        what, fix = redact_text(str(what)), (redact_text(str(fix)) if fix is not None else None)
         super().__init__(what)
         self.what = what
         self.fix = fix

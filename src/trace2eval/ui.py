@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from trace2eval.printable import printable
+
 T = TypeVar("T")
 
 _quiet = os.environ.get("TRACE2EVAL_QUIET", "") not in ("", "0", "false")
@@ -29,12 +31,12 @@ def is_quiet() -> bool:
 
 def say(message: str) -> None:
     if not _quiet:
-        print(message, file=sys.stderr, flush=True)
+        print(printable(message), file=sys.stderr, flush=True)
 
 
 def warn(message: str) -> None:
     """Warnings print even under --quiet: they change what the user should trust."""
-    print(f"Warning: {message}", file=sys.stderr, flush=True)
+    print(printable(f"Warning: {message}"), file=sys.stderr, flush=True)
 
 
 def _interactive() -> bool:

@@ -62,10 +62,10 @@ def demo_copy(demo_store, tmp_path):
 @pytest.fixture(scope="session")
 def deterministic_session(demo_store, tmp_path_factory):
     """Initializer, dataset and scorers done without an LLM: the starting point LLM sessions refine."""
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.sessions import runner
 
-    config = build_config(demo_store["experiment_id"], demo_store["uri"], "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs(demo_store["experiment_id"], demo_store["uri"])
     session = runner.create_session(config, tmp_path_factory.mktemp("det-sessions"))
     for task in ("initializer", "dataset", "scorers"):
         runner.run_task(session, task)

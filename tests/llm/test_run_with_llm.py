@@ -247,12 +247,12 @@ def test_endpoint_that_hangs(cli, serve, demo_copy, tmp_path):
 
 
 def test_fix_session_repairs_a_scorer_the_deterministic_fix_dropped(cli, serve, demo_copy, tmp_path):
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.generate.scorers import ScorerSpec
     from trace2eval.sessions import runner
     from trace2eval.state.specs import load_specs, save_specs, write_scorers
 
-    config = build_config(demo_copy["experiment_id"], demo_copy["uri"], "databricks", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs(demo_copy["experiment_id"], demo_copy["uri"], llm="databricks")
     session = runner.create_session(config, tmp_path / "s")
     # Until the fix, the model has nothing to add (plain text) ...
 

@@ -62,16 +62,16 @@ def test_trace_text_cannot_run_script_in_the_report(session_copy, tmp_path):
 @pytest.mark.slow
 def test_hostile_production_traces_stay_text_in_the_report(store, tmp_path):
     """Script in real trace requests, answers, tool names and errors, through a whole run."""
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.sessions import runner
 
     evil = '<script>window.__pwned="req"</script>'
     for i in range(8):
         store.add(f"order question {i} {evil}", f"answer {i} <img src=x onerror=\"window.__pwned='ans'\">",
-                  tools=[{"name": f"lookup<script>window.__pwned='tool'</script>", "args": {"q": evil},
+                  tools=[{"name": "lookup<script>window.__pwned='tool'</script>", "args": {"q": evil},
                           "error": i % 3 == 0, "output": {"error": f"failed {evil}"}}])
     store.add(evil, None, status="ERROR", exception=("Boom<script>", evil))
-    config = build_config(store.experiment_id, store.uri, "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs(store.experiment_id, store.uri)
     session = runner.create_session(config, tmp_path / "sessions")
     runner.run_all(session)
     html = (session.dir / "report.html").read_text()

@@ -16,10 +16,10 @@ from trace2eval.sessions import suite
 
 
 def nightly_session(store, suite_dir: Path, out: Path, session_id: str):
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.sessions import runner
 
-    config = build_config(store.experiment_id, store.uri, "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs(store.experiment_id, store.uri)
     config = config.model_copy(update={"suite_dir": str(suite_dir)})
     return runner.create_session(config, out, session_id=session_id)
 

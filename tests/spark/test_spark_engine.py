@@ -117,6 +117,7 @@ def test_duplicate_rows_and_unfinished_traces(spark, uc_tables, hostile_store):
     uri, exp = hostile_store.uri, hostile_store.experiment_id
     result = spark_analysis(dirty, uri, exp)
     assert result.pop("sampling")["skipped"]["incomplete"]["traces"] == 1
+    assert result.pop("skipped_traces")["by_stage"] == {"incomplete": 1}  # reported as the local engine does
     assert_same(result, local_analysis(uri, exp))
 
 

@@ -56,11 +56,10 @@ def test_cli_reports_a_bad_source_plainly(cli, store, tmp_path):
 
 
 def test_source_is_saved_in_the_session_config(tmp_path, store):
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.sessions import runner
 
-    config = build_config(store.experiment_id, store.uri, "none", "", None, 0, None, None, None,
-                          source="uc:main.agents.bot")
+    config = SessionConfig.from_inputs(store.experiment_id, store.uri, source="uc:main.agents.bot")
     session = runner.create_session(config, tmp_path)
     assert json.loads(session.config_file.read_text())["source"] == "uc:main.agents.bot"
     assert session.config().source == "uc:main.agents.bot"

@@ -109,3 +109,26 @@ def test_span_records_read_what_mlflow_spans_hold(demo_store):
         assert sum(r.parent_id is not None and r.parent_id in ids for r in records) == \
                sum(s.parent_id is not None for s in trace.data.spans)
     assert compared > 100 and errors > 0 and events > 0
+
+
+def test_normalized_errors_stay_readable_and_group_by_shape():
+    from trace2eval.traces.features import normalize_message
+
+    assert normalize_message('{"error": "no data"}') == '{"error": "no data"}'
+    assert normalize_message('{"error": "order 123 not found"}') == '{"error": "order <n> not found"}'
+    same = {normalize_message(f"Timeout after {ms} ms calling order ord_{oid}x9 (request {rid})")
+            for ms, oid, rid in [(3000, 123, "123e4567-e89b-12d3-a456-426614174000"),
+                                 (4500, 987, "9c1f2a4b-0d3e-4f5a-8b6c-7d8e9f0a1b2c")]}
+    assert same == {"timeout after <n> ms calling order <id> (request <id>)"}
+    assert normalize_message("User's session can't be found") == "user's session can't be found"
+    long_value = "x" * 60
+    assert normalize_message(f"invalid value '{long_value}'") == "invalid value '<s>'"
+
+
+def test_errors_are_redacted_before_they_are_lower_cased():
+    from trace2eval.traces.features import normalize_message
+    from trace2eval.traces.redact import redact_text
+
+    key = "AKIA" + "Z7Q4W2E8R6T1Y3U5"
+    out = normalize_message(f"AccessDenied for {key}", redact_text)
+    assert "z7q4w2e8r6t1y3u5" not in out and "[redacted:aws-access-key]" in out

@@ -15,10 +15,11 @@ from typing import Any
 from trace2eval.analysis.agreement import meta_evaluate
 from trace2eval.analysis.findings import candidates
 from trace2eval.analysis.querytypes import cluster_requests
+from trace2eval.analysis.sections import (EVIDENCE_IDS, TRACE_NO_EXCEPTION, AgentCounts, describe_agent,
+                                          describe_error_pattern, describe_tool, describe_trace_summary)
 from trace2eval.analysis.stats import percentile, summary
 from trace2eval.traces.checks import run_check
 
-EVIDENCE_IDS = 25
 EXAMPLES_PER_TYPE = 15
 RANDOM_SAMPLE = 30
 
@@ -66,7 +67,7 @@ class Analyzer:
         findings = build_findings(rows, types)
         analysis = {
             "schema_version": 1,
-            "agent": describe_agent(rows),
+            "agent": describe_agent(agent_counts(rows)),
             "trace_summary": trace_summary(rows),
             "sample": sample_note or f"all {len(rows)} traces matching the query",
             "error_patterns": error_patterns(rows),
@@ -96,53 +97,26 @@ class Analyzer:
 # Sections
 
 
-def describe_agent(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def agent_counts(rows: list[dict[str, Any]]) -> AgentCounts:
     tool_names = Counter(t["name"] for r in rows for t in r["tools"])
     nested = Counter(t["name"] for r in rows for t in r["tools"] if t.get("nested"))
-    multi_turn = sum(r["n_user_turns"] > 1 for r in rows)
-    uses_tools = sum(r["n_tool_calls"] > 0 for r in rows)
-    retrieval = sum("RETRIEVER" in r.get("span_types", {}) for r in rows)
-    if nested and sum(nested.values()) >= 0.5 * sum(tool_names.values()):
-        kind = "multi-agent supervisor: routes requests to sub-agents exposed as tools"
-    elif retrieval >= 0.5 * len(rows):
-        kind = "retrieval-augmented agent"
-    elif uses_tools >= 0.3 * len(rows) and multi_turn >= 0.3 * len(rows):
-        kind = "tool-using conversational agent (multi-turn)"
-    elif uses_tools >= 0.3 * len(rows):
-        kind = "tool-using agent"
-    else:
-        kind = "LLM application without tools"
-    root_names = Counter(r.get("root_name") or "?" for r in rows)
-    return {
-        "type": kind,
-        "root_spans": dict(root_names.most_common(5)),
-        "input_shapes": dict(Counter(r["request_shape"] for r in rows).most_common(5)),
-        "tools": dict(tool_names.most_common(30)),
-        "sub_agents": sorted(nested),
-        "multi_turn_share": round(multi_turn / len(rows), 3),
-        "io": "inputs " + ", ".join(k for k, _ in Counter(r["request_shape"] for r in rows).most_common(3))
-        + "; outputs carry a final text answer" if any(r["has_answer"] for r in rows) else "; outputs are often empty",
-    }
+    return AgentCounts(
+        n=len(rows), tools=tool_names.most_common(), sub_agents=sorted(nested), nested_calls=sum(nested.values()),
+        multi_turn=sum(r["n_user_turns"] > 1 for r in rows), uses_tools=sum(r["n_tool_calls"] > 0 for r in rows),
+        retrieval=sum("RETRIEVER" in r.get("span_types", {}) for r in rows),
+        roots=Counter(r.get("root_name") or "?" for r in rows).most_common(),
+        shapes=Counter(r["request_shape"] for r in rows).most_common(),
+        any_answer=any(r["has_answer"] for r in rows))
 
 
 def trace_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    statuses = Counter(r["status"] for r in rows)
     tokens = [r["tokens_in"] + r["tokens_out"] for r in rows if r["tokens_in"] + r["tokens_out"] > 0]
     times = [r["timestamp_ms"] for r in rows if r["timestamp_ms"]]
-    return {
-        "total_analyzed": len(rows),
-        "by_status": dict(statuses),
-        "error_count": statuses.get("ERROR", 0),
-        "success_count": statuses.get("OK", 0),
-        "latency_ms": summary([r["duration_ms"] for r in rows]),
-        "tokens_per_trace": summary(tokens) if tokens else {"count": 0},
-        "total_tokens": sum(tokens),
-        "tool_calls_per_trace": summary([r["n_tool_calls"] for r in rows]),
-        "user_turns_per_trace": summary([r["n_user_turns"] for r in rows]),
-        "without_answer": sum(not r["has_answer"] for r in rows),
-        "first_timestamp_ms": min(times) if times else None,
-        "last_timestamp_ms": max(times) if times else None,
-    }
+    return describe_trace_summary(
+        len(rows), dict(Counter(r["status"] for r in rows)), summary([r["duration_ms"] for r in rows]),
+        summary(tokens) if tokens else {"count": 0}, sum(tokens), summary([r["n_tool_calls"] for r in rows]),
+        summary([r["n_user_turns"] for r in rows]), sum(not r["has_answer"] for r in rows),
+        min(times) if times else None, max(times) if times else None)
 
 
 def error_patterns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -155,14 +129,11 @@ def error_patterns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not t["ok"]:
                 groups[("tool", t["name"], t.get("error") or "error")].append(r["trace_id"])
         if r["status"] == "ERROR" and not r.get("exceptions"):
-            groups[("trace", "ERROR", "trace ended with status ERROR (no exception recorded)")].append(r["trace_id"])
+            groups[("trace", "ERROR", TRACE_NO_EXCEPTION)].append(r["trace_id"])
     patterns = []
     for (where, name, message), ids in sorted(groups.items(), key=lambda kv: -len(set(kv[1]))):
         unique = list(dict.fromkeys(ids))
-        patterns.append({
-            "where": where, "name": name, "message": message, "count": len(ids),
-            "traces": len(unique), "evidence": unique[:EVIDENCE_IDS],
-        })
+        patterns.append(describe_error_pattern(where, name, message, len(ids), len(unique), unique))
     return patterns[:30]
 
 
@@ -178,14 +149,8 @@ def tool_usage(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             durations[t["name"]].append(t["ms"])
             if not traces[t["name"]] or traces[t["name"]][-1] != r["trace_id"]:
                 traces[t["name"]].append(r["trace_id"])
-    return [
-        {
-            "tool": name, "calls": n, "traces": len(traces[name]), "failures": failures[name],
-            "failure_rate": round(failures[name] / n, 3), "p50_ms": round(percentile(durations[name], 50), 1),
-            "p95_ms": round(percentile(durations[name], 95), 1), "evidence": traces[name][:5],
-        }
-        for name, n in calls.most_common(40)
-    ]
+    return [describe_tool(name, n, len(traces[name]), failures[name], percentile(durations[name], 50),
+                          percentile(durations[name], 95), traces[name]) for name, n in calls.most_common(40)]
 
 
 def request_shapes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

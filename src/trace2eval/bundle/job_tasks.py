@@ -117,13 +117,13 @@ def run_job_task(task: str, params: Mapping[str, Any], dbutils: Any = None) -> d
 
 
 def session_config(settings: JobTaskSettings):
-    """The session's settings from job parameters: the same build_config the CLI flags go through."""
-    from trace2eval.cli.options import build_config
-    from trace2eval.config import DEFAULT_LLM_MODEL
+    """The session's settings from job parameters: the same `SessionConfig.from_inputs` the CLI flags go through."""
+    from trace2eval.config import SessionConfig
 
-    config = build_config(settings.experiment_id, settings.tracking_uri, settings.llm, settings.llm_model or DEFAULT_LLM_MODEL,
-                          settings.judge_model, settings.max_traces, None, settings.since, None,
-                          max_fix_attempts=settings.max_fix_attempts, source=settings.trace_source)
+    config = SessionConfig.from_inputs(
+        settings.experiment_id, settings.tracking_uri, llm=settings.llm, llm_model=settings.llm_model,
+        judge_model=settings.judge_model, max_traces=settings.max_traces, since=settings.since,
+        max_fix_attempts=settings.max_fix_attempts, source=settings.trace_source)
     return config.model_copy(update={"suite_dir": settings.suite_dir, "max_suite_rows": settings.max_suite_rows})
 
 

@@ -51,12 +51,31 @@ def run_local(bundle_root: Path | None = None, target: str | None = None, job_ke
     """Resolve the bundle for `target`, then run the job's task graph. Returns the run's record."""
     bundle = definition.load(bundle_root, target, variables)
     key, job = bundle.job(job_key)
+    check_tracking_store(job, parameters)
     run_id = run_id or new_run_id()
     record_dir = Path(runs_dir) / key / run_id
     ui.say(f"Job {key} ({job.get('name')}), bundle {bundle.name}, target {bundle.target}, run {run_id}")
     run = GraphRunner(key, job, run_id, parameters, record_dir).run()
     ui.say(f"Result: {run.result_state} in {run.seconds:.0f} s")
     return run
+
+
+def check_tracking_store(job: dict[str, Any], parameters: dict[str, str] | None) -> None:
+    """A local store that does not exist fails every task the same way, retries included: say so once, first."""
+    from trace2eval.errors import SourceError
+    from trace2eval.traces.source import check_reachable
+
+    declared = {p.get("name"): str(p.get("default", "")) for p in job.get("parameters") or [] if isinstance(p, dict)}
+    uri = {**declared, **(parameters or {})}.get("tracking_uri", "")
+    if not uri.startswith("sqlite:"):
+        return  # a server or Databricks: the tasks check it themselves, with the job's credentials
+    try:
+        check_reachable(uri)
+    except SourceError as exc:
+        raise SourceError(f"job parameter tracking_uri={uri}: {exc.what}",
+                          "pass --param tracking_uri=sqlite:///<an existing .db>; to try the job on sample data, run "
+                          "`trace2eval demo` first and pass --param tracking_uri=sqlite:///trace2eval-demo/mlflow.db "
+                          "--var experiment_id=1") from None
 
 
 def session_dir(run: JobRun) -> str | None:

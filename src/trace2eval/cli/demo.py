@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from trace2eval import ui
-from trace2eval.cli.options import Quiet, build_config
+from trace2eval.cli.options import Quiet
+from trace2eval.config import SessionConfig
 from trace2eval.cli.run import _finish
 from trace2eval.demo.seed import DEMO_TRACES, seed_experiment
 from trace2eval.sessions import runner
@@ -23,7 +25,8 @@ def demo(
 
     Example: trace2eval demo
 
-    Needs nothing but the install: no network, no LLM, no Databricks.
+    Needs nothing but the install: no network, no LLM, no Databricks. Everything it writes (the
+    store, its MLflow artifacts, the sessions) stays under --out.
     """
     ui.set_quiet(quiet)
     out.mkdir(parents=True, exist_ok=True)
@@ -31,7 +34,7 @@ def demo(
     uri = f"sqlite:///{store}"
     ui.say(f"Writing {traces} traces from the sample agent to {store} …")
     experiment_id = seed_experiment(uri, n=traces)
-    config = build_config(experiment_id, uri, "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs(experiment_id, uri)
     session = runner.create_session(config, out / "sessions")
     ui.say(f"Session {session.dir}")
     passed = runner.run_all(session)
@@ -40,6 +43,7 @@ def demo(
         ui.say("Done. Look at the results:")
         ui.say(f"  the suite:        {session.evaluation_dir}")
         ui.say(f"  run it again:     cd {session.evaluation_dir} && python run_eval.py")
+        ui.say(f"                    (any Python with mlflow installed, e.g. this one: {sys.executable})")
         ui.say(f"  what was found:   trace2eval status {session.dir}")
         ui.say(f"  in the MLflow UI: mlflow ui --backend-store-uri {uri}  (experiment {experiment_id})")
     _finish(session, passed)

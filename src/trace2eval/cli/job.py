@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from trace2eval import ui
+from trace2eval.printable import printable
 from trace2eval.bundle import definition, local_run
 from trace2eval.cli.options import Quiet
 
@@ -47,7 +48,7 @@ def run_local(
         detail = task.error or ", ".join(f"{k}={v}" for k, v in task.values.items() if k != "session_dir")
         if task.outcome:
             detail = f"outcome {task.outcome}"
-        table.add_row(task.task_key, task.state, str(task.attempts), f"{task.seconds:.1f}", escape(detail[:100]))
+        table.add_row(task.task_key, task.state, str(task.attempts), f"{task.seconds:.1f}", escape(printable(detail[:100], keep="")))
     console = Console()
     console.print(table)
     for notification in run.notifications:

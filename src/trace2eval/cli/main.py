@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
+from typing import Annotated
 
 import typer
 
@@ -17,11 +19,51 @@ from trace2eval.cli.report import report  # noqa: E402
 from trace2eval.cli.run import resume, run, task  # noqa: E402
 from trace2eval.cli.status import status  # noqa: E402
 from trace2eval.errors import Trace2EvalError  # noqa: E402
+from trace2eval.printable import printable  # noqa: E402
 
 app = typer.Typer(
     help="Turn an MLflow experiment's production traces into a runnable, validated MLflow 3 evaluation suite.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("trace2eval")
+        except PackageNotFoundError:  # run from a source tree without installing
+            import trace2eval
+
+            number = trace2eval.__version__
+        print(f"trace2eval {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Turn an MLflow experiment's production traces into a runnable, validated MLflow 3 evaluation suite."""
+
+
+# Failures of the disk or of permissions a user can fix: said plainly, not as a traceback.
+_DISK_ERRORS = {
+    errno.ENOSPC: "free some space on that disk, or pick a folder on another one (--out)",
+    errno.EDQUOT: "free some space within your quota, or pick a folder elsewhere (--out)",
+    errno.EFBIG: "the file grew beyond what that file system allows: pick a folder on another one (--out)",
+    errno.EROFS: "that file system is mounted read-only: pick a writable folder (--out)",
+    errno.EACCES: "give yourself write access to that folder, or pick another one (--out)",
+    errno.EPERM: "give yourself write access to that folder, or pick another one (--out)",
+}
+
+
+def _disk_error(exc: OSError) -> str | None:
+    fix = _DISK_ERRORS.get(exc.errno)
+    if fix is None:
+        return None
+    where = f" {exc.filename}" if exc.filename else ""
+    return f"cannot write{where}: {exc.strerror or exc} — {fix}"
 
 
 def handle_errors(command):
@@ -32,7 +74,13 @@ def handle_errors(command):
         try:
             return command(*args, **kwargs)
         except Trace2EvalError as exc:
-            print(f"Error: {exc}", file=sys.stderr)
+            print(printable(f"Error: {exc}"), file=sys.stderr)
+            sys.exit(1)
+        except OSError as exc:
+            message = _disk_error(exc)
+            if message is None:
+                raise  # not something the user caused: a bug, keep the traceback
+            print(printable(f"Error: {message}"), file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt:
             print("Interrupted", file=sys.stderr)

@@ -8,10 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from trace2eval.config import (DEFAULT_LLM_MODEL, DEFAULT_LLM_TRACE_EXPERIMENT, DEFAULT_MAX_TRACES, SessionConfig,
-                               parse_since)
-from trace2eval.errors import Trace2EvalError
-from trace2eval.spark.location import check_source
+from trace2eval.config import (DEFAULT_LLM_MODEL, DEFAULT_LLM_TRACE_EXPERIMENT, DEFAULT_MAX_TRACES, SessionConfig)
 
 ExperimentId = Annotated[str, typer.Option("--experiment-id", "-e", envvar=["TRACE2EVAL_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_ID"],
                                            help="MLflow experiment whose traces to read.")]
@@ -55,39 +52,6 @@ _LLM_DEFAULTS = {name: SessionConfig.model_fields[name].default for name in (
     "llm_max_turns", "llm_session_tokens", "llm_run_tokens", "llm_timeout_s", "llm_session_seconds")}
 DEFAULTS = {"out": Path("sessions"), "llm": "none", "llm_model": DEFAULT_LLM_MODEL, "max_traces": DEFAULT_MAX_TRACES,
             "source": "mlflow", "llm_trace_experiment": DEFAULT_LLM_TRACE_EXPERIMENT, **_LLM_DEFAULTS}
-
-
-def resolve_tracking_uri(uri: str | None) -> str:
-    """Make sqlite paths absolute so the generated run_eval.py works from any folder."""
-    if not uri:
-        import mlflow
-
-        uri = mlflow.get_tracking_uri()
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        path = uri[len("sqlite:///"):]
-        if path != ":memory:":
-            uri = "sqlite:///" + str(Path(path).resolve())
-    return uri
-
-
-def build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter_string, since,
-                 labels, require_llm=False, max_fix_attempts=3, source="mlflow", **llm_settings) -> SessionConfig:
-    """The session settings from command-line values; `llm_settings` are SessionConfig's llm_* fields."""
-    if llm not in ("none", "databricks", "anthropic"):
-        raise Trace2EvalError(f"unknown --llm {llm!r}", "use none, databricks or anthropic")
-    if "llm_trace_experiment" in llm_settings:
-        llm_settings["llm_trace_experiment"] = (llm_settings["llm_trace_experiment"] or "").strip() or None
-    source = check_source(source)  # a bad --source is reported as itself, not as "invalid settings"
-    try:
-        return SessionConfig(
-            experiment_id=experiment_id, tracking_uri=resolve_tracking_uri(tracking_uri), llm=llm,
-            llm_model=llm_model or DEFAULT_LLM_MODEL,
-            judge_model=judge_model or None, max_traces=max_traces or None, filter_string=filter_string or None,
-            since_ms=parse_since(since), labels=labels or None, require_llm=require_llm,
-            max_fix_attempts=max_fix_attempts, source=source, **llm_settings,
-        )
-    except ValueError as exc:
-        raise Trace2EvalError(f"invalid settings: {exc}") from None
 
 
 def llm_settings(max_turns: int, session_tokens: int, run_tokens: int, timeout_s: float, session_seconds: int,

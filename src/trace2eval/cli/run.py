@@ -8,10 +8,11 @@ from typing import Annotated, Optional
 import typer
 
 from trace2eval import ui
+from trace2eval.config import SessionConfig
 from trace2eval.cli.options import (DEFAULTS, ExperimentId, Filter, FixAttempts, JudgeModel, Labels, Llm, LlmMaxTurns,
                                     LlmModel, LlmRunTokens, LlmSessionSeconds, LlmSessionTokens, LlmTimeout,
                                     LlmTraceExperiment, MaxTraces, Out, Quiet, RequireLlm, Since, Source, SuiteDir,
-                                    TrackingUri, build_config, llm_settings)
+                                    TrackingUri, llm_settings)
 from trace2eval.errors import ValidationFailed
 from trace2eval.sessions import runner, volume
 from trace2eval.sessions.folders import is_volume_path
@@ -56,9 +57,10 @@ def run(
     (Files API); `--suite DIR` makes it a nightly-style run that grows the suite in DIR.
     """
     ui.set_quiet(quiet)
-    config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since,
-                          labels, require_llm, max_fix_attempts, source,
-                          **llm_settings(llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout,
+    config = SessionConfig.from_inputs(
+        experiment_id, tracking_uri, llm=llm, llm_model=llm_model, judge_model=judge_model, max_traces=max_traces,
+        filter_string=filter, since=since, labels=labels, require_llm=require_llm, max_fix_attempts=max_fix_attempts,
+        source=source, **llm_settings(llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout,
                                          llm_session_seconds, llm_trace_experiment))
     if suite:
         config = config.model_copy(update={"suite_dir": suite_location(suite)})
@@ -105,9 +107,10 @@ def task(
     creating = name == "initializer" and experiment_id
     with volume.session_workdir(session, must_exist=not creating) as (local, sync):
         if creating and not (local / "eval_tasks.json").exists():
-            config = build_config(experiment_id, tracking_uri, llm, llm_model, judge_model, max_traces, filter, since, labels,
-                                  require_llm, source=source,
-                                  **llm_settings(llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout,
+            config = SessionConfig.from_inputs(
+                experiment_id, tracking_uri, llm=llm, llm_model=llm_model, judge_model=judge_model,
+                max_traces=max_traces, filter_string=filter, since=since, labels=labels, require_llm=require_llm,
+                source=source, **llm_settings(llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout,
                                                  llm_session_seconds, llm_trace_experiment))
             s = runner.create_session(config, local.parent, session_id=local.name)
         else:

@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from trace2eval.printable import printable
 
 from trace2eval.sessions import ownership, volume
 from trace2eval.report.context import PUBLISH_FILE, SEVERITY_ORDER
@@ -16,6 +19,11 @@ from trace2eval.sessions.files import read_json
 from trace2eval.sessions.session import Session
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
+
+
+def _cell(value) -> str:
+    """State text (it may quote traces) as plain terminal text: no rich markup, no control characters."""
+    return escape(printable(str(value), keep=""))
 
 
 def status(session: Annotated[Path, typer.Argument(help="Session folder.")]) -> None:
@@ -35,7 +43,7 @@ def _show(s: Session) -> None:
         table.add_column(col)
     for t in plan.tasks:
         notes = t.error or ", ".join(f"{k}={v}" for k, v in t.summary.items() if k != "traceback" and not isinstance(v, (dict, list)))
-        table.add_row(t.name, t.status, str(t.attempts), "" if t.duration_s is None else f"{t.duration_s:.1f}", notes[:90])
+        table.add_row(t.name, t.status, str(t.attempts), "" if t.duration_s is None else f"{t.duration_s:.1f}", _cell(notes[:90]))
     console.print(table)
     if s.analysis_file.exists():
         analysis = s.analysis()
@@ -48,9 +56,9 @@ def _show(s: Session) -> None:
             prevalence = f.get("prevalence") or {}
             severity = str(f.get("severity", "?"))
             rate = prevalence.get("rate")
-            findings.add_row(str(f.get("id")), f"[{SEVERITY_STYLE.get(severity, '')}]{severity}[/]",
+            findings.add_row(_cell(f.get("id")), f"[{SEVERITY_STYLE.get(severity, '')}]{_cell(severity)}[/]",
                              f"{prevalence.get('traces', '?')}" + (f" ({rate:.0%})" if isinstance(rate, (int, float)) else ""),
-                             ", ".join(map(str, (f.get("evidence") or [])[:2])))
+                             _cell(", ".join(map(str, (f.get("evidence") or [])[:2]))))
         console.print(findings)
     validation = s.validation()
     if validation:
@@ -60,10 +68,10 @@ def _show(s: Session) -> None:
         metrics.add_column("value", justify="right")
         for k, v in sorted((validation.get("metrics") or {}).items()):
             if k.endswith("/mean") and isinstance(v, (int, float)):
-                metrics.add_row(k, f"{v:.3f}")
+                metrics.add_row(_cell(k), f"{v:.3f}")
         console.print(metrics)
     for conflict in ownership.conflicts(s.dir):
-        console.print(f"Kept your edited {conflict['file']}; the generated version is {conflict['new_version']}")
+        console.print(_cell(f"Kept your edited {conflict['file']}; the generated version is {conflict['new_version']}"))
     publish = s.state_dir / PUBLISH_FILE
     if publish.exists():
         try:

@@ -145,7 +145,8 @@ def build_rows(cases: list[Case], fetch, case_index: dict[str, dict[str, Any]] |
         }
         if case_index and case.trace_id in case_index:
             metadata["query_type"] = case_index[case.trace_id].get("query_type")
-        row = {"inputs": _bounded(redact(inputs)), "outputs": _bounded(redact(outputs)), "metadata": metadata}
+        # Redacted whole first, then bounded: a cut must not leave half a key behind unrecognized.
+        row = {"inputs": _bounded(redact(inputs)), "outputs": _bounded(redact(outputs)), "metadata": redact(metadata)}
         seen.append((words, len(rows)))
         rows.append(row)
     return rows, skipped

@@ -50,7 +50,11 @@ def _experiment_id(tracking_uri: str, name: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    return client.create_experiment(name)
+    from trace2eval.demo.seed import artifact_root
+
+    # Beside a local store, not MLflow's default `./mlruns` in whatever folder the run started in.
+    root = artifact_root(tracking_uri)
+    return client.create_experiment(name, artifact_location=str(root / name) if root else None)
 
 
 @contextmanager

@@ -143,13 +143,17 @@ def describe_agent(analysis: dict[str, Any]) -> dict[str, Any]:
     tools = _dict(agent.get("tools"))
     written = next((agent[k] for k in ("description", "summary", "purpose") if isinstance(agent.get(k), str) and agent[k].strip()), None)
     name = agent.get("name") if isinstance(agent.get("name"), str) else None
-    kind = agent.get("type") or "agent"
+    kind = str(agent.get("type") or "agent")
     sentences = []
     if written:
         sentences.append(written.strip())
     else:
         top = ", ".join(list(tools)[:5])
-        sentences.append(f"A {kind}" + (f" using {len(tools)} tools (most used: {top})" if tools else "") + ".")
+        article = "An" if kind[:1].lower() in "aeiou" else "A"
+        if tools:
+            sentences.append(f"{article} {kind} using {len(tools)} tools (most used: {top}).")
+        elif kind != "agent":  # "An agent." says nothing
+            sentences.append(f"{article} {kind}.")
         subs = _list(agent.get("sub_agents"))
         if subs:
             sentences.append(f"It routes to {len(subs)} sub-agents: {', '.join(map(str, subs[:6]))}.")
@@ -172,6 +176,9 @@ def describe_agent(analysis: dict[str, Any]) -> dict[str, Any]:
         prev = _dict(top.get("prevalence"))
         sentences.append(f"Most common problem: {str(top.get('title') or top.get('id')).lower()} "
                          f"({prev.get('traces')} traces, {fmt_pct(prev.get('rate'))}).")
+    if not sentences:
+        sentences.append("Nothing is known about the agent yet: the session stopped before its traces were analyzed"
+                         if not summary else "The traces say little about the agent (no tools, no summary).")
     return {"name": name, "kind": kind, "paragraph": " ".join(sentences), "tools": tools,
             "io": agent.get("io"), "root_spans": _dict(agent.get("root_spans"))}
 
@@ -197,6 +204,12 @@ def trace_section(analysis: dict[str, Any]) -> dict[str, Any]:
                      f"{tok['count']} traces report usage; {s.get('total_tokens', 0):,} in total"))
     if s.get("without_answer"):
         rows.append(("without an answer", str(s["without_answer"]), ""))
+    skipped = _dict(analysis.get("skipped_traces"))
+    if as_int(skipped.get("count"), 0):
+        first = _dict((_list(skipped.get("traces")) or [{}])[0])
+        rows.append(("traces skipped", str(as_int(skipped.get("count"), 0)),
+                     f"unreadable, not analyzed (e.g. {first.get('trace_id') or '?'}: {str(first.get('reason') or '')[:160]}); "
+                     "the list is in state/analysis.json"))
     return {"rows": [{"name": a, "value": b, "note": c} for a, b, c in rows], "summary": s}
 
 
@@ -333,10 +346,22 @@ def coverage_section(dataset: dict[str, Any] | None, findings: list[dict[str, An
     }
 
 
+def production_pass_share(analysis: dict[str, Any]) -> float | None:
+    """Share of the analyzed traces that no finding flags, when every finding lists all its traces."""
+    total = _num(_dict(analysis.get("trace_summary")).get("total_analyzed"))
+    findings = _list(analysis.get("findings"))
+    if not total or any(not isinstance(_dict(f).get("all_evidence"), list) for f in findings):
+        return None
+    flagged = {str(t) for f in findings for t in f["all_evidence"]}
+    return max(0.0, 1 - len(flagged) / total)
+
+
 def scorer_section(specs_file: dict[str, Any] | None, metrics: dict[str, Any], gates: dict[str, Any],
-                   validation: dict[str, Any] | None) -> dict[str, Any]:
+                   validation: dict[str, Any] | None, analysis: dict[str, Any] | None = None) -> dict[str, Any]:
     counts = _dict(_dict(_dict(validation).get("details")).get("scorers"))
     judges_run = bool(_dict(_dict(validation).get("details")).get("judges_run"))
+    rates = {str(f.get("id")): _num(_dict(f.get("prevalence")).get("rate")) for f in _list(_dict(analysis).get("findings"))
+             if isinstance(f, dict)}
     out = []
     for s in _list(_dict(specs_file).get("scorers")):
         if not isinstance(s, dict) or not s.get("name"):
@@ -356,7 +381,10 @@ def scorer_section(specs_file: dict[str, Any] | None, metrics: dict[str, Any], g
             state = "not run (no judge model)"
         else:
             state = "no value"
+        rate = rates.get(str(s.get("finding") or name)) if is_code else None
         out.append({
+            # What share of production traces passes the same check (the dataset over-samples failures).
+            "production": None if rate is None else max(0.0, 1 - rate),
             "name": name, "kind": kind, "is_code": is_code, "finding": s.get("finding"),
             "source": s.get("source", "deterministic"), "doc": s.get("doc") or "",
             "guidelines": [str(g) for g in _list(s.get("guidelines"))], "pass_rate": mean, "gate": gate, "state": state,
@@ -449,10 +477,21 @@ def kpi_tiles(analysis, findings, coverage, scorers, validation, status, labels=
         *([{"label": f"vs labels ({labels['label']})", "value": f"recall {fmt_pct(labels['combined'].get('recall'))}",
              "sub": f"precision {fmt_pct(labels['combined'].get('precision'))} · {labels['labelled']} labelled"}]
           if labels and labels.get("labelled") else []),
-        {"label": "suite", "value": status, "sub": f"mean pass rate {sum(means) / len(means):.0%}" if means else "not validated",
+        {"label": "suite", "value": status, "sub": dataset_pass_text(means, production_pass_share(analysis)),
          "tone": "good" if status == "passed" else "bad" if status == "failed" else None},
     ]
     return tiles
+
+
+def dataset_pass_text(means: list[float], production: float | None) -> str:
+    """The scorers' pass rate on the dataset, worded so it cannot be read as the agent's quality:
+    the dataset is drawn to over-sample failures."""
+    if not means:
+        return "not validated"
+    text = f"checks pass on {sum(means) / len(means):.0%} of dataset rows, which over-sample failures by design"
+    if production is not None:
+        text += f"; {production:.0%} of the production traces analyzed are flagged by no finding"
+    return text
 
 
 def build_context(session: Session, changes: Changes | None = None, ui_url: str | None = None,
@@ -482,7 +521,8 @@ def build_context(session: Session, changes: Changes | None = None, ui_url: str 
     query_types = query_type_section(analysis, rows)
     coverage = coverage_section(dataset, findings, query_types)
     gates = gates_section(gates_file, metrics)
-    scorers = scorer_section(specs_file, metrics, {e["metric"]: e for e in (gates or {}).get("entries", [])}, validation)
+    scorers = scorer_section(specs_file, metrics, {e["metric"]: e for e in (gates or {}).get("entries", [])}, validation,
+                             analysis)
     notes = []
     if not analysis.get("trace_summary"):
         notes.append("The analysis has not run yet (state/analysis.json is missing): the report shows the plan only.")

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from trace2eval.traces.redact import mask_uri
+
 UI_URL_ENV = "TRACE2EVAL_UI_URL"
 
 
@@ -19,6 +21,7 @@ def safe_uri(uri: str | None) -> str:
     """The tracking URI as it may be shown: credentials in the authority part are removed."""
     if not uri:
         return ""
+    uri = mask_uri(uri)  # any scheme: postgresql://user:***@host
     parts = urlsplit(uri)
     if parts.scheme in ("http", "https") and ("@" in parts.netloc):
         host = parts.netloc.rsplit("@", 1)[1]

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
+from trace2eval.printable import printable
 from trace2eval.report import charts as draw
 from trace2eval.report.compare import Change, Changes, compare, find_previous
 from trace2eval.report.context import ReportContext, build_context, fmt_ms, normalized, read_state
@@ -39,10 +41,38 @@ _MD_SPECIAL = re.compile(r"([\\`\[\]|<>])")
 
 
 def md_text(value: Any) -> str:
-    """Untrusted text as inert Markdown: one line, no HTML, no links, no table breaks."""
-    text = " ".join(str("" if value is None else value).split())
+    """Untrusted text as inert Markdown: one line, no HTML, no links, no table breaks, no control characters."""
+    text = printable(" ".join(str("" if value is None else value).split()))
     text = text.replace("&", "&amp;")
     return _MD_SPECIAL.sub(lambda m: {"<": "&lt;", ">": "&gt;"}.get(m.group(1), "\\" + m.group(1)), text)
+
+
+_PIPE = re.compile(r"(\\*)\|")
+
+
+def md_code(value: Any, in_table: bool = True) -> str:
+    """Untrusted text as one Markdown code span that no character of it can close.
+
+    Backslash escapes do not work inside a code span, so a backtick in the text would end it:
+    the span is fenced with one more backtick than the longest run in the text (CommonMark), and
+    padded with a space when the text starts or ends with a backtick. Inside a table, GFM splits
+    cells on `|` before parsing spans: each pipe gets an odd number of backslashes before it.
+    """
+    text = printable(" ".join(str("" if value is None else value).split()))
+    if not text:
+        return "–"
+    if in_table:
+        text = _PIPE.sub(lambda m: m.group(1) + ("\\" if len(m.group(1)) % 2 == 0 else "\\\\") + "|", text)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text[0] in "` " or text[-1] in "` " else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _visible(value: Any) -> Any:
+    """Every value a template prints: control and bidi characters shown as escapes (see printable)."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(printable(str(value)))
+    return printable(value) if isinstance(value, str) else value
 
 
 def pct(value: Any, digits: int = 0) -> str:
@@ -89,8 +119,9 @@ def _env(autoescape: bool) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_visible,
     )
-    env.filters.update(md=md_text, pct=pct, show=show, delta=delta, tone=tone)
+    env.filters.update(md=md_text, code=md_code, pct=pct, show=show, delta=delta, tone=tone)
     return env
 
 

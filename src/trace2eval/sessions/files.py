@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -20,7 +21,11 @@ os.umask(_UMASK)
 
 
 def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from trace text: U+FFFD instead of a crash
+        data = utf8_text(text).encode("utf-8")
+    write_bytes(path, data)
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -37,16 +42,66 @@ def write_bytes(path: Path, data: bytes) -> None:
         except OSError:
             pass  # file systems without POSIX modes (a UC Volume's FUSE mount) refuse chmod; nothing lost
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno:
+            # A failed write (disk full) names no file; the user needs to know which one.
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
+MAX_DEPTH = 100  # deeper JSON is cut: state files never need it, and json recursion limits bite near 1000
+
+
+def dumps_json(data: Any, indent: int | None = 2) -> str:
+    """Strict JSON text of `data`, whatever trace text it holds.
+
+    NaN and Infinity are not JSON (other readers reject them): they become null. Lone surrogates
+    become U+FFFD, NUL stays escaped, and nesting deeper than MAX_DEPTH is cut with a marker
+    string. The plain dump is tried first: nearly every value needs none of it.
+    """
+    try:
+        text = json.dumps(data, indent=indent, ensure_ascii=False, default=str, allow_nan=False)
+        text.encode("utf-8")
+        return text
+    except (ValueError, UnicodeEncodeError, RecursionError):
+        return json.dumps(json_safe(data), indent=indent, ensure_ascii=False, default=str, allow_nan=False)
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """A copy of a JSON-like value that strict JSON and UTF-8 accept (see `dumps_json`)."""
+    if isinstance(value, str):
+        return utf8_text(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):  # beyond Python's int-to-text limit (4300 digits) even json.dumps fails
+        return value if value.bit_length() < 4000 else f"[integer of {value.bit_length()} bits: cut]"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth >= MAX_DEPTH:
+        return f"[nested deeper than {MAX_DEPTH} levels: cut]"
+    if isinstance(value, dict):
+        return {(utf8_text(k) if isinstance(k, str) else json_safe(k, depth + 1)): json_safe(v, depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v, depth + 1) for v in value]
+    return utf8_text(str(value))
+
+
+def utf8_text(text: str) -> str:
+    """`text` with surrogate pairs joined and lone surrogates replaced by U+FFFD: valid UTF-8."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_text(path, dumps_json(data) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -64,3 +119,33 @@ def sha256(path: Path) -> str | None:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except FileNotFoundError:
         return None
+
+
+RUN_NOTES = "run_notes.json"  # in a session's state/: what a run did that a reviewer must hear of
+
+
+def add_run_note(state_dir: Path, kind: str, text: str, **details: Any) -> None:
+    """Record a note (shed rows, skipped traces, a clamped watermark): SUITE.md and the report show them.
+
+    One note per kind: a task rerun replaces its note instead of repeating it.
+    """
+    path = Path(state_dir) / RUN_NOTES
+    notes = [n for n in (read_json(path) if path.exists() else []) if isinstance(n, dict) and n.get("kind") != kind]
+    write_json(path, notes + [{"kind": kind, "text": text, **details}])
+
+
+def run_notes(state_dir: Path) -> list[dict[str, Any]]:
+    path = Path(state_dir) / RUN_NOTES
+    try:
+        notes = read_json(path) if path.exists() else []
+    except SessionError:
+        return []  # a damaged notes file must not stop a publish
+    return [n for n in notes if isinstance(n, dict) and isinstance(n.get("text"), str)] if isinstance(notes, list) else []
+
+
+def drop_run_note(state_dir: Path, kind: str) -> None:
+    """Forget a note a rerun no longer stands by (e.g. a retried read that skipped nothing)."""
+    path = Path(state_dir) / RUN_NOTES
+    if path.exists():
+        write_json(path, [n for n in run_notes(state_dir) if n.get("kind") != kind])
+

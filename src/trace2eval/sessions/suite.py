@@ -26,8 +26,10 @@ import json
 from typing import Any
 
 from trace2eval import ui
+from trace2eval.errors import SessionError
+from trace2eval.printable import printable
 from trace2eval.sessions import ownership
-from trace2eval.sessions.files import read_json, write_bytes, write_json
+from trace2eval.sessions.files import add_run_note, drop_run_note, read_json, run_notes, write_bytes, write_json
 from trace2eval.sessions.folders import LocalFolder
 from trace2eval.sessions.lock import STALE_AFTER_S
 from trace2eval.sessions.ownership import NEW_SUFFIX, Conflict, Manifest
@@ -75,6 +77,7 @@ def seed_session(session: Session) -> dict[str, Any]:
         for name in SUITE_STATE:
             data = suite.read_bytes(f"state/{name}")
             if data is not None:
+                check_state_file(suite.location, name, data)
                 write_bytes(session.dir / SEED_DIR / name, data)
     # The suite's records of what trace2eval generated are this session's records from now on.
     if (session.dir / SEED_DIR / "generated_files.json").exists():
@@ -88,6 +91,38 @@ def seed_session(session: Session) -> dict[str, Any]:
     else:
         ui.say(f"Suite {suite.location} is empty: this run creates it")
     return seeded
+
+
+# What each suite state file must hold; a hand-edited or truncated one is reported, not a traceback.
+_STATE_SHAPES = {"scorer_specs.json": dict, "generated_files.json": dict, "sources.json": list,
+                 "watermark.json": dict, "runs.json": list}
+
+
+def check_state_file(location: str, name: str, data: bytes) -> None:
+    """Raise SessionError naming the suite's file when it is not the JSON trace2eval wrote there."""
+    from pydantic import ValidationError
+
+    where = f"{location.rstrip('/')}/state/{name}"
+    fix = (f"restore it from a run's record (sessions/<run id>/{SEED_DIR}/{name} holds the copy that run started from), "
+           f"or delete it to start that part over" + (" (the next run then reads traces from --since)" if name == "watermark.json" else ""))
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SessionError(f"{where} is not valid JSON ({str(exc)[:120]})", fix) from None
+    expected = _STATE_SHAPES.get(name)
+    if expected is not None and not isinstance(value, expected):
+        kinds = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+                 bool: "a boolean", type(None): "null"}
+        raise SessionError(f"{where} holds {kinds.get(type(value), type(value).__name__)} where trace2eval expects "
+                           f"{kinds[expected]}", fix)
+    model = {"watermark.json": Watermark, "generated_files.json": Manifest}.get(name)
+    if model is not None:
+        try:
+            model.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(map(str, first.get("loc", ()))) or "(top level)"
+            raise SessionError(f"{where} is not a valid {name}: {field}: {first.get('msg')}", fix) from None
 
 
 def previous_watermark(session: Session) -> Watermark | None:
@@ -105,6 +140,12 @@ def save_window(session: Session, window: TraceWindow) -> dict[str, Any]:
     write_json(session.dir / CANDIDATE, window.advanced(session.id).model_dump(mode="json"))
     info = describe(window)
     write_json(session.state_dir / "trace_window.json", info)
+    clock = window.clamp_note()
+    if clock:
+        ui.warn(f"Watermark: {clock}")
+        add_run_note(session.state_dir, "watermark_clamped", f"Watermark: {clock}.")
+    else:
+        drop_run_note(session.state_dir, "watermark_clamped")
     return info
 
 
@@ -147,11 +188,13 @@ def merge_rows(session: Session, new_rows: list[dict[str, Any]]) -> tuple[list[d
 def evict(rows: list[dict[str, Any]], cap: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Keep the suite under `cap` rows: drop the oldest, least telling rows first.
 
-    Rows a person invested in (with `expectations`, or `metadata.pinned`) are never dropped.
+    Curated rows (with `expectations`, `metadata.pinned`, hand-written: `dataset.is_curated`) are never dropped.
     """
+    from trace2eval.state.dataset import is_curated
+
     if len(rows) <= cap:
         return rows, []
-    protected = {i for i, r in enumerate(rows) if r.get("expectations") or r.get("metadata", {}).get("pinned")}
+    protected = {i for i, r in enumerate(rows) if is_curated(r)}
     candidates = [i for i in range(len(rows)) if i not in protected]
     candidates.sort(key=lambda i: (EVICTION_ORDER.get(rows[i].get("metadata", {}).get("case_type"), 0),
                                    str(rows[i].get("metadata", {}).get("added_in", "")), i))
@@ -240,7 +283,7 @@ def publish(session: Session) -> dict[str, Any]:
         _put_json(suite, "state/runs.json", history[-MAX_HISTORY:])
         if watermark is not None:
             _put_json(suite, "state/watermark.json", watermark.model_dump(mode="json"))  # last: the commit point
-        suite.write_bytes("SUITE.md", suite_page(suite.location, run, manifest, watermark).encode("utf-8"))
+        suite.write_bytes("SUITE.md", printable(suite_page(suite.location, run, manifest, watermark)).encode("utf-8"))
     for conflict in manifest.conflicts:
         ui.warn(f"kept your edited {conflict.file}; the generated version is {suite.location}/{conflict.new_version} — merge it, "
                 f"then delete the .new file")
@@ -308,6 +351,7 @@ def _run_record(session: Session, manifest: Manifest, written: list[str], waterm
         "files_updated": written,
         "conflicts": [c.file for c in manifest.conflicts],
         "watermark_ms": watermark.timestamp_ms if watermark else None,
+        "notes": [n["text"] for n in run_notes(session.state_dir)],
     }
 
 
@@ -324,6 +368,8 @@ def suite_page(location: str, run: dict[str, Any], manifest: Manifest, watermark
         "overwrites a file you changed; it writes its new version beside it as `<file>.new` and lists it below.",
         "",
     ]
+    if run.get("notes"):
+        lines += ["## Notes from this run", ""] + [f"- {' '.join(str(n).split())}" for n in run["notes"]] + [""]
     if manifest.conflicts:
         lines += ["## Open conflicts", "", "| your file | generated version | since |", "|---|---|---|"]
         lines += [f"| `{c.file}` | `{c.new_version}` | {c.since} |" for c in manifest.conflicts]

@@ -89,6 +89,11 @@ def _analyze(config: SessionConfig) -> UCAnalysis:
             info_population["note"] += "; findings come from the sample"
         analysis["population"] = info_population
         skipped = {k: {"traces": v[0], "example": v[1]} for k, v in outcome.items() if k != "ok"}
+        if skipped:  # the same record the local engine writes (traces/source.py SkippedTraces), examples without ids
+            analysis["skipped_traces"] = {
+                "count": sum(v["traces"] for v in skipped.values()), "by_stage": {k: v["traces"] for k, v in skipped.items()},
+                "traces": [{"trace_id": None, "stage": k, "reason": v["example"]} for k, v in skipped.items()],
+                "note": "traces without a root span yet, or whose digest failed on the cluster; skipped, not analyzed"}
         if design or skipped:
             analysis["sampling"] = {
                 "source": str(location), "engine": "spark", "population": total,

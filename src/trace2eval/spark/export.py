@@ -55,9 +55,10 @@ def write_trace_tables(spark, traces: Iterable[Any], location: UCTraceLocation, 
 
 def export_experiment(spark, tracking_uri: str, experiment_id: str, location: UCTraceLocation, **kwargs) -> int:
     """Copy every trace of an MLflow experiment into `location`'s tables; returns the count."""
-    from trace2eval.traces.source import TraceQuery, iter_trace_pages, open_client
+    from trace2eval.traces.source import TraceQuery, UnreadableTrace, iter_trace_pages, open_client
 
     client = open_client(tracking_uri, experiment_id)
     query = TraceQuery(experiment_id)
-    traces = (trace for page in iter_trace_pages(client, query, page_size=500) for trace in page)
+    traces = (trace for page in iter_trace_pages(client, query, page_size=500) for trace in page
+              if not isinstance(trace, UnreadableTrace))  # MLflow cannot load it: nothing to copy
     return write_trace_tables(spark, traces, location, **kwargs)

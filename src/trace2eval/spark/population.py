@@ -1,9 +1,9 @@
 """Analysis sections over every trace, as Spark DataFrame operations.
 
-These reproduce the analyzer's population sections (`agent`, `trace_summary`, `error_patterns`,
-`tool_usage`, `span_types`, `request_shapes`) and the initializer's `population` block number for
-number, so that on the same traces the Spark engine writes the same `analysis.json` as the local
-engine. What makes that exact:
+These count what the analyzer's population sections (`agent`, `trace_summary`, `error_patterns`,
+`tool_usage`, `span_types`, `request_shapes`) and the initializer's `population` block need, and
+hand the counts to the same describe functions (`analysis.sections`), so that on the same traces
+the Spark engine writes the same `analysis.json` as the local engine. What makes the counts exact:
 
 - Row order is the local engine's: newest first, ties by trace id. "First N evidence ids" and
   tie-breaks between equal counts ("first seen first") follow it.
@@ -23,10 +23,11 @@ import sys
 from collections import defaultdict
 from typing import Any
 
-EVIDENCE_IDS = 25  # as in analysis.analyze
+from trace2eval.analysis.sections import (EVIDENCE_IDS, TRACE_NO_EXCEPTION, AgentCounts, describe_agent,
+                                          describe_error_pattern, describe_tool, describe_trace_summary)
+
 FOLD_LIMIT = 2_000_000
 QUANTILES = (50, 90, 95, 99)
-TRACE_NO_EXCEPTION = "trace ended with status ERROR (no exception recorded)"
 
 
 def python_percentile(value_at, n: int, q: float) -> float:
@@ -291,23 +292,14 @@ def _order_statistics(df, tools) -> dict[tuple, RankedValues]:
 
 
 def trace_summary(statuses, totals: dict[str, Any], ranked: dict[tuple, RankedValues], n: int) -> dict[str, Any]:
-    by_status = {g["key"][0]: g["events"] for g in sorted(statuses, key=lambda g: g["first"])}
     n_tokens = int(totals["with_tokens"] or 0)
-    return {
-        "total_analyzed": n,
-        "by_status": by_status,
-        "error_count": by_status.get("ERROR", 0),
-        "success_count": by_status.get("OK", 0),
-        "latency_ms": _summary(n, totals["latency"], ranked[("latency", "")]),
-        "tokens_per_trace": (_summary(n_tokens, int(totals["tokens"] or 0), ranked[("tokens", "")].as_int())
-                             if n_tokens else {"count": 0}),
-        "total_tokens": int(totals["tokens"] or 0),
-        "tool_calls_per_trace": _summary(n, int(totals["tool_calls"]), ranked[("calls", "")].as_int()),
-        "user_turns_per_trace": _summary(n, int(totals["user_turns"]), ranked[("turns", "")].as_int()),
-        "without_answer": int(totals["without_answer"] or 0),
-        "first_timestamp_ms": totals["first_ts"],
-        "last_timestamp_ms": totals["last_ts"],
-    }
+    return describe_trace_summary(
+        n, {g["key"][0]: g["events"] for g in sorted(statuses, key=lambda g: g["first"])},
+        _summary(n, totals["latency"], ranked[("latency", "")]),
+        _summary(n_tokens, int(totals["tokens"] or 0), ranked[("tokens", "")].as_int()) if n_tokens else {"count": 0},
+        int(totals["tokens"] or 0), _summary(n, int(totals["tool_calls"]), ranked[("calls", "")].as_int()),
+        _summary(n, int(totals["user_turns"]), ranked[("turns", "")].as_int()), int(totals["without_answer"] or 0),
+        totals["first_ts"], totals["last_ts"])
 
 
 def error_patterns(df, limit: int = 30) -> list[dict[str, Any]]:
@@ -330,20 +322,13 @@ def error_patterns(df, limit: int = 30) -> list[dict[str, Any]]:
     # The analyzer ranks these by distinct traces, not by events.
     groups = sorted(grouped(events, ["where", "name", "message"], evidence=EVIDENCE_IDS),
                     key=lambda g: (-g["traces"], g["first"]))[:limit]
-    return [{"where": g["key"][0], "name": g["key"][1], "message": g["key"][2], "count": g["events"],
-             "traces": g["traces"], "evidence": g["evidence"]} for g in groups]
+    return [describe_error_pattern(*g["key"], g["events"], g["traces"], g["evidence"]) for g in groups]
 
 
 def tool_usage(tool_groups: list[dict[str, Any]], ranked: dict[tuple, RankedValues], limit: int = 40):
     """Calls, failures and latency per tool (the 40 most called)."""
-    return [
-        {"tool": g["key"][0], "calls": g["events"], "traces": g["traces"], "failures": g["failures"],
-         "failure_rate": round(g["failures"] / g["events"], 3),
-         "p50_ms": round(ranked[("tool", g["key"][0])].percentile(50), 1),
-         "p95_ms": round(ranked[("tool", g["key"][0])].percentile(95), 1),
-         "evidence": g["evidence"]}
-        for g in tool_groups[:limit]
-    ]
+    return [describe_tool(g["key"][0], g["events"], g["traces"], g["failures"], ranked[("tool", g["key"][0])].percentile(50),
+                          ranked[("tool", g["key"][0])].percentile(95), g["evidence"]) for g in tool_groups[:limit]]
 
 
 def span_types(df) -> dict[str, int]:
@@ -356,30 +341,14 @@ def span_types(df) -> dict[str, int]:
 
 def agent_section(tool_groups, shapes, roots, totals: dict[str, Any], n: int) -> dict[str, Any]:
     """`describe_agent` over every trace."""
-    nested = sorted(g["key"][0] for g in tool_groups if g["nested_calls"])
-    n_tools = sum(g["events"] for g in tool_groups)
-    n_nested = sum(g["nested_calls"] for g in tool_groups)
-    multi_turn, uses_tools, retrieval = int(totals["multi_turn"]), int(totals["uses_tools"]), int(totals["retrieval"])
-    if nested and n_nested >= 0.5 * n_tools:
-        kind = "multi-agent supervisor: routes requests to sub-agents exposed as tools"
-    elif retrieval >= 0.5 * n:
-        kind = "retrieval-augmented agent"
-    elif uses_tools >= 0.3 * n and multi_turn >= 0.3 * n:
-        kind = "tool-using conversational agent (multi-turn)"
-    elif uses_tools >= 0.3 * n:
-        kind = "tool-using agent"
-    else:
-        kind = "LLM application without tools"
-    # Same expression as the analyzer, precedence included: with no answer anywhere the whole
-    # description is the "often empty" note.
-    io = ("inputs " + ", ".join(g["key"][0] for g in shapes[:3]) + "; outputs carry a final text answer"
-          if totals["any_answer"] else "; outputs are often empty")
-    return {
-        "type": kind,
-        "root_spans": {g["key"][0]: g["events"] for g in roots[:5]},
-        "input_shapes": {g["key"][0]: g["events"] for g in shapes[:5]},
-        "tools": {g["key"][0]: g["events"] for g in tool_groups[:30]},
-        "sub_agents": nested,
-        "multi_turn_share": round(multi_turn / n, 3),
-        "io": io,
-    }
+    return describe_agent(agent_counts(tool_groups, shapes, roots, totals, n))
+
+
+def agent_counts(tool_groups, shapes, roots, totals: dict[str, Any], n: int) -> AgentCounts:
+    return AgentCounts(
+        n=n, tools=[(g["key"][0], g["events"]) for g in tool_groups],
+        sub_agents=sorted(g["key"][0] for g in tool_groups if g["nested_calls"]),
+        nested_calls=sum(g["nested_calls"] for g in tool_groups), multi_turn=int(totals["multi_turn"]),
+        uses_tools=int(totals["uses_tools"]), retrieval=int(totals["retrieval"]),
+        roots=[(g["key"][0], g["events"]) for g in roots], shapes=[(g["key"][0], g["events"]) for g in shapes],
+        any_answer=bool(totals["any_answer"]))

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from trace2eval.traces.features import trace_features
-from trace2eval.traces.redact import contains_secret, redact
+from trace2eval.traces.redact import contains_secret, redact, redact_text
 
 
 def digest_trace(trace: Any, label_name: str | None = None) -> dict[str, Any]:
@@ -19,9 +19,11 @@ def digest_trace(trace: Any, label_name: str | None = None) -> dict[str, Any]:
     digest = {
         "trace_id": info.trace_id,
         "timestamp_ms": int(getattr(info, "request_time", 0) or 0),
-        **trace_features(trace),
+        # Texts cut to a preview or normalized (lower-cased) are redacted whole, before that.
+        **trace_features(trace, scrub=redact_text),
     }
-    # Nearly no trace holds a secret: one search over the serialized digest rules most out.
+    # The rest is kept whole: one search over the serialized digest covers it, and nearly no trace
+    # holds a secret, so most digests are ruled out by that one search.
     serialized = json.dumps(digest, ensure_ascii=False, default=str)
     # JSON escapes whitespace; patterns that need real whitespace (e.g. "Bearer <token>") see it again.
     serialized = serialized.replace("\\n", "\n").replace("\\t", "\t").replace("\\r", "\r")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, Callable
 
 PREVIEW_CHARS = 600
 MAX_TOOL_CALLS_KEPT = 60
@@ -182,8 +182,13 @@ def root_span(spans: list[Any]) -> Any | None:
 # Text helpers
 
 
-def to_text(value: Any, limit: int | None = None) -> str:
-    """Readable text of any payload: strings stay, structures become compact JSON."""
+def to_text(value: Any, limit: int | None = None, scrub: Callable[[str], str] | None = None) -> str:
+    """Readable text of any payload: strings stay, structures become compact JSON.
+
+    `scrub` (a redactor) runs on the whole text before it is cut, so a secret straddling the cut
+    is still recognized and no half of it survives. Text short enough to stay whole is left to the
+    caller's one pass over the finished record (cheaper: most texts are short and secret-free).
+    """
     if value is None:
         text = ""
     elif isinstance(value, str):
@@ -194,7 +199,10 @@ def to_text(value: Any, limit: int | None = None) -> str:
         except (TypeError, ValueError):
             text = str(value)
     if limit is not None and len(text) > limit:
-        text = text[:limit] + f"…[+{len(text) - limit} chars]"
+        if scrub is not None:
+            text = scrub(text)
+        if len(text) > limit:
+            text = text[:limit] + f"…[+{len(text) - limit} chars]"
     return text
 
 
@@ -269,11 +277,36 @@ def answer_text(outputs: Any) -> str:
     return to_text(outputs)
 
 
-def normalize_message(text: str) -> str:
-    """Error messages with ids and numbers replaced, so the same error groups together."""
-    text = re.sub(r"[0-9a-f]{8,}", "<id>", text.lower())
-    text = re.sub(r"\d+(?:\.\d+)?", "<n>", text)
-    text = re.sub(r"(['\"]).*?\1", "<s>", text)
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+_HEX_RUN = re.compile(r"\b(?:0x)?[0-9a-f]{8,}\b")
+# A token mixing letters and digits (order_8f3k2, tr-1a2b3c, req_123): an id, not a word.
+_ID_TOKEN = re.compile(r"\b(?=(?:[a-z_\-]*\d){3})(?=[\d_\-]*[a-z])[a-z0-9][a-z0-9_\-]{5,}\b")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# Double quotes, or single quotes that are not apostrophes (can't, user's).
+_QUOTED = re.compile(r"\"([^\"]*)\"|(?<!\w)'([^']*)'(?!\w)")
+QUOTED_KEPT_CHARS = 40  # a quoted value longer than this is data (a user's text, a payload), not the message
+
+
+def _short_quote(m: re.Match[str]) -> str:
+    inner = m.group(1) if m.group(1) is not None else m.group(2)
+    quote = m.group(0)[0]
+    return m.group(0) if len(inner) <= QUOTED_KEPT_CHARS else f"{quote}<s>{quote}"
+
+
+def normalize_message(text: str, scrub: Callable[[str], str] | None = None) -> str:
+    """Error messages with ids and numbers replaced, so the same error groups together.
+
+    Words and short quoted values stay, so the result still reads as the error it was:
+    `{"error": "order 123 not found"}` becomes `{"error": "order <n> not found"}`. `scrub` (a
+    redactor) runs first, on the original text: lower-casing would hide `AKIA…` from it.
+    """
+    if scrub is not None:
+        text = scrub(text)
+    text = _UUID.sub("<id>", text.lower())
+    text = _HEX_RUN.sub("<id>", text)
+    text = _ID_TOKEN.sub("<id>", text)
+    text = _NUMBER.sub("<n>", text)
+    text = _QUOTED.sub(_short_quote, text)
     return re.sub(r"\s+", " ", text).strip()[:160]
 
 
@@ -318,10 +351,15 @@ def looks_truncated(answer: str) -> bool:
 # The features
 
 
-def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[str, Any]:
+def trace_features(trace: Any, inputs: Any = None, outputs: Any = None,
+                   scrub: Callable[[str], str] | None = None) -> dict[str, Any]:
     """Small, JSON-able facts about one trace.
 
     `inputs`/`outputs` are used when given (a dataset row), otherwise the root span's.
+    `scrub` is a redactor for text that is kept: it sees each text whole, before it is cut to a
+    preview or lower-cased. trace2eval passes its own (`trace2eval.traces.redact`) when it writes
+    features to a session; this file stays standard-library only because it is copied beside the
+    generated scorers, which compute features in memory at evaluation time and need none.
     """
     spans = sorted(trace_spans(trace), key=lambda s: getattr(s, "start_time_ns", 0) or 0)
     root = root_span(spans)
@@ -355,7 +393,7 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
         span_types[kind] = span_types.get(kind, 0) + 1
         failed = span_status(span) == "ERROR"
         for exc in span_exceptions(span):
-            exceptions.append((exc[0], normalize_message(exc[1])))
+            exceptions.append((exc[0], normalize_message(exc[1], scrub)))
         if kind in LLM_SPAN_TYPES:
             llm_calls += 1
             llm_errors += failed
@@ -386,10 +424,10 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
             error = None
             if not ok:
                 excs = span_exceptions(span)
-                error = normalize_message(excs[0][1] if excs else to_text(out, 200) or "error status")
+                error = normalize_message(excs[0][1] if excs else to_text(out, 200, scrub) or "error status", scrub)
             tools.append({
                 "name": name,
-                "args": to_text(getattr(span, "inputs", None), 160),
+                "args": to_text(getattr(span, "inputs", None), 160, scrub),
                 "key": args_key(getattr(span, "inputs", None)),
                 "ok": ok,
                 "error": error,
@@ -404,7 +442,7 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
                 if missing:
                     n_ungrounded += 1
                     if len(ungrounded) < 5:
-                        ungrounded.append(f"{name}({', '.join(to_text(v, 40) for v in missing[:3])})")
+                        ungrounded.append(f"{name}({', '.join(to_text(v, 40, scrub) for v in missing[:3])})")
             evidence.add(to_text(out))
         elif kind in AGENT_SPAN_TYPES and span is not root:
             agent_spans += 1
@@ -436,9 +474,9 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
         "n_spans": len(spans),
         "root_name": str(getattr(root, "name", "") or ""),
         "span_types": span_types,
-        "request": to_text(request_text(inputs), PREVIEW_CHARS),
+        "request": to_text(request_text(inputs), PREVIEW_CHARS, scrub),
         "request_shape": request_shape(inputs),
-        "answer": to_text(answer, PREVIEW_CHARS),
+        "answer": to_text(answer, PREVIEW_CHARS, scrub),
         "answer_chars": len(answer),
         "has_answer": bool(answer.strip()),
         "answer_truncated": looks_truncated(answer),
@@ -465,7 +503,7 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None) -> dict[
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,
         "n_user_turns": len(user_turns),
-        "user_turns": [to_text(u, 200) for u in user_turns[:MAX_USER_TURNS_KEPT]],
+        "user_turns": [to_text(u, 200, scrub) for u in user_turns[:MAX_USER_TURNS_KEPT]],
     }
 
 

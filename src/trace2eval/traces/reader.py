@@ -18,6 +18,7 @@ so the analysis does not depend on which worker finished first.
 from __future__ import annotations
 
 import bisect
+import math
 import os
 import random
 import sys
@@ -27,7 +28,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from trace2eval.traces.source import TraceQuery, is_evaluation_trace, iter_trace_pages
+from trace2eval.traces.source import (SkippedTraces, TraceQuery, digest_or_skip, is_evaluation_trace, is_unreadable,
+                                      iter_trace_pages)
 
 INDEX_PAGE = 500  # span-free pages are small, but an `mlflow server` rejects max_results above 500
 SHARD_SIZE = 500  # traces per shard: a page of full traces per worker call
@@ -75,14 +77,30 @@ def scan_index(client, query: TraceQuery) -> TraceIndex:
                 continue
             info = trace.info
             state = str(getattr(info.state, "value", info.state))
-            index.timestamps.append(int(info.request_time or 0))
+            index.timestamps.append(_count(info.request_time) or 0)
             index.errors.append(state == "ERROR")
             index.statuses[state] += 1
-            index.durations.append(float(info.execution_duration or 0))
-            usage = getattr(info, "token_usage", None) or {}
-            if usage.get("total_tokens"):
-                index.tokens.append(int(usage["total_tokens"]))
+            index.durations.append(float(_count(info.execution_duration) or 0))
+            try:
+                usage = getattr(info, "token_usage", None) or {}
+            except Exception:  # trace metadata that is not JSON: no usage, as for a trace without it
+                usage = {}
+            total = _count(usage.get("total_tokens")) if isinstance(usage, dict) else None
+            if total:
+                index.tokens.append(total)
     return index
+
+
+def _count(value: Any) -> int | None:
+    """A whole number from trace metadata, or None for what is not one (NaN, Infinity, text)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _ranges(timestamps: list[int], size: int) -> list[tuple[int, int]]:
@@ -147,15 +165,17 @@ def _shard_query(query: TraceQuery, shard: Shard) -> TraceQuery:
 
 
 def _digest_shard(args: tuple) -> list[dict[str, Any]]:
-    """Worker: one shard's traces as digests (runs in a child process, or inline)."""
+    """Worker: one shard's traces as digests (runs in a child process, or inline).
+
+    A trace that cannot be read or digested comes back as a skip record (`is_unreadable`).
+    """
     tracking_uri, query, shard, label_name = args
-    from trace2eval.traces.digest import digest_trace
     from trace2eval.traces.source import open_client_unchecked
 
     client = open_client_unchecked(tracking_uri)
-    digests = [digest_trace(t, label_name) for page in iter_trace_pages(client, _shard_query(query, shard), SHARD_SIZE)
+    digests = [digest_or_skip(t, label_name) for page in iter_trace_pages(client, _shard_query(query, shard), SHARD_SIZE)
                for t in page if not is_evaluation_trace(t)]
-    digests.sort(key=lambda d: (-d["timestamp_ms"], d["trace_id"]))
+    digests.sort(key=lambda d: (-int(d.get("timestamp_ms") or 0), str(d.get("trace_id"))))
     return digests
 
 
@@ -198,8 +218,21 @@ def _spark_is_live() -> bool:
 
 
 def read_digests(tracking_uri: str, query: TraceQuery, plan: ReadPlan, label_name: str | None = None,
-                 workers: int | None = None, method: str | None = None) -> Iterator[dict[str, Any]]:
-    """Digests of every trace in the plan, newest shard first, at most 2 shards in flight per worker."""
+                 workers: int | None = None, method: str | None = None,
+                 skipped: SkippedTraces | None = None) -> Iterator[dict[str, Any]]:
+    """Digests of every trace in the plan that could be read; the others are counted in `skipped`."""
+    for digest in _read_all(tracking_uri, query, plan, label_name, workers, method):
+        if is_unreadable(digest):
+            if skipped is not None:
+                skipped.add(digest)
+            continue
+        yield digest
+
+
+def _read_all(tracking_uri: str, query: TraceQuery, plan: ReadPlan, label_name: str | None,
+              workers: int | None, method: str | None) -> Iterator[dict[str, Any]]:
+    """Digests and skip records of every trace in the plan, newest shard first, at most 2 shards in
+    flight per worker."""
     jobs = [(tracking_uri, query, shard, label_name) for shard in sorted(plan.shards, key=lambda s: (-s.hi_ms, s.status or ""))]
     workers = workers or workers_for(plan.expected)
     if workers <= 1 or len(jobs) <= 1:

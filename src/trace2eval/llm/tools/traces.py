@@ -14,7 +14,7 @@ from trace2eval.llm.tools.base import Tool
 from trace2eval.llm.tools.context import ToolContext, ToolError
 from trace2eval.traces.features import (root_span, span_duration_ms, span_status, span_type, to_text, trace_features,
                                         trace_spans)
-from trace2eval.traces.redact import redact
+from trace2eval.traces.redact import redact, redact_text
 from trace2eval.traces.source import TraceQuery
 
 MAX_PAGE = 20
@@ -23,6 +23,11 @@ SYSTEM_PROMPT_CHARS = 5_000
 ITEM_CHARS = 600
 MAX_SPANS_SHOWN = 60
 SAFE_TOOL_NAME = re.compile(r"^[\w.\-: ]{1,100}$")
+
+
+def _cut(value: Any, limit: int) -> str:
+    """A preview redacted before it is cut (the final `redact` could not see a key cut in half)."""
+    return to_text(value, limit, redact_text)
 
 
 def _message_text(message: Any) -> str:
@@ -34,7 +39,7 @@ def _message_text(message: Any) -> str:
 
 
 def _summary(ctx: ToolContext, trace: Any) -> dict[str, Any]:
-    f = trace_features(trace)
+    f = trace_features(trace, scrub=redact_text)
     tid = trace.info.trace_id
     tools: dict[str, int] = {}
     for t in f["tools"]:
@@ -43,7 +48,7 @@ def _summary(ctx: ToolContext, trace: Any) -> dict[str, Any]:
     ctx.seen_traces.add(tid)
     return redact({
         "trace_id": tid, "status": f["status"], "duration_ms": f["duration_ms"],
-        "request": to_text(f["request"], 240), "answer": to_text(f["answer"], 240),
+        "request": _cut(f["request"], 240), "answer": _cut(f["answer"], 240),
         "user_turns": f["n_user_turns"], "tool_calls": f["n_tool_calls"], "tools": dict(list(tools.items())[:10]),
         "failed_tool_calls": f["n_tool_errors"], "findings": ctx.findings_by_trace().get(tid, []),
         **({"query_type": case["query_type"]} if case.get("query_type") else {}),
@@ -142,20 +147,20 @@ def _conversation(trace: Any) -> dict[str, Any]:
                     continue
                 text = _message_text(m)
                 if m.get("role") == "system":
-                    system = system or to_text(text, SYSTEM_PROMPT_CHARS)
+                    system = system or _cut(text, SYSTEM_PROMPT_CHARS)
                 elif m.get("role") == "user" and text and text not in seen:
                     seen.add(text)
-                    items.append({"user": to_text(text, ITEM_CHARS)})
+                    items.append({"user": _cut(text, ITEM_CHARS)})
             out = span.outputs
             said = _message_text(out) if isinstance(out, dict) else (out if isinstance(out, str) else "")
             if said:
-                items.append({"assistant": to_text(said, ITEM_CHARS)})
+                items.append({"assistant": _cut(said, ITEM_CHARS)})
         elif kind in ("TOOL", "RETRIEVER"):
-            items.append({"tool": span.name, "args": to_text(span.inputs, 300),
-                          "result": to_text(span.outputs, 400), "status": span_status(span)})
+            items.append({"tool": span.name, "args": _cut(span.inputs, 300),
+                          "result": _cut(span.outputs, 400), "status": span_status(span)})
     root = root_span(spans)
-    body: dict[str, Any] = {"system_prompt": system, "request": to_text(root.inputs, ITEM_CHARS) if root else None,
-                            "final_answer": to_text(root.outputs, 1500) if root else None, "turns": []}
+    body: dict[str, Any] = {"system_prompt": system, "request": _cut(root.inputs, ITEM_CHARS) if root else None,
+                            "final_answer": _cut(root.outputs, 1500) if root else None, "turns": []}
     used = 0
     for item in items:
         size = len(to_text(item))
@@ -174,7 +179,7 @@ def _spans(trace: Any) -> list[dict[str, Any]]:
     for s in spans[:MAX_SPANS_SHOWN]:
         shown.append({"name": s.name, "type": span_type(s), "parent": names.get(s.parent_id),
                       "status": span_status(s), "ms": round(span_duration_ms(s), 1),
-                      "inputs": to_text(s.inputs, 240), "outputs": to_text(s.outputs, 240)})
+                      "inputs": _cut(s.inputs, 240), "outputs": _cut(s.outputs, 240)})
     if len(spans) > MAX_SPANS_SHOWN:
         shown.append({"note": f"{len(spans) - MAX_SPANS_SHOWN} more spans"})
     return shown
@@ -185,7 +190,7 @@ def get_trace(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     detail = args.get("detail", "summary")
     out = _summary(ctx, trace)
     if detail == "summary":
-        f = trace_features(trace)
+        f = trace_features(trace, scrub=redact_text)
         out.update({"tool_sequence": [{"tool": t["name"], "ok": t["ok"], "args": t["args"], **({"error": t["error"]} if t["error"] else {})}
                                       for t in f["tools"][:30]],
                     "user_messages": f["user_turns"][:8], "exceptions": f["exceptions"],

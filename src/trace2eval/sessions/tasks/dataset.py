@@ -14,7 +14,7 @@ from trace2eval.sessions.refinement import Refinement
 from trace2eval.sessions.session import Session
 from trace2eval.spark.location import is_uc_source
 from trace2eval.state.dataset import write_dataset
-from trace2eval.traces.source import fetch_trace, open_client
+from trace2eval.traces.source import fetch_row_trace, open_client
 
 
 def run(session: Session) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def run(session: Session) -> dict[str, Any]:
         client = open_client(config.tracking_uri, config.experiment_id)
         with ui.activity("Fetching dataset traces", unit="traces") as progress:
             def fetch_one(trace_id: str):
-                trace = fetch_trace(client, trace_id)
+                trace = fetch_row_trace(client, trace_id)
                 progress.update(progress.done + 1, len(cases))
                 return trace
 
@@ -47,7 +47,7 @@ def run(session: Session) -> dict[str, Any]:
         raise SourceError("none of the selected traces could be read back for the dataset",
                           "check that the traces still exist in the experiment, then rerun the dataset task")
     write_dataset(session, rows, skipped, merged=nightly)
-    kinds = Counter(r["metadata"]["case_type"] for r in rows)
+    kinds = _case_types(rows)
     ui.say(f"Dataset: {len(rows)} rows ({', '.join(f'{n} {k}' for k, n in kinds.most_common())})")
     return {"rows": len(rows), "skipped": len(skipped), "case_types": dict(kinds), **merge}
 
@@ -55,6 +55,14 @@ def run(session: Session) -> dict[str, Any]:
 def after_llm(session: Session, summary: dict[str, Any], refinement: Refinement) -> dict[str, Any]:
     """The LLM may have added rows or expectations: report what is on disk now."""
     rows = read_json(session.dataset_json)["rows"]
-    kinds = Counter(r["metadata"]["case_type"] for r in rows)
+    kinds = _case_types(rows)
     return {**summary, "rows": len(rows), "case_types": dict(kinds),
             "rows_with_expectations": sum(bool(r.get("expectations")) for r in rows)}
+
+
+def _metadata(row: dict[str, Any]) -> dict[str, Any]:
+    return row["metadata"] if isinstance(row.get("metadata"), dict) else {}
+
+
+def _case_types(rows: list[dict[str, Any]]) -> Counter:
+    return Counter(str(_metadata(r).get("case_type") or "hand-written") for r in rows)

@@ -1,8 +1,9 @@
 """Fix (deterministic): repair what validation found, validate again, a bounded number of times.
 
 Repairs, least invasive first: drop a scorer that errored or gave no value (recording why);
-re-render every generated file from its spec; drop scorers an LLM wrote; shrink the dataset when
-the run timed out. If validation still fails after the last attempt, the task fails with the reason.
+re-render every generated file from its spec; drop scorers an LLM wrote; shed automatically drawn
+dataset rows when the run timed out (curated rows never: see `dataset.is_curated`). If validation
+still fails after the last attempt, the task fails with the reason.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from typing import Any
 from trace2eval import ui
 from trace2eval.errors import ValidationFailed
 from trace2eval.sessions import ownership
-from trace2eval.sessions.files import read_json, write_json
+from trace2eval.sessions.files import add_run_note, read_json, run_notes, write_json
 from trace2eval.sessions.refinement import REFINE, Refinement
 from trace2eval.sessions.session import Session
+from trace2eval.sessions.suite import EVICTION_ORDER
 from trace2eval.sessions.tasks import script as script_task
 from trace2eval.sessions.tasks import validate as validate_task
-from trace2eval.state.dataset import write_dataset
+from trace2eval.state.dataset import is_curated, write_dataset
 from trace2eval.state.specs import load_specs, save_specs, write_scorers
 
 FIX_LOG = "fix_log.json"
+MIN_ROWS = 5  # a timeout never sheds below this many rows
 
 
 def run(session: Session) -> dict[str, Any]:
@@ -63,6 +66,7 @@ def repair_and_validate(session: Session) -> dict[str, Any]:
         validation = session.validation()
         if validation["validation_status"] == "passed":
             return {"attempts": attempt, "changes": [c for entry in log for c in entry["changes"]]}
+        refuse_to_repair_edited_files(session, validation)  # a restored missing file may reveal an edited one
     problems = "; ".join(f"{p['kind']}{' ' + p['scorer'] if p.get('scorer') else ''}" for p in (validation or {}).get("problems", []))
     raise ValidationFailed(
         f"validation still fails after {len(log)} fix attempt(s): {problems or 'unknown problem'}",
@@ -73,6 +77,13 @@ def repair_and_validate(session: Session) -> dict[str, Any]:
 def refuse_to_repair_edited_files(session: Session, validation: dict[str, Any]) -> None:
     """Repairs rewrite generated files; one a person edited is theirs, so say so instead of looping."""
     problems = validation.get("problems", [])
+    code_files = ("evaluation/scorers.py", "evaluation/run_eval.py", "evaluation/eval_dataset.py")
+    missing = [rel for rel in code_files if not (session.dir / rel).exists()]
+    if missing and any(p["kind"] in ("crash", "nonzero_exit") for p in problems):
+        # A deleted generated file explains the crash, not an edited neighbour: deleting one means
+        # "take the generated version", and the repair re-renders it.
+        ui.say(f"{', '.join(missing)} missing: rendering it again from its spec")
+        return
     blame = []
     if ownership.is_edited(session.dir, "evaluation/scorers.py") and any(p.get("scorer") or p["kind"] == "nan_metric" for p in problems):
         blame.append("evaluation/scorers.py")
@@ -114,11 +125,9 @@ def repair(session: Session, validation: dict[str, Any], attempt: int) -> list[s
             specs = [s for s in specs if s.source == "deterministic"]
             changes.append("dropped LLM-written scorers")
         if "timeout" in structural:
-            data = read_json(session.dataset_json)
-            rows = data["rows"]
-            if len(rows) > 5:
-                write_dataset(session, rows[: max(5, len(rows) // 2)], data.get("skipped"), merged=True)
-                changes.append(f"shrank the dataset from {len(rows)} to {max(5, len(rows) // 2)} rows (timeout)")
+            shed = shed_rows(session, attempt)
+            if shed:
+                changes.append(shed)
         else:
             data = read_json(session.dataset_json)
             write_dataset(session, data["rows"], data.get("skipped"), merged=True)
@@ -131,3 +140,48 @@ def repair(session: Session, validation: dict[str, Any], attempt: int) -> list[s
         save_specs(session, specs, dropped)
         write_scorers(session, specs, config.judge_model)
     return changes
+
+
+def shed_rows(session: Session, attempt: int) -> str | None:
+    """After a timeout, halve the dataset by shedding automatically drawn rows only.
+
+    Curated rows (pinned, with expectations, LLM-proposed, hand-written) always stay, even when that
+    leaves nothing to shed (the suite then fails loudly rather than losing them). Rows this run added go first, then the least telling kinds (plain
+    samples before failures). What was shed and why goes into the dataset's `skipped` list, the
+    fix log and a run note that SUITE.md shows: in a living suite a shed row does not come back.
+    """
+    data = read_json(session.dataset_json)
+    rows = data["rows"]
+    target = max(MIN_ROWS, len(rows) // 2)
+    sheddable = [i for i, row in enumerate(rows) if not is_curated(row)]
+    if len(rows) <= target or not sheddable:
+        return None
+
+    def order(i: int) -> tuple:
+        metadata = rows[i].get("metadata") or {}
+        return (metadata.get("added_in") != session.id, EVICTION_ORDER.get(metadata.get("case_type"), 0), -i)
+
+    drop = set(sorted(sheddable, key=order)[: len(rows) - target])
+    reason = f"shed after run_eval.py timed out (fix attempt {attempt})"
+    shed = [rows[i] for i in sorted(drop)]
+    skipped = list(data.get("skipped") or []) + [
+        {"trace_id": (r.get("metadata") or {}).get("source_trace"), "reason": reason} for r in shed]
+    kept = [r for i, r in enumerate(rows) if i not in drop]
+    write_dataset(session, kept, skipped, merged=True)
+    curated = sum(1 for r in kept if is_curated(r))
+    summary = (f"shed {len(shed)} of {len(rows)} dataset rows drawn automatically (run_eval.py timed out); "
+               f"kept {len(kept)}, all {curated} curated rows (pinned, with expectations, hand-written) among them")
+    _note_shed(session, shed, reason)
+    return summary
+
+
+def _note_shed(session: Session, shed: list[dict[str, Any]], reason: str) -> None:
+    """One note for the run, counting every attempt's shedding."""
+    previous = next((n for n in run_notes(session.state_dir) if n.get("kind") == "shed_rows"), {})
+    traces = list(previous.get("traces") or []) + [
+        {"trace_id": (r.get("metadata") or {}).get("source_trace"), "case_type": (r.get("metadata") or {}).get("case_type"),
+         "reason": reason} for r in shed]
+    text = (f"{len(traces)} automatically drawn dataset row(s) were shed because run_eval.py timed out "
+            f"(after {session.config().validate_timeout_s} s); curated rows were all kept. Shed rows do not come back: "
+            "pin the ones the suite needs, or lower max_suite_rows so validation finishes in time.")
+    add_run_note(session.state_dir, "shed_rows", text, traces=traces)

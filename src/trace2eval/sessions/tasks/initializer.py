@@ -9,13 +9,13 @@ from trace2eval.analysis.analyze import Analyzer
 from trace2eval.analysis.querytypes import prewarm
 from trace2eval.errors import SourceError
 from trace2eval.sessions import suite
+from trace2eval.sessions.files import add_run_note, drop_run_note, write_json
 from trace2eval.sessions.refinement import REFINE, Refinement
-from trace2eval.sessions.files import write_json
 from trace2eval.sessions.session import Session
 from trace2eval.spark.location import is_uc_source
 from trace2eval.analysis.stats import summary as distribution
 from trace2eval.traces.reader import plan_shards, read_digests, scan_index
-from trace2eval.traces.source import TraceQuery, open_client
+from trace2eval.traces.source import SkippedTraces, TraceQuery, open_client
 
 
 def run(session: Session) -> dict[str, Any]:
@@ -27,6 +27,10 @@ def run(session: Session) -> dict[str, Any]:
         from trace2eval.spark.engine import analyze
 
         analysis, points = analyze(config)
+        skipped = analysis.get("skipped_traces") or {}
+        if skipped.get("count"):  # the engine warned already; the note reaches SUITE.md and the report
+            add_run_note(session.state_dir, "skipped_traces", f"{skipped['count']} trace(s) could not be digested on "
+                         "the cluster and were skipped; see state/analysis.json skipped_traces", traces=skipped["traces"])
         # The report's trace points, which it cannot read through MLflow for these traces.
         write_json(session.state_dir / POINTS_FILE, {"experiment_name": None, **points})
     else:
@@ -73,12 +77,22 @@ def analyze_experiment(client, config, session: Session | None = None) -> tuple[
         ui.warn(f"more new traces ({index.count}) than --max-traces {config.max_traces}: a sample is analyzed and the "
                 "watermark moves past the rest (raise max_traces to cover a night's traffic)")
     analyzer = Analyzer(seed=config.seed, label_name=config.labels)
-    digests = read_digests(config.tracking_uri, query, plan, label_name=config.labels) if index.count else iter(())
+    skipped = SkippedTraces()  # poison traces: left out with their reason, never the end of the run
+    digests = read_digests(config.tracking_uri, query, plan, label_name=config.labels, skipped=skipped) if index.count else iter(())
     for n, digest in enumerate(ui.track(digests, "Reading traces", total=plan.expected)):
         if n == 0:
             prewarm()  # worker processes exist by now (no thread is forked along)
         if window is None or window.accepts(digest["trace_id"], digest.get("timestamp_ms", 0)):
             analyzer.add(digest)
+    if skipped.count:
+        ui.warn(skipped.message())
+        if not analyzer.rows and not (window and window.previous):
+            raise SourceError(f"none of the {skipped.count} traces could be read (e.g. {skipped.examples[0]['trace_id']}: "
+                              f"{skipped.examples[0]['reason']})", "check the tracking store; the traces may be damaged")
+    if session is not None and skipped.count:
+        add_run_note(session.state_dir, "skipped_traces", skipped.message(), traces=skipped.summary()["traces"])
+    elif session is not None:
+        drop_run_note(session.state_dir, "skipped_traces")
     if window is not None:
         window_info = suite.save_window(session, window)
         if not analyzer.rows and window.previous is not None:
@@ -95,7 +109,11 @@ def analyze_experiment(client, config, session: Session | None = None) -> tuple[
         "note": "every matching trace, read without spans" + ("" if plan.expected >= index.count else
                                                               "; findings come from the sample"),
     }
+    if skipped.count:
+        analysis["skipped_traces"] = skipped.summary()
     extra = {"new_traces": len(window.seen), "already_processed": window.skipped} if window else {}
+    if skipped.count:
+        extra["skipped_traces"] = skipped.count
     return analysis, extra
 
 
