@@ -1,12 +1,12 @@
 """One LLM session for one task: the model refines what the deterministic step just wrote.
 
-`refine(session, task)` is called by the runner after the task's deterministic output is on disk
-(the tasks themselves never call the model). It starts
-the model from the state files and the skill (never from an earlier conversation), runs the tool
-loop within the session's budgets, applies the proposals that passed validation, and records the
-session in `state/llm_sessions.json`. If the model is unavailable, the deterministic output stands,
-stderr and the state say `LLM unavailable: <reason>`, and later sessions of the run skip the model
-instead of each waiting out their own retries. With --require-llm that becomes a failure.
+`refine(session, task)` is called by the runner once the task's deterministic output is on disk
+(tasks never call the model). It starts the model from the state files and the skill (never from
+an earlier conversation), runs the tool loop within the session's budgets, applies the proposals
+that passed validation, and records the session in `state/llm_sessions.json`. If the model is
+unavailable, the deterministic output stands, stderr and the state say `LLM unavailable: <reason>`,
+and later sessions of the run skip the model instead of each waiting out their own retries. With
+--require-llm that becomes a failure.
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ def _run(session: Session, config, task: str, record: LLMSessionRecord, ctx: Too
             record.trace_id, record.trace_experiment = trace.trace_id, config.llm_trace_experiment
         elif trace.note:
             record.applied["tracing"] = trace.note
+        told = {"failure": ctx.failure} if ctx.failure else None
         result = run_loop(client, system=system_prompt(task, config.llm_max_turns),
-                          first_message=first_message(session, task, {"failure": ctx.failure} if ctx.failure else None), toolbox=toolbox, budget=budget,
+                          first_message=first_message(session, task, told), toolbox=toolbox, budget=budget,
                           max_tokens=config.llm_max_output_tokens)
         record.outcome = STOPS.get(result.stop, "stopped")
         record.reason = None if record.outcome == "completed" else (

@@ -130,7 +130,7 @@ def _refine(session: Session, name: str, module, summary: dict) -> dict:
     request = summary.pop(REFINE, None) or Refinement()
     llm: dict = {}
     if request.wanted and session.config().llm != "none":
-        from trace2eval.llm.refine import refine  # the SDKs load only when an LLM is configured
+        from trace2eval.llm.refine import refine  # the LLM layer loads only when an LLM is configured
 
         outcome = refine(session, name, failure=str(request.failure) if request.failure else None,
                          revalidate=_revalidate(session))
