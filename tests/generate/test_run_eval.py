@@ -138,6 +138,15 @@ def test_judge_gates_are_added_then_required(suite):
         checked = {g["metric"]: g["verdict"] for g in second.results["gates"]}
         assert all(checked[f"{j}/mean"] == "ok" for j in judges)
 
+        # A gate a person deleted stays deleted.
+        edited = json.loads((evaluation / "eval_gates.json").read_text())
+        del edited["gates"][f"{judges[0]}/mean"]
+        (evaluation / "eval_gates.json").write_text(json.dumps(edited))
+        third = run_eval(suite, "--judge-model", "databricks:/some-endpoint", env=env)
+        assert third.returncode == 0 and "New gates" not in third.stdout
+        assert f"{judges[0]}/mean" not in json.loads((evaluation / "eval_gates.json").read_text())["gates"]
+        judges = judges[1:]
+
         # The judges now say no to everything: their gates regress (exit 1), not "not run".
         server.answers = lambda n: "no" if n else "yes"
         worse = run_eval(suite, "--judge-model", "databricks:/some-endpoint", env=env)

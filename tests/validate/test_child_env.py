@@ -140,7 +140,7 @@ def test_validate_with_a_databricks_judge_passes_only_databricks_credentials(ses
 @pytest.mark.slow
 @pytest.mark.parametrize("answers, kind", [
     (lambda n: 403, "judge_unavailable"),                      # refused from the first call
-    (lambda n: "yes" if n == 0 else 403, "scorer_failed"),     # the check passes, then every row fails
+    (lambda n: "yes" if n == 0 else 403, "scorer_error"),      # the check passes, then every row fails
 ], ids=["refused", "fails-after-check"])
 def test_broken_judges_fail_validation_naming_them(session, monkeypatch, answers, kind):
     from judge_server import JudgeServer
@@ -158,4 +158,6 @@ def test_broken_judges_fail_validation_naming_them(session, monkeypatch, answers
     assert summary["validation_status"] == "failed"
     problems = [p for p in validation["problems"] if p["kind"] == kind]
     assert problems and all(p["scorer"] and "PERMISSION_DENIED" in p["detail"] for p in problems)
+    if kind == "scorer_error":
+        assert all(p["most_rows"] and p["values"] == 0 and "a value for only 0 of" in p["detail"] for p in problems)
     assert validation["details"]["exit_code"] == 2

@@ -14,8 +14,8 @@ def validation_checks(run: EvalRun, run_exists: bool, expected_scorers: list[str
     metrics = results.get("metrics", {})
     counts: dict[str, dict[str, Any]] = results.get("scorers", {})
     means = {k: v for k, v in metrics.items() if k.endswith("/mean")}
-    # run_eval.py names the scorers that produced no value for most rows (it exits 2 for them);
-    # they are one problem each, with their first error, not also a scorer_error.
+    # run_eval.py names the scorers that produced no value for most rows (it exits 2 for them):
+    # one problem each, with their first error and how many rows got a value.
     failed = {f["scorer"]: f for f in results.get("scorer_failures", []) if isinstance(f, dict) and f.get("scorer")}
     errored = {name: c for name, c in counts.items() if c.get("errors") and name not in failed}
     missing_values = {name: c for name, c in counts.items() if c.get("values", 0) < c.get("rows", 0) and name not in failed}
@@ -46,7 +46,9 @@ def validation_checks(run: EvalRun, run_exists: bool, expected_scorers: list[str
         problems.append({"kind": "run_not_logged", "detail": f"run {results.get('run_id')} has no */mean metrics in the tracking store"})
     if evaluated:
         for name, f in failed.items():
-            problems.append({"kind": "scorer_failed", "scorer": name, "rows": f.get("rows"), "values": f.get("values"),
+            # The kinds fix already knows: an error, or no value and no error (it returned nothing).
+            problems.append({"kind": "scorer_error" if f.get("first_error") else "scorer_no_value", "scorer": name,
+                             "rows": f.get("rows"), "values": f.get("values"), "most_rows": True,
                              "detail": f"a value for only {f.get('values')} of {f.get('rows')} rows; first error: "
                                        f"{f.get('first_error') or 'none recorded (it returned nothing)'}"})
     for name, c in errored.items():
