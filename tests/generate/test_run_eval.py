@@ -24,13 +24,13 @@ pytestmark = pytest.mark.slow
 def generated(tmp_path_factory):
     """One small suite generated offline (no judge model), and the store it came from."""
     from tracefactory import TraceStore, add_support_traces
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.sessions import runner
 
     folder = tmp_path_factory.mktemp("run-eval-store")
     store = TraceStore(folder / "mlflow.db")
     add_support_traces(store, 0, 12)
-    config = build_config(store.experiment_id, store.uri, "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs(store.experiment_id, store.uri)
     session = runner.create_session(config, folder / "sessions")
     assert runner.run_all(session)
     return {"folder": folder, "session": session, "experiment_id": store.experiment_id}

@@ -50,13 +50,13 @@ def test_only_the_configured_providers_credentials_pass(judge_model, tracking_ur
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     from tracefactory import TraceStore, add_support_traces
-    from trace2eval.cli.options import build_config
+    from trace2eval.config import SessionConfig
     from trace2eval.sessions import runner
 
     folder = tmp_path_factory.mktemp("child-env-store")
     store = TraceStore(folder / "mlflow.db")
     add_support_traces(store, 0, 12)
-    config = build_config(store.experiment_id, store.uri, "none", "", None, 0, None, None, None)
+    config = SessionConfig.from_inputs(store.experiment_id, store.uri)
     session = runner.create_session(config, folder / "sessions")
     assert runner.run_all(session)
     return folder, session

@@ -41,11 +41,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_TRACKING_URI = {{ tracking_uri | py }}
-DEFAULT_EXPERIMENT_ID = {{ experiment_id | py }}
-DEFAULT_JUDGE_MODEL = {{ judge_model | py }}
-RUN_NAME = {{ run_name | py }}
-GATE_TOLERANCE = {{ gate_tolerance | py }}  # a metric may drop this much below its baseline
+# The session's values: trace2eval rewrites these five assignments when it renders run_eval.py
+# (trace2eval/generate/script.py); everything else is this module's source, tested as it is.
+DEFAULT_TRACKING_URI = ""
+DEFAULT_EXPERIMENT_ID = ""
+DEFAULT_JUDGE_MODEL = None
+RUN_NAME = "trace2eval-eval"
+GATE_TOLERANCE = 0.05  # a metric may drop this much below its baseline
 JUDGE_TIMEOUT_S = 180  # the judge check waits at most this long (an endpoint that scales to zero needs more)
 MOST_ROWS = 0.5  # a scorer with a value for less than this share of the rows failed
 
@@ -58,11 +60,18 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
-sys.path.insert(0, str(HERE))
-
 import mlflow  # noqa: E402
-from eval_dataset import get_eval_dataset  # noqa: E402
-from scorers import get_code_scorers, get_judge_scorers  # noqa: E402
+
+
+def _suite():
+    """The suite's own modules, beside this script: imported when the run starts, so the program
+    logic can be imported (and tested) without a suite."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import eval_dataset
+    import scorers
+
+    return eval_dataset, scorers
 
 
 def parse_args(argv=None):
@@ -103,7 +112,7 @@ def load_rows(attach_traces: bool, experiment_id: str):
 
     Returns (rows, attached, missing): `missing` lists the source traces that no longer exist."""
     rows, attached, missing = [], 0, []
-    for row in get_eval_dataset():
+    for row in _suite()[0].get_eval_dataset():
         item = {"inputs": row["inputs"], "outputs": row["outputs"]}
         if row.get("expectations"):
             item["expectations"] = row["expectations"]
@@ -433,8 +442,9 @@ def _main(args, report):
                 raise
             gate_spec = None  # --update-gates rewrites a broken file from scratch
 
-    code_scorers = get_code_scorers()
-    judges = [] if args.no_judges else get_judge_scorers(args.judge_model)
+    scorers = _suite()[1]
+    code_scorers = scorers.get_code_scorers()
+    judges = [] if args.no_judges else scorers.get_judge_scorers(args.judge_model)
     judge_names = [j.name for j in judges]
     skipped = None
     if not judges:
