@@ -207,7 +207,7 @@ def test_deleted_source_traces_are_evaluated_from_stored_rows(suite):
     first = run_eval(suite)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     assert "'float' object has no attribute 'data'" not in first.stderr
-    assert f"Note: 1 row(s) have a source trace that no longer exists" in first.stdout and sources[0] in first.stdout
+    assert "Note: 1 row(s) have a source trace that no longer exists" in first.stdout and sources[0] in first.stdout
     assert first.results["rows"] == len(rows) and first.results["rows_with_trace"] == len(rows) - 1
     assert first.results["missing_source_traces"] == sources[:1]
     assert all(c["values"] == len(rows) and not c["errors"] for c in first.results["scorers"].values())

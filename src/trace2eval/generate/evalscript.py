@@ -535,7 +535,7 @@ def _main(args, report):
                 new = add_new_gates(metrics, args.gates, gate_spec, names, judge_names)
                 if new:
                     report["new_gates"] = new
-                    print(f"\nNew gates from this run (checked from the next run on): "
+                    print("\nNew gates from this run (checked from the next run on): "
                           + ", ".join(f"{k} >= {v:.3f}" for k, v in new.items()))
                 improved = sum(r["verdict"] == "improved" for r in gate_results)
                 print("\nQuality gates passed" + (f" ({improved} improved: --update-gates raises the bar)" if improved else ""))
