@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 REPO = Path(__file__).resolve().parent.parent
 # Left by any test run, never a product of one test: ignored when checking the checkout.
-_RUN_LITTER = (".venv/", ".pytest_cache/", "__pycache__/", ".pyc", ".egg-info/")
+_RUN_LITTER = (".venv/", ".pytest_cache/", "__pycache__/", ".pyc", ".egg-info/", ".ruff_cache/", ".mypy_cache/")
 
 
 def _checkout_files() -> set[str] | None:

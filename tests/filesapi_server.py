@@ -184,3 +184,20 @@ class FilesApiServer:
 
     def requests(self, method: str | None = None) -> list[tuple[str, str, int]]:
         return [r for r in self.state.log if method is None or r[0] == method]
+
+
+TEST_VOLUME = "/Volumes/main/evals/state"
+
+
+def serve_workspace(monkeypatch, tmp_path):
+    """A loopback workspace with one Volume (TEST_VOLUME), the SDK's auth chain pointed at it.
+
+    A generator for a pytest fixture: `yield from serve_workspace(monkeypatch, tmp_path)`."""
+    with FilesApiServer() as server:
+        server.add_volume(TEST_VOLUME)
+        monkeypatch.setenv("DATABRICKS_HOST", server.url)
+        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
+        monkeypatch.delenv("DATABRICKS_CONFIG_PROFILE", raising=False)
+        monkeypatch.setenv("TRACE2EVAL_CACHE_DIR", str(tmp_path / "cache"))
+        yield server

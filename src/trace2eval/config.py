@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, Field, field_serializer, field_validator
 
@@ -90,7 +90,7 @@ class SessionConfig(BaseModel):
 
 
     @classmethod
-    def from_inputs(cls, experiment_id: str, tracking_uri: str | None = None, *, llm: str = "none",
+    def from_inputs(cls, experiment_id: str, tracking_uri: str | None = None, *, llm: LLMChoice | str = "none",
                     llm_model: str | None = None, judge_model: str | None = None, max_traces: int | None = None,
                     filter_string: str | None = None, since: str | None = None, labels: str | None = None,
                     require_llm: bool = False, max_fix_attempts: int = 3, source: str = "mlflow",
@@ -105,7 +105,7 @@ class SessionConfig(BaseModel):
         source = check_source(source)  # a bad --source is reported as itself, not as "invalid settings"
         try:
             return cls(
-                experiment_id=experiment_id, tracking_uri=resolve_tracking_uri(tracking_uri), llm=llm,
+                experiment_id=experiment_id, tracking_uri=resolve_tracking_uri(tracking_uri), llm=cast(LLMChoice, llm),
                 llm_model=llm_model or DEFAULT_LLM_MODEL, judge_model=judge_model or None,
                 max_traces=max_traces or None, filter_string=filter_string or None, since_ms=parse_since(since),
                 labels=labels or None, require_llm=require_llm, max_fix_attempts=max_fix_attempts, source=source,

@@ -7,26 +7,18 @@ import json
 import time
 
 import pytest
-from filesapi_server import TOKEN, WORKSPACE_ID, FilesApiServer
+from filesapi_server import TEST_VOLUME, WORKSPACE_ID, serve_workspace
 
 from trace2eval.errors import SessionError
 from trace2eval.sessions.folders import needs_files_api
 from trace2eval.sessions.volume import Mirror, VolumeError, VolumeFolder, mirror_path, open_folder, session_workdir
 
-VOLUME = "/Volumes/main/evals/state"
+VOLUME = TEST_VOLUME
 
 
 @pytest.fixture
 def workspace(monkeypatch, tmp_path):
-    """A loopback workspace with one Volume; the SDK's auth chain points at it."""
-    with FilesApiServer() as server:
-        server.add_volume(VOLUME)
-        monkeypatch.setenv("DATABRICKS_HOST", server.url)
-        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
-        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
-        monkeypatch.delenv("DATABRICKS_CONFIG_PROFILE", raising=False)
-        monkeypatch.setenv("TRACE2EVAL_CACHE_DIR", str(tmp_path / "cache"))
-        yield server
+    yield from serve_workspace(monkeypatch, tmp_path)
 
 
 def test_volume_paths_use_the_files_api_only_when_not_mounted(monkeypatch):

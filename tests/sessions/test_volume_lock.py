@@ -17,27 +17,20 @@ import threading
 import time
 
 import pytest
-from filesapi_server import TOKEN, FilesApiServer
+from filesapi_server import TEST_VOLUME, serve_workspace
 
 from trace2eval.errors import SessionError
 from trace2eval.sessions import lock as locking
 from trace2eval.sessions.lock import LOCK_NAME, job_run
 from trace2eval.sessions.volume import RemoteLock, VolumeFolder, workspace_client
 
-VOLUME = "/Volumes/main/evals/state"
+VOLUME = TEST_VOLUME
 FOLDER = f"{VOLUME}/suite"
 
 
 @pytest.fixture
 def workspace(monkeypatch, tmp_path):
-    with FilesApiServer() as server:
-        server.add_volume(VOLUME)
-        monkeypatch.setenv("DATABRICKS_HOST", server.url)
-        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
-        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
-        monkeypatch.delenv("DATABRICKS_CONFIG_PROFILE", raising=False)
-        monkeypatch.setenv("TRACE2EVAL_CACHE_DIR", str(tmp_path / "cache"))
-        yield server
+    yield from serve_workspace(monkeypatch, tmp_path)
 
 
 def _put_record(**fields) -> None:

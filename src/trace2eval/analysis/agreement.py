@@ -30,11 +30,31 @@ def confusion(flagged: list[bool], bad: list[bool]) -> dict[str, Any]:
     }
 
 
+def unmeasured(labelled: int, bad: int) -> list[str]:
+    """What these labels cannot measure, in words for the state file and the report."""
+    good = labelled - bad
+    out = []
+    if labelled and labelled < MIN_LABELLED:
+        out.append(f"keep/drop decisions: only {labelled} labelled trace(s), at least {MIN_LABELLED} are needed, "
+                   "so every code scorer is kept")
+    if labelled and not bad:
+        out.append("recall and precision: no labelled trace is bad, so there is nothing to catch "
+                   "(only false alarms are measured)")
+    if labelled and not good:
+        out.append("false-alarm rate: no labelled trace is good (only recall is measured)")
+    return out
+
+
 def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]], label_name: str) -> dict[str, Any]:
-    """Score every code finding against the labels; mark each `kept` or not, with the reason."""
+    """Score every code finding against the labels; mark each `kept` or not, with the reason.
+
+    Works with any number of labels: what the labels cannot measure (too few of them, or all of one
+    class) is listed under `unmeasured`, and a measure without data is None, never a guess.
+    """
     labelled = [r for r in rows if r.get("label") is not None]
     if not labelled:
         return {"label": label_name, "labelled": 0, "kept": [], "dropped": [],
+                "unmeasured": ["everything: no labelled trace"],
                 "note": f"no trace carries a yes/no feedback named '{label_name}': nothing to measure against"}
     bad = [r["label"] is False for r in labelled]
     base_rate = sum(bad) / len(bad)
@@ -42,11 +62,13 @@ def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]], la
     for f in findings:
         if f.get("scorer", "code") != "code":
             continue
-        failing = set(f["all_evidence"])
+        failing = set(f.get("all_evidence") or ())
         stats = confusion([r["trace_id"] in failing for r in labelled], bad)
         f["agreement"] = stats
         if len(labelled) < MIN_LABELLED:
             f["kept"], f["kept_reason"] = True, f"only {len(labelled)} labelled traces: too few to judge"
+        elif not any(bad) or all(bad):
+            f["kept"], f["kept_reason"] = True, "every labelled trace has the same label: no evidence either way"
         elif stats["flagged_bad"] + stats["flagged_good"] == 0:
             f["kept"], f["kept_reason"] = True, "flags no labelled trace: no evidence either way"
         elif stats["cohen_kappa"] > 0 and (stats["precision"] or 0) > base_rate:
@@ -58,7 +80,9 @@ def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]], la
                 f"no signal: precision {stats['precision'] or 0:.2f} vs base rate {base_rate:.2f}, "
                 f"kappa {stats['cohen_kappa']:.2f}")
         (kept if f["kept"] else dropped).append(f["id"])
-    union = set().union(*[set(f["all_evidence"]) for f in findings if f["id"] in kept]) if kept else set()
+    union = set().union(*[set(f.get("all_evidence") or ()) for f in findings if f["id"] in kept]) if kept else set()
+    missing = unmeasured(len(labelled), sum(bad))
+    note = "labels only measured the scorers; findings and thresholds come from unlabelled traces"
     return {
         "label": label_name,
         "labelled": len(labelled),
@@ -68,5 +92,11 @@ def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]], la
         "kept": kept,
         "dropped": dropped,
         "combined": confusion([r["trace_id"] in union for r in labelled], bad),
-        "note": "labels only measured the scorers; findings and thresholds come from unlabelled traces",
+        "unmeasured": missing,
+        "note": note + ("; not measured: " + "; ".join(missing) if missing else ""),
     }
+
+
+def fmt_rate(value: float | None) -> str:
+    """A rate for a message: `n/a` when there was nothing to measure it on."""
+    return "n/a" if value is None else f"{value:.2f}"

@@ -122,6 +122,6 @@ def _strip_module_header(src: str) -> str:
     body = tree.body
     start = 0
     if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-        start = body[0].end_lineno
+        start = body[0].end_lineno or 0
     lines = src.splitlines()[start:]
     return "\n".join(l for l in lines if not l.startswith("from __future__")).strip() + "\n"

@@ -46,7 +46,7 @@ def main(job_path, result_path):
     sys.path.insert(0, job["dir"])
     result = {"scorers": {}, "judges": None, "import_error": None}
     try:
-        import scorers  # noqa: the candidate file in job["dir"]
+        import scorers  # noqa: F401 (the candidate file in job["dir"])
         from mlflow.entities import Trace
 
         code_scorers = {s.name: s for s in scorers.get_code_scorers()}

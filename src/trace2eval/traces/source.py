@@ -174,15 +174,18 @@ def _read_one(client, info_only) -> Any:
 
 
 EVAL_TAG = "mlflow.eval.requestId"
+STAND_IN_TAG = "trace2eval.stand_in_for"  # run_eval.py's stand-in for a row whose source trace was deleted
 
 
 def is_evaluation_trace(trace) -> bool:
     """A trace `mlflow.genai.evaluate` wrote for a dataset row, not production traffic.
 
     Evaluating rows without their source trace logs stand-in traces into the same experiment;
-    the next analysis must not mistake its own evaluations for the agent's behaviour.
+    the next analysis must not mistake its own evaluations for the agent's behaviour. The same
+    holds for the stand-ins `run_eval.py` writes for rows whose source trace was deleted.
     """
-    return EVAL_TAG in (getattr(trace.info, "tags", None) or {})
+    tags = getattr(trace.info, "tags", None) or {}
+    return EVAL_TAG in tags or STAND_IN_TAG in tags
 
 
 def iter_digests(client, query: TraceQuery, page_size: int = PAGE_SIZE, label_name: str | None = None) -> Iterator[dict[str, Any]]:

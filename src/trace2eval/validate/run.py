@@ -9,12 +9,34 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 OUTPUT_TAIL = 4000
+
+# What run_eval.py needs from the parent's environment, and nothing else: it runs generated code
+# (and, through the judges, model output about untrusted traces), so the generator's own tokens,
+# cloud keys and CI secrets must not reach it.
+PASS_ALWAYS = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "PYTHONPATH",
+    "LD_LIBRARY_PATH", "SYSTEMROOT", "SYSTEMDRIVE", "USERPROFILE", "APPDATA", "LOCALAPPDATA",
+    # Reaching a judge or a tracking server through a corporate proxy or a private CA.
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+)
+PASS_PREFIXES = ("LC_", "MLFLOW_")  # MLflow's settings, and its tracking-server credentials
+# The trace2eval settings run_eval.py and scorers.py read.
+PASS_TRACE2EVAL = ("TRACE2EVAL_JUDGE_MODEL", "TRACE2EVAL_JUDGE_TIMEOUT")
+# A judge model `<provider>:/<name>` gets its provider's variables only; any other provider gets
+# `<PROVIDER>_*`.
+PROVIDER_PREFIXES = {
+    "databricks": ("DATABRICKS_",), "endpoints": ("DATABRICKS_",),
+    "openai": ("OPENAI_",), "azure": ("AZURE_",), "anthropic": ("ANTHROPIC_",),
+    "bedrock": ("AWS_",), "sagemaker": ("AWS_",),
+    "gemini": ("GEMINI_", "GOOGLE_"), "vertex_ai": ("VERTEX_", "GOOGLE_"),
+}
 
 
 @dataclass
@@ -34,14 +56,16 @@ ProgressCallback = Callable[[int, int], None]
 
 
 def run_eval_script(evaluation_dir: Path, results_path: Path, timeout_s: int, extra_args: list[str] | None = None,
-                    env: dict[str, str] | None = None, on_progress: ProgressCallback | None = None) -> EvalRun:
-    """`python run_eval.py` from its own folder, as a user would run it.
+                    env: dict[str, str] | None = None, on_progress: ProgressCallback | None = None,
+                    judge_model: str | None = None, tracking_uri: str | None = None) -> EvalRun:
+    """`python run_eval.py` from its own folder, as a user would run it, in a scrubbed environment:
+    only what Python, MLflow and the judge model's provider need (see scrubbed_env); `env` adds to it.
 
     on_progress(done, total) is called as the evaluation's own progress bar advances.
     """
     results_path.unlink(missing_ok=True)
     cmd = [sys.executable, "run_eval.py", "--results-json", str(results_path), *(extra_args or [])]
-    child_env = {**os.environ, **(env or {}), "PYTHONDONTWRITEBYTECODE": "1"}
+    child_env = {**scrubbed_env(os.environ, judge_model, tracking_uri), **(env or {}), "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=evaluation_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env)
     out_chunks: list[bytes] = []
@@ -69,6 +93,33 @@ def run_eval_script(evaluation_dir: Path, results_path: Path, timeout_s: int, ex
         except json.JSONDecodeError:
             results = {}
     return EvalRun(code, timed_out, round(time.monotonic() - start, 2), out[-OUTPUT_TAIL:], err[-OUTPUT_TAIL:], results)
+
+
+def provider_of(model_or_uri: str | None) -> str:
+    """`databricks` for `databricks:/endpoint`, `databricks://profile` or `databricks-uc`; '' for none."""
+    text = (model_or_uri or "").strip().lower()
+    if text.startswith("databricks"):
+        return "databricks"
+    return text.split(":", 1)[0] if ":" in text else ""
+
+
+def scrubbed_env(parent: Mapping[str, str], judge_model: str | None = None, tracking_uri: str | None = None) -> dict[str, str]:
+    """The part of `parent` that run_eval.py may see.
+
+    Python's and the locale's basics, MLflow's settings (MLFLOW_*: the tracking store and its
+    credentials), the trace2eval settings the script reads, and credentials only for the judge
+    model's provider (DATABRICKS_* for `databricks:/...`, OPENAI_* for `openai:/...`, ...) and for a
+    Databricks tracking store. Everything else (cloud keys, CI tokens, the generator's own LLM
+    key when the judges use another provider) stays out.
+    """
+    prefixes = list(PASS_PREFIXES)
+    judge_provider = provider_of(judge_model)
+    if judge_provider:
+        prefixes += PROVIDER_PREFIXES.get(judge_provider, (judge_provider.upper().replace("-", "_") + "_",))
+    if provider_of(tracking_uri) == "databricks":
+        prefixes.append("DATABRICKS_")
+    keep = set(PASS_ALWAYS) | set(PASS_TRACE2EVAL)
+    return {k: v for k, v in parent.items() if k in keep or k.startswith(tuple(prefixes))}
 
 
 def _drain(stream, chunks: list[bytes], on_progress: ProgressCallback | None) -> None:

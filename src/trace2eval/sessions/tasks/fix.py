@@ -53,6 +53,7 @@ def repair_and_validate(session: Session) -> dict[str, Any]:
     if validation and validation["validation_status"] == "passed":
         return {"skipped": "validation passed"}
     refuse_to_repair_edited_files(session, validation or {})
+    refuse_to_repair_configuration(validation or {})
     log: list[dict[str, Any]] = []
     for attempt in range(1, config.max_fix_attempts + 1):
         changes = repair(session, validation or {}, attempt)
@@ -72,6 +73,19 @@ def repair_and_validate(session: Session) -> dict[str, Any]:
         f"validation still fails after {len(log)} fix attempt(s): {problems or 'unknown problem'}",
         "see state/validation_results.json and state/fix_log.json in the session folder",
     )
+
+
+# Problems no change to the suite can fix: dropping judges one by one would only hide them.
+CONFIGURATION_PROBLEMS = ("judge_unavailable", "judge_model_missing")
+
+
+def refuse_to_repair_configuration(validation: dict[str, Any]) -> None:
+    found = [p for p in validation.get("problems", []) if p.get("kind") in CONFIGURATION_PROBLEMS]
+    if found:
+        detail = " ".join(str(found[0].get("detail") or found[0]["kind"]).split())[:400]
+        raise ValidationFailed(f"the judges cannot run: {detail}",
+                               "check the judge model name and its credentials (or the secret scope on Databricks), "
+                               "or run without judges (no --judge-model)")
 
 
 def refuse_to_repair_edited_files(session: Session, validation: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from trace2eval import ui
+from trace2eval.analysis.agreement import fmt_rate
 from trace2eval.analysis.analyze import Analyzer
 from trace2eval.analysis.querytypes import prewarm
 from trace2eval.errors import SourceError
@@ -46,9 +47,12 @@ def run(session: Session) -> dict[str, Any]:
         if meta.get("labelled", 0) == 0:
             ui.warn(meta["note"])
         else:
+            combined = meta.get("combined") or {}
             ui.say(f"Against labels '{config.labels}' ({meta['labelled']} labelled traces): kept {len(meta['kept'])} "
-                   f"code scorers, dropped {len(meta['dropped'])}; together recall {meta['combined']['recall']:.2f}, "
-                   f"false-alarm rate {meta['combined']['false_alarm_rate']:.2f}")
+                   f"code scorers, dropped {len(meta['dropped'])}; together recall {fmt_rate(combined.get('recall'))}, "
+                   f"false-alarm rate {fmt_rate(combined.get('false_alarm_rate'))}")
+            for what in meta.get("unmeasured", []):
+                ui.warn(f"labels '{config.labels}' cannot measure {what}")
     update_plan(session, analysis)
     return {"traces": summary["total_analyzed"], "findings": len(analysis["findings"]),
             "query_types": len(analysis["query_types"]), **extra}

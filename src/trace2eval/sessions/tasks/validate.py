@@ -23,11 +23,22 @@ def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dic
     config = session.config()
     gates = session.evaluation_dir / "eval_gates.json"
     had_gates = gates.exists()
-    # Explicit flags: an inherited MLFLOW_TRACKING_URI (notebooks set one) must not redirect the run.
-    args = ["--tracking-uri", config.tracking_uri, "--experiment-id", config.experiment_id]
+    # Explicit settings: an inherited MLFLOW_TRACKING_URI (notebooks set one) must not redirect the
+    # run. A URI with a password goes through the child's environment, never its argv (which any
+    # user of the host can read in the process list).
+    args = ["--experiment-id", config.experiment_id]
+    env: dict[str, str] = {}
+    if config.shown_tracking_uri != config.tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = config.tracking_uri
+    else:
+        args = ["--tracking-uri", config.tracking_uri, *args]
+    # The judges as configured, said explicitly: an inherited TRACE2EVAL_JUDGE_MODEL must not add
+    # them, and without a model they are left out on purpose, not by accident.
+    args += ["--judge-model", config.judge_model] if config.judge_model else ["--no-judges"]
     with ui.activity("Validating: running evaluation/run_eval.py", unit="rows") as progress:
         result = run_eval_script(session.evaluation_dir, session.state_dir / "last_eval_results.json",
-                                 config.validate_timeout_s, args, on_progress=progress.update)
+                                 config.validate_timeout_s, args, env=env, on_progress=progress.update,
+                                 judge_model=config.judge_model, tracking_uri=config.tracking_uri)
     run_id = result.results.get("run_id")
     specs, _ = load_specs(session)
     expected = [s.name for s in specs if s.is_code] + (
@@ -59,6 +70,8 @@ def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dic
             "rows_with_trace": result.results.get("rows_with_trace"),
             "judges_run": result.results.get("judges_run", False),
             "judges_note": None if config.judge_model else "LLM judges generated but not run: no judge model configured",
+            # Rows whose production trace is gone (retention): evaluated from their stored inputs/outputs.
+            "missing_source_traces": result.results.get("missing_source_traces", []),
             "scorers": result.results.get("scorers", {}),
             "stdout_tail": result.stdout_tail[-2000:],
             "stderr_tail": result.stderr_tail[-2000:] if not passed else "",

@@ -1,0 +1,78 @@
+"""A living suite's state as trace2eval 0.1.0 wrote it (tests/data/suite-0.1.0, written by that
+version on the demo agent's traces, paths replaced) still loads, renders and runs: users' Volumes
+hold such files, and the next night must take them as they are."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from trace2eval.generate.scorers import render_scorers
+from trace2eval.sessions.session import Session
+from trace2eval.sessions.tasks.scorers import load_specs
+from trace2eval.traces.checks import run_check
+from trace2eval.traces.features import trace_features
+
+SNAPSHOT = Path(__file__).parents[1] / "data" / "suite-0.1.0"
+
+
+@pytest.fixture
+def suite(tmp_path):
+    folder = tmp_path / "suite"
+    shutil.copytree(SNAPSHOT, folder)
+    return Session(folder)
+
+
+def test_scorer_specs_with_the_old_check_names_render_and_run(suite):
+    specs, dropped = load_specs(suite)
+    assert {s.check for s in specs if s.kind == "code"} >= {"tool_errors", "trace_ok", "uses_tools"}  # as written
+    code = render_scorers(specs, None)
+    ast.parse(code)
+    rows = json.loads((suite.evaluation_dir / "eval_dataset.json").read_text())["rows"]
+    for spec in (s for s in specs if s.kind == "code"):
+        for row in rows[:5]:
+            passed, why = run_check(spec.check, trace_features(None, row["inputs"], row["outputs"]), spec.params)
+            assert isinstance(passed, bool) and why, spec.name
+
+
+def test_model_written_code_in_old_specs_is_dropped_with_a_reason(suite):
+    data = json.loads(suite.scorer_specs_file.read_text())
+    data["scorers"].append({"name": "llm_refund_check", "kind": "custom_code", "source": "llm", "doc": "refunds",
+                            "code": "@scorer\ndef llm_refund_check(outputs):\n    return True\n"})
+    suite.scorer_specs_file.write_text(json.dumps(data))  # what an LLM session of 0.1.0 could leave
+    specs, dropped = load_specs(suite)
+    assert "llm_refund_check" not in {s.name for s in specs}
+    assert dropped[-1]["name"] == "llm_refund_check" and "declarative rule" in dropped[-1]["reason"]
+    assert "llm_refund_check" not in render_scorers(specs, None)
+
+
+def test_the_other_state_files_load(suite):
+    analysis = suite.analysis()
+    assert analysis["findings"] and analysis["schema_version"] >= 1
+    validation = suite.validation()
+    assert validation["validation_status"] == "passed"
+    for name in ("watermark.json", "runs.json", "sources.json", "generated_files.json"):
+        assert json.loads((suite.state_dir / name).read_text()) is not None
+
+
+@pytest.mark.slow
+def test_the_next_night_runs_on_a_suite_written_by_0_1_0(cli, tmp_path):
+    """New traces of the same agent, the 0.1.0 suite: the run validates and publishes; rows whose
+    source traces are not in this store are evaluated from their stored inputs and outputs."""
+    from trace2eval.demo.seed import seed_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment = seed_experiment(uri, n=12)
+    suite = tmp_path / "suite"
+    shutil.copytree(SNAPSHOT, suite)
+    code, out, err = cli("run", "-e", experiment, "--tracking-uri", uri, "--out", tmp_path / "sessions", "--suite", suite)
+    assert code == 0, err[-3000:]
+    history = json.loads((suite / "state" / "runs.json").read_text())
+    assert len(history) == 2 and history[-1]["validation_status"] == "passed"
+    assert history[-1].get("published") is not False
+    specs = json.loads((suite / "state" / "scorer_specs.json").read_text())["scorers"]
+    assert {"tool_failures", "error_traces"} <= {s["name"] for s in specs}
