@@ -13,7 +13,7 @@ import pytest
 
 from trace2eval.generate.scorers import render_scorers
 from trace2eval.sessions.session import Session
-from trace2eval.sessions.tasks.scorers import load_specs
+from trace2eval.state.specs import load_specs
 from trace2eval.traces.checks import run_check
 from trace2eval.traces.features import trace_features
 
