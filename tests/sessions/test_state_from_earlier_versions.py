@@ -29,7 +29,7 @@ def suite(tmp_path):
 
 def test_scorer_specs_with_the_old_check_names_render_and_run(suite):
     specs, dropped = load_specs(suite)
-    assert {s.check for s in specs if s.kind == "code"} >= {"tool_errors", "trace_ok", "uses_tools"}  # as written
+    assert {s.check for s in specs if s.kind == "code"} >= {"tool_failures", "error_traces"}  # upgraded names
     code = render_scorers(specs, None)
     ast.parse(code)
     rows = json.loads((suite.evaluation_dir / "eval_dataset.json").read_text())["rows"]
@@ -76,3 +76,26 @@ def test_the_next_night_runs_on_a_suite_written_by_0_1_0(cli, tmp_path):
     assert history[-1].get("published") is not False
     specs = json.loads((suite / "state" / "scorer_specs.json").read_text())["scorers"]
     assert {"tool_failures", "error_traces"} <= {s["name"] for s in specs}
+
+
+def test_old_files_are_upgraded_to_the_current_names(suite):
+    from trace2eval.state.versions import ANALYSIS_VERSION
+
+    analysis = suite.analysis()
+    assert analysis["schema_version"] == ANALYSIS_VERSION and "recommended_scorers" not in analysis
+    assert {f["check"] for f in analysis["findings"]} == {f["id"] for f in analysis["findings"]}  # one name end to end
+    specs, _ = load_specs(suite)
+    assert {s.check for s in specs if s.kind == "code"} == {s.name for s in specs if s.kind == "code"}
+
+
+def test_files_from_a_newer_version_are_refused_clearly(suite):
+    from trace2eval.errors import SessionError
+
+    data = json.loads(suite.analysis_file.read_text())
+    suite.analysis_file.write_text(json.dumps({**data, "schema_version": 99}))
+    with pytest.raises(SessionError, match="written by a newer trace2eval .schema_version 99; this one reads up to 2"):
+        suite.analysis()
+    specs = json.loads(suite.scorer_specs_file.read_text())
+    suite.scorer_specs_file.write_text(json.dumps({**specs, "version": 3}))
+    with pytest.raises(SessionError, match="scorer_specs.json was written by a newer trace2eval"):
+        load_specs(suite)

@@ -14,6 +14,7 @@ from typing import Any
 
 from trace2eval.analysis.agreement import meta_evaluate
 from trace2eval.analysis.findings import candidates
+from trace2eval.state.versions import ANALYSIS_VERSION
 from trace2eval.analysis.querytypes import cluster_requests
 from trace2eval.analysis.sections import (EVIDENCE_IDS, TRACE_NO_EXCEPTION, AgentCounts, describe_agent,
                                           describe_error_pattern, describe_tool, describe_trace_summary)
@@ -66,7 +67,7 @@ class Analyzer:
 
         findings = build_findings(rows, types)
         analysis = {
-            "schema_version": 1,
+            "schema_version": ANALYSIS_VERSION,
             "agent": describe_agent(agent_counts(rows)),
             "trace_summary": trace_summary(rows),
             "sample": sample_note or f"all {len(rows)} traces matching the query",

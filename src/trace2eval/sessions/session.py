@@ -8,6 +8,7 @@ from typing import Any
 
 from trace2eval.config import SessionConfig
 from trace2eval.errors import SessionError
+from trace2eval.state.versions import upgrade_analysis
 from trace2eval.sessions.files import read_json, write_json
 from trace2eval.sessions.plan import TaskPlan
 
@@ -79,7 +80,8 @@ class Session:
         write_json(self.tasks_file, plan.model_dump(mode="json"))
 
     def analysis(self) -> dict[str, Any]:
-        return read_json(self.analysis_file)
+        """analysis.json, its version checked and upgraded (state/versions.py)."""
+        return upgrade_analysis(read_json(self.analysis_file))
 
     def validation(self) -> dict[str, Any] | None:
         return read_json(self.validation_file) if self.validation_file.exists() else None

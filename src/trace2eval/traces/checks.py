@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 CheckResult = tuple[bool, str]
 CHECKS: dict[str, Callable[[dict[str, Any], dict[str, Any]], CheckResult]] = {}
+CANONICAL: dict[str, str] = {}  # every registered name (aliases included) -> the check's own name
 
 
 def register_check(name: str, *aliases: str):
@@ -22,6 +23,7 @@ def register_check(name: str, *aliases: str):
     def register(fn):
         for key in (name, *aliases):
             CHECKS[key] = fn
+            CANONICAL[key] = name
         return fn
 
     return register
