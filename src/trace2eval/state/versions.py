@@ -31,12 +31,16 @@ def _version(data: dict[str, Any], key: str, current: int, what: str) -> int:
     return version
 
 
+def _canonical(check: Any) -> Any:
+    return CANONICAL.get(check, check) if isinstance(check, str) else check
+
+
 def upgrade_analysis(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SessionError("analysis.json is not an object", "rerun the initializer")
     if _version(data, "schema_version", ANALYSIS_VERSION, "analysis.json") < 2:
         data = {k: v for k, v in data.items() if k != "recommended_scorers"}
-        data["findings"] = [{**f, "check": CANONICAL.get(f.get("check"), f.get("check"))}
+        data["findings"] = [{**f, "check": _canonical(f.get("check"))}
                             for f in data.get("findings", []) if isinstance(f, dict)]
         data["schema_version"] = 2
     return data
@@ -48,6 +52,6 @@ def upgrade_specs(data: Any) -> dict[str, Any]:
                            "restore it, or rerun the scorers task")
     if _version(data, "version", SPECS_VERSION, "scorer_specs.json") < 2:
         data = {**data, "version": 2, "scorers": [
-            {**s, "check": CANONICAL.get(s.get("check"), s.get("check"))} if s.get("kind") == "code" else s
+            {**s, "check": _canonical(s.get("check"))} if s.get("kind") == "code" else s
             for s in data["scorers"] if isinstance(s, dict)]}
     return data
