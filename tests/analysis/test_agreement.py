@@ -19,14 +19,14 @@ def test_meta_evaluation_keeps_signal_and_drops_noise():
         {"id": "noise", "scorer": "code", "all_evidence": ["t0", "t10", "t11", "t12", "t13", "t14"]},
         {"id": "monitor", "scorer": "judge", "all_evidence": ["t1"]},
     ]
-    meta = meta_evaluate(rows, findings, "thumbs")
+    meta, records = meta_evaluate(rows, findings, "thumbs")
     assert meta["kept"] == ["signal"] and meta["dropped"] == ["noise"]
-    assert findings[0]["agreement"]["precision"] == 1.0 and findings[1]["kept"] is False
-    assert "kept" not in findings[2]
+    assert records["signal"]["agreement"]["precision"] == 1.0 and records["noise"]["kept"] is False
+    assert "monitor" not in records and all("kept" not in f for f in findings)  # the findings are not changed
     assert meta["combined"]["recall"] == 0.6 and meta["combined"]["false_alarm_rate"] == 0.0
 
 
 def test_no_labels_means_nothing_is_dropped():
     findings = [{"id": "a", "scorer": "code", "all_evidence": ["t1"]}]
-    meta = meta_evaluate([{"trace_id": "t1", "label": None}], findings, "thumbs")
-    assert meta["labelled"] == 0 and "no trace carries" in meta["note"] and "kept" not in findings[0]
+    meta, records = meta_evaluate([{"trace_id": "t1", "label": None}], findings, "thumbs")
+    assert meta["labelled"] == 0 and "no trace carries" in meta["note"] and records == {}

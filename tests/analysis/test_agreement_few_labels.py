@@ -25,7 +25,7 @@ def findings():
 def test_what_cannot_be_measured_is_said(labels, unmeasured):
     rows = [{"trace_id": f"t{i}", "label": labels.get(f"t{i}")} for i in range(12)]
     fs = findings()
-    meta = meta_evaluate(rows, fs, "thumbs")
+    meta, _ = meta_evaluate(rows, fs, "thumbs")
     assert [m.split(":")[0] for m in meta["unmeasured"]] == unmeasured
     assert "not measured: " in meta["note"]
     assert meta["kept"] == ["loops", "slow"] and not meta["dropped"]  # one class or few labels: no evidence to drop
@@ -38,7 +38,7 @@ def test_what_cannot_be_measured_is_said(labels, unmeasured):
 
 def test_enough_labels_of_both_classes_measure_everything():
     rows = [{"trace_id": f"t{i}", "label": i % 2 == 1} for i in range(12)]
-    meta = meta_evaluate(rows, findings(), "thumbs")
+    meta, _ = meta_evaluate(rows, findings(), "thumbs")
     assert meta["unmeasured"] == [] and "not measured" not in meta["note"]
 
 

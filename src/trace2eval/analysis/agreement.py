@@ -45,8 +45,11 @@ def unmeasured(labelled: int, bad: int) -> list[str]:
     return out
 
 
-def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]], label_name: str) -> dict[str, Any]:
-    """Score every code finding against the labels; mark each `kept` or not, with the reason.
+def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]],
+                  label_name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Score every code finding against the labels: (the summary, one record per finding id with
+    its `agreement`, whether it is `kept` and the `kept_reason`). The findings are not changed: the
+    analyzer adds the records to them, in one place.
 
     Works with any number of labels: what the labels cannot measure (too few of them, or all of one
     class) is listed under `unmeasured`, and a measure without data is None, never a guess.
@@ -55,31 +58,32 @@ def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]], la
     if not labelled:
         return {"label": label_name, "labelled": 0, "kept": [], "dropped": [],
                 "unmeasured": ["everything: no labelled trace"],
-                "note": f"no trace carries a yes/no feedback named '{label_name}': nothing to measure against"}
+                "note": f"no trace carries a yes/no feedback named '{label_name}': nothing to measure against"}, {}
     bad = [r["label"] is False for r in labelled]
     base_rate = sum(bad) / len(bad)
     kept, dropped = [], []
+    records: dict[str, dict[str, Any]] = {}
     for f in findings:
         if f.get("scorer", "code") != "code":
             continue
         failing = set(f.get("all_evidence") or ())
         stats = confusion([r["trace_id"] in failing for r in labelled], bad)
-        f["agreement"] = stats
         if len(labelled) < MIN_LABELLED:
-            f["kept"], f["kept_reason"] = True, f"only {len(labelled)} labelled traces: too few to judge"
+            keep, reason = True, f"only {len(labelled)} labelled traces: too few to judge"
         elif not any(bad) or all(bad):
-            f["kept"], f["kept_reason"] = True, "every labelled trace has the same label: no evidence either way"
+            keep, reason = True, "every labelled trace has the same label: no evidence either way"
         elif stats["flagged_bad"] + stats["flagged_good"] == 0:
-            f["kept"], f["kept_reason"] = True, "flags no labelled trace: no evidence either way"
+            keep, reason = True, "flags no labelled trace: no evidence either way"
         elif stats["cohen_kappa"] > 0 and (stats["precision"] or 0) > base_rate:
-            f["kept"], f["kept_reason"] = True, (
+            keep, reason = True, (
                 f"adds signal: precision {stats['precision']:.2f} above the {base_rate:.2f} base rate of bad traces, "
                 f"kappa {stats['cohen_kappa']:.2f}")
         else:
-            f["kept"], f["kept_reason"] = False, (
+            keep, reason = False, (
                 f"no signal: precision {stats['precision'] or 0:.2f} vs base rate {base_rate:.2f}, "
                 f"kappa {stats['cohen_kappa']:.2f}")
-        (kept if f["kept"] else dropped).append(f["id"])
+        records[f["id"]] = {"agreement": stats, "kept": keep, "kept_reason": reason}
+        (kept if keep else dropped).append(f["id"])
     union = set().union(*[set(f.get("all_evidence") or ()) for f in findings if f["id"] in kept]) if kept else set()
     missing = unmeasured(len(labelled), sum(bad))
     note = "labels only measured the scorers; findings and thresholds come from unlabelled traces"
@@ -94,7 +98,7 @@ def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]], la
         "combined": confusion([r["trace_id"] in union for r in labelled], bad),
         "unmeasured": missing,
         "note": note + ("; not measured: " + "; ".join(missing) if missing else ""),
-    }
+    }, records
 
 
 def fmt_rate(value: float | None) -> str:

@@ -85,7 +85,8 @@ class Analyzer:
             "samples": samples(rows, self.seed),
         }
         if self.label_name:
-            analysis["meta_evaluation"] = meta_evaluate(rows, findings, self.label_name)
+            analysis["meta_evaluation"], records = meta_evaluate(rows, findings, self.label_name)
+            analysis["findings"] = findings = [{**f, **records.get(f["id"], {})} for f in findings]
         unknown = set(population or {}) - set(POPULATION_SECTIONS)
         if unknown:
             raise ValueError(f"not population sections: {sorted(unknown)}")
