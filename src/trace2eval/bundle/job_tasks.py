@@ -19,13 +19,14 @@ from typing import Any
 from trace2eval import ui
 from trace2eval.env import apply_safe_mlflow_env
 from trace2eval.errors import Trace2EvalError
+from trace2eval.sessions.plan import TASK, TASK_ORDER
 
 # Job-level parameters (pushed down to every notebook as widgets) and the task-level one.
 JOB_PARAMETERS = ("experiment_id", "tracking_uri", "volume", "llm", "llm_model", "judge_model", "trace_source",
                   "max_traces", "since", "max_fix_attempts", "max_suite_rows", "secret_scope")
 TASK_PARAMETERS = ("run_id",)
 PARAMETERS = JOB_PARAMETERS + TASK_PARAMETERS
-TASKS = ("initializer", "dataset", "scorers", "script", "validate", "fix")
+TASKS = tuple(TASK_ORDER)
 # Keys read from the secret scope, and the environment variable each one becomes (process only).
 SECRET_KEYS = {"anthropic-api-key": "ANTHROPIC_API_KEY", "openai-api-key": "OPENAI_API_KEY"}
 
@@ -133,7 +134,7 @@ def task_values(session, task: str, status: str, settings: JobTaskSettings) -> d
 
     summary = session.plan().task(task).summary
     values: dict[str, Any] = {"status": status, "session_dir": settings.session_dir}
-    if status == "skipped" and task != "fix":
+    if status == "skipped" and not TASK[task].validates:
         values["reason"] = str(summary.get("reason", ""))[:500]
     elif task == "initializer":
         values.update(traces=summary.get("traces", 0), new_traces=summary.get("new_traces", summary.get("traces", 0)),
@@ -142,7 +143,7 @@ def task_values(session, task: str, status: str, settings: JobTaskSettings) -> d
         values.update(rows=summary.get("rows", 0), rows_added=summary.get("added", summary.get("rows", 0)))
     elif task == "scorers":
         values.update(code_scorers=summary.get("code_scorers", 0), judges=summary.get("judges", 0))
-    elif task in ("validate", "fix"):
+    elif TASK[task].validates:
         validation = session.validation() or {}
         values.update(validation_status=validation.get("validation_status", "failed"),
                       mlflow_run_id=validation.get("run_id") or "", gate_status=validation.get("gate_status") or "",

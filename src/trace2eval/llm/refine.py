@@ -27,12 +27,13 @@ from trace2eval.llm.loop import run_loop
 from trace2eval.llm.prompts import first_message, system_prompt
 from trace2eval.llm.tools import ToolContext, toolbox_for
 from trace2eval.llm.tracing import traced_session
+from trace2eval.sessions.plan import TASKS as PLAN_TASKS
 from trace2eval.sessions.plan import now
 from trace2eval.sessions.session import Session
 from trace2eval.state.validation import Revalidate
 from trace2eval.traces.redact import redact_text
 
-TASKS = ("initializer", "dataset", "scorers", "fix")
+TASKS = tuple(t.name for t in PLAN_TASKS if t.refinable)
 UNAVAILABLE_WINDOW_S = 15 * 60  # an outage seen this recently is not retried by the next session
 STOPS = {"finished": "completed", "end_turn": "completed", "unavailable": "unavailable"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -10,31 +11,37 @@ from pydantic import BaseModel, Field
 TaskName = Literal["initializer", "dataset", "scorers", "script", "validate", "fix"]
 TaskStatus = Literal["pending", "running", "completed", "failed", "skipped"]
 
-TASK_ORDER: list[str] = ["initializer", "dataset", "scorers", "script", "validate", "fix"]
-NEEDS: dict[str, list[str]] = {
-    "initializer": [],
-    "dataset": ["initializer"],
-    "scorers": ["dataset"],
-    "script": ["dataset", "scorers"],
-    "validate": ["script"],
-    "fix": ["validate"],
-}
-DESCRIPTIONS = {
-    "initializer": "Analyze traces, write state/analysis.json and this plan",
-    "dataset": "Build the evaluation dataset from production traces (evaluation/eval_dataset.py)",
-    "scorers": "Create code scorers and LLM judges for the findings (evaluation/scorers.py)",
-    "script": "Generate evaluation/run_eval.py around mlflow.genai.evaluate()",
-    "validate": "Run run_eval.py and check every scorer produced a value for every row",
-    "fix": "Repair what failed validation and validate again (runs only if validation failed)",
-}
-OUTPUTS = {
-    "initializer": ["state/analysis.json", "eval_tasks.json"],
-    "dataset": ["evaluation/eval_dataset.json", "evaluation/eval_dataset.py"],
-    "scorers": ["state/scorer_specs.json", "evaluation/scorers.py"],
-    "script": ["evaluation/run_eval.py"],
-    "validate": ["state/validation_results.json"],
-    "fix": ["state/validation_results.json"],
-}
+@dataclass(frozen=True)
+class TaskDef:
+    """One task of a session: what the runner, the plan, the bundle and the LLM layer know of it."""
+
+    name: TaskName
+    needs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    description: str
+    refinable: bool = False  # an LLM session may refine its deterministic output
+    validates: bool = False  # it ends in a validation: a passing one publishes a nightly suite
+    after_failed_validation: bool = False  # skipped once validation passed (the bundle's condition task)
+
+
+# The tasks in the order they run (the module `trace2eval.sessions.tasks.<name>` runs each one).
+TASKS: tuple[TaskDef, ...] = (
+    TaskDef("initializer", (), ("state/analysis.json", "eval_tasks.json"),
+            "Analyze traces, write state/analysis.json and this plan", refinable=True),
+    TaskDef("dataset", ("initializer",), ("evaluation/eval_dataset.json", "evaluation/eval_dataset.py"),
+            "Build the evaluation dataset from production traces (evaluation/eval_dataset.py)", refinable=True),
+    TaskDef("scorers", ("dataset",), ("state/scorer_specs.json", "evaluation/scorers.py"),
+            "Create code scorers and LLM judges for the findings (evaluation/scorers.py)", refinable=True),
+    TaskDef("script", ("dataset", "scorers"), ("evaluation/run_eval.py",),
+            "Generate evaluation/run_eval.py around mlflow.genai.evaluate()"),
+    TaskDef("validate", ("script",), ("state/validation_results.json",),
+            "Run run_eval.py and check every scorer produced a value for every row", validates=True),
+    TaskDef("fix", ("validate",), ("state/validation_results.json",),
+            "Repair what failed validation and validate again (runs only if validation failed)",
+            refinable=True, validates=True, after_failed_validation=True),
+)
+TASK: dict[str, TaskDef] = {t.name: t for t in TASKS}
+TASK_ORDER: list[str] = [t.name for t in TASKS]
 
 
 def now() -> str:
@@ -65,7 +72,7 @@ class TaskPlan(BaseModel):
     def new(cls, session_id: str, experiment_id: str, engine: str) -> "TaskPlan":
         return cls(
             session_id=session_id, created_at=now(), experiment_id=experiment_id, engine=engine,
-            tasks=[TaskRecord(name=n, description=DESCRIPTIONS[n], outputs=OUTPUTS[n]) for n in TASK_ORDER],
+            tasks=[TaskRecord(name=t.name, description=t.description, outputs=list(t.outputs)) for t in TASKS],
         )
 
     def task(self, name: str) -> TaskRecord:

@@ -25,7 +25,7 @@ from trace2eval.errors import SessionError, Trace2EvalError
 from trace2eval.sessions import suite
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.lock import SessionLock
-from trace2eval.sessions.plan import NEEDS, TASK_ORDER, TaskPlan, now
+from trace2eval.sessions.plan import TASK, TASK_ORDER, TaskPlan, now
 from trace2eval.sessions.refinement import REFINE, Refinement
 from trace2eval.sessions.session import Session
 from trace2eval.state.validation import Revalidate, ValidatedBy, ValidationOutcome
@@ -81,13 +81,14 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
             else:
                 ui.say(f"Task {name} already {record.status}; nothing to do")
             return record.status
-        for need in NEEDS[name]:
+        task = TASK[name]
+        for need in task.needs:
             if plan.task(need).status not in ("completed", "skipped"):
                 raise SessionError(
                     f"task {name!r} needs {need!r} to be completed first (it is {plan.task(need).status})",
                     f"run `trace2eval task {need} --session {session.dir}` or `trace2eval resume {session.dir}`",
                 )
-        if name == "fix":
+        if task.after_failed_validation:
             validation = session.validation()
             if validation and validation.get("validation_status") == "passed":
                 _finish(session, name, "skipped", {"reason": "validation passed"}, None, time.monotonic())
@@ -102,7 +103,7 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
         try:
             module = _task_module(name)
             summary = _refine(session, name, module, module.run(session) or {})
-            if name in ("validate", "fix"):
+            if task.validates:
                 summary.update(_publish_if_passed(session))
         except Trace2EvalError as exc:
             _finish(session, name, "failed", {}, str(exc), start)
@@ -117,8 +118,8 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
             _publish_when_done(session, failed=True)
             raise
         _finish(session, name, "completed", summary or {}, None, start)
-        if name == "validate":
-            _skip_fix_if_passed(session)
+        if task.validates:
+            _skip_repairs_if_passed(session)
         _publish_when_done(session, failed=False)
         return "completed"
 
@@ -153,14 +154,16 @@ def _revalidate(session: Session) -> Revalidate:
     return revalidate
 
 
-def _skip_fix_if_passed(session: Session) -> None:
-    """Validation passed: the fix task will not run (a job excludes it), so the session is finished now."""
+def _skip_repairs_if_passed(session: Session) -> None:
+    """Validation passed: the tasks that run only after a failed one (fix) will not run (a job
+    excludes them), so the session is finished now."""
     validation = session.validation() or {}
     plan = session.plan()
-    if validation.get("validation_status") == "passed" and plan.task("fix").status == "pending":
-        plan.task("fix").status, plan.task("fix").summary = "skipped", {"reason": "validation passed"}
-        plan.task("fix").finished_at = now()
-        session.save_plan(plan)
+    if validation.get("validation_status") != "passed":
+        return
+    for task in (t for t in plan.tasks if TASK[t.name].after_failed_validation and t.status == "pending"):
+        task.status, task.summary, task.finished_at = "skipped", {"reason": "validation passed"}, now()
+    session.save_plan(plan)
 
 
 def _publish_if_passed(session: Session) -> dict:
