@@ -38,7 +38,7 @@ def test_demo_end_to_end_and_regression_gate(tmp_path):
                  "evaluation/eval_dataset.py", "evaluation/scorers.py", "evaluation/run_eval.py"):
         assert (session.dir / name).exists(), name
     assert "mlflow ui --backend-store-uri sqlite:///" in proc.stderr
-    validation = session.validation()
+    validation = session.validation().model_dump()
     assert validation["validation_status"] == "passed" and validation["run_id"]
     assert all(validation["validation_checks"][k] for k in ("script_executes", "metrics_logged", "no_nan_scores"))
     assert all(t.status in ("completed", "skipped") for t in session.plan().tasks)
@@ -146,7 +146,7 @@ def test_fix_drops_a_scorer_that_errors_and_revalidates(demo_store, tmp_path, cl
     save_specs(session, specs + [broken], dropped)
     write_scorers(session, specs + [broken], None)
     assert runner.run_all(session)
-    validation = session.validation()
+    validation = session.validation().model_dump()
     assert validation["validation_status"] == "passed" and validation["details"]["attempt"] == 1
     assert validation["details"]["by"] == "fix"
     _, dropped = load_specs(session)

@@ -83,7 +83,7 @@ def test_llm_improved_suite_validates(cli, serve, demo_copy, tmp_path):
     server = serve(ScriptedModel({"initializer": initializer, "dataset": dataset, "scorers": scorers}))
     code, err, session, _ = run(cli, demo_copy, tmp_path / "s", "--llm", "databricks", "--llm-model", "my-claude")
     assert code == 0, err[-3000:]
-    assert session.validation()["validation_status"] == "passed"
+    assert session.validation().passed
 
     assert {p.path for p in server.posts} == {"/serving-endpoints/anthropic/v1/messages"}
     assert all(p.headers["authorization"] == f"Bearer {TOKEN}" and p.body["model"] == "my-claude" for p in server.posts)
@@ -98,7 +98,7 @@ def test_llm_improved_suite_validates(cli, serve, demo_copy, tmp_path):
     assert any(r["metadata"].get("source") == "llm" and r.get("expectations") for r in rows)
     specs = read_json(session.scorer_specs_file)["scorers"]
     assert {s["name"] for s in specs if s["source"] == "llm"} == {"single_domain_routing", "answers_with_figures"}
-    validation = session.validation()
+    validation = session.validation().model_dump()
     assert "single_domain_routing/mean" in validation["metrics"]
     assert validation["details"]["scorers"]["single_domain_routing"]["values"] == validation["details"]["rows"]
 
@@ -129,7 +129,7 @@ def test_a_model_that_answers_plain_text_only(cli, serve, demo_copy, tmp_path, p
     server = serve(lambda req: message([text("Everything looks fine to me.")], req), provider=provider)
     code, err, session, _ = run(cli, demo_copy, tmp_path / "s", "--llm", provider)
     assert code == 0, err[-3000:]
-    assert session.validation()["validation_status"] == "passed"
+    assert session.validation().passed
     assert [p.path for p in server.posts] == [path] * 3
     assert all(p.body["model"] == model and p.body["tools"] for p in server.posts)
     assert all(s["source"] == "deterministic" for s in read_json(session.scorer_specs_file)["scorers"])
@@ -195,7 +195,7 @@ def test_a_trace_that_instructs_the_model_to_install_code_ends_in_a_suite_that_r
     serve(model)
     code, err, session, _ = run(cli, demo_copy, tmp_path / "s", "--llm", "databricks")
     assert code == 0, err[-3000:]
-    assert session.validation()["validation_status"] == "passed"
+    assert session.validation().passed
     assert not marker.exists()
     record = [s for s in read_json(session.state_dir / "llm_sessions.json")["sessions"] if s["task"] == "scorers"][0]
     assert record["outcome"] == "stopped" and "repeating" in record["reason"]
@@ -220,7 +220,7 @@ def test_endpoint_down_the_deterministic_suite_stands(cli, serve, demo_copy, tmp
     server = serve(lambda req: error(500, msg=f"internal error; you sent {req.headers.get('authorization')}"))
     code, err, session, seconds = run(cli, demo_copy, tmp_path / "s", "--llm", "databricks")
     assert code == 0, err[-3000:]
-    assert session.validation()["validation_status"] == "passed"
+    assert session.validation().passed
     assert seconds < 180
     assert "Warning: LLM unavailable: " in err and "HTTP 500" in err
     records = read_json(session.state_dir / "llm_sessions.json")["sessions"]
@@ -242,7 +242,7 @@ def test_endpoint_that_hangs(cli, serve, demo_copy, tmp_path):
     serve(lambda req: Reply(delay_s=120, body={}))
     code, err, session, seconds = run(cli, demo_copy, tmp_path / "s", "--llm", "databricks", "--llm-timeout", "2")
     assert code == 0, err[-3000:]
-    assert session.validation()["validation_status"] == "passed"
+    assert session.validation().passed
     assert "no response from" in err and seconds < 120
 
 
@@ -277,7 +277,7 @@ def test_fix_session_repairs_a_scorer_the_deterministic_fix_dropped(cli, serve, 
     write_scorers(session, specs + [broken], None)
     code, out, err = cli("resume", session.dir)
     assert code == 0, err[-3000:]
-    validation = session.validation()
+    validation = session.validation().model_dump()
     assert validation["validation_status"] == "passed" and "single_domain_routing/mean" in validation["metrics"]
     assert (validation["details"]["by"], validation["details"]["attempt"]) == ("llm_fix", 1)  # its run_validation
     fix = session.plan().task("fix")

@@ -14,7 +14,7 @@ def later_copy(session, store_folder, into, name, created_at, edit):
     plan = json.loads(copy.tasks_file.read_text())
     plan["created_at"] = created_at
     copy.tasks_file.write_text(json.dumps(plan))
-    analysis, validation = copy.analysis(), copy.validation()
+    analysis, validation = copy.analysis(), copy.validation().model_dump()
     edit(analysis, validation)
     copy.analysis_file.write_text(json.dumps(analysis))
     copy.validation_file.write_text(json.dumps(validation))
@@ -28,7 +28,7 @@ def test_changes_since_the_previous_session(demo_session, demo_store, tmp_path):
     first.tasks_file.write_text(json.dumps(plan))
     gone = first.analysis()["findings"][0]
     grown = first.analysis()["findings"][1]
-    metric = sorted(first.validation()["metrics"])[0]
+    metric = sorted(first.validation().model_dump()["metrics"])[0]
 
     def edit(analysis, validation):
         analysis["findings"] = [f for f in analysis["findings"] if f["id"] != gone["id"]]
@@ -68,7 +68,7 @@ def test_changes_since_the_previous_session(demo_session, demo_store, tmp_path):
     assert "-25.0 pp" in html and "delta-worse" in html
     assert f"What changed since {first.id}" in files.markdown.read_text()
     # The previous pass rates are what the scorer picture marks beside today's.
-    assert changes.previous_metrics[metric] == first.validation()["metrics"][metric]
+    assert changes.previous_metrics[metric] == first.validation().model_dump()["metrics"][metric]
 
 
 def test_first_session_has_no_change_section(session_copy):

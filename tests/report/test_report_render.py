@@ -48,7 +48,7 @@ def test_finished_session_has_a_report_with_the_pictures(demo_session):
     for finding in analysis["findings"]:
         assert f'id="finding-{finding["id"]}"' in html
         assert finding["evidence"][0] in html  # the evidence is named
-    validation = demo_session.validation()
+    validation = demo_session.validation().model_dump()
     assert validation["run_id"] in html and "passed" in html
     for name in ("Overview", "Traces", "Findings", "Query types", "What the suite covers", "Scorers", "Validation"):
         assert f">{name}" in html
@@ -211,7 +211,7 @@ def test_findings_that_flag_the_same_traces_say_so(session_copy):
 
 
 def test_below_gate_uses_the_gates_tolerance(session_copy):
-    validation = session_copy.validation()
+    validation = session_copy.validation().model_dump()
     low, ok = sorted(validation["metrics"])[:2]
     validation["metrics"][ok] = 10 / 11  # the gates file keeps 4 decimals: 0.9091 > 0.90909…
     session_copy.validation_file.write_text(json.dumps(validation))

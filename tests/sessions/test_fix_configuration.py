@@ -10,12 +10,12 @@ from trace2eval.traces.source import is_evaluation_trace
 
 
 def test_a_judge_that_cannot_run_stops_the_fix_with_what_to_check():
-    validation = {"problems": [{"kind": "judge_unavailable", "scorer": "safety",
-                                "detail": "databricks:/no-such-endpoint: 404 ENDPOINT_NOT_FOUND"}]}
+    problems = [{"kind": "judge_unavailable", "scorer": "safety",
+                 "detail": "databricks:/no-such-endpoint: 404 ENDPOINT_NOT_FOUND"}]
     with pytest.raises(ValidationFailed, match="the judges cannot run: databricks:/no-such-endpoint") as failure:
-        refuse_to_repair_configuration(validation)
+        refuse_to_repair_configuration(problems)
     assert "credentials" in failure.value.fix
-    refuse_to_repair_configuration({"problems": [{"kind": "scorer_error", "scorer": "x"}]})  # repairable: no error
+    refuse_to_repair_configuration([{"kind": "scorer_error", "scorer": "x"}])  # repairable: no error
 
 
 def test_stand_in_traces_of_deleted_rows_are_not_production_traffic():

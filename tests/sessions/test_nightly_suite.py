@@ -140,7 +140,7 @@ def test_nightly_runs_grow_the_suite_and_keep_what_a_person_edited(store, tmp_pa
     conflict, = json.loads((suite_dir / "state/generated_files.json").read_text())["conflicts"]
     assert conflict["file"] == "evaluation/scorers.py"
     assert "evaluation/scorers.py.new" in (suite_dir / "SUITE.md").read_text()
-    assert second.validation()["validation_status"] == "passed"  # the person's scorers.py was what ran
+    assert second.validation().passed  # the person's scorers.py was what ran
     mark2 = json.loads((suite_dir / "state/watermark.json").read_text())
     assert mark2["runs"] == 2 and mark2["timestamp_ms"] > mark["timestamp_ms"] and mark2["traces_total"] == 13
 
@@ -168,7 +168,7 @@ def test_a_failed_night_publishes_nothing_and_keeps_the_watermark(store, tmp_pat
     broken = nightly_session(store, suite_dir, out, "202")
     with pytest.raises(ValidationFailed, match="evaluation/scorers.py was edited by a person"):
         runner.run_all(broken)
-    assert broken.validation()["validation_status"] == "failed"
+    assert broken.validation().passed is False
     assert broken.plan().task("fix").status == "failed"
     assert {p.name: p.read_bytes() for p in (suite_dir / "state").iterdir()} == before  # watermark and history untouched
     assert (suite_dir / "evaluation/eval_dataset.json").read_bytes() == dataset_before
@@ -220,7 +220,7 @@ def test_a_timeout_sheds_only_automatic_rows_and_the_suite_keeps_every_curated_o
     write_json(session.config_file, {**config.model_dump(mode="json"), "validate_timeout_s": 1})
     for task in ("initializer", "dataset", "scorers", "script", "validate"):
         runner.run_task(session, task)
-    validation = session.validation()
+    validation = session.validation().model_dump()
     assert validation["validation_status"] == "failed" and validation["details"]["timed_out"]
     assert "timeout" in {p["kind"] for p in validation["problems"]}
     before = read_json(session.dataset_json)["rows"]
@@ -228,7 +228,7 @@ def test_a_timeout_sheds_only_automatic_rows_and_the_suite_keeps_every_curated_o
     # The machine was only slow for a while: the fix reads the normal timeout again.
     write_json(session.config_file, config.model_dump(mode="json"))
     runner.run_task(session, "fix")
-    assert session.validation()["validation_status"] == "passed"
+    assert session.validation().passed
 
     published = json.loads(dataset_file.read_text())
     rows = published["rows"]

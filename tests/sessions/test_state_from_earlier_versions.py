@@ -53,7 +53,7 @@ def test_model_written_code_in_old_specs_is_dropped_with_a_reason(suite):
 def test_the_other_state_files_load(suite):
     analysis = suite.analysis()
     assert analysis["findings"] and analysis["schema_version"] >= 1
-    validation = suite.validation()
+    validation = suite.validation().model_dump()
     assert validation["validation_status"] == "passed"
     for name in ("watermark.json", "runs.json", "sources.json", "generated_files.json"):
         assert json.loads((suite.state_dir / name).read_text()) is not None
@@ -99,3 +99,17 @@ def test_files_from_a_newer_version_are_refused_clearly(suite):
     suite.scorer_specs_file.write_text(json.dumps({**specs, "version": 3}))
     with pytest.raises(SessionError, match="scorer_specs.json was written by a newer trace2eval"):
         load_specs(suite)
+
+
+def test_validation_results_are_typed_and_checked_once_on_load(suite):
+    from trace2eval.errors import SessionError
+
+    validation = suite.validation()
+    assert validation.passed and validation.version == 1 and isinstance(validation.metrics, dict)
+    data = json.loads(suite.validation_file.read_text())
+    suite.validation_file.write_text(json.dumps({**data, "problems": [{"kind": "gremlins"}]}))
+    with pytest.raises(SessionError, match="is not a valid validation result"):
+        suite.validation()
+    suite.validation_file.write_text(json.dumps({**data, "validation_status": "maybe"}))
+    with pytest.raises(SessionError, match="rerun the validation"):
+        suite.validation()

@@ -29,7 +29,7 @@ def test_run_from_uc_tables_validates(spark, uc_tables, demo_store, tmp_path):
     analysis = session.analysis()
     assert analysis["trace_summary"]["total_analyzed"] == 40
     assert analysis["population"]["note"] == "every matching trace, digested on the cluster"
-    validation = session.validation()
+    validation = session.validation().model_dump()
     assert validation["validation_status"] == "passed" and validation["run_id"]
     points = json.loads((session.state_dir / "trace_points.json").read_text())
     assert len(points["timestamps_ms"]) == 40 and points["timestamps_ms"] == sorted(points["timestamps_ms"], reverse=True)

@@ -105,7 +105,7 @@ def test_validate_child_sees_no_secrets(session, child_env_probe):
     from trace2eval.sessions.tasks import validate
 
     summary = validate.run(session)
-    assert summary["validation_status"] == "passed", session.validation()["problems"]
+    assert summary["validation_status"] == "passed", session.validation().model_dump()["problems"]
     env = child_env_probe()
     assert "PATH" in env and "MLFLOW_SQLALCHEMYSTORE_POOLCLASS" in env
     leaked = {k for k, v in env.items() if v in set(FAKE.values()) - {FAKE["MLFLOW_TRACKING_TOKEN"]}}
@@ -125,7 +125,7 @@ def test_validate_with_a_databricks_judge_passes_only_databricks_credentials(ses
         summary = validate.run(session)
     finally:
         server.close()
-    validation = session.validation()
+    validation = session.validation().model_dump()
     assert summary["validation_status"] == "passed", validation["problems"]
     assert validation["details"]["judges_run"] and server.calls
     assert all(c["authorization"] == "Bearer " + FAKE["DATABRICKS_TOKEN"] for c in server.calls)
@@ -152,7 +152,7 @@ def test_broken_judges_fail_validation_naming_them(session, monkeypatch, answers
         summary = validate.run(session)
     finally:
         server.close()
-    validation = session.validation()
+    validation = session.validation().model_dump()
     assert summary["validation_status"] == "failed"
     problems = [p for p in validation["problems"] if p["kind"] == kind]
     assert problems and all(p["scorer"] and "PERMISSION_DENIED" in p["detail"] for p in problems)

@@ -144,9 +144,10 @@ def task_values(session, task: str, status: str, settings: JobTaskSettings) -> d
     elif task == "scorers":
         values.update(code_scorers=summary.get("code_scorers", 0), judges=summary.get("judges", 0))
     elif TASK[task].validates:
-        validation = session.validation() or {}
-        values.update(validation_status=validation.get("validation_status", "failed"),
-                      mlflow_run_id=validation.get("run_id") or "", gate_status=validation.get("gate_status") or "",
+        validation = session.validation()
+        values.update(validation_status=validation.validation_status if validation else "failed",
+                      mlflow_run_id=(validation.run_id if validation else None) or "",
+                      gate_status=(validation.gate_status if validation else None) or "",
                       conflicts=len(ownership.conflicts(session.dir)), suite_dir=settings.suite_dir)
     return values
 

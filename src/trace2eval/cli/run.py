@@ -148,11 +148,11 @@ def _shown(out: Path, session: Session) -> str:
 
 
 def _finish(session: Session, passed: bool, shown: str | None = None) -> None:
-    validation = session.validation() or {}
+    validation = session.validation()
     where = shown or str(session.dir)
     if passed:
         ui.say(f"Validation passed. Suite: {where}/evaluation")
-        if validation.get("gate_status") == "regressed":
+        if validation and validation.gate_status == "regressed":
             ui.warn("metrics fell below the gates in eval_gates.json (see state/validation_results.json)")
         print(where)
         return

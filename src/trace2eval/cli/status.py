@@ -62,11 +62,11 @@ def _show(s: Session) -> None:
         console.print(findings)
     validation = s.validation()
     if validation:
-        metrics = Table(title=f"Validation: {validation.get('validation_status')} (run {validation.get('run_id')}, "
-                              f"gates {validation.get('gate_status', 'n/a')})")
+        metrics = Table(title=f"Validation: {validation.validation_status} (run {validation.run_id}, "
+                              f"gates {validation.gate_status or 'n/a'})")
         metrics.add_column("metric")
         metrics.add_column("value", justify="right")
-        for k, v in sorted((validation.get("metrics") or {}).items()):
+        for k, v in sorted(validation.metrics.items()):
             if k.endswith("/mean") and isinstance(v, (int, float)):
                 metrics.add_row(_cell(k), f"{v:.3f}")
         console.print(metrics)

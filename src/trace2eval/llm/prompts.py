@@ -90,9 +90,10 @@ def first_message(session: Session, task: str, extra: dict[str, Any] | None = No
         parts.append(f"Dataset: {len(rows)} rows by case type {kinds}; {with_exp} with expectations "
                      "(read_state name=dataset to page through them).")
     if task == "fix":
-        validation = session.validation() or {}
-        parts.append("Last validation:\n" + _short({k: validation.get(k) for k in
-                                                    ("validation_status", "validation_checks", "problems")}, 4000))
+        validation = session.validation()
+        shown = {"validation_status": validation.validation_status, "validation_checks": validation.validation_checks,
+                 "problems": validation.problem_list()} if validation else {}
+        parts.append("Last validation:\n" + _short(shown, 4000))
     if extra:
         parts.append("Also:\n" + _short(extra, 2000))
     parts.append("Begin.")

@@ -90,7 +90,7 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
                 )
         if task.after_failed_validation:
             validation = session.validation()
-            if validation and validation.get("validation_status") == "passed":
+            if validation and validation.passed:
                 _finish(session, name, "skipped", {"reason": "validation passed"}, None, time.monotonic())
                 _publish_when_done(session, failed=False)
                 return "skipped"
@@ -157,9 +157,9 @@ def _revalidate(session: Session) -> Revalidate:
 def _skip_repairs_if_passed(session: Session) -> None:
     """Validation passed: the tasks that run only after a failed one (fix) will not run (a job
     excludes them), so the session is finished now."""
-    validation = session.validation() or {}
+    validation = session.validation()
     plan = session.plan()
-    if validation.get("validation_status") != "passed":
+    if not (validation and validation.passed):
         return
     for task in (t for t in plan.tasks if TASK[t.name].after_failed_validation and t.status == "pending"):
         task.status, task.summary, task.finished_at = "skipped", {"reason": "validation passed"}, now()
@@ -168,8 +168,8 @@ def _skip_repairs_if_passed(session: Session) -> None:
 
 def _publish_if_passed(session: Session) -> dict:
     """Nightly runs: once the suite validates, it goes back to the living suite (never before)."""
-    validation = session.validation() or {}
-    if suite.is_nightly(session) and validation.get("validation_status") == "passed":
+    validation = session.validation()
+    if suite.is_nightly(session) and validation and validation.passed:
         return {"published": suite.publish(session)}
     return {}
 
@@ -219,7 +219,7 @@ def run_all(session: Session, after_each: Callable[[], None] | None = None) -> b
             if after_each is not None:
                 after_each()
     validation = session.validation()
-    return bool(validation and validation.get("validation_status") == "passed")
+    return bool(validation and validation.passed)
 
 
 def _published(session: Session) -> bool:
@@ -240,6 +240,6 @@ def resume(session: Session, after_each: Callable[[], None] | None = None) -> bo
             if after_each is not None:
                 after_each()
         validation = session.validation()
-        return bool(validation and validation.get("validation_status") == "passed")
+        return bool(validation and validation.passed)
     ui.say(f"Resuming {session.dir} at task {plan.next_pending().name}")
     return run_all(session, after_each)

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from trace2eval.config import SessionConfig
 from trace2eval.errors import SessionError
+from trace2eval.state.validation import ValidationResult
 from trace2eval.state.versions import upgrade_analysis
 from trace2eval.sessions.files import read_json, write_json
 from trace2eval.sessions.plan import TaskPlan
@@ -83,5 +86,12 @@ class Session:
         """analysis.json, its version checked and upgraded (state/versions.py)."""
         return upgrade_analysis(read_json(self.analysis_file))
 
-    def validation(self) -> dict[str, Any] | None:
-        return read_json(self.validation_file) if self.validation_file.exists() else None
+    def validation(self) -> ValidationResult | None:
+        """validation_results.json, validated once here (None before the first validation)."""
+        if not self.validation_file.exists():
+            return None
+        try:
+            return ValidationResult.model_validate(read_json(self.validation_file))
+        except ValidationError as exc:
+            raise SessionError(f"{self.validation_file} is not a valid validation result: {exc.errors()[0]['msg']}",
+                               f"rerun the validation: trace2eval task validate --session {self.dir} --force") from None

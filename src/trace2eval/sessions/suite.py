@@ -334,7 +334,7 @@ def _defer(session: Session, suite, history: list[dict[str, Any]], others: list[
 
 def _run_record(session: Session, manifest: Manifest, written: list[str], watermark: Watermark | None) -> dict[str, Any]:
     plan = session.plan()
-    validation = session.validation() or {}
+    validation = session.validation()
     window = read_json(session.state_dir / "trace_window.json") if (session.state_dir / "trace_window.json").exists() else {}
     rows = read_json(session.dataset_json)["rows"] if session.dataset_json.exists() else []
     return {
@@ -345,9 +345,9 @@ def _run_record(session: Session, manifest: Manifest, written: list[str], waterm
         "new_traces": window.get("new_traces"),
         "rows_added": plan.task("dataset").summary.get("added"),
         "rows_total": len(rows),
-        "validation_status": validation.get("validation_status"),
-        "gate_status": validation.get("gate_status"),
-        "run_id": validation.get("run_id"),
+        "validation_status": validation.validation_status if validation else None,
+        "gate_status": validation.gate_status if validation else None,
+        "run_id": validation.run_id if validation else None,
         "files_updated": written,
         "conflicts": [c.file for c in manifest.conflicts],
         "watermark_ms": watermark.timestamp_ms if watermark else None,

@@ -96,8 +96,9 @@ def read_state(ctx: ToolContext, args: dict[str, Any]) -> Any:
         validation = session.validation()
         if not validation:
             raise ToolError("no validation has run yet")
-        out = _pick(validation, ("validation_status", "validation_checks", "problems", "metrics", "gate_status"))
-        details = validation.get("details", {})
+        out = {"validation_status": validation.validation_status, "validation_checks": validation.validation_checks,
+               "problems": validation.problem_list(), "metrics": validation.metrics, "gate_status": validation.gate_status}
+        details = validation.details
         out["details"] = _pick(details, ("rows", "rows_with_trace", "judges_run", "exit_code", "timed_out", "scorers"))
         out["stderr_tail"] = (details.get("stderr_tail") or "")[-1500:]
         fix_log = session.state_dir / "fix_log.json"

@@ -42,7 +42,8 @@ def after_llm(session: Session, summary: dict[str, Any], refinement: Refinement)
     """A suite the deterministic repairs could not fix counts as repaired only if it now validates."""
     if refinement.failure is None:
         return summary
-    if (session.validation() or {}).get("validation_status") == "passed":
+    validation = session.validation()
+    if validation and validation.passed:
         return {"repaired_by": "llm", **summary}
     raise refinement.failure
 
@@ -50,13 +51,14 @@ def after_llm(session: Session, summary: dict[str, Any], refinement: Refinement)
 def repair_and_validate(session: Session) -> dict[str, Any]:
     config = session.config()
     validation = session.validation()
-    if validation and validation["validation_status"] == "passed":
+    if validation and validation.passed:
         return {"skipped": "validation passed"}
-    refuse_to_repair_edited_files(session, validation or {})
-    refuse_to_repair_configuration(validation or {})
+    problems = validation.problem_list() if validation else []
+    refuse_to_repair_edited_files(session, problems)
+    refuse_to_repair_configuration(problems)
     log: list[dict[str, Any]] = []
     for attempt in range(1, config.max_fix_attempts + 1):
-        changes = repair(session, validation or {}, attempt)
+        changes = repair(session, problems, attempt)
         log.append({"attempt": attempt, "changes": changes})
         write_json(session.state_dir / FIX_LOG, log)
         if not changes:
@@ -65,12 +67,13 @@ def repair_and_validate(session: Session) -> dict[str, Any]:
             ui.say(f"Fix {attempt}: {change}")
         validate_task.run(session, attempt=attempt, by="fix")
         validation = session.validation()
-        if validation["validation_status"] == "passed":
+        problems = validation.problem_list() if validation else []
+        if validation and validation.passed:
             return {"attempts": attempt, "changes": [c for entry in log for c in entry["changes"]]}
-        refuse_to_repair_edited_files(session, validation)  # a restored missing file may reveal an edited one
-    problems = "; ".join(f"{p['kind']}{' ' + p['scorer'] if p.get('scorer') else ''}" for p in (validation or {}).get("problems", []))
+        refuse_to_repair_edited_files(session, problems)  # a restored missing file may reveal an edited one
+    listed = "; ".join(f"{p['kind']}{' ' + p['scorer'] if p.get('scorer') else ''}" for p in problems)
     raise ValidationFailed(
-        f"validation still fails after {len(log)} fix attempt(s): {problems or 'unknown problem'}",
+        f"validation still fails after {len(log)} fix attempt(s): {listed or 'unknown problem'}",
         "see state/validation_results.json and state/fix_log.json in the session folder",
     )
 
@@ -79,8 +82,8 @@ def repair_and_validate(session: Session) -> dict[str, Any]:
 CONFIGURATION_PROBLEMS = ("judge_unavailable", "judge_model_missing")
 
 
-def refuse_to_repair_configuration(validation: dict[str, Any]) -> None:
-    found = [p for p in validation.get("problems", []) if p.get("kind") in CONFIGURATION_PROBLEMS]
+def refuse_to_repair_configuration(problems: list[dict[str, Any]]) -> None:
+    found = [p for p in problems if p.get("kind") in CONFIGURATION_PROBLEMS]
     if found:
         detail = " ".join(str(found[0].get("detail") or found[0]["kind"]).split())[:400]
         raise ValidationFailed(f"the judges cannot run: {detail}",
@@ -88,9 +91,8 @@ def refuse_to_repair_configuration(validation: dict[str, Any]) -> None:
                                "or run without judges (no --judge-model)")
 
 
-def refuse_to_repair_edited_files(session: Session, validation: dict[str, Any]) -> None:
+def refuse_to_repair_edited_files(session: Session, problems: list[dict[str, Any]]) -> None:
     """Repairs rewrite generated files; one a person edited is theirs, so say so instead of looping."""
-    problems = validation.get("problems", [])
     code_files = ("evaluation/scorers.py", "evaluation/run_eval.py", "evaluation/eval_dataset.py")
     missing = [rel for rel in code_files if not (session.dir / rel).exists()]
     if missing and any(p["kind"] in ("crash", "nonzero_exit") for p in problems):
@@ -115,10 +117,9 @@ def refuse_to_repair_edited_files(session: Session, validation: dict[str, Any]) 
         )
 
 
-def repair(session: Session, validation: dict[str, Any], attempt: int) -> list[str]:
+def repair(session: Session, problems: list[dict[str, Any]], attempt: int) -> list[str]:
     config = session.config()
     specs, dropped = load_specs(session)
-    problems = validation.get("problems", [])
     changes: list[str] = []
 
     bad = {p["scorer"]: p for p in problems if p.get("scorer") and p["kind"] != "scorer_missing"}

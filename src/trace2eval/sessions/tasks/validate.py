@@ -10,7 +10,7 @@ from trace2eval.sessions.files import write_json
 from trace2eval.sessions.plan import now
 from trace2eval.sessions.session import Session
 from trace2eval.state.specs import load_specs
-from trace2eval.state.validation import ValidatedBy
+from trace2eval.state.validation import VALIDATION_VERSION, ValidatedBy, ValidationResult
 from trace2eval.validate.checks import validation_checks
 from trace2eval.validate.run import run_eval_script
 
@@ -53,6 +53,7 @@ def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dic
         gates.unlink(missing_ok=True)  # a baseline only comes from a validated run
     status = "passed" if passed else "failed"
     validation = {
+        "version": VALIDATION_VERSION,
         "validation_status": status,
         "run_id": run_id,
         "metrics": result.results.get("metrics", {}),
@@ -77,6 +78,7 @@ def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dic
             "stderr_tail": result.stderr_tail[-2000:] if not passed else "",
         },
     }
+    ValidationResult.model_validate(validation)  # what every reader will expect: a bug here, not there
     write_json(session.validation_file, validation)
     if passed:
         ui.say(f"Validation passed: run {run_id}, {len(validation['metrics'])} metrics in {result.seconds:.0f} s")
