@@ -11,7 +11,7 @@ from filesapi_server import TOKEN, FilesApiServer
 from tracefactory import add_support_traces
 
 from trace2eval.bundle.job_tasks import JobParameterError, JobTaskSettings, run_job_task
-from trace2eval.sessions.volume import VolumeFolder
+from trace2eval.sessions.filesapi import VolumeFolder
 
 SECRET = "sk-ant-" + "test-0123456789abcdefghij"  # fake; split so secret scanners stay quiet
 

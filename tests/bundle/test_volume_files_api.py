@@ -10,8 +10,10 @@ import pytest
 from filesapi_server import TEST_VOLUME, WORKSPACE_ID, serve_workspace
 
 from trace2eval.errors import SessionError
+from trace2eval.sessions.filesapi import VolumeError, VolumeFolder, open_folder
 from trace2eval.sessions.folders import needs_files_api
-from trace2eval.sessions.volume import Mirror, VolumeError, VolumeFolder, mirror_path, open_folder, session_workdir
+from trace2eval.sessions.mirror import Mirror, mirror_path
+from trace2eval.sessions.workdirs import session_workdir
 
 VOLUME = TEST_VOLUME
 

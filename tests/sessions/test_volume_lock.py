@@ -22,7 +22,7 @@ from filesapi_server import TEST_VOLUME, serve_workspace
 from trace2eval.errors import SessionError
 from trace2eval.sessions import lock as locking
 from trace2eval.sessions.lock import LOCK_NAME, job_run
-from trace2eval.sessions.volume import RemoteLock, VolumeFolder, workspace_client
+from trace2eval.sessions.filesapi import RemoteLock, VolumeFolder, workspace_client
 
 VOLUME = TEST_VOLUME
 FOLDER = f"{VOLUME}/suite"

@@ -93,7 +93,7 @@ def run_job_task(task: str, params: Mapping[str, Any], dbutils: Any = None) -> d
     from trace2eval.sessions import runner
     from trace2eval.sessions.lock import job_run
     from trace2eval.sessions.session import Session
-    from trace2eval.sessions.volume import session_workdir
+    from trace2eval.sessions.workdirs import session_workdir
 
     if task not in TASKS:
         raise JobParameterError(f"unknown task {task!r}", f"tasks are: {', '.join(TASKS)}")

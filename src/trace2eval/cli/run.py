@@ -14,7 +14,7 @@ from trace2eval.cli.options import (DEFAULTS, ExperimentId, Filter, FixAttempts,
                                     LlmTraceExperiment, MaxTraces, Out, Quiet, RequireLlm, Since, Source, SuiteDir,
                                     TrackingUri, llm_settings)
 from trace2eval.errors import ValidationFailed
-from trace2eval.sessions import runner, volume
+from trace2eval.sessions import runner, workdirs
 from trace2eval.sessions.folders import is_volume_path
 from trace2eval.sessions.session import Session
 
@@ -64,7 +64,7 @@ def run(
                                          llm_session_seconds, llm_trace_experiment))
     if suite:
         config = config.model_copy(update={"suite_dir": suite_location(suite)})
-    with volume.output_workdir(out) as (parent, attach):
+    with workdirs.output_workdir(out) as (parent, attach):
         session = runner.create_session(config, parent)
         sync = attach(session.dir)
         shown = _shown(out, session)
@@ -105,7 +105,7 @@ def task(
     """
     ui.set_quiet(quiet)
     creating = name == "initializer" and experiment_id
-    with volume.session_workdir(session, must_exist=not creating) as (local, sync):
+    with workdirs.session_workdir(session, must_exist=not creating) as (local, sync):
         if creating and not (local / "eval_tasks.json").exists():
             config = SessionConfig.from_inputs(
                 experiment_id, tracking_uri, llm=llm, llm_model=llm_model, judge_model=judge_model,
@@ -132,7 +132,7 @@ def resume(
     Example: trace2eval resume sessions/2026-11-27_101500
     """
     ui.set_quiet(quiet)
-    with volume.session_workdir(session) as (local, sync):
+    with workdirs.session_workdir(session) as (local, sync):
         s = Session.open(local)
         _finish(s, runner.resume(s, after_each=sync), str(session) if is_volume_path(session) else None)
 

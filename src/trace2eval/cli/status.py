@@ -12,7 +12,7 @@ from rich.table import Table
 
 from trace2eval.printable import printable
 
-from trace2eval.sessions import ownership, volume
+from trace2eval.sessions import ownership, workdirs
 from trace2eval.report.context import PUBLISH_FILE, SEVERITY_ORDER
 from trace2eval.report.render import HTML_NAME
 from trace2eval.sessions.files import read_json
@@ -31,7 +31,7 @@ def status(session: Annotated[Path, typer.Argument(help="Session folder.")]) -> 
 
     Example: trace2eval status sessions/2026-11-27_101500
     """
-    with volume.session_workdir(session, read_only=True) as (local, _):
+    with workdirs.session_workdir(session, read_only=True) as (local, _):
         _show(Session.open(local))
 
 

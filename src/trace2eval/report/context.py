@@ -143,17 +143,17 @@ def describe_agent(analysis: dict[str, Any]) -> dict[str, Any]:
     tools = _dict(agent.get("tools"))
     written = next((agent[k] for k in ("description", "summary", "purpose") if isinstance(agent.get(k), str) and agent[k].strip()), None)
     name = agent.get("name") if isinstance(agent.get("name"), str) else None
-    kind = str(agent.get("type") or "agent")
+    agent_type = str(agent.get("type") or "agent")
     sentences = []
     if written:
         sentences.append(written.strip())
     else:
         top = ", ".join(list(tools)[:5])
-        article = "An" if kind[:1].lower() in "aeiou" else "A"
+        article = "An" if agent_type[:1].lower() in "aeiou" else "A"
         if tools:
-            sentences.append(f"{article} {kind} using {len(tools)} tools (most used: {top}).")
-        elif kind != "agent":  # "An agent." says nothing
-            sentences.append(f"{article} {kind}.")
+            sentences.append(f"{article} {agent_type} using {len(tools)} tools (most used: {top}).")
+        elif agent_type != "agent":  # "An agent." says nothing
+            sentences.append(f"{article} {agent_type}.")
         subs = _list(agent.get("sub_agents"))
         if subs:
             sentences.append(f"It routes to {len(subs)} sub-agents: {', '.join(map(str, subs[:6]))}.")
@@ -179,7 +179,7 @@ def describe_agent(analysis: dict[str, Any]) -> dict[str, Any]:
     if not sentences:
         sentences.append("Nothing is known about the agent yet: the session stopped before its traces were analyzed"
                          if not summary else "The traces say little about the agent (no tools, no summary).")
-    return {"name": name, "kind": kind, "paragraph": " ".join(sentences), "tools": tools,
+    return {"name": name, "type": agent_type, "paragraph": " ".join(sentences), "tools": tools,
             "io": agent.get("io"), "root_spans": _dict(agent.get("root_spans"))}
 
 

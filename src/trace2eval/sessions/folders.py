@@ -2,10 +2,10 @@
 
 Inside a Databricks job `/Volumes/<catalog>/<schema>/<volume>/...` is an ordinary path (a FUSE
 mount), so it is a `LocalFolder`. On a laptop that path does not exist; the same path then names a
-`VolumeFolder` (see `volume.py`) that reads and writes through the workspace's Files API. Code that
-keeps state across runs (the living suite, the watermark) works on this small interface and never
-cares which one it has; `volume.open_folder(path)` picks one. This module knows nothing of the
-Files API, so `volume.py` builds on it and never the other way round.
+`VolumeFolder` (see `filesapi.py`) that reads and writes through the workspace's Files API. Code
+that keeps state across runs (the living suite, the watermark) works on this small interface and
+never cares which one it has; `filesapi.open_folder(path)` picks one. This module knows nothing of
+the Files API, so `filesapi.py` builds on it and never the other way round.
 """
 
 from __future__ import annotations

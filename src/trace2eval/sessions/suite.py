@@ -35,7 +35,7 @@ from trace2eval.sessions.lock import STALE_AFTER_S
 from trace2eval.sessions.ownership import NEW_SUFFIX, Conflict, Manifest
 from trace2eval.sessions.plan import now
 from trace2eval.sessions.session import Session
-from trace2eval.sessions.volume import open_folder
+from trace2eval.sessions.filesapi import open_folder
 from trace2eval.sessions.watermark import TraceWindow, Watermark, describe, window_for
 
 SEED_DIR = "state/suite"  # inside a session: the suite as it was when the run started

@@ -1,14 +1,9 @@
-"""UC Volume paths from outside a workspace, through the Files API of `databricks-sdk`.
+"""A Volume folder reached from outside a workspace, through the Files API of `databricks-sdk`.
 
-Inside a Databricks job a Volume is a mounted path and none of this is used. From a laptop,
-`--out /Volumes/<catalog>/<schema>/<volume>/sessions` (or `--session`, `resume`, `status` on such a
-path) works on a local mirror of the session folder:
-
-    pull (download the folder) → run tasks locally → push the files that changed (after every task)
-
-so a person can start, run, resume or inspect the same session a job works on. A lock file in the
-Volume (`RemoteLock`: the record format and rules of `lock.py`, created with `overwrite=false`)
-keeps a laptop and a job from working on one session at the same time.
+Inside a Databricks job a Volume is a mounted path and none of this is used. From a laptop the same
+`/Volumes/...` path names a `VolumeFolder` that reads and writes each file with one Files API call.
+A lock file in the Volume (`RemoteLock`: the record format and rules of `lock.py`, created with
+`overwrite=false`) keeps a laptop and a job from working on one session at the same time.
 
 Credentials come from the SDK's own chain (DATABRICKS_HOST/DATABRICKS_TOKEN, a profile from
 `databricks auth login`, OAuth, ...); trace2eval never stores them.
@@ -16,29 +11,26 @@ Credentials come from the SDK's own chain (DATABRICKS_HOST/DATABRICKS_TOKEN, a p
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
 import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
 from trace2eval import ui
-from trace2eval.errors import SessionError, Trace2EvalError
+from trace2eval.errors import Trace2EvalError
 from trace2eval.sessions import lock as locking
-from trace2eval.sessions.files import sha256, write_bytes
 from trace2eval.sessions.folders import Folder, LocalFolder, needs_files_api
 from trace2eval.sessions.lock import LOCK_NAME
 
-CACHE_ENV = "TRACE2EVAL_CACHE_DIR"
-SYNC_STATE = ".trace2eval-sync.json"  # in the local mirror: what the Volume held at the last sync
+# The local mirror's record of the last sync (see `mirror.py`); named here because neither it nor
+# the lock is a session file, in the Volume or in its local copy.
+SYNC_STATE = ".trace2eval-sync.json"
 SKIP_NAMES = {LOCK_NAME, SYNC_STATE, "__pycache__"}
 
 
@@ -300,162 +292,3 @@ class RemoteLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
-
-
-# -- local mirror of a session folder ----------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    configured = os.environ.get(CACHE_ENV)
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "trace2eval"
-
-
-def mirror_path(remote: str) -> Path:
-    """Where the local copy of a Volume folder lives."""
-    return cache_dir() / "volumes" / str(PurePosixPath(remote)).lstrip("/")
-
-
-@dataclass
-class Mirror:
-    """A Volume folder and its local copy; `push` uploads only what changed since the last sync."""
-
-    remote: VolumeFolder
-    local: Path
-
-    def _synced(self) -> dict[str, str]:
-        try:
-            return json.loads((self.local / SYNC_STATE).read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def _save_synced(self, hashes: dict[str, str]) -> None:
-        write_bytes(self.local / SYNC_STATE, json.dumps(hashes, indent=1, sort_keys=True).encode())
-
-    def pull(self) -> int:
-        """Download every file of the remote folder (replacing the local copy). Returns the count."""
-        files = self.remote.list_files()
-        previous = self._synced()
-        hashes: dict[str, str] = {}
-        for rel in files:
-            data = self.remote.read_bytes(rel)
-            if data is None:
-                continue  # removed while listing
-            target = self.local / rel
-            if sha256(target) != _bytes_sha(data):
-                write_bytes(target, data)
-            hashes[rel] = _bytes_sha(data)
-        for rel in self._local_files():
-            if rel not in hashes and rel in previous:
-                (self.local / rel).unlink(missing_ok=True)  # deleted in the Volume since the last sync
-        self._save_synced(hashes)
-        return len(hashes)
-
-    def push(self) -> int:
-        """Upload local files that are new or changed since the last sync. Returns the count."""
-        synced = self._synced()
-        uploaded = 0
-        for rel in self._local_files():
-            digest = sha256(self.local / rel)
-            if digest is None or synced.get(rel) == digest:
-                continue
-            self.remote.write_bytes(rel, (self.local / rel).read_bytes())
-            synced[rel] = digest
-            uploaded += 1
-        for rel in [r for r in synced if not (self.local / r).exists()]:
-            self.remote.delete(rel)  # deleted locally (e.g. a stale `.new` the task removed)
-            synced.pop(rel)
-        self._save_synced(synced)
-        return uploaded
-
-    def _local_files(self) -> list[str]:
-        if not self.local.is_dir():
-            return []
-        out = []
-        for path in sorted(self.local.rglob("*")):
-            rel = path.relative_to(self.local)
-            if path.is_file() and not any(part in SKIP_NAMES for part in rel.parts) and not path.name.endswith(".tmp"):
-                out.append(rel.as_posix())
-        return out
-
-
-def _bytes_sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@contextmanager
-def session_workdir(path: str | Path, *, must_exist: bool = True,
-                    read_only: bool = False) -> Iterator[tuple[Path, Callable[[], None]]]:
-    """A local folder to run a session in, and a `sync()` to call after each task.
-
-    For a local path (or a Volume mounted here) that is the path itself and `sync` does nothing.
-    For a Volume path outside a workspace it is a mirror: pulled first, locked in the Volume for
-    the duration, pushed by `sync()` and once more on the way out (also after a failure, so the
-    Volume shows where the session stopped). `read_only` (e.g. `status`) pulls without locking.
-    """
-    if not needs_files_api(path):
-        yield Path(path), lambda: None
-        return
-    remote = VolumeFolder(str(path))
-    mirror = Mirror(remote, mirror_path(str(path)))
-    if read_only:
-        _pull(mirror, must_exist)
-        yield mirror.local, lambda: None
-        return
-    mirror.local.mkdir(parents=True, exist_ok=True)
-    with remote.lock():
-        _pull(mirror, must_exist)
-
-        def sync() -> None:
-            pushed = mirror.push()
-            if pushed:
-                ui.say(f"Pushed {pushed} files to {remote.location}")
-
-        try:
-            yield mirror.local, sync
-        finally:
-            sync()
-
-
-def _pull(mirror: Mirror, must_exist: bool) -> None:
-    count = mirror.pull()
-    if must_exist and count == 0:
-        raise SessionError(f"{mirror.remote.location} is not a trace2eval session in the Volume (it is empty or missing)",
-                           "pass the session folder a run printed, e.g. /Volumes/<catalog>/<schema>/<volume>/sessions/<id>")
-    if count:
-        ui.say(f"Pulled {count} files from {mirror.remote.location}")
-
-
-@contextmanager
-def output_workdir(out: str | Path) -> Iterator[tuple[Path, Callable[[Path], Callable[[], None]]]]:
-    """For `run --out /Volumes/...`: a local folder to create the session in, and `attach(session_dir)`
-    that locks `<out>/<session-id>` in the Volume and returns the session's `sync()`."""
-    if not needs_files_api(out):
-        yield Path(out), lambda session_dir: (lambda: None)
-        return
-    parent = VolumeFolder(str(out))
-    local_parent = mirror_path(str(out))
-    local_parent.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        mirrors: list[Mirror] = []
-
-        def attach(session_dir: Path) -> Callable[[], None]:
-            remote = VolumeFolder(f"{parent.location}/{session_dir.name}", parent.client)
-            stack.enter_context(remote.lock())
-            mirror = Mirror(remote, session_dir)
-            mirrors.append(mirror)
-
-            def sync() -> None:
-                pushed = mirror.push()
-                if pushed:
-                    ui.say(f"Pushed {pushed} files to {remote.location}")
-
-            return sync
-
-        try:
-            yield local_parent, attach
-        finally:
-            for mirror in mirrors:
-                mirror.push()
