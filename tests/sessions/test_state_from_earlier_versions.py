@@ -113,3 +113,13 @@ def test_validation_results_are_typed_and_checked_once_on_load(suite):
     suite.validation_file.write_text(json.dumps({**data, "validation_status": "maybe"}))
     with pytest.raises(SessionError, match="rerun the validation"):
         suite.validation()
+
+
+def test_an_ill_typed_analysis_is_named_on_load(suite):
+    from trace2eval.errors import SessionError
+
+    data = json.loads(suite.analysis_file.read_text())
+    data["findings"][0]["prevalence"] = {"traces": "many", "rate": 0.1}
+    suite.analysis_file.write_text(json.dumps(data))
+    with pytest.raises(SessionError, match=r"not a valid analysis \(findings/0/prevalence/traces"):
+        suite.analysis()

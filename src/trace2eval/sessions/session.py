@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from trace2eval.config import SessionConfig
 from trace2eval.errors import SessionError
+from trace2eval.state.analysis import Analysis
 from trace2eval.state.validation import ValidationResult
 from trace2eval.state.versions import upgrade_analysis
 from trace2eval.sessions.files import read_json, write_json
@@ -84,7 +85,14 @@ class Session:
 
     def analysis(self) -> dict[str, Any]:
         """analysis.json, its version checked and upgraded (state/versions.py)."""
-        return upgrade_analysis(read_json(self.analysis_file))
+        data = upgrade_analysis(read_json(self.analysis_file))
+        try:
+            Analysis.model_validate(data)
+        except ValidationError as exc:
+            where = "/".join(str(p) for p in exc.errors()[0]["loc"])
+            raise SessionError(f"{self.analysis_file} is not a valid analysis ({where}: {exc.errors()[0]['msg']})",
+                               f"rerun the initializer: trace2eval task initializer --session {self.dir} --force") from None
+        return data
 
     def validation(self) -> ValidationResult | None:
         """validation_results.json, validated once here (None before the first validation)."""
