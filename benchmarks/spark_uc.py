@@ -37,12 +37,11 @@ def main() -> None:
 
     apply_safe_mlflow_env()
     from trace2eval.config import SessionConfig
-    from trace2eval.sessions.tasks.initializer import analyze_experiment
     from trace2eval.spark.engine import analyze
     from trace2eval.spark.export import export_experiment
     from trace2eval.spark.location import UCTraceLocation
     from trace2eval.spark.session import local_session
-    from trace2eval.traces.source import open_client
+    from trace2eval.traces.sources import MlflowTraceSource
 
     warehouse = args.warehouse or tempfile.mkdtemp(prefix="trace2eval-warehouse-")
     t = time.monotonic()
@@ -61,8 +60,8 @@ def main() -> None:
         return result
 
     base = {"experiment_id": args.experiment_id, "tracking_uri": args.tracking_uri}
-    local = timed("(a) local engine, every trace", lambda: analyze_experiment(
-        open_client(args.tracking_uri, args.experiment_id), SessionConfig(**base, max_traces=None)))
+    local = timed("(a) local engine, every trace", lambda: MlflowTraceSource(
+        SessionConfig(**base, max_traces=None)).analyze().analysis)
     uc = SessionConfig(**base, source=str(location), max_traces=None)
     timed("(b) spark engine, every trace (cold)", lambda: analyze(uc).analysis)
     full = timed("(b) spark engine, every trace (warm)", lambda: analyze(uc).analysis)

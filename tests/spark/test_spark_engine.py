@@ -27,11 +27,10 @@ def spark_analysis(location, uri, experiment_id, **settings):
 
 
 def local_analysis(uri, experiment_id, **settings):
-    from trace2eval.sessions.tasks.initializer import analyze_experiment
-    from trace2eval.traces.source import open_client
+    from trace2eval.traces.sources import MlflowTraceSource
 
     config = SessionConfig(experiment_id=experiment_id, tracking_uri=uri, **settings)
-    return _json(analyze_experiment(open_client(uri, experiment_id), config)[0])
+    return _json(MlflowTraceSource(config).analyze().analysis)
 
 
 def assert_same(spark_result, local_result):

@@ -12,31 +12,16 @@ from trace2eval.sessions import suite
 from trace2eval.sessions.files import read_json
 from trace2eval.sessions.refinement import Refinement
 from trace2eval.sessions.session import Session
-from trace2eval.spark.location import is_uc_source
 from trace2eval.state.dataset import write_dataset
-from trace2eval.traces.source import fetch_row_trace, open_client
+from trace2eval.traces.sources import trace_source
 
 
 def run(session: Session) -> dict[str, Any]:
     config = session.config()
     analysis = session.analysis()
     cases = select_cases(analysis)
-    if is_uc_source(config.source):
-        # One Spark query for every chosen trace, from the same tables the analysis read.
-        from trace2eval.spark.engine import fetch
-
-        with ui.activity(f"Fetching {len(cases)} dataset traces from {config.source}", unit="traces"):
-            traces = fetch(config, [c.trace_id for c in cases])
-        rows, skipped = build_rows(cases, traces.get, analysis.get("case_index"))
-    else:
-        client = open_client(config.tracking_uri, config.experiment_id)
-        with ui.activity("Fetching dataset traces", unit="traces") as progress:
-            def fetch_one(trace_id: str):
-                trace = fetch_row_trace(client, trace_id)
-                progress.update(progress.done + 1, len(cases))
-                return trace
-
-            rows, skipped = build_rows(cases, fetch_one, analysis.get("case_index"))
+    with trace_source(config).fetching([c.trace_id for c in cases]) as get_trace:
+        rows, skipped = build_rows(cases, get_trace, analysis.get("case_index"))
     nightly = suite.is_nightly(session)
     merge: dict[str, int] = {}
     if nightly:  # append rows for traces the living suite has never used to its rows (edits kept)
