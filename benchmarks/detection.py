@@ -36,11 +36,23 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TRACES = REPO.parent / "shared" / "traces"
 
 
-def load(loader: Path, files: list[Path], uri: str, experiment: str, keys: list[str] | None, workdir: Path) -> tuple[str, dict]:
+def load(
+    loader: Path, files: list[Path], uri: str, experiment: str, keys: list[str] | None, workdir: Path
+) -> tuple[str, dict]:
     """Write conversations into a store, labels hidden; return (experiment id, {trace_id: success})."""
     answer = workdir / f"{experiment}-answers.json"
-    cmd = [sys.executable, str(loader), "--tracking-uri", uri, "--experiment", experiment, "--no-labels",
-           "--answer-key", str(answer), *map(str, files)]
+    cmd = [
+        sys.executable,
+        str(loader),
+        "--tracking-uri",
+        uri,
+        "--experiment",
+        experiment,
+        "--no-labels",
+        "--answer-key",
+        str(answer),
+        *map(str, files),
+    ]
     if keys is not None:
         ids = workdir / f"{experiment}-ids.json"
         ids.write_text(json.dumps(sorted(keys)))
@@ -52,8 +64,23 @@ def load(loader: Path, files: list[Path], uri: str, experiment: str, keys: list[
 
 def generate(uri: str, experiment_id: str, out: Path) -> tuple[Path, float]:
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "trace2eval", "run", "-e", experiment_id, "--tracking-uri", uri,
-                           "--out", str(out), "--quiet"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trace2eval",
+            "run",
+            "-e",
+            experiment_id,
+            "--tracking-uri",
+            uri,
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     seconds = time.monotonic() - start
     if proc.returncode != 0:
         raise SystemExit(f"trace2eval run failed:\n{proc.stderr[-3000:]}")
@@ -92,20 +119,34 @@ def score(flags: dict[str, dict[str, bool]], answers: dict[str, bool]) -> dict:
     names = sorted({n for per in flags.values() for n in per})
     table = {}
     for name in names + ["ANY"]:
-        hit = (lambda t: any(flags.get(t, {}).values())) if name == "ANY" else (lambda t, n=name: flags.get(t, {}).get(n, False))
+        hit = (
+            (lambda t: any(flags.get(t, {}).values()))
+            if name == "ANY"
+            else (lambda t, n=name: flags.get(t, {}).get(n, False))
+        )
         tp, fp = sum(map(hit, failed)), sum(map(hit, good))
-        table[name] = {"flag_failed": tp, "flag_good": fp, "failed": len(failed), "good": len(good),
-                       "recall": tp / len(failed) if failed else 0.0, "false_alarm": fp / len(good) if good else 0.0,
-                       "precision": tp / (tp + fp) if tp + fp else 0.0}
+        table[name] = {
+            "flag_failed": tp,
+            "flag_good": fp,
+            "failed": len(failed),
+            "good": len(good),
+            "recall": tp / len(failed) if failed else 0.0,
+            "false_alarm": fp / len(good) if good else 0.0,
+            "precision": tp / (tp + fp) if tp + fp else 0.0,
+        }
     return table
 
 
 def print_table(title: str, table: dict, gen_s: float, eval_s: float) -> None:
     print(f"\n## {title}   (pipeline {gen_s:.1f} s, scoring {eval_s:.1f} s)")
-    print(f"{'scorer':28s} {'flags failed':>13s} {'flags good':>11s} {'recall':>7s} {'false alarm':>12s} {'precision':>10s}")
+    print(
+        f"{'scorer':28s} {'flags failed':>13s} {'flags good':>11s} {'recall':>7s} {'false alarm':>12s} {'precision':>10s}"
+    )
     for name, r in table.items():
-        print(f"{name:28s} {r['flag_failed']:>6d}/{r['failed']:<6d} {r['flag_good']:>4d}/{r['good']:<6d} "
-              f"{r['recall']:>7.2f} {r['false_alarm']:>12.2f} {r['precision']:>10.2f}")
+        print(
+            f"{name:28s} {r['flag_failed']:>6d}/{r['failed']:<6d} {r['flag_good']:>4d}/{r['good']:<6d} "
+            f"{r['recall']:>7.2f} {r['false_alarm']:>12.2f} {r['precision']:>10.2f}"
+        )
 
 
 def run_split(name, gen_keys, eval_keys, files, loader, work, results):
@@ -122,8 +163,12 @@ def run_split(name, gen_keys, eval_keys, files, loader, work, results):
     session, gen_s = generate(gen_uri, gen_id, work / f"{name}-sessions")
     flags, eval_s = flags_on(session, eval_uri, eval_id)
     table = score(flags, answers)
-    print_table(f"{name}: generated on {len(gen_keys) if gen_keys else 'all'} tasks, evaluated on "
-                f"{len(answers)} conversations", table, gen_s, eval_s)
+    print_table(
+        f"{name}: generated on {len(gen_keys) if gen_keys else 'all'} tasks, evaluated on {len(answers)} conversations",
+        table,
+        gen_s,
+        eval_s,
+    )
     results[name] = {"table": table, "pipeline_s": gen_s, "scoring_s": eval_s, "session": str(session)}
 
 
@@ -147,8 +192,11 @@ def main(argv=None) -> int:
     for f in files:
         data = json.loads(f.read_text())
         records = data["simulations"] if isinstance(data, dict) and "simulations" in data else data
-        domain = (data["info"]["environment_info"]["domain_name"] if isinstance(data, dict) and "simulations" in data
-                  else ("airline" if "airline" in f.name else "retail"))
+        domain = (
+            data["info"]["environment_info"]["domain_name"]
+            if isinstance(data, dict) and "simulations" in data
+            else ("airline" if "airline" in f.name else "retail")
+        )
         for r in records:
             domains[f"{domain}:{r['task_id']}"] = domain
 
@@ -163,7 +211,7 @@ def main(argv=None) -> int:
             rng = random.Random(a.seed)
             shuffled = keys[:]
             rng.shuffle(shuffled)
-            half_a, half_b = shuffled[: len(keys) // 2], shuffled[len(keys) // 2:]
+            half_a, half_b = shuffled[: len(keys) // 2], shuffled[len(keys) // 2 :]
             run_split("holdout A->B", half_a, half_b, files, a.loader, work / "hab", results)
             run_split("holdout B->A", half_b, half_a, files, a.loader, work / "hba", results)
         if "cross-domain" in splits:
@@ -177,10 +225,18 @@ def main(argv=None) -> int:
             fn = sum(r["failed"] for r in unseen)
             fp = sum(r["flag_good"] for r in unseen)
             gd = sum(r["good"] for r in unseen)
-            print(f"\nUnseen conversations, all splits pooled: recall {tp / fn:.2f} ({tp}/{fn}), "
-                  f"false-alarm rate {fp / gd:.2f} ({fp}/{gd})")
-            results["pooled_unseen"] = {"recall": tp / fn, "false_alarm": fp / gd, "flag_failed": tp, "failed": fn,
-                                        "flag_good": fp, "good": gd}
+            print(
+                f"\nUnseen conversations, all splits pooled: recall {tp / fn:.2f} ({tp}/{fn}), "
+                f"false-alarm rate {fp / gd:.2f} ({fp}/{gd})"
+            )
+            results["pooled_unseen"] = {
+                "recall": tp / fn,
+                "false_alarm": fp / gd,
+                "flag_failed": tp,
+                "failed": fn,
+                "flag_good": fp,
+                "good": gd,
+            }
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -29,17 +29,44 @@ def load(traces_dir: Path, files: list[Path], uri: str) -> int:
     """Load conversations as traces; returns how many."""
     loader = traces_dir.parent / "load_traces.py"
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the loader dates undated logs with hash(); keep it stable
-    proc = subprocess.run([sys.executable, str(loader), "--tracking-uri", uri, "--experiment", "tau", *map(str, files)],
-                          check=True, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(loader), "--tracking-uri", uri, "--experiment", "tau", *map(str, files)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     return int(proc.stderr.split("loaded ")[1].split()[0])
 
 
 def night(work: Path, uri: str, run_id: str) -> dict:
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "trace2eval", "job", "run-local", "--bundle-root", str(REPO),
-                           "--var", "experiment_id=1", "--var", f"volume_path={work / 'vol'}", "--var", "since=",
-                           "--param", f"tracking_uri={uri}", "--run-id", run_id, "--runs-dir", str(work / "runs")],
-                          capture_output=True, text=True, cwd=work)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trace2eval",
+            "job",
+            "run-local",
+            "--bundle-root",
+            str(REPO),
+            "--var",
+            "experiment_id=1",
+            "--var",
+            f"volume_path={work / 'vol'}",
+            "--var",
+            "since=",
+            "--param",
+            f"tracking_uri={uri}",
+            "--run-id",
+            run_id,
+            "--runs-dir",
+            str(work / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=work,
+    )
     seconds = time.monotonic() - start
     record = json.loads((work / "runs" / "trace2eval_nightly" / run_id / "run.json").read_text())
     tasks = record["tasks"]
@@ -47,10 +74,15 @@ def night(work: Path, uri: str, run_id: str) -> dict:
     rows = json.loads((suite / "evaluation" / "eval_dataset.json").read_text())["rows"]
     manifest = json.loads((suite / "state" / "generated_files.json").read_text())
     return {
-        "run": run_id, "result": record["result_state"], "exit": proc.returncode, "seconds": round(seconds, 1),
+        "run": run_id,
+        "result": record["result_state"],
+        "exit": proc.returncode,
+        "seconds": round(seconds, 1),
         "new_traces": tasks["initializer"]["values"].get("new_traces", 0),
-        "rows_added": sum(r["metadata"].get("added_in") == run_id for r in rows), "rows_total": len(rows),
-        "conflicts": len(manifest["conflicts"]), "fix": tasks["fix"]["state"],
+        "rows_added": sum(r["metadata"].get("added_in") == run_id for r in rows),
+        "rows_total": len(rows),
+        "conflicts": len(manifest["conflicts"]),
+        "fix": tasks["fix"]["state"],
         "task_seconds": {k: t["seconds"] for k, t in tasks.items() if t["seconds"]},
     }
 
@@ -84,10 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     results.append(night(work, uri, "2"))
     results.append(night(work, uri, "3"))
 
-    print(f"{'night':<6}{'result':<10}{'new traces':>11}{'rows +':>8}{'rows':>6}{'conflicts':>10}{'fix':>10}{'seconds':>9}")
+    print(
+        f"{'night':<6}{'result':<10}{'new traces':>11}{'rows +':>8}{'rows':>6}{'conflicts':>10}{'fix':>10}{'seconds':>9}"
+    )
     for r in results:
-        print(f"{r['run']:<6}{r['result']:<10}{r['new_traces']:>11}{r['rows_added']:>8}{r['rows_total']:>6}"
-              f"{r['conflicts']:>10}{r['fix']:>10}{r['seconds']:>9}")
+        print(
+            f"{r['run']:<6}{r['result']:<10}{r['new_traces']:>11}{r['rows_added']:>8}{r['rows_total']:>6}"
+            f"{r['conflicts']:>10}{r['fix']:>10}{r['seconds']:>9}"
+        )
     for r in results:
         print(f"night {r['run']} task seconds: {r['task_seconds']}")
 

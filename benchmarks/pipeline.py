@@ -65,7 +65,7 @@ def measure(args: list[str], env=None) -> dict:
     line = next((l for l in proc.stderr.splitlines() if l.startswith("MEASURE ")), None)
     if line is None or proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(line[len("MEASURE "):])
+    result = json.loads(line[len("MEASURE ") :])
     result["stdout"] = proc.stdout
     return result
 
@@ -84,36 +84,79 @@ def main(argv=None) -> int:
     floor_script = Path(tempfile.mkdtemp(prefix="t2e-bench-")) / "floor.py"
     floor_script.write_text(_FLOOR)
     sys.path.insert(0, str(floor_script.parent))
-    floor = measure(["floor", a.tracking_uri, a.experiment_id, str(a.page_size)],
-                    env={**env, "PYTHONPATH": str(floor_script.parent) + os.pathsep + env.get("PYTHONPATH", "")})
+    floor = measure(
+        ["floor", a.tracking_uri, a.experiment_id, str(a.page_size)],
+        env={**env, "PYTHONPATH": str(floor_script.parent) + os.pathsep + env.get("PYTHONPATH", "")},
+    )
     n, floor["loop_s"] = floor["stdout"].strip().splitlines()[-1].split()
     n, floor["loop_s"] = int(n), float(floor["loop_s"])
 
     out = Path(tempfile.mkdtemp(prefix="t2e-bench-sessions-"))
     session = out / "init"
-    init = measure(["trace2eval", "task", "initializer", "--session", str(session), "-e", a.experiment_id,
-                    "--tracking-uri", a.tracking_uri, "--max-traces", str(a.max_traces), "--quiet"], env=env)
+    init = measure(
+        [
+            "trace2eval",
+            "task",
+            "initializer",
+            "--session",
+            str(session),
+            "-e",
+            a.experiment_id,
+            "--tracking-uri",
+            a.tracking_uri,
+            "--max-traces",
+            str(a.max_traces),
+            "--quiet",
+        ],
+        env=env,
+    )
     plan = json.loads((session / "eval_tasks.json").read_text())
     init["loop_s"] = plan["tasks"][0]["duration_s"]
     rows = [("read floor (search_traces, spans)", floor), ("initializer (read + digest + analysis)", init)]
     if not a.skip_full:
-        full = measure(["trace2eval", "run", "-e", a.experiment_id, "--tracking-uri", a.tracking_uri,
-                        "--max-traces", str(a.max_traces), "--out", str(out), "--quiet"], env=env)
+        full = measure(
+            [
+                "trace2eval",
+                "run",
+                "-e",
+                a.experiment_id,
+                "--tracking-uri",
+                a.tracking_uri,
+                "--max-traces",
+                str(a.max_traces),
+                "--out",
+                str(out),
+                "--quiet",
+            ],
+            env=env,
+        )
         sessions = [d for d in out.iterdir() if d.name != "init"]
         plan = json.loads((sessions[0] / "eval_tasks.json").read_text())
         full["loop_s"] = sum(t["duration_s"] or 0 for t in plan["tasks"])
         rows.append(("full run to a validated suite", full))
 
     print(f"\n{n} traces in {a.tracking_uri.split('/')[-1]} (read floor page size {a.page_size})")
-    print("wall s = the whole process (Python start included); work s = the floor from importing MLflow to its last page / the tasks' own time")
+    print(
+        "wall s = the whole process (Python start included); work s = the floor from importing MLflow to its last page / the tasks' own time"
+    )
     print(f"{'step':42s} {'wall s':>8s} {'work s':>8s} {'traces/s':>9s} {'peak RSS MB':>12s} {'child RSS MB':>13s}")
     for name, r in rows:
-        print(f"{name:42s} {r['seconds']:8.1f} {r['loop_s']:8.1f} {n / r['loop_s']:9.0f} {r['rss_mb']:12.0f} {r['children_rss_mb']:13.0f}")
+        print(
+            f"{name:42s} {r['seconds']:8.1f} {r['loop_s']:8.1f} {n / r['loop_s']:9.0f} {r['rss_mb']:12.0f} {r['children_rss_mb']:13.0f}"
+        )
     ratio = init["loop_s"] / floor["loop_s"]
     print(f"initializer / read floor (work): {ratio:.2f}   (wall: {init['seconds'] / floor['seconds']:.2f})")
     if a.json:
-        a.json.write_text(json.dumps({"traces": n, "rows": {k: {x: v for x, v in r.items() if x != 'stdout'} for k, r in rows},
-                                      "ratio": ratio}, indent=2))
+        a.json.write_text(
+            json.dumps(
+                {
+                    "traces": n,
+                    "rows": {k: {x: v for x, v in r.items() if x != "stdout"} for k, r in rows},
+                    "ratio": ratio,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -60,8 +60,10 @@ def main() -> None:
         return result
 
     base = {"experiment_id": args.experiment_id, "tracking_uri": args.tracking_uri}
-    local = timed("(a) local engine, every trace", lambda: MlflowTraceSource(
-        SessionConfig(**base, max_traces=None)).analyze().analysis)
+    local = timed(
+        "(a) local engine, every trace",
+        lambda: MlflowTraceSource(SessionConfig(**base, max_traces=None)).analyze().analysis,
+    )
     uc = SessionConfig(**base, source=str(location), max_traces=None)
     timed("(b) spark engine, every trace (cold)", lambda: analyze(uc).analysis)
     full = timed("(b) spark engine, every trace (warm)", lambda: analyze(uc).analysis)
@@ -70,11 +72,16 @@ def main() -> None:
     print(f"    equal to the local engine: {full == local}")
     if full != local:
         print("    differing sections:", sorted(k for k in set(full) | set(local) if full.get(k) != local.get(k)))
-    sampled = timed(f"(c) spark engine, sample of {args.sample}",
-                    lambda: analyze(SessionConfig(**base, source=str(location), max_traces=args.sample)).analysis)
+    sampled = timed(
+        f"(c) spark engine, sample of {args.sample}",
+        lambda: analyze(SessionConfig(**base, source=str(location), max_traces=args.sample)).analysis,
+    )
     print(f"    {sampled['sample']}")
-    same = [s for s in ("agent", "trace_summary", "error_patterns", "tool_usage", "span_types", "request_shapes")
-            if sampled[s] == full[s]]
+    same = [
+        s
+        for s in ("agent", "trace_summary", "error_patterns", "tool_usage", "span_types", "request_shapes")
+        if sampled[s] == full[s]
+    ]
     print(f"    population sections equal to the full run: {len(same)}/6")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"driver peak RSS (Python process): {rss:.0f} MB")

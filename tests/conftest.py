@@ -27,8 +27,13 @@ def _checkout_files() -> set[str] | None:
     """Untracked and ignored paths in the checkout, or None when it is not a git work tree."""
     if shutil.which("git") is None or not (REPO / ".git").exists():
         return None
-    proc = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--ignored"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "--ignored"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if proc.returncode != 0:
         return None
     paths = {line[3:] for line in proc.stdout.splitlines() if line[:2] in ("??", "!!")}

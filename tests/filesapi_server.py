@@ -46,12 +46,19 @@ class FilesApiState:
         out = []
         prefix = path.rstrip("/") + "/"
         for d in sorted(self.dirs):
-            if d.startswith(prefix) and "/" not in d[len(prefix):]:
+            if d.startswith(prefix) and "/" not in d[len(prefix) :]:
                 out.append({"path": d + "/", "is_directory": True, "name": PurePosixPath(d).name})
         for f, data in sorted(self.files.items()):
-            if f.startswith(prefix) and "/" not in f[len(prefix):]:
-                out.append({"path": f, "is_directory": False, "file_size": len(data),
-                            "last_modified": 1767225600000, "name": PurePosixPath(f).name})
+            if f.startswith(prefix) and "/" not in f[len(prefix) :]:
+                out.append(
+                    {
+                        "path": f,
+                        "is_directory": False,
+                        "file_size": len(data),
+                        "last_modified": 1767225600000,
+                        "name": PurePosixPath(f).name,
+                    }
+                )
         return out
 
 
@@ -62,7 +69,9 @@ def make_handler(state: FilesApiState):
         def log_message(self, *args):  # quiet
             pass
 
-        def _send(self, status: int, body: bytes = b"", content_type: str = "application/json", headers: dict | None = None):
+        def _send(
+            self, status: int, body: bytes = b"", content_type: str = "application/json", headers: dict | None = None
+        ):
             state.log.append((self.command, urlparse(self.path).path, status))
             state.workspace_headers.add(self.headers.get("X-Databricks-Workspace-Id"))
             self.send_response(status)
@@ -81,16 +90,28 @@ def make_handler(state: FilesApiState):
             url = urlparse(self.path)
             if url.path == "/.well-known/databricks-config":  # unauthenticated host metadata, as a workspace serves it
                 host = f"http://{self.headers.get('Host')}"
-                return None, None, self._send(200, json.dumps({"oidc_endpoint": f"{host}/oidc", "workspace_id": WORKSPACE_ID,
-                                                                "cloud": "aws"}).encode())
+                return (
+                    None,
+                    None,
+                    self._send(
+                        200,
+                        json.dumps(
+                            {"oidc_endpoint": f"{host}/oidc", "workspace_id": WORKSPACE_ID, "cloud": "aws"}
+                        ).encode(),
+                    ),
+                )
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return None, None, self._error(401, "UNAUTHENTICATED", "Invalid access token.")
             for kind in ("files", "directories"):
                 prefix = f"/api/2.0/fs/{kind}"
                 if url.path.startswith(prefix + "/Volumes/"):
-                    path = unquote(url.path[len(prefix):]).rstrip("/") or "/"
+                    path = unquote(url.path[len(prefix) :]).rstrip("/") or "/"
                     if any(path.startswith(d) for d in state.deny):
-                        return None, None, self._error(403, "PERMISSION_DENIED", f"User does not have READ VOLUME on {path}.")
+                        return (
+                            None,
+                            None,
+                            self._error(403, "PERMISSION_DENIED", f"User does not have READ VOLUME on {path}."),
+                        )
                     return kind, path, None
             return None, None, self._error(404, "NOT_FOUND", f"No API found for '{self.command} {url.path}'")
 
@@ -122,13 +143,14 @@ def make_handler(state: FilesApiState):
                 if kind == "files":
                     if path not in state.files:
                         return self._error(404, "NOT_FOUND", f"The file being accessed is not found: {path}")
-                    return self._send(200, state.files[path], "application/octet-stream",
-                                      {"Last-Modified": formatdate(usegmt=True)})
+                    return self._send(
+                        200, state.files[path], "application/octet-stream", {"Last-Modified": formatdate(usegmt=True)}
+                    )
                 if path not in state.dirs:
                     return self._error(404, "NOT_FOUND", f"The directory being accessed is not found: {path}")
                 entries = state.children(path)
             start = int(parse_qs(urlparse(self.path).query).get("page_token", ["0"])[0])
-            page = entries[start:start + PAGE_SIZE]
+            page = entries[start : start + PAGE_SIZE]
             doc = {"contents": page}
             if start + PAGE_SIZE < len(entries):
                 doc["next_page_token"] = str(start + PAGE_SIZE)
@@ -142,8 +164,9 @@ def make_handler(state: FilesApiState):
             if not exists:
                 return self._send(404)
             size = len(state.files[path]) if kind == "files" else 0
-            self._send(200, b"", "application/octet-stream",
-                       {"Last-Modified": formatdate(usegmt=True), "X-Size": str(size)})
+            self._send(
+                200, b"", "application/octet-stream", {"Last-Modified": formatdate(usegmt=True), "X-Size": str(size)}
+            )
 
         def do_DELETE(self):  # noqa: N802
             kind, path, _ = self._route()

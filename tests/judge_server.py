@@ -33,16 +33,26 @@ class JudgeServer:
                     return self._send(404, {"error_code": "NOT_FOUND", "message": "no such path"})
                 with server._lock:
                     n = len(server.calls)
-                    server.calls.append({"path": self.path, "body": body,
-                                         "authorization": self.headers.get("Authorization")})
+                    server.calls.append(
+                        {"path": self.path, "body": body, "authorization": self.headers.get("Authorization")}
+                    )
                 answer = server.answers(n)
                 if isinstance(answer, int):
                     return self._send(answer, {"error_code": "PERMISSION_DENIED", "message": "invalid token"})
                 content = json.dumps({"result": answer, "rationale": f"judged {answer}"})
-                self._send(200, {"id": f"c{n}", "object": "chat.completion", "created": 1700000000, "model": body.get("model", "m"),
-                                 "choices": [{"index": 0, "finish_reason": "stop",
-                                              "message": {"role": "assistant", "content": content}}],
-                                 "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+                self._send(
+                    200,
+                    {
+                        "id": f"c{n}",
+                        "object": "chat.completion",
+                        "created": 1700000000,
+                        "model": body.get("model", "m"),
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                        ],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                    },
+                )
 
             def _send(self, status, payload):
                 data = json.dumps(payload).encode()

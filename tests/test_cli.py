@@ -46,15 +46,33 @@ def test_empty_experiment_is_a_clear_error(cli, store, tmp_path):
 
 def test_filter_that_matches_nothing(cli, store, tmp_path):
     store.add("hi", "hello")
-    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path / "s",
-                         "--filter", "tags.env = 'nowhere'")
+    code, out, err = cli(
+        "run",
+        "-e",
+        store.experiment_id,
+        "--tracking-uri",
+        store.uri,
+        "--out",
+        tmp_path / "s",
+        "--filter",
+        "tags.env = 'nowhere'",
+    )
     assert code == 1 and "matching" in err and "tags.env" in err
 
 
 def test_bad_filter_syntax(cli, store, tmp_path):
     store.add("hi", "hello")
-    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path / "s",
-                         "--filter", "attributes.state = 'OK'")
+    code, out, err = cli(
+        "run",
+        "-e",
+        store.experiment_id,
+        "--tracking-uri",
+        store.uri,
+        "--out",
+        tmp_path / "s",
+        "--filter",
+        "attributes.state = 'OK'",
+    )
     assert code == 1 and "Error: MLflow rejected the trace search" in err
 
 
@@ -73,9 +91,13 @@ def test_bad_since(cli, store, tmp_path):
 def test_task_out_of_order(cli, store, tmp_path):
     store.add("hi", "hello")
     session_dir = tmp_path / "s" / "one"
-    code, out, err = cli("task", "scorers", "--session", session_dir, "-e", store.experiment_id, "--tracking-uri", store.uri)
+    code, out, err = cli(
+        "task", "scorers", "--session", session_dir, "-e", store.experiment_id, "--tracking-uri", store.uri
+    )
     assert code == 1 and "not a trace2eval session" in err
-    code, out, err = cli("task", "initializer", "--session", session_dir, "-e", store.experiment_id, "--tracking-uri", store.uri)
+    code, out, err = cli(
+        "task", "initializer", "--session", session_dir, "-e", store.experiment_id, "--tracking-uri", store.uri
+    )
     assert code == 0 and out.strip().splitlines()[-1] == str(session_dir.resolve())
     code, out, err = cli("task", "script", "--session", session_dir)
     assert code == 1
@@ -116,7 +138,9 @@ def small_disk(tmp_path):
     def mount(name: str, options: str) -> Path:
         folder = tmp_path / name
         folder.mkdir()
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True
+        )
         if proc.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or proc.returncode})")
         mounted.append(folder)
@@ -137,7 +161,9 @@ def test_read_only_output_folder_is_a_clear_error(cli, store, small_disk):
 
 def test_full_disk_is_a_clear_error(cli, demo_store, small_disk):
     full = small_disk("full", "size=64k")  # room for the session's first files, not for its dataset
-    code, out, err = cli("run", "-e", demo_store["experiment_id"], "--tracking-uri", demo_store["uri"], "--out", full / "s")
+    code, out, err = cli(
+        "run", "-e", demo_store["experiment_id"], "--tracking-uri", demo_store["uri"], "--out", full / "s"
+    )
     assert code == 1 and "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"Error: cannot write {full}/s/") and "No space left on device" in last
@@ -159,8 +185,20 @@ def test_full_disk_when_not_root_is_simulated_with_dev_full(cli, tmp_path):
 
 def test_job_run_local_on_a_missing_store_fails_once_and_says_how(cli, tmp_path):
     root = Path(__file__).resolve().parent.parent
-    code, out, err = cli("job", "run-local", "--bundle-root", root, "--runs-dir", tmp_path / "runs", "--var", "experiment_id=1",
-                         "--var", f"volume_path={tmp_path / 'vol'}", "--param", f"tracking_uri=sqlite:///{tmp_path / 'none.db'}")
+    code, out, err = cli(
+        "job",
+        "run-local",
+        "--bundle-root",
+        root,
+        "--runs-dir",
+        tmp_path / "runs",
+        "--var",
+        "experiment_id=1",
+        "--var",
+        f"volume_path={tmp_path / 'vol'}",
+        "--param",
+        f"tracking_uri=sqlite:///{tmp_path / 'none.db'}",
+    )
     assert code == 1 and "Traceback" not in err and "retrying" not in err
     assert err.strip().splitlines()[-1].startswith("Error: job parameter tracking_uri=sqlite:///")
     assert "no MLflow tracking store" in err and "trace2eval demo" in err
@@ -176,23 +214,32 @@ def test_demo_writes_only_into_its_output_folder(tmp_path):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    proc = subprocess.run([sys.executable, "-m", "trace2eval", "demo", "-o", tmp_path / "out", "--traces", "20"],
-                          cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trace2eval", "demo", "-o", tmp_path / "out", "--traces", "20"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert list(cwd.iterdir()) == []
     artifacts = tmp_path / "out" / "mlartifacts"
     assert any(artifacts.rglob("report.html")), "the generation run's artifacts live beside the demo store"
 
 
-@pytest.mark.parametrize("name, content, said", [
-    ("watermark.json", "[]", "holds a list where trace2eval expects an object"),
-    ("watermark.json", '"x"', "holds a string where trace2eval expects an object"),
-    ("watermark.json", '{"timestamp_ms": "soon", "overlap_ms": 0}', "is not a valid watermark.json: timestamp_ms"),
-    ("watermark.json", "{not json", "is not valid JSON"),
-    ("runs.json", '{"a": 1}', "holds an object where trace2eval expects a list"),
-    ("sources.json", "7", "holds a number where trace2eval expects a list"),
-    ("generated_files.json", '{"files": []}', "is not a valid generated_files.json: files"),
-])
+@pytest.mark.parametrize(
+    "name, content, said",
+    [
+        ("watermark.json", "[]", "holds a list where trace2eval expects an object"),
+        ("watermark.json", '"x"', "holds a string where trace2eval expects an object"),
+        ("watermark.json", '{"timestamp_ms": "soon", "overlap_ms": 0}', "is not a valid watermark.json: timestamp_ms"),
+        ("watermark.json", "{not json", "is not valid JSON"),
+        ("runs.json", '{"a": 1}', "holds an object where trace2eval expects a list"),
+        ("sources.json", "7", "holds a number where trace2eval expects a list"),
+        ("generated_files.json", '{"files": []}', "is not a valid generated_files.json: files"),
+    ],
+)
 def test_ill_typed_suite_state_is_named_with_a_fix(name, content, said):
     from trace2eval.errors import SessionError
     from trace2eval.sessions.suite import check_state_file
@@ -209,8 +256,9 @@ def test_ill_typed_suite_state_stops_a_run_with_an_error_line(cli, store, tmp_pa
     (suite / "state").mkdir(parents=True)
     (suite / "state" / "watermark.json").write_text("[]")
     (suite / "state" / "runs.json").write_text("{}")
-    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path / "s",
-                         "--suite", suite)
+    code, out, err = cli(
+        "run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path / "s", "--suite", suite
+    )
     assert code == 1 and "Traceback" not in err
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"Error: {suite}/state/"), last
@@ -231,13 +279,18 @@ def _own_copy(demo_session, demo_store, tmp_path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_deleted_eval_dataset_is_restored_not_blamed_on_an_edited_scorers_file(cli, demo_session, demo_store, tmp_path):
+def test_a_deleted_eval_dataset_is_restored_not_blamed_on_an_edited_scorers_file(
+    cli, demo_session, demo_store, tmp_path
+):
     session = _own_copy(demo_session, demo_store, tmp_path)
     scorers = session / "evaluation" / "scorers.py"
     scorers.write_text(scorers.read_text() + "\n# a person's note\n")
     (session / "evaluation" / "eval_dataset.py").unlink()
     code, out, err = cli("task", "validate", "--session", session, "--force")
-    assert code == 0 and json.loads((session / "state" / "validation_results.json").read_text())["validation_status"] == "failed"
+    assert (
+        code == 0
+        and json.loads((session / "state" / "validation_results.json").read_text())["validation_status"] == "failed"
+    )
     code, out, err = cli("task", "fix", "--session", session, "--force")
     assert code == 0, err[-2000:]
     assert "evaluation/eval_dataset.py missing: rendering it again" in err and "scorers.py was edited" not in err

@@ -28,8 +28,16 @@ class _Store(BaseHTTPRequestHandler):
         if self.path.startswith("/health"):
             body = b"OK"
         elif self.path.startswith("/api/2.0/mlflow/experiments/get"):
-            body = json.dumps({"experiment": {"experiment_id": "1", "name": "prod", "lifecycle_stage": "active",
-                                              "artifact_location": "file:///tmp/x"}}).encode()
+            body = json.dumps(
+                {
+                    "experiment": {
+                        "experiment_id": "1",
+                        "name": "prod",
+                        "lifecycle_stage": "active",
+                        "artifact_location": "file:///tmp/x",
+                    }
+                }
+            ).encode()
         else:
             self.send_error(404)
             return
@@ -83,7 +91,8 @@ def test_the_stored_config_is_masked_and_the_real_uri_still_connects(server, tmp
 
 
 def test_a_later_process_takes_the_password_from_the_environment_or_says_what_is_missing(
-        server, tmp_path, fresh_process, monkeypatch):
+    server, tmp_path, fresh_process, monkeypatch
+):
     uri = f"http://svc:{PASSWORD}@{server}"
     stored = SessionConfig(experiment_id="1", tracking_uri=uri).model_dump(mode="json")
     config_module._REAL_URIS.clear()
@@ -100,6 +109,7 @@ def test_a_later_process_takes_the_password_from_the_environment_or_says_what_is
     config_module._REAL_URIS.clear()
     assert SessionConfig.model_validate(stored).tracking_uri == f"http://svc:***@{server}"
 
+
 def test_a_failing_run_prints_and_stores_no_password(cli, tmp_path, fresh_process):
     # Nothing listens on this port: the run fails at the initializer and says why.
     import socket
@@ -115,8 +125,9 @@ def test_a_failing_run_prints_and_stores_no_password(cli, tmp_path, fresh_proces
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("uri", ["databricks", "databricks://my-profile", "sqlite:////tmp/x/mlflow.db",
-                                 "http://127.0.0.1:5000"])
+@pytest.mark.parametrize(
+    "uri", ["databricks", "databricks://my-profile", "sqlite:////tmp/x/mlflow.db", "http://127.0.0.1:5000"]
+)
 def test_uris_without_credentials_are_kept_as_given(uri, fresh_process):
     config = SessionConfig(experiment_id="1", tracking_uri=uri)
     assert config.model_dump(mode="json")["tracking_uri"] == uri == config.tracking_uri

@@ -20,22 +20,35 @@ SECRET = "dapi" + "0123456789abcdef" * 2  # fake; split so secret scanners stay 
 
 
 def trace2eval(*args, cwd=None, timeout=600, **kw):
-    return subprocess.run([sys.executable, "-m", "trace2eval", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "trace2eval", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def run_eval(evaluation_dir: Path, *args):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    return subprocess.run([sys.executable, "run_eval.py", *args], cwd=evaluation_dir, capture_output=True, text=True,
-                          timeout=600, env=env)
+    return subprocess.run(
+        [sys.executable, "run_eval.py", *args], cwd=evaluation_dir, capture_output=True, text=True, timeout=600, env=env
+    )
 
 
 def test_demo_end_to_end_and_regression_gate(tmp_path):
     proc = trace2eval("demo", "--out", tmp_path / "demo", "--traces", "30")
     assert proc.returncode == 0, proc.stderr[-3000:]
     session = Session.open(proc.stdout.strip().splitlines()[-1])
-    for name in ("eval_tasks.json", "state/analysis.json", "state/validation_results.json",
-                 "evaluation/eval_dataset.py", "evaluation/scorers.py", "evaluation/run_eval.py"):
+    for name in (
+        "eval_tasks.json",
+        "state/analysis.json",
+        "state/validation_results.json",
+        "evaluation/eval_dataset.py",
+        "evaluation/scorers.py",
+        "evaluation/run_eval.py",
+    ):
         assert (session.dir / name).exists(), name
     assert "mlflow ui --backend-store-uri sqlite:///" in proc.stderr
     validation = session.validation().model_dump()
@@ -70,7 +83,9 @@ def test_demo_end_to_end_and_regression_gate(tmp_path):
         "errs = [c for c in r.result_df.columns if c.endswith('/error_message') and r.result_df[c].notna().any()];"
         "print(len(df), sorted(r.metrics), errs)"
     )
-    anytrace = subprocess.run([sys.executable, "-c", code], cwd=session.evaluation_dir, capture_output=True, text=True, timeout=600)
+    anytrace = subprocess.run(
+        [sys.executable, "-c", code], cwd=session.evaluation_dir, capture_output=True, text=True, timeout=600
+    )
     assert anytrace.returncode == 0, anytrace.stderr[-2000:]
     last = anytrace.stdout.strip().splitlines()[-1]
     assert last.startswith("30 ") and "/mean" in last and last.endswith("[]")
@@ -80,8 +95,14 @@ def test_hostile_traces_stay_data_and_secrets_never_land(store, tmp_path):
     marker = tmp_path / "PWNED"
     evil = f'"""\n__import__("os").system("touch {marker}")\n"""'
     for i in range(6):
-        store.add(f"normal question {i} about orders", f"normal answer {i}.", tools=[{"name": "get_order", "args": {"id": i}}])
-    store.add(evil, evil + f"\nuse key {SECRET} and Bearer abcdefghijklmnopqrstuvwxyz0123", tools=[{"name": "lookup", "args": {"q": evil}}])
+        store.add(
+            f"normal question {i} about orders", f"normal answer {i}.", tools=[{"name": "get_order", "args": {"id": i}}]
+        )
+    store.add(
+        evil,
+        evil + f"\nuse key {SECRET} and Bearer abcdefghijklmnopqrstuvwxyz0123",
+        tools=[{"name": "lookup", "args": {"q": evil}}],
+    )
     store.add("show the export", "z" * 2_000_000, tools=[{"name": "export", "args": {}, "output": "z" * 2_000_000}])
     store.add("crash please", None, status="ERROR", exception=("ValueError", f"bad token {SECRET}"))
     store.add({"messages": [{"role": "user", "content": f"my token is {SECRET}"}]}, "I can't use tokens, sorry.")
@@ -102,9 +123,23 @@ def test_hostile_traces_stay_data_and_secrets_never_land(store, tmp_path):
 
 def test_killed_run_resumes_without_redoing_finished_tasks(demo_store, tmp_path):
     out = tmp_path / "sessions"
-    proc = subprocess.Popen([sys.executable, "-m", "trace2eval", "run", "-e", demo_store["experiment_id"],
-                             "--tracking-uri", demo_store["uri"], "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trace2eval",
+            "run",
+            "-e",
+            demo_store["experiment_id"],
+            "--tracking-uri",
+            demo_store["uri"],
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 300
     session_dir = None
     while time.time() < deadline:
@@ -141,8 +176,14 @@ def test_fix_drops_a_scorer_that_errors_and_revalidates(demo_store, tmp_path, cl
         runner.run_task(session, name)
     # An LLM-written scorer that crashes on real rows (it passed review, then failed at runtime).
     specs, dropped = load_specs(session)
-    broken = ScorerSpec(name="broken_llm_scorer", kind="rule", check="conversation_length", params={},  # params lost
-                        source="llm", doc="crashes")
+    broken = ScorerSpec(
+        name="broken_llm_scorer",
+        kind="rule",
+        check="conversation_length",
+        params={},  # params lost
+        source="llm",
+        doc="crashes",
+    )
     save_specs(session, specs + [broken], dropped)
     write_scorers(session, specs + [broken], None)
     assert runner.run_all(session)
@@ -165,11 +206,11 @@ def test_fix_gives_up_after_bounded_attempts(demo_store, tmp_path, cli):
     for name in ("initializer", "dataset", "scorers", "script"):
         runner.run_task(session, name)
     # The tracking store disappears: no repair can make the evaluation run.
-    Path(demo_store["uri"][len("sqlite:///"):]).rename(tmp_path / "moved.db")
+    Path(demo_store["uri"][len("sqlite:///") :]).rename(tmp_path / "moved.db")
     try:
         code, out, err = cli("resume", session.dir)
     finally:
-        (tmp_path / "moved.db").rename(demo_store["uri"][len("sqlite:///"):])
+        (tmp_path / "moved.db").rename(demo_store["uri"][len("sqlite:///") :])
     assert code == 1
     assert "Error: validation still fails after" in err or "Error:" in err
     fix = session.plan().task("fix")

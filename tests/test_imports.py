@@ -33,7 +33,8 @@ def _modules() -> dict[str, Path]:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
@@ -163,9 +164,13 @@ def test_the_resolver_sees_function_level_and_relative_imports():
     assert "trace2eval.sessions.session" in graph["trace2eval.sessions.runner"]
     assert "trace2eval.report.publish" in graph["trace2eval.sessions.runner"]  # imported inside a function
     source = "def f():\n    from .b import x\n    from . import c\nif TYPE_CHECKING:\n    import trace2eval.d\n"
-    modules = {"trace2eval.p.a": ROOT / "p" / "a.py", "trace2eval.p.b": ROOT / "p" / "b.py",
-               "trace2eval.p.c": ROOT / "p" / "c.py", "trace2eval.p": ROOT / "p" / "__init__.py",
-               "trace2eval.d": ROOT / "d.py"}
+    modules = {
+        "trace2eval.p.a": ROOT / "p" / "a.py",
+        "trace2eval.p.b": ROOT / "p" / "b.py",
+        "trace2eval.p.c": ROOT / "p" / "c.py",
+        "trace2eval.p": ROOT / "p" / "__init__.py",
+        "trace2eval.d": ROOT / "d.py",
+    }
     targets = set()
     for node in _imports(ast.parse(source)):
         targets |= _targets("trace2eval.p.a", modules["trace2eval.p.a"], node, modules)
@@ -200,6 +205,8 @@ def test_tasks_and_the_llm_layer_do_not_import_each_other():
                 wrong.append(f"{module} (line {line}) imports {target}: the runner runs the LLM step, not the task")
             if module.startswith(llm + ".") or module == llm:
                 if target == tasks or target.startswith(tasks + "."):
-                    wrong.append(f"{module} (line {line}) imports {target}: use trace2eval.state, or a callable "
-                                 "the runner hands over")
+                    wrong.append(
+                        f"{module} (line {line}) imports {target}: use trace2eval.state, or a callable "
+                        "the runner hands over"
+                    )
     assert not wrong, "\n".join(wrong)

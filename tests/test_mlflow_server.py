@@ -27,9 +27,25 @@ def mlflow_server(tmp_path_factory):
     port = _free_port()
     env = {**os.environ, "MLFLOW_MODEL_CATALOG_URI": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}", "--default-artifact-root", str(folder / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'server.db'}",
+            "--default-artifact-root",
+            str(folder / "artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -54,15 +70,41 @@ def mlflow_server(tmp_path_factory):
 
 
 def test_run_against_mlflow_server(mlflow_server, tmp_path):
-    seed = subprocess.run([sys.executable, "-c", (
-        "from trace2eval.env import apply_safe_mlflow_env; apply_safe_mlflow_env();"
-        "from trace2eval.demo.seed import seed_experiment;"
-        f"print(seed_experiment({mlflow_server!r}, n=24))")], capture_output=True, text=True, timeout=300)
+    seed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "from trace2eval.env import apply_safe_mlflow_env; apply_safe_mlflow_env();"
+                "from trace2eval.demo.seed import seed_experiment;"
+                f"print(seed_experiment({mlflow_server!r}, n=24))"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert seed.returncode == 0, seed.stderr[-2000:]
     experiment_id = seed.stdout.strip().splitlines()[-1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    proc = subprocess.run([sys.executable, "-m", "trace2eval", "run", "-e", experiment_id, "--tracking-uri", mlflow_server,
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trace2eval",
+            "run",
+            "-e",
+            experiment_id,
+            "--tracking-uri",
+            mlflow_server,
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     session = Path(proc.stdout.strip().splitlines()[-1])
     import json

@@ -76,7 +76,7 @@ def readme_blocks() -> list[Block]:
     for match in re.finditer(r"^```(\w*)[^\n]*\n(.*?)^```", text, flags=re.S | re.M):
         if match.group(1) not in SHELL_BLOCKS:
             continue
-        block = Block(line=text[:match.start()].count("\n") + 1, commands=[])
+        block = Block(line=text[: match.start()].count("\n") + 1, commands=[])
         for command in commands_of(match.group(2)):
             steps = [s.strip() for s in command.split("&&")]
             need = next((why for s in steps for rule, why in NEEDS if _matches(s, rule)), None)
@@ -110,8 +110,11 @@ def fresh_clone(tmp_path) -> Path:
             pytest.fail("the README test needs to run in a virtual environment with trace2eval installed")
         pytest.skip("not running in a virtual environment with the trace2eval command")
     clone = tmp_path / "trace2eval"
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True) \
-        if shutil.which("git") and (REPO / ".git").exists() else None
+    listed = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True)
+        if shutil.which("git") and (REPO / ".git").exists()
+        else None
+    )
     if listed is not None and listed.returncode == 0 and listed.stdout:
         for rel in filter(None, listed.stdout.split("\0")):
             source = REPO / rel
@@ -119,8 +122,22 @@ def fresh_clone(tmp_path) -> Path:
                 (clone / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, clone / rel, follow_symlinks=False)
     else:
-        shutil.copytree(REPO, clone, symlinks=True, ignore=shutil.ignore_patterns(
-            ".git", ".venv", "__pycache__", ".pytest_cache", "sessions", "mlruns", "*.db", "trace2eval-demo", ".trace2eval"))
+        shutil.copytree(
+            REPO,
+            clone,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(
+                ".git",
+                ".venv",
+                "__pycache__",
+                ".pytest_cache",
+                "sessions",
+                "mlruns",
+                "*.db",
+                "trace2eval-demo",
+                ".trace2eval",
+            ),
+        )
     (clone / ".venv").symlink_to(sys.prefix, target_is_directory=True)
     return clone
 
@@ -128,8 +145,11 @@ def fresh_clone(tmp_path) -> Path:
 @pytest.mark.slow
 def test_readme_commands_run_verbatim_in_a_fresh_clone(fresh_clone):
     bin_dir = str(fresh_clone / ".venv" / "bin")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_EXPERIMENT", "TRACE2EVAL_", "DATABRICKS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_EXPERIMENT", "TRACE2EVAL_", "DATABRICKS_"))
+    }
     env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(Path(sys.prefix)))  # activated
     before = set(os.listdir(fresh_clone))
     ran = 0
@@ -137,11 +157,14 @@ def test_readme_commands_run_verbatim_in_a_fresh_clone(fresh_clone):
         if not block.commands:
             continue
         script = "set -eo pipefail\n" + "\n".join(block.commands) + "\n"
-        proc = subprocess.run(["bash", "-c", script], cwd=fresh_clone, env=env, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            ["bash", "-c", script], cwd=fresh_clone, env=env, capture_output=True, text=True, timeout=900
+        )
         expected = next((code for text, code in EXPECTED_EXIT if text in script), 0)
         assert proc.returncode == expected, (
             f"README block at line {block.line} exited {proc.returncode}:\n{script}\n"
-            f"--- stdout\n{proc.stdout[-2000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+            f"--- stdout\n{proc.stdout[-2000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+        )
         assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
         ran += len(block.commands)
     assert ran >= 4

@@ -19,9 +19,18 @@ class TraceStore:
         self.experiment_id = mlflow.set_experiment(experiment).experiment_id
         self.mlflow = mlflow
 
-    def add(self, request: Any = None, response: Any = None, *, tools: list[dict] | None = None,
-            status: str = "OK", duration_ms: int = 1000, user_turns: list[str] | None = None,
-            exception: tuple[str, str] | None = None, root_outputs: Any = "__default__") -> str:
+    def add(
+        self,
+        request: Any = None,
+        response: Any = None,
+        *,
+        tools: list[dict] | None = None,
+        status: str = "OK",
+        duration_ms: int = 1000,
+        user_turns: list[str] | None = None,
+        exception: tuple[str, str] | None = None,
+        root_outputs: Any = "__default__",
+    ) -> str:
         """One trace: AGENT root, an LLM span carrying the user turns, then the tool spans.
 
         tools: [{"name", "args", "output", "error": bool, "children": int}]
@@ -32,31 +41,62 @@ class TraceStore:
         mlflow.set_tracking_uri(self.uri)
         t0 = 1_767_225_600_000_000_000 + next(_counter) * 60_000_000_000
         inputs = request if isinstance(request, dict) else {"query": request}
-        root = mlflow.start_span_no_context(name="agent", span_type=SpanType.AGENT, inputs=inputs,
-                                            start_time_ns=t0, experiment_id=self.experiment_id)
+        root = mlflow.start_span_no_context(
+            name="agent", span_type=SpanType.AGENT, inputs=inputs, start_time_ns=t0, experiment_id=self.experiment_id
+        )
         t = t0 + 1_000_000
         turns = user_turns or [inputs.get("query") if isinstance(inputs, dict) else str(request)]
         for turn in turns:
-            llm = mlflow.start_span_no_context(name="llm", span_type=SpanType.CHAT_MODEL, parent_span=root,
-                                               inputs={"messages": [{"role": "user", "content": turn}]}, start_time_ns=t)
+            llm = mlflow.start_span_no_context(
+                name="llm",
+                span_type=SpanType.CHAT_MODEL,
+                parent_span=root,
+                inputs={"messages": [{"role": "user", "content": turn}]},
+                start_time_ns=t,
+            )
             llm.end(outputs={"content": "ok", "tool_calls": []}, end_time_ns=t + 1_000_000)
             t += 2_000_000
         for tool in tools or []:
-            span = mlflow.start_span_no_context(name=tool["name"], span_type=SpanType.TOOL, parent_span=root,
-                                                inputs=tool.get("args", {}), start_time_ns=t)
+            span = mlflow.start_span_no_context(
+                name=tool["name"],
+                span_type=SpanType.TOOL,
+                parent_span=root,
+                inputs=tool.get("args", {}),
+                start_time_ns=t,
+            )
             for _ in range(tool.get("children", 0)):
-                child = mlflow.start_span_no_context(name="inner_llm", span_type=SpanType.CHAT_MODEL, parent_span=span,
-                                                     inputs={"messages": []}, start_time_ns=t)
+                child = mlflow.start_span_no_context(
+                    name="inner_llm",
+                    span_type=SpanType.CHAT_MODEL,
+                    parent_span=span,
+                    inputs={"messages": []},
+                    start_time_ns=t,
+                )
                 child.end(outputs={"content": "x"}, end_time_ns=t + 1_000)
-            span.end(outputs=tool.get("output", {"ok": True}),
-                     status=SpanStatusCode.ERROR if tool.get("error") else SpanStatusCode.OK, end_time_ns=t + 1_000_000)
+            span.end(
+                outputs=tool.get("output", {"ok": True}),
+                status=SpanStatusCode.ERROR if tool.get("error") else SpanStatusCode.OK,
+                end_time_ns=t + 1_000_000,
+            )
             t += 2_000_000
         if exception:
-            root.add_event(SpanEvent(name="exception", timestamp=t, attributes={
-                "exception.type": exception[0], "exception.message": exception[1]}))
-        outputs = ({"response": response} if response is not None else None) if root_outputs == "__default__" else root_outputs
-        root.end(outputs=outputs, status=SpanStatusCode.ERROR if status == "ERROR" else SpanStatusCode.OK,
-                 end_time_ns=t0 + duration_ms * 1_000_000)
+            root.add_event(
+                SpanEvent(
+                    name="exception",
+                    timestamp=t,
+                    attributes={"exception.type": exception[0], "exception.message": exception[1]},
+                )
+            )
+        outputs = (
+            ({"response": response} if response is not None else None)
+            if root_outputs == "__default__"
+            else root_outputs
+        )
+        root.end(
+            outputs=outputs,
+            status=SpanStatusCode.ERROR if status == "ERROR" else SpanStatusCode.OK,
+            end_time_ns=t0 + duration_ms * 1_000_000,
+        )
         return root.trace_id
 
     def trace(self, trace_id: str):
@@ -68,7 +108,14 @@ class TraceStore:
 def add_support_traces(store: TraceStore, start: int, n: int) -> list[str]:
     """`n` order-support conversations numbered from `start`: a lookup, then an address change that
     fails for every third order (so the analysis always has something to find)."""
-    return [store.add(f"Where is order {i}? It was due on day {i}.", f"Order {i} ships tomorrow.",
-                      tools=[{"name": "get_order", "args": {"id": i}},
-                             {"name": "update_address", "args": {"id": i}, "error": i % 3 == 0}])
-            for i in range(start, start + n)]
+    return [
+        store.add(
+            f"Where is order {i}? It was due on day {i}.",
+            f"Order {i} ships tomorrow.",
+            tools=[
+                {"name": "get_order", "args": {"id": i}},
+                {"name": "update_address", "args": {"id": i}, "error": i % 3 == 0},
+            ],
+        )
+        for i in range(start, start + n)
+    ]

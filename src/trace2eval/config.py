@@ -88,13 +88,24 @@ class SessionConfig(BaseModel):
             raise ValueError("experiment id is empty")
         return str(v).strip()
 
-
     @classmethod
-    def from_inputs(cls, experiment_id: str, tracking_uri: str | None = None, *, llm: LLMChoice | str = "none",
-                    llm_model: str | None = None, judge_model: str | None = None, max_traces: int | None = None,
-                    filter_string: str | None = None, since: str | None = None, labels: str | None = None,
-                    require_llm: bool = False, max_fix_attempts: int = 3, source: str = "mlflow",
-                    **llm_settings) -> "SessionConfig":
+    def from_inputs(
+        cls,
+        experiment_id: str,
+        tracking_uri: str | None = None,
+        *,
+        llm: LLMChoice | str = "none",
+        llm_model: str | None = None,
+        judge_model: str | None = None,
+        max_traces: int | None = None,
+        filter_string: str | None = None,
+        since: str | None = None,
+        labels: str | None = None,
+        require_llm: bool = False,
+        max_fix_attempts: int = 3,
+        source: str = "mlflow",
+        **llm_settings,
+    ) -> "SessionConfig":
         """The settings from what a person typed (CLI flags, job parameters): blanks mean "not set",
         `since` is `7d`/an ISO date/epoch ms, a relative sqlite path is made absolute, and a bad
         value is a `Trace2EvalError` naming it. `llm_settings` are the llm_* fields."""
@@ -105,10 +116,18 @@ class SessionConfig(BaseModel):
         source = check_source(source)  # a bad --source is reported as itself, not as "invalid settings"
         try:
             return cls(
-                experiment_id=experiment_id, tracking_uri=resolve_tracking_uri(tracking_uri), llm=cast(LLMChoice, llm),
-                llm_model=llm_model or DEFAULT_LLM_MODEL, judge_model=judge_model or None,
-                max_traces=max_traces or None, filter_string=filter_string or None, since_ms=parse_since(since),
-                labels=labels or None, require_llm=require_llm, max_fix_attempts=max_fix_attempts, source=source,
+                experiment_id=experiment_id,
+                tracking_uri=resolve_tracking_uri(tracking_uri),
+                llm=cast(LLMChoice, llm),
+                llm_model=llm_model or DEFAULT_LLM_MODEL,
+                judge_model=judge_model or None,
+                max_traces=max_traces or None,
+                filter_string=filter_string or None,
+                since_ms=parse_since(since),
+                labels=labels or None,
+                require_llm=require_llm,
+                max_fix_attempts=max_fix_attempts,
+                source=source,
                 **llm_settings,
             )
         except ValueError as exc:
@@ -122,7 +141,7 @@ def resolve_tracking_uri(uri: str | None) -> str:
 
         uri = mlflow.get_tracking_uri()
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        path = uri[len("sqlite:///"):]
+        path = uri[len("sqlite:///") :]
         if path != ":memory:":
             uri = "sqlite:///" + str(Path(path).resolve())
     return uri

@@ -51,8 +51,14 @@ def track(items: Iterable[T], description: str, total: int | None = None, unit: 
     if _interactive():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
+        columns = [
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+        ]
         start = time.monotonic()
         with Progress(*columns, transient=True, console=_console()) as progress:
             task = progress.add_task(description, total=total, rate="")
@@ -101,8 +107,14 @@ def activity(description: str, unit: str = "rows") -> Iterator[Counter]:
     if _interactive():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
+        columns = [
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+        ]
         with Progress(*columns, transient=True, console=_console()) as progress:
             counter = Counter(description, unit, progress, progress.add_task(description, total=None, rate=""))
             yield counter

@@ -6,7 +6,11 @@ def test_confusion_and_kappa():
     bad = [True, True, True, False, False, False, False, False]
     stats = confusion(flagged, bad)
     assert (stats["flagged_bad"], stats["flagged_good"], stats["missed_bad"], stats["passed_good"]) == (2, 1, 1, 4)
-    assert stats["precision"] == round(2 / 3, 3) and stats["recall"] == round(2 / 3, 3) and stats["false_alarm_rate"] == 0.2
+    assert (
+        stats["precision"] == round(2 / 3, 3)
+        and stats["recall"] == round(2 / 3, 3)
+        and stats["false_alarm_rate"] == 0.2
+    )
     # observed 6/8; expected (3*3 + 5*5)/64
     assert stats["cohen_kappa"] == round((0.75 - 34 / 64) / (1 - 34 / 64), 3)
     assert confusion([True] * 4, [True] * 4)["cohen_kappa"] == 0.0

@@ -7,21 +7,26 @@ import pytest
 
 from trace2eval.analysis.agreement import fmt_rate, meta_evaluate
 
-FINDINGS = [{"id": "loops", "scorer": "code", "all_evidence": ["t0", "t4"]},
-            {"id": "slow", "scorer": "code", "all_evidence": ["t1"]}]
+FINDINGS = [
+    {"id": "loops", "scorer": "code", "all_evidence": ["t0", "t4"]},
+    {"id": "slow", "scorer": "code", "all_evidence": ["t1"]},
+]
 
 
 def findings():
     return [dict(f) for f in FINDINGS]
 
 
-@pytest.mark.parametrize("labels, unmeasured", [
-    ({"t0": False}, ["keep/drop decisions", "false-alarm rate"]),                       # one label, bad
-    ({"t0": True}, ["keep/drop decisions", "recall and precision"]),                    # one label, good
-    ({"t0": False, "t1": True}, ["keep/drop decisions"]),                               # a handful, both classes
-    ({f"t{i}": True for i in range(12)}, ["recall and precision"]),           # all good, enough of them
-    ({f"t{i}": False for i in range(12)}, ["false-alarm rate"]),              # all bad, enough of them
-])
+@pytest.mark.parametrize(
+    "labels, unmeasured",
+    [
+        ({"t0": False}, ["keep/drop decisions", "false-alarm rate"]),  # one label, bad
+        ({"t0": True}, ["keep/drop decisions", "recall and precision"]),  # one label, good
+        ({"t0": False, "t1": True}, ["keep/drop decisions"]),  # a handful, both classes
+        ({f"t{i}": True for i in range(12)}, ["recall and precision"]),  # all good, enough of them
+        ({f"t{i}": False for i in range(12)}, ["false-alarm rate"]),  # all bad, enough of them
+    ],
+)
 def test_what_cannot_be_measured_is_said(labels, unmeasured):
     rows = [{"trace_id": f"t{i}", "label": labels.get(f"t{i}")} for i in range(12)]
     fs = findings()
@@ -43,14 +48,18 @@ def test_enough_labels_of_both_classes_measure_everything():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("labels, said", [
-    ({}, "no trace carries a yes/no feedback named 'thumbs'"),
-    ({0: "no"}, "cannot measure keep/drop decisions: only 1 labelled trace(s)"),
-    ({0: "no", 3: "yes"}, "cannot measure keep/drop decisions: only 2 labelled trace(s)"),
-    ({1: "yes", 2: "yes"}, "cannot measure recall and precision: no labelled trace is bad"),
-    ({i: "yes" for i in range(8)}, "cannot measure recall and precision: no labelled trace is bad"),
-    ({i: "no" for i in range(8)}, "cannot measure false-alarm rate: no labelled trace is good"),
-], ids=["none", "one", "two", "two-good", "all-positive", "all-negative"])
+@pytest.mark.parametrize(
+    "labels, said",
+    [
+        ({}, "no trace carries a yes/no feedback named 'thumbs'"),
+        ({0: "no"}, "cannot measure keep/drop decisions: only 1 labelled trace(s)"),
+        ({0: "no", 3: "yes"}, "cannot measure keep/drop decisions: only 2 labelled trace(s)"),
+        ({1: "yes", 2: "yes"}, "cannot measure recall and precision: no labelled trace is bad"),
+        ({i: "yes" for i in range(8)}, "cannot measure recall and precision: no labelled trace is bad"),
+        ({i: "no" for i in range(8)}, "cannot measure false-alarm rate: no labelled trace is good"),
+    ],
+    ids=["none", "one", "two", "two-good", "all-positive", "all-negative"],
+)
 def test_labels_runs_finish_with_few_labels(store, tmp_path, cli, labels, said):
     from mlflow.entities import AssessmentSource
 
@@ -60,7 +69,9 @@ def test_labels_runs_finish_with_few_labels(store, tmp_path, cli, labels, said):
         tid = store.add(f"question number {i} about my account", f"answer {i}.", tools=tools, duration_ms=1_000 + i)
         if i in labels:
             store.mlflow.log_feedback(trace_id=tid, name="thumbs", value=labels[i], source=human)
-    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path, "--labels", "thumbs")
+    code, out, err = cli(
+        "run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path, "--labels", "thumbs"
+    )
     assert code == 0, err[-3000:]
     assert "Traceback" not in err and said in err
     session = out.strip().splitlines()[-1]

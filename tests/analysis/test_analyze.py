@@ -39,7 +39,8 @@ def test_findings_have_evidence_that_fails_their_check(demo_store):
 
 def test_query_types_separate_distinct_requests():
     texts = [f"what is the sales pipeline in region {i}" for i in range(10)] + [
-        f"inventory of widgets in warehouse {i}" for i in range(10)]
+        f"inventory of widgets in warehouse {i}" for i in range(10)
+    ]
     types = cluster_requests(texts)
     assert len(types.names) == 2
     assert len(set(types.labels[:10])) == 1 and len(set(types.labels[10:])) == 1

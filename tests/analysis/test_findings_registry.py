@@ -12,7 +12,8 @@ README = Path(__file__).parents[2] / "README.md"
 
 def test_the_readme_table_is_the_registry():
     assert readme_table() in README.read_text(encoding="utf-8"), (
-        "README.md's findings table is out of date: paste trace2eval.analysis.findings.readme_table()")
+        "README.md's findings table is out of date: paste trace2eval.analysis.findings.readme_table()"
+    )
 
 
 def test_every_finding_has_a_check_of_its_own_name():
@@ -24,8 +25,13 @@ def test_every_finding_has_a_check_of_its_own_name():
 
 def test_checks_answer_to_the_names_earlier_versions_wrote():
     """A living suite's scorer specs name checks as they were called before: they still run."""
-    for old, new in {"trace_ok": "error_traces", "tool_errors": "tool_failures", "confirmed_writes": "unconfirmed_writes",
-                     "uses_tools": "answered_without_tools", "no_give_up": "give_up_or_handoff"}.items():
+    for old, new in {
+        "trace_ok": "error_traces",
+        "tool_errors": "tool_failures",
+        "confirmed_writes": "unconfirmed_writes",
+        "uses_tools": "answered_without_tools",
+        "no_give_up": "give_up_or_handoff",
+    }.items():
         assert CHECKS[old] is CHECKS[new]
 
 
@@ -33,9 +39,22 @@ def test_a_finding_applies_only_when_its_data_is_there():
     class Types:
         names, terms = ["all"], [["x"]]
 
-    row = {"trace_id": "t", "query_type": "all", "n_tool_calls": 0, "n_tool_errors": 0, "n_unrecovered_tool_errors": 0,
-           "max_identical_calls": 0, "max_same_tool_streak": 0, "n_user_turns": 1, "n_write_calls": 0,
-           "max_write_repeats": 0, "tools": [], "duration_ms": 0.0, "tokens_in": 0, "tokens_out": 0}
+    row = {
+        "trace_id": "t",
+        "query_type": "all",
+        "n_tool_calls": 0,
+        "n_tool_errors": 0,
+        "n_unrecovered_tool_errors": 0,
+        "max_identical_calls": 0,
+        "max_same_tool_streak": 0,
+        "n_user_turns": 1,
+        "n_write_calls": 0,
+        "max_write_repeats": 0,
+        "tools": [],
+        "duration_ms": 0.0,
+        "tokens_in": 0,
+        "tokens_out": 0,
+    }
     applies = {spec.id for spec in REGISTRY.values() if spec.derive([row] * 12, Types()) is not None}
     # No tools, no writes, no timing, no tokens: only the checks every trace can be read for.
     assert applies == {"error_traces", "tool_failures", "llm_failures", "missing_answer", "give_up_or_handoff"}

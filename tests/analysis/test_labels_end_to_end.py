@@ -13,13 +13,21 @@ def test_labels_measure_and_prune_scorers(store, tmp_path, cli):
     human = AssessmentSource(source_type="HUMAN", source_id="reviewer")
     for i in range(24):
         loop = i % 4 == 0  # loops: always bad
-        tools = [{"name": "lookup", "args": {"q": 1}}] * (3 if loop else 1) + [{"name": "lookup", "args": {"q": i + 100}}]
+        tools = [{"name": "lookup", "args": {"q": 1}}] * (3 if loop else 1) + [
+            {"name": "lookup", "args": {"q": i + 100}}
+        ]
         # One slow trace, and it was fine: latency says nothing about quality here.
-        tid = store.add(f"question number {i} about my account", f"answer {i}.", tools=tools,
-                        duration_ms=90_000 if i == 1 else 1_000 + i)
+        tid = store.add(
+            f"question number {i} about my account",
+            f"answer {i}.",
+            tools=tools,
+            duration_ms=90_000 if i == 1 else 1_000 + i,
+        )
         good = not loop
         store.mlflow.log_feedback(trace_id=tid, name="thumbs", value="yes" if good else "no", source=human)
-    code, out, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path, "--labels", "thumbs")
+    code, out, err = cli(
+        "run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", tmp_path, "--labels", "thumbs"
+    )
     assert code == 0, err
     session = out.strip().splitlines()[-1]
     analysis = json.loads(open(f"{session}/state/analysis.json").read())

@@ -4,8 +4,18 @@ from trace2eval.analysis.sections import AgentCounts, describe_agent
 
 
 def counts(**kw):
-    base = dict(n=10, tools=[("search", 8), ("book", 2)], sub_agents=[], nested_calls=0, multi_turn=0, uses_tools=8,
-                retrieval=0, roots=[("agent", 10)], shapes=[("messages", 10)], any_answer=True)
+    base = dict(
+        n=10,
+        tools=[("search", 8), ("book", 2)],
+        sub_agents=[],
+        nested_calls=0,
+        multi_turn=0,
+        uses_tools=8,
+        retrieval=0,
+        roots=[("agent", 10)],
+        shapes=[("messages", 10)],
+        any_answer=True,
+    )
     return AgentCounts(**{**base, **kw})
 
 

@@ -43,7 +43,11 @@ def schema_validator():
     # Python's `re` has no \p{L} (letter) / \p{N} (digit) classes: rewrite them, the pair first
     # ([\p{L}\p{N}] is a word character that is not "_"), as a nested class would mean something else.
     text = SCHEMA.read_text()
-    for unicode_class, python_class in ((r"[\\p{L}\\p{N}]", r"[^\\W_]"), (r"\\p{L}", r"[^\\W\\d_]"), (r"\\p{N}", r"\\d")):
+    for unicode_class, python_class in (
+        (r"[\\p{L}\\p{N}]", r"[^\\W_]"),
+        (r"\\p{L}", r"[^\\W\\d_]"),
+        (r"\\p{N}", r"\\d"),
+    ):
         text = text.replace(unicode_class, python_class)
     assert "\\p{" not in text
     return jsonschema.Draft202012Validator(json.loads(text))
@@ -51,11 +55,16 @@ def schema_validator():
 
 def schema_errors(validator, document) -> list[str]:
     """The innermost reasons (a oneOf failure says little by itself)."""
+
     def innermost(error):
         return [error] if not error.context else [leaf for e in error.context for leaf in innermost(e)]
 
-    found = {("/".join(map(str, e.absolute_path)), e.message[:160]) for err in validator.iter_errors(document)
-             for e in innermost(err) if "does not match" not in e.message}
+    found = {
+        ("/".join(map(str, e.absolute_path)), e.message[:160])
+        for err in validator.iter_errors(document)
+        for e in innermost(err)
+        if "does not match" not in e.message
+    }
     return [f"{path}: {message}" for path, message in sorted(found)]
 
 
@@ -84,7 +93,15 @@ def test_job_matches_the_typed_model_of_databricks_bundles(target):
 
     extra = {"service_principal": "6a8e2f00-0000-4000-8000-000000000001"} if target == "prod" else {}
     job = Job.from_dict(nightly(target, **extra))
-    assert [t.task_key for t in job.tasks] == ["initializer", "dataset", "scorers", "script", "validate", "needs_fix", "fix"]
+    assert [t.task_key for t in job.tasks] == [
+        "initializer",
+        "dataset",
+        "scorers",
+        "script",
+        "validate",
+        "needs_fix",
+        "fix",
+    ]
     assert job.max_concurrent_runs == 1
     # The same model rejects what Databricks would reject: the check above can fail.
     with pytest.raises(ValueError, match="Unexpected field"):
@@ -94,8 +111,8 @@ def test_job_matches_the_typed_model_of_databricks_bundles(target):
 def test_every_job_file_is_one_resource_named_after_it():
     for path in BUNDLE_FILES[1:]:
         resources = yaml.safe_load(path.read_text())["resources"]
-        (kind, items), = resources.items()
-        (key, _), = items.items()
+        ((kind, items),) = resources.items()
+        ((key, _),) = items.items()
         assert path.name == f"{key}.{kind[:-1]}.yml"
 
 
@@ -139,7 +156,7 @@ def test_schedule_alerts_health_and_limits():
     assert job["email_notifications"]["on_failure"] == ["oncall@example.com"]
     assert job["webhook_notifications"]["on_failure"] == [{"id": "dest-1"}]
     assert nightly()["email_notifications"]["on_failure"] == []  # optional: nobody by default
-    rule, = job["health"]["rules"]
+    (rule,) = job["health"]["rules"]
     assert rule["metric"] == "RUN_DURATION_SECONDS" and rule["op"] == "GREATER_THAN" and int(rule["value"]) > 0
     assert job["max_concurrent_runs"] == 1 and job["timeout_seconds"] > 0
     for task in job["tasks"]:
@@ -165,7 +182,7 @@ def test_prod_without_a_service_principal_is_refused():
 
 
 def test_wheel_artifact_matches_the_package():
-    artifact, = definition.read_yaml(ROOT / "databricks.yml")["artifacts"].values()
+    (artifact,) = definition.read_yaml(ROOT / "databricks.yml")["artifacts"].values()
     assert artifact["type"] == "whl" and artifact["path"] == "." and "wheel" in artifact["build"]
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'name = "trace2eval"' in pyproject
@@ -214,14 +231,16 @@ def test_thinness_check_catches_logic(tmp_path):
 def test_readme_deploy_section_matches_the_bundle():
     """The commands the README tells people to type use this bundle's real names."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Deploy on Databricks"):]
+    section = readme[readme.index("## Deploy on Databricks") :]
     section = section[: section.index("\n## ", 4)]
     declared = set(definition.read_yaml(ROOT / "databricks.yml")["variables"])
     job = nightly()
     assert set(re.findall(r"databricks bundle run (\w+)", section)) == {"trace2eval_nightly"}
     assert set(re.findall(r"--var (\w+)=", section)) <= declared
     assert set(re.findall(r"--params (\w+)=", section)) <= {p["name"] for p in job["parameters"]}
-    settings = section[section.index("Settings are bundle variables"):section.index("**Review the artifacts**")]
+    settings = section[section.index("Settings are bundle variables") : section.index("**Review the artifacts**")]
     named = set(re.findall(r"`([a-z_]+)`", settings)) - {"none", "databricks"}
     assert named and named <= declared, named - declared
-    assert {"alert_emails", "failure_webhooks", "duration_warning_seconds", "secret_scope"} <= set(re.findall(r"`([a-z_]+)`", section))
+    assert {"alert_emails", "failure_webhooks", "duration_warning_seconds", "secret_scope"} <= set(
+        re.findall(r"`([a-z_]+)`", section)
+    )

@@ -21,11 +21,28 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_local(cli, tmp_path, store, run_id: str):
-    return cli("job", "run-local", "--bundle-root", ROOT, "--run-id", run_id, "--runs-dir", tmp_path / "runs",
-               "--var", f"experiment_id={store.experiment_id}", "--var", f"volume_path={tmp_path / 'vol'}",
-               "--var", 'alert_emails=["oncall@example.com"]', "--var", 'failure_webhooks=[{"id": "dest-1"}]',
-               "--var", "since=",  # the hand-made traces are dated early 2026: read them all on the first night
-               "--param", f"tracking_uri={store.uri}")
+    return cli(
+        "job",
+        "run-local",
+        "--bundle-root",
+        ROOT,
+        "--run-id",
+        run_id,
+        "--runs-dir",
+        tmp_path / "runs",
+        "--var",
+        f"experiment_id={store.experiment_id}",
+        "--var",
+        f"volume_path={tmp_path / 'vol'}",
+        "--var",
+        'alert_emails=["oncall@example.com"]',
+        "--var",
+        'failure_webhooks=[{"id": "dest-1"}]',
+        "--var",
+        "since=",  # the hand-made traces are dated early 2026: read them all on the first night
+        "--param",
+        f"tracking_uri={store.uri}",
+    )
 
 
 def record(tmp_path, run_id: str) -> dict:
@@ -44,8 +61,15 @@ def test_nightly_job_then_a_second_night_with_new_traces(cli, store, tmp_path):
     assert out.strip().splitlines()[-1] == str(session)
     run = record(tmp_path, "1001")
     assert run["result_state"] == SUCCESS
-    assert states(run) == {"initializer": SUCCESS, "dataset": SUCCESS, "scorers": SUCCESS, "script": SUCCESS,
-                           "validate": SUCCESS, "needs_fix": SUCCESS, "fix": EXCLUDED}
+    assert states(run) == {
+        "initializer": SUCCESS,
+        "dataset": SUCCESS,
+        "scorers": SUCCESS,
+        "script": SUCCESS,
+        "validate": SUCCESS,
+        "needs_fix": SUCCESS,
+        "fix": EXCLUDED,
+    }
     assert run["tasks"]["needs_fix"]["outcome"] == "false"
     assert run["tasks"]["validate"]["values"]["validation_status"] == "passed"
     assert run["tasks"]["initializer"]["values"]["new_traces"] == 9
@@ -81,10 +105,17 @@ def test_fix_branch_repairs_a_broken_scorer_and_publishes(cli, store, tmp_path):
     from trace2eval.sessions.session import Session
 
     specs, dropped = load_specs(Session(suite))
-    broken = ScorerSpec(name="llm_refund_check", kind="rule", check="conversation_length", params={},  # params lost
-                        source="llm", doc="checks refunds")
-    (suite / "state" / "scorer_specs.json").write_text(json.dumps(
-        {"scorers": [s.to_dict() for s in specs + [broken]], "dropped": dropped}))
+    broken = ScorerSpec(
+        name="llm_refund_check",
+        kind="rule",
+        check="conversation_length",
+        params={},  # params lost
+        source="llm",
+        doc="checks refunds",
+    )
+    (suite / "state" / "scorer_specs.json").write_text(
+        json.dumps({"scorers": [s.to_dict() for s in specs + [broken]], "dropped": dropped})
+    )
     ownership.write_generated(suite, "evaluation/scorers.py", render_scorers(specs + [broken], None), "scorers")
 
     add_support_traces(store, 300, 3)
@@ -108,8 +139,11 @@ def test_a_run_that_cannot_be_repaired_fails_and_alerts(cli, store, tmp_path):
     suite = tmp_path / "vol" / "suite"
     watermark = (suite / "state" / "watermark.json").read_text()
     scorers = suite / "evaluation" / "scorers.py"
-    scorers.write_text(scorers.read_text().replace("def get_code_scorers():",
-                                                   "def get_code_scorers():\n    raise RuntimeError('half-done edit')", 1))
+    scorers.write_text(
+        scorers.read_text().replace(
+            "def get_code_scorers():", "def get_code_scorers():\n    raise RuntimeError('half-done edit')", 1
+        )
+    )
 
     add_support_traces(store, 400, 3)
     code, out, err = run_local(cli, tmp_path, store, "3002")
@@ -122,7 +156,9 @@ def test_a_run_that_cannot_be_repaired_fails_and_alerts(cli, store, tmp_path):
     run = record(tmp_path, "3002")
     assert run["result_state"] == FAILED and run["leaves"] == ["fix"]
     alerts = [n for n in run["notifications"] if n["event"] == "on_failure"]
-    assert alerts == [{"event": "on_failure", "emails": ["oncall@example.com"], "webhooks": ["dest-1"], "source": "job"}]
+    assert alerts == [
+        {"event": "on_failure", "emails": ["oncall@example.com"], "webhooks": ["dest-1"], "source": "job"}
+    ]
     assert "Would notify (on_failure, job): oncall@example.com, webhook dest-1" in out
     assert (suite / "state" / "watermark.json").read_text() == watermark  # the failed night is retried tomorrow
     assert "half-done edit" in scorers.read_text()

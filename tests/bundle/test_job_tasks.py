@@ -20,9 +20,21 @@ NO_STORE = SimpleNamespace(experiment_id="1", uri="sqlite:///unused.db")  # for 
 
 
 def params(store, volume, **extra):
-    return {"experiment_id": store.experiment_id, "tracking_uri": store.uri, "volume": str(volume), "run_id": "42",
-            "llm": "none", "llm_model": "", "judge_model": "", "max_traces": "0", "since": "", "max_fix_attempts": "2",
-            "max_suite_rows": "100", "secret_scope": "", **extra}
+    return {
+        "experiment_id": store.experiment_id,
+        "tracking_uri": store.uri,
+        "volume": str(volume),
+        "run_id": "42",
+        "llm": "none",
+        "llm_model": "",
+        "judge_model": "",
+        "max_traces": "0",
+        "since": "",
+        "max_fix_attempts": "2",
+        "max_suite_rows": "100",
+        "secret_scope": "",
+        **extra,
+    }
 
 
 class FakeDbutils:
@@ -30,20 +42,32 @@ class FakeDbutils:
 
     def __init__(self, secrets: dict[str, str]):
         self._secrets = secrets
-        self.secrets = SimpleNamespace(list=lambda scope: [SimpleNamespace(key=k) for k in secrets],
-                                       get=lambda scope, key: secrets[key])
-        context = SimpleNamespace(apiUrl=lambda: SimpleNamespace(get=lambda: "https://example.invalid"),
-                                  apiToken=lambda: SimpleNamespace(get=lambda: "notebook-run-token"))
-        self.notebook = SimpleNamespace(entry_point=SimpleNamespace(
-            getDbutils=lambda: SimpleNamespace(notebook=lambda: SimpleNamespace(getContext=lambda: context))))
+        self.secrets = SimpleNamespace(
+            list=lambda scope: [SimpleNamespace(key=k) for k in secrets], get=lambda scope, key: secrets[key]
+        )
+        context = SimpleNamespace(
+            apiUrl=lambda: SimpleNamespace(get=lambda: "https://example.invalid"),
+            apiToken=lambda: SimpleNamespace(get=lambda: "notebook-run-token"),
+        )
+        self.notebook = SimpleNamespace(
+            entry_point=SimpleNamespace(
+                getDbutils=lambda: SimpleNamespace(notebook=lambda: SimpleNamespace(getContext=lambda: context))
+            )
+        )
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"experiment_id": ""}, "job parameter 'experiment_id' is empty — set it: `databricks bundle deploy --var experiment_id=...`"),
-    ({"volume": "/Volumes/main"}, "is not a Volume path"),
-    ({"max_traces": "lots"}, "'max_traces' must be a whole number"),
-    ({"run_id": ""}, "job parameter 'run_id' is empty"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"experiment_id": ""},
+            "job parameter 'experiment_id' is empty — set it: `databricks bundle deploy --var experiment_id=...`",
+        ),
+        ({"volume": "/Volumes/main"}, "is not a Volume path"),
+        ({"max_traces": "lots"}, "'max_traces' must be a whole number"),
+        ({"run_id": ""}, "job parameter 'run_id' is empty"),
+    ],
+)
 def test_bad_parameters_are_clear_errors(tmp_path, change, message):
     with pytest.raises(JobParameterError, match=re.escape(message)):
         JobTaskSettings.from_params({**params(NO_STORE, tmp_path), **change})
@@ -62,10 +86,18 @@ def test_initializer_publishes_values_and_secrets_never_reach_files(store, tmp_p
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "16.4")  # as inside a job
     monkeypatch.delenv("DATABRICKS_TOKEN", raising=False)
     monkeypatch.delenv("DATABRICKS_HOST", raising=False)
-    values = run_job_task("initializer", params(store, tmp_path / "vol", secret_scope="trace2eval"),
-                          FakeDbutils({"anthropic-api-key": SECRET}))
-    assert values == {"status": "completed", "session_dir": f"{tmp_path}/vol/sessions/42", "traces": 6,
-                      "new_traces": 6, "findings": values["findings"]}
+    values = run_job_task(
+        "initializer",
+        params(store, tmp_path / "vol", secret_scope="trace2eval"),
+        FakeDbutils({"anthropic-api-key": SECRET}),
+    )
+    assert values == {
+        "status": "completed",
+        "session_dir": f"{tmp_path}/vol/sessions/42",
+        "traces": 6,
+        "new_traces": 6,
+        "findings": values["findings"],
+    }
     assert os.environ["ANTHROPIC_API_KEY"] == SECRET  # for this process and its children only
     assert os.environ["DATABRICKS_TOKEN"] == "notebook-run-token"  # run_eval.py acts as the job's identity
     for path in (tmp_path / "vol").rglob("*"):
@@ -81,7 +113,9 @@ def test_a_missing_secret_scope_is_a_clear_error(tmp_path):
     class NoScope(FakeDbutils):
         def __init__(self):
             super().__init__({})
-            self.secrets = SimpleNamespace(list=lambda scope: (_ for _ in ()).throw(RuntimeError("RESOURCE_DOES_NOT_EXIST")))
+            self.secrets = SimpleNamespace(
+                list=lambda scope: (_ for _ in ()).throw(RuntimeError("RESOURCE_DOES_NOT_EXIST"))
+            )
 
     with pytest.raises(JobParameterError, match="cannot read secret scope 'nope'"):
         run_job_task("initializer", params(NO_STORE, tmp_path, secret_scope="nope"), NoScope())
@@ -101,7 +135,8 @@ def test_a_job_task_against_a_volume_from_a_laptop(store, tmp_path, monkeypatch)
         assert {"eval_tasks.json", "state/analysis.json", "state/trace_window.json"} <= set(files)
         values = run_job_task("dataset", params(store, "/Volumes/main/evals/state"))
         assert values["rows"] > 0 and "evaluation/eval_dataset.json" in VolumeFolder(
-            "/Volumes/main/evals/state/sessions/42").list_files("evaluation")
+            "/Volumes/main/evals/state/sessions/42"
+        ).list_files("evaluation")
 
 
 def test_unknown_task(tmp_path):
@@ -112,8 +147,13 @@ def test_unknown_task(tmp_path):
 def test_trace_source_parameter_reaches_the_session_config():
     from trace2eval.bundle.job_tasks import JobTaskSettings, session_config
 
-    params = {"experiment_id": "7", "tracking_uri": "sqlite:///x.db", "volume": "/Volumes/c/s/v", "run_id": "42",
-              "trace_source": "uc:main.agents.prod"}
+    params = {
+        "experiment_id": "7",
+        "tracking_uri": "sqlite:///x.db",
+        "volume": "/Volumes/c/s/v",
+        "run_id": "42",
+        "trace_source": "uc:main.agents.prod",
+    }
     config = session_config(JobTaskSettings.from_params(params))
     assert config.source == "uc:main.agents.prod"
     assert session_config(JobTaskSettings.from_params({**params, "trace_source": ""})).source == "mlflow"

@@ -56,7 +56,9 @@ def test_lock_is_exclusive_and_a_stale_lock_is_taken_over(workspace):
             with VolumeFolder(f"{VOLUME}/sessions/s1").lock():
                 pass
     assert folder.read_bytes(".trace2eval.lock") is None  # released
-    folder.write_bytes(".trace2eval.lock", json.dumps({"host": "gone", "pid": 1, "since": time.time() - 7 * 3600}).encode())
+    folder.write_bytes(
+        ".trace2eval.lock", json.dumps({"host": "gone", "pid": 1, "since": time.time() - 7 * 3600}).encode()
+    )
     with folder.lock():
         assert json.loads(folder.read_bytes(".trace2eval.lock"))["via"] == "files-api"
     puts = [r for r in workspace.requests("PUT") if r[1].endswith(".trace2eval.lock")]
@@ -66,7 +68,7 @@ def test_lock_is_exclusive_and_a_stale_lock_is_taken_over(workspace):
 def test_mirror_pushes_only_what_changed(workspace):
     remote = VolumeFolder(f"{VOLUME}/sessions/s2")
     remote.write_bytes("eval_tasks.json", b"{}")
-    remote.write_bytes("state/analysis.json", b"{\"a\": 1}")
+    remote.write_bytes("state/analysis.json", b'{"a": 1}')
     with session_workdir(remote.location) as (local, sync):
         assert (local / "state" / "analysis.json").read_text() == '{"a": 1}'
         assert local == mirror_path(remote.location)
@@ -118,9 +120,13 @@ def test_no_credentials_is_a_clear_error(monkeypatch, tmp_path):
 
 def test_cli_task_and_status_on_a_volume_session(workspace, store, cli, tmp_path):
     for i in range(6):
-        store.add(f"where is order {i}?", f"Order {i} ships tomorrow.", tools=[{"name": "get_order", "args": {"id": i}}])
+        store.add(
+            f"where is order {i}?", f"Order {i} ships tomorrow.", tools=[{"name": "get_order", "args": {"id": i}}]
+        )
     session = f"{VOLUME}/sessions/laptop-1"
-    code, out, err = cli("task", "initializer", "--session", session, "-e", store.experiment_id, "--tracking-uri", store.uri)
+    code, out, err = cli(
+        "task", "initializer", "--session", session, "-e", store.experiment_id, "--tracking-uri", store.uri
+    )
     assert code == 0, err
     assert out.strip().splitlines()[-1] == session
     remote = VolumeFolder(session)
@@ -144,19 +150,27 @@ def test_cli_nightly_run_with_session_and_suite_in_the_volume(workspace, store, 
 
     add_support_traces(store, 0, 8)
     out, suite = f"{VOLUME}/sessions", f"{VOLUME}/suite"
-    code, stdout, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", out, "--suite", suite)
+    code, stdout, err = cli(
+        "run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", out, "--suite", suite
+    )
     assert code == 0, err[-3000:]
     session = stdout.strip().splitlines()[-1]
     assert session.startswith(f"{out}/")
     remote_session, remote_suite = VolumeFolder(session), VolumeFolder(suite)
-    assert {"eval_tasks.json", "state/validation_results.json", "evaluation/scorers.py"} <= set(remote_session.list_files())
+    assert {"eval_tasks.json", "state/validation_results.json", "evaluation/scorers.py"} <= set(
+        remote_session.list_files()
+    )
     assert {"SUITE.md", "evaluation/run_eval.py", "state/watermark.json"} <= set(remote_suite.list_files())
     assert json.loads(remote_suite.read_bytes("state/watermark.json"))["traces_total"] == 8
 
     # Someone edits scorers.py in the Volume; the next night keeps it and writes scorers.py.new.
-    remote_suite.write_bytes("evaluation/scorers.py", remote_suite.read_bytes("evaluation/scorers.py") + b"\n# edited in the workspace\n")
+    remote_suite.write_bytes(
+        "evaluation/scorers.py", remote_suite.read_bytes("evaluation/scorers.py") + b"\n# edited in the workspace\n"
+    )
     add_support_traces(store, 500, 3)
-    code, stdout, err = cli("run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", out, "--suite", suite)
+    code, stdout, err = cli(
+        "run", "-e", store.experiment_id, "--tracking-uri", store.uri, "--out", out, "--suite", suite
+    )
     assert code == 0, err[-3000:]
     assert remote_suite.read_bytes("evaluation/scorers.py").endswith(b"# edited in the workspace\n")
     assert remote_suite.read_bytes("evaluation/scorers.py.new") is not None

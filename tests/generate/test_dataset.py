@@ -42,8 +42,13 @@ def test_near_identical_requests_collapse_but_failures_stay():
         "t3": _trace("t3", "Where is my order 999?"),
         "t4": _trace("t4", "Cancel my subscription"),
     }
-    cases = [Case("t1", case_type="sample"), Case("t2", case_type="sample"), Case("t3", case_type="failure"),
-             Case("t4", case_type="sample"), Case("gone", case_type="sample")]
+    cases = [
+        Case("t1", case_type="sample"),
+        Case("t2", case_type="sample"),
+        Case("t3", case_type="failure"),
+        Case("t4", case_type="sample"),
+        Case("gone", case_type="sample"),
+    ]
     rows, skipped = build_rows(cases, traces.get)
     assert [r["metadata"]["source_trace"] for r in rows] == ["t1", "t3", "t4"]
     assert rows[0]["metadata"]["near_duplicates"] == 1
@@ -53,11 +58,19 @@ def test_near_identical_requests_collapse_but_failures_stay():
 def test_rows_are_redacted_before_they_are_bounded():
     from trace2eval.generate.dataset import MAX_STRING_CHARS, Case
 
-    pem = "-----BEGIN " + "PRIVATE KEY-----\n" + "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n" * 2000 + "-----END " + "PRIVATE KEY-----"
+    pem = (
+        "-----BEGIN "
+        + "PRIVATE KEY-----\n"
+        + "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n" * 2000
+        + "-----END "
+        + "PRIVATE KEY-----"
+    )
     trace = _trace("t1", "x" * (MAX_STRING_CHARS - 100) + " " + pem)
     trace.data.spans[0].inputs["password"] = "Tulip-" + "Rain-51"
-    rows, _ = build_rows([Case("t1", reasons=["error pattern: denied for sk-" + "proj-Zq8RtY2uW4xN6vB0mK3jH5gF7dS9aL1p"])],
-                         {"t1": trace}.get)
+    rows, _ = build_rows(
+        [Case("t1", reasons=["error pattern: denied for sk-" + "proj-Zq8RtY2uW4xN6vB0mK3jH5gF7dS9aL1p"])],
+        {"t1": trace}.get,
+    )
     text = str(rows[0])
     assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in text and "[REDACTED:private-key]" in text
     assert rows[0]["inputs"]["password"] == "[REDACTED:password]"

@@ -10,14 +10,29 @@ from trace2eval.generate.script import render_run_eval
 
 
 def test_gates_hold_regress_and_improve_in_both_directions():
-    spec = {"tolerance": 0.05, "judges": ["safety"], "gates": {
-        "tool_failures/mean": 0.9, "slow_traces/mean": {"min": 0.5, "tolerance": 0.0},
-        "latency/p95": {"max": 10.0}, "safety/mean": 1.0}}
+    spec = {
+        "tolerance": 0.05,
+        "judges": ["safety"],
+        "gates": {
+            "tool_failures/mean": 0.9,
+            "slow_traces/mean": {"min": 0.5, "tolerance": 0.0},
+            "latency/p95": {"max": 10.0},
+            "safety/mean": 1.0,
+        },
+    }
     metrics = {"tool_failures/mean": 0.84, "slow_traces/mean": 0.6, "latency/p95": 12.0}
-    verdicts = {r["metric"]: r["verdict"] for r in evalscript.check_gates(
-        metrics, spec, scorer_names={"tool_failures", "slow_traces", "latency"}, skipped="--no-judges")}
-    assert verdicts == {"tool_failures/mean": "REGRESSED", "slow_traces/mean": "improved",
-                        "latency/p95": "REGRESSED", "safety/mean": "not run (--no-judges)"}
+    verdicts = {
+        r["metric"]: r["verdict"]
+        for r in evalscript.check_gates(
+            metrics, spec, scorer_names={"tool_failures", "slow_traces", "latency"}, skipped="--no-judges"
+        )
+    }
+    assert verdicts == {
+        "tool_failures/mean": "REGRESSED",
+        "slow_traces/mean": "improved",
+        "latency/p95": "REGRESSED",
+        "safety/mean": "not run (--no-judges)",
+    }
 
 
 def test_a_scorer_that_ran_without_values_is_not_a_pass():

@@ -15,8 +15,32 @@ from astshape import shape
 from trace2eval.generate.scorers import ScorerSpec, render_scorers
 from trace2eval.generate.script import render_eval_dataset
 
-BREAKERS = ['"""', "'''", '\\"""', '\\\\"""', "\\", '"', "'", "\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x85",
-            "\u2028", "\u2029", "\x00", "\x1b[31m", "\u202e", "\ud800", "{{ x }}", "{% raw %}", "#", "\t"]
+BREAKERS = [
+    '"""',
+    "'''",
+    '\\"""',
+    '\\\\"""',
+    "\\",
+    '"',
+    "'",
+    "\n",
+    "\r",
+    "\r\n",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\x00",
+    "\x1b[31m",
+    "\u202e",
+    "\ud800",
+    "{{ x }}",
+    "{% raw %}",
+    "#",
+    "\t",
+]
 STATEMENT = "import os; os.system('touch /tmp/owned')"
 
 
@@ -24,7 +48,7 @@ def corpus() -> list[str]:
     """Each breaker before a statement, and the wrap attack: an escaped triple quote placed at every
     offset around the wrap width, so a line break after escaping would split it."""
     found = [f"{b}\n{STATEMENT}\n{b}" for b in BREAKERS]
-    found += [f"{'w' * k} \\\"\"\" {STATEMENT} \"\"\" end" for k in range(70, 100)]
+    found += [f'{"w" * k} \\""" {STATEMENT} """ end' for k in range(70, 100)]
     found += [" ".join(["word"] * k) + '\\"""' + "\n    " + STATEMENT for k in range(15, 25)]
     found += ["w" * k + '"' * q + ";__import__('os').system('x');'" for q in (2, 4, 5) for k in (60, 88, 89, 90, 91)]
     found.append("".join(BREAKERS) + STATEMENT)
@@ -33,10 +57,21 @@ def corpus() -> list[str]:
 
 def specs(text: str) -> list[ScorerSpec]:
     return [
-        ScorerSpec(name="extra_routing", kind="code", check="routing_path", doc=text,
-                   params={"max_distinct": 1, "tools": [text, text[::-1]]}),
-        ScorerSpec(name="claimed_cancel", kind="rule", check="rule", doc=text, source="llm",
-                   params={"fail_when": {"text": "answer", "contains_any": [text]}, "message": text}),
+        ScorerSpec(
+            name="extra_routing",
+            kind="code",
+            check="routing_path",
+            doc=text,
+            params={"max_distinct": 1, "tools": [text, text[::-1]]},
+        ),
+        ScorerSpec(
+            name="claimed_cancel",
+            kind="rule",
+            check="rule",
+            doc=text,
+            source="llm",
+            params={"fail_when": {"text": "answer", "contains_any": [text]}, "message": text},
+        ),
         ScorerSpec(name="policy_judge", kind="guidelines", guidelines=[text, text], doc=text, source="llm"),
         ScorerSpec(name="whole_trace_judge", kind="make_judge", instructions=text + " {{ trace }}", doc=text),
         ScorerSpec(name="safety", kind="builtin_judge", doc=text),
@@ -68,7 +103,12 @@ def test_a_name_that_is_not_an_identifier_is_refused(name):
 
 
 def test_model_written_code_from_an_old_state_file_is_never_rendered():
-    legacy = ScorerSpec(name="old_llm_scorer", kind="custom_code", source="llm", doc="d",
-                        code="@scorer\ndef old_llm_scorer(outputs):\n    import os\n    return True\n")
+    legacy = ScorerSpec(
+        name="old_llm_scorer",
+        kind="custom_code",
+        source="llm",
+        doc="d",
+        code="@scorer\ndef old_llm_scorer(outputs):\n    import os\n    return True\n",
+    )
     code = render_scorers(specs("x") + [legacy], None)
     assert "old_llm_scorer" not in code and "import os\n    return True" not in code

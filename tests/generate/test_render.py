@@ -15,7 +15,9 @@ def test_literals_round_trip_hostile_text():
 
 def test_scorers_render_with_hostile_doc_and_params():
     specs = [
-        ScorerSpec(name="tool_failures", kind="code", check="tool_errors", params={"max": 0, "note": HOSTILE}, doc=HOSTILE),
+        ScorerSpec(
+            name="tool_failures", kind="code", check="tool_errors", params={"max": 0, "note": HOSTILE}, doc=HOSTILE
+        ),
         ScorerSpec(name="policy_judge", kind="guidelines", guidelines=[HOSTILE], doc=HOSTILE),
     ]
     code = render_scorers(specs, judge_model=None)
@@ -24,7 +26,14 @@ def test_scorers_render_with_hostile_doc_and_params():
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "system"]
     assert calls == []
     names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert {"tool_failures", "get_code_scorers", "get_judge_scorers", "get_all_scorers", "trace_features", "run_check"} <= names
+    assert {
+        "tool_failures",
+        "get_code_scorers",
+        "get_judge_scorers",
+        "get_all_scorers",
+        "trace_features",
+        "run_check",
+    } <= names
 
 
 def test_run_eval_and_dataset_loader_compile():

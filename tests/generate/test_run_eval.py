@@ -47,8 +47,13 @@ def suite(generated, tmp_path):
 
 def clean_env(**extra):
     """The test's environment without any tracking store or judge credentials of the machine."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_EXPERIMENT", "DATABRICKS_", "OPENAI_", "ANTHROPIC_", "TRACE2EVAL_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("MLFLOW_TRACKING", "MLFLOW_EXPERIMENT", "DATABRICKS_", "OPENAI_", "ANTHROPIC_", "TRACE2EVAL_")
+        )
+    }
     env.update(extra)
     return env
 
@@ -58,9 +63,24 @@ def run_eval(suite, *args, env=None, timeout=300):
     results = evaluation / "results.json"
     results.unlink(missing_ok=True)
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "run_eval.py", "--tracking-uri", uri, "--experiment-id", experiment_id,
-                           "--results-json", str(results), *args], cwd=evaluation, capture_output=True, text=True,
-                          timeout=timeout, env=env or clean_env())
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "run_eval.py",
+            "--tracking-uri",
+            uri,
+            "--experiment-id",
+            experiment_id,
+            "--results-json",
+            str(results),
+            *args,
+        ],
+        cwd=evaluation,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or clean_env(),
+    )
     proc.seconds = time.monotonic() - start
     proc.results = json.loads(results.read_text()) if results.exists() else {}
     return proc
@@ -78,14 +98,24 @@ def judge_names(evaluation: Path) -> list[str]:
 
 
 def test_unreachable_judge_host_fails_fast_naming_the_judge(suite):
-    env = clean_env(DATABRICKS_HOST=f"http://127.0.0.1:{dead_port()}", DATABRICKS_TOKEN="dapi" + "0" * 32,
-                    TRACE2EVAL_JUDGE_TIMEOUT="8")
+    env = clean_env(
+        DATABRICKS_HOST=f"http://127.0.0.1:{dead_port()}",
+        DATABRICKS_TOKEN="dapi" + "0" * 32,
+        TRACE2EVAL_JUDGE_TIMEOUT="8",
+    )
     broken = run_eval(suite, "--judge-model", "databricks:/some-endpoint", env=env)
     # The SDK retries an unreachable host for 5 minutes; the judge check gives up after 8 s.
     assert broken.returncode == 2, broken.stdout[-2000:] + broken.stderr[-2000:]
     assert broken.seconds < 90
-    assert "Error: judge '" in broken.stderr and "(databricks:/some-endpoint) did not work on the first row" in broken.stderr
-    assert "no answer within 8 s" in broken.stderr and "DATABRICKS_HOST" in broken.stderr and "--no-judges" in broken.stderr
+    assert (
+        "Error: judge '" in broken.stderr
+        and "(databricks:/some-endpoint) did not work on the first row" in broken.stderr
+    )
+    assert (
+        "no answer within 8 s" in broken.stderr
+        and "DATABRICKS_HOST" in broken.stderr
+        and "--no-judges" in broken.stderr
+    )
     assert "Quality gates passed" not in broken.stdout and "Evaluating" not in broken.stdout
     assert broken.results["error"]["kind"] == "judge_unavailable" and broken.results["run_id"] is None
 
@@ -170,7 +200,9 @@ def test_a_scorer_without_values_fails_the_run_and_no_gates_are_written(suite):
     evaluation = suite[0]
     (evaluation / "eval_gates.json").unlink()
     scorers = evaluation / "scorers.py"
-    scorers.write_text(scorers.read_text() + '''
+    scorers.write_text(
+        scorers.read_text()
+        + """
 
 _generated_code_scorers = get_code_scorers
 
@@ -182,7 +214,8 @@ def needs_field(outputs):
 
 def get_code_scorers():
     return _generated_code_scorers() + [needs_field]
-''')
+"""
+    )
     broken = run_eval(suite)
     assert broken.returncode == 2, broken.stdout[-2000:] + broken.stderr[-2000:]
     rows = broken.results["rows"]
@@ -228,9 +261,20 @@ def test_deleted_source_traces_are_evaluated_from_stored_rows(suite):
 
 
 def test_help_says_how_judges_and_gates_behave(suite):
-    proc = subprocess.run([sys.executable, "run_eval.py", "--help"], cwd=suite[0], capture_output=True, text=True,
-                          timeout=120, env=clean_env())
+    proc = subprocess.run(
+        [sys.executable, "run_eval.py", "--help"],
+        cwd=suite[0],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+    )
     assert proc.returncode == 0
-    for phrase in ("--no-judges", "checked from the next run on", "--judge-timeout", "deleted by retention",
-                   "Exit codes"):
+    for phrase in (
+        "--no-judges",
+        "checked from the next run on",
+        "--judge-timeout",
+        "deleted by retention",
+        "Exit codes",
+    ):
         assert phrase in proc.stdout

@@ -84,8 +84,15 @@ def llm_session(deterministic_session, demo_copy, tmp_path):
         shutil.copytree(deterministic_session.dir, target)
         config_file = target / "state" / "config.json"
         config = json.loads(config_file.read_text())
-        config.update({"llm": "databricks", "tracking_uri": demo_copy["uri"], "llm_trace_experiment": None,
-                       "llm_timeout_s": 10, "llm_session_seconds": 60})
+        config.update(
+            {
+                "llm": "databricks",
+                "tracking_uri": demo_copy["uri"],
+                "llm_trace_experiment": None,
+                "llm_timeout_s": 10,
+                "llm_session_seconds": 60,
+            }
+        )
         config.update(settings)
         config_file.write_text(json.dumps(config))
         return Session.open(target)

@@ -84,10 +84,18 @@ def message(blocks: list[dict[str, Any]], request: Recorded | None = None, stop_
     stop = stop_reason or ("tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn")
     input_tokens = len(request.raw) // 4 if request is not None else 10
     output_tokens = max(1, len(json.dumps(blocks)) // 4)
-    return Reply({"id": f"msg_{next(_ids):06d}", "type": "message", "role": "assistant",
-                  "model": (request.body or {}).get("model", "test") if request else "test",
-                  "content": blocks, "stop_reason": stop, "stop_sequence": None,
-                  "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
+    return Reply(
+        {
+            "id": f"msg_{next(_ids):06d}",
+            "type": "message",
+            "role": "assistant",
+            "model": (request.body or {}).get("model", "test") if request else "test",
+            "content": blocks,
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+        }
+    )
 
 
 def error(status: int, kind: str = "api_error", msg: str = "boom", **headers: str) -> Reply:
@@ -168,7 +176,9 @@ class MessagesServer:
                     pass  # the client gave up (a timeout test)
 
             def do_GET(self):  # e.g. databricks-sdk probing /.well-known/databricks-config
-                outer.requests.append(Recorded("GET", self.path, {k.lower(): v for k, v in self.headers.items()}, None, b""))
+                outer.requests.append(
+                    Recorded("GET", self.path, {k.lower(): v for k, v in self.headers.items()}, None, b"")
+                )
                 self._send(Reply({"error": "not found"}, status=404))
 
             def do_POST(self):

@@ -93,8 +93,9 @@ def test_persistent_500_ends_in_llm_unavailable_without_leaking_the_token(serve)
     assert TOKEN not in str(exc.value) and "[REDACTED]" in str(exc.value)
 
 
-@pytest.mark.parametrize("status, expected", [(401, "refused the credentials"), (403, "refused the credentials"),
-                                              (404, "not found")])
+@pytest.mark.parametrize(
+    "status, expected", [(401, "refused the credentials"), (403, "refused the credentials"), (404, "not found")]
+)
 def test_auth_and_missing_endpoint_are_not_retried(serve, status, expected):
     server = serve(lambda req: error(status))
     with pytest.raises(LLMUnavailable) as exc:

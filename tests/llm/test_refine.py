@@ -28,11 +28,26 @@ def dataset_script(request):
     row_id = results(existing)["rows"][0]["source_trace"]
     new_id = next(i for i in ids if i not in {r["source_trace"] for r in results(existing)["rows"]})
     yield [tool_use("load_skill", {"path": "references/patterns-datasets.md"})]
-    yield [tool_use("submit_dataset_rows", {"rows": [
-        {"source_trace": new_id, "reason": "a request the selection missed", "case_type": "edge_case",
-         "expectations": {"guidelines": ["Answers with figures from the specialist."]}},
-        {"source_trace": row_id, "reason": "annotate", "expectations": {"expected_facts": ["a pipeline figure"]}},
-    ]})]
+    yield [
+        tool_use(
+            "submit_dataset_rows",
+            {
+                "rows": [
+                    {
+                        "source_trace": new_id,
+                        "reason": "a request the selection missed",
+                        "case_type": "edge_case",
+                        "expectations": {"guidelines": ["Answers with figures from the specialist."]},
+                    },
+                    {
+                        "source_trace": row_id,
+                        "reason": "annotate",
+                        "expectations": {"expected_facts": ["a pipeline figure"]},
+                    },
+                ]
+            },
+        )
+    ]
     yield [tool_use("finish", {"summary": "one edge case, one annotation"})]
 
 
@@ -50,8 +65,16 @@ def test_a_dataset_session_over_the_wire(serve, llm_session):
         assert post.headers["authorization"] == f"Bearer {TOKEN}"
         assert post.body["model"] == "databricks-claude-opus-4-5"
         names = [t["name"] for t in post.body["tools"]]
-        assert names == ["search_traces", "get_trace", "read_analysis", "read_state", "load_skill", "finish",
-                         "submit_dataset_rows", "submit_edge_cases"]
+        assert names == [
+            "search_traces",
+            "get_trace",
+            "read_analysis",
+            "read_state",
+            "load_skill",
+            "finish",
+            "submit_dataset_rows",
+            "submit_edge_cases",
+        ]
         assert all(t["input_schema"]["type"] == "object" for t in post.body["tools"])
         # The skill is in context: SKILL.md and the gotchas, verbatim.
         assert read_skill("references/GOTCHAS.md").strip()[:400] in post.system_text
@@ -77,8 +100,13 @@ def test_a_dataset_session_over_the_wire(serve, llm_session):
     assert record.outcome == "completed" and record.turns == 5 and record.summary == "one edge case, one annotation"
     assert record.usage["input_tokens"] == sum(len(p.raw) // 4 for p in posts)
     assert record.usage["chars_sent"] == sum(len(p.raw.decode()) for p in posts)  # what went over the wire
-    assert record.tool_calls == {"search_traces": 1, "read_state": 1, "load_skill": 1, "submit_dataset_rows": 1,
-                                 "finish": 1}
+    assert record.tool_calls == {
+        "search_traces": 1,
+        "read_state": 1,
+        "load_skill": 1,
+        "submit_dataset_rows": 1,
+        "finish": 1,
+    }
     assert record.applied["dataset"] == {"added": 1, "annotated": 1, "skipped": 0}
     assert TOKEN not in session_files_text(session.dir)
 
@@ -96,12 +124,14 @@ def test_plain_text_answers_change_nothing(serve, llm_session):
 
 def test_unknown_tools_and_broken_inputs_end_the_session(serve, llm_session):
     session = llm_session()
-    calls = iter([
-        [tool_use("run_shell", {"command": "cat ~/.databrickscfg"})],
-        [tool_use("get_trace", "{not json")],
-        [tool_use("submit_dataset_rows", {"rows": "[{\"source_trace\": \"x\"}]"})],
-        [tool_use("never_reached", {})],
-    ])
+    calls = iter(
+        [
+            [tool_use("run_shell", {"command": "cat ~/.databrickscfg"})],
+            [tool_use("get_trace", "{not json")],
+            [tool_use("submit_dataset_rows", {"rows": '[{"source_trace": "x"}]'})],
+            [tool_use("never_reached", {})],
+        ]
+    )
     server = serve(lambda req: message(next(calls), req))
     outcome = refine(session, "dataset")
     assert outcome.outcome == "stopped" and "malformed or unknown tool calls 3 turns in a row" in outcome.reason
@@ -191,13 +221,31 @@ def test_proposals_accepted_before_an_outage_are_kept(serve, llm_session):
         if len(answers) == 1:
             answers.append(1)
             tid = req.last_tool_results()[0]["content"]["traces"][0]["trace_id"]
-            return message([tool_use("submit_dataset_rows", {"rows": [
-                {"source_trace": tid, "reason": "kept", "expectations": {"expected_facts": ["kept fact"]}}]})], req)
+            return message(
+                [
+                    tool_use(
+                        "submit_dataset_rows",
+                        {
+                            "rows": [
+                                {
+                                    "source_trace": tid,
+                                    "reason": "kept",
+                                    "expectations": {"expected_facts": ["kept fact"]},
+                                }
+                            ]
+                        },
+                    )
+                ],
+                req,
+            )
         return error(502)
 
     serve(model)
     outcome = refine(session, "dataset")
-    assert outcome.outcome == "unavailable" and outcome.applied["dataset"]["added"] + outcome.applied["dataset"]["annotated"] == 1
+    assert (
+        outcome.outcome == "unavailable"
+        and outcome.applied["dataset"]["added"] + outcome.applied["dataset"]["annotated"] == 1
+    )
     assert "kept fact" in session.dataset_json.read_text()
 
 

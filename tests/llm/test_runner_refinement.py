@@ -16,8 +16,12 @@ from trace2eval.sessions.refinement import REFINE, Refinement
 from trace2eval.sessions.tasks import fix
 from trace2eval.state.validation import ValidationOutcome
 
-CHECK = {"name": "long_tool_chains", "doc": "a run that calls tools forever is broken", "message": "too many tool calls",
-         "fail_when": {"feature": "n_tool_calls", "op": ">", "value": 40}}
+CHECK = {
+    "name": "long_tool_chains",
+    "doc": "a run that calls tools forever is broken",
+    "message": "too many tool calls",
+    "fail_when": {"feature": "n_tool_calls", "op": ">", "value": 40},
+}
 
 
 def results(request):
@@ -29,8 +33,16 @@ def test_the_runner_refines_a_task_after_its_deterministic_step(serve, llm_sessi
     judges_before = session.plan().task("scorers").summary["judges"]
 
     def scorers_session(request):
-        yield [tool_use("submit_guidelines_judge", {"name": "cites_figures", "doc": "answers cite figures",
-                                                    "guidelines": ["The answer cites the figures it relies on."]})]
+        yield [
+            tool_use(
+                "submit_guidelines_judge",
+                {
+                    "name": "cites_figures",
+                    "doc": "answers cite figures",
+                    "guidelines": ["The answer cites the figures it relies on."],
+                },
+            )
+        ]
         yield [tool_use("finish", {"summary": "one judge"})]
 
     server = serve(ScriptedModel({"scorers": scorers_session}))

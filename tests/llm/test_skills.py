@@ -63,8 +63,14 @@ def test_every_code_block_is_valid_python(path):
 def test_every_code_block_runs_against_the_installed_mlflow(path, tmp_path):
     env = {**os.environ, **SAFE_MLFLOW_ENV, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'skill.db'}"}
     env.pop("MLFLOW_EXPERIMENT_ID", None)
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("skillrun.py")), str(PACKAGE_SKILL / path)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("skillrun.py")), str(PACKAGE_SKILL / path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == f"OK {len(blocks(read_skill(path)))} blocks"
 
@@ -78,15 +84,28 @@ def test_the_built_package_carries_the_skill_and_the_sandbox_child(tmp_path):
         shutil.copy(REPO / name, project / name)
     shutil.copytree(REPO / "src", project / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
     built = tmp_path / "built"
-    proc = subprocess.run([sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py",
-                           "--build-lib", str(built)], cwd=project, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py", "--build-lib", str(built)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (built / "trace2eval" / "llm" / "_samplechild.py").exists()
     # Imported from the built tree (not this checkout), the skill files are found.
-    probe = subprocess.run([sys.executable, "-c", "import trace2eval.llm.skills as s; print(s.__file__); "
-                            "print(len(s.skill_files()), len(s.core_context()))"],
-                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(built)}, capture_output=True, text=True,
-                           timeout=120)
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import trace2eval.llm.skills as s; print(s.__file__); print(len(s.skill_files()), len(s.core_context()))",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(built)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert probe.returncode == 0, probe.stderr[-2000:]
     where, counts = probe.stdout.strip().splitlines()
     assert where.startswith(str(built))

@@ -52,8 +52,12 @@ def test_search_and_read_traces(llm_session):
 
 def test_unknown_tool_and_malformed_input_are_marked_malformed(llm_session):
     toolbox, _ = box(llm_session(), "dataset")
-    for name, args in (("run_shell", {"cmd": "id"}), ("get_trace", "not an object"), ("get_trace", {"id": "x"}),
-                       ("search_traces", {"page_size": 500})):
+    for name, args in (
+        ("run_shell", {"cmd": "id"}),
+        ("get_trace", "not an object"),
+        ("get_trace", {"id": "x"}),
+        ("search_traces", {"page_size": 500}),
+    ):
         result = toolbox.call(name, args)
         assert result.is_error and result.malformed, (name, result.content)
     assert "unknown tool 'run_shell'" in toolbox.call("run_shell", {}).content
@@ -86,8 +90,12 @@ def test_labels_and_unlisted_analysis_sections_never_reach_the_model(llm_session
     ids = [t.info.trace_id for t in client.search_traces(locations=[demo_copy["experiment_id"]], max_results=50)]
     for tid in ids:
         client.set_trace_tag(tid, "gt.success", "False")
-        mlflow.log_feedback(trace_id=tid, name="gt_task_success", value=False,
-                            source=AssessmentSource(source_type="CODE", source_id="grader"))
+        mlflow.log_feedback(
+            trace_id=tid,
+            name="gt_task_success",
+            value=False,
+            source=AssessmentSource(source_type="CODE", source_id="grader"),
+        )
     analysis = read_json(session.analysis_file)
     analysis["meta_evaluation"] = {"label": "gt_task_success", "agreement": "LABEL-MARKER-123"}
     analysis["findings"][0]["label_agreement"] = "LABEL-MARKER-456"
@@ -115,10 +123,14 @@ def test_agent_profile_is_checked_against_the_analysis(llm_session):
     session = llm_session()
     toolbox, ctx = box(session, "initializer")
     clusters = [q["name"] for q in read_json(session.analysis_file)["query_types"]]
-    profile = {"agent_name": "Sales supervisor", "description": "Routes business questions to specialists.",
-               "query_types": [{"cluster": "no_such_cluster", "label": "x_type", "description": "?"}],
-               "evaluation_dimensions": [{"name": "routing", "why": "seen", "scorer_type": "guidelines",
-                                          "evidence": ["tr-never-shown"]}]}
+    profile = {
+        "agent_name": "Sales supervisor",
+        "description": "Routes business questions to specialists.",
+        "query_types": [{"cluster": "no_such_cluster", "label": "x_type", "description": "?"}],
+        "evaluation_dimensions": [
+            {"name": "routing", "why": "seen", "scorer_type": "guidelines", "evidence": ["tr-never-shown"]}
+        ],
+    }
     refused = toolbox.call("submit_agent_profile", profile)
     assert refused.is_error and "no_such_cluster" in refused.content and "never shown" in refused.content
     profile["query_types"] = [{"cluster": clusters[0], "label": "sales_pipeline", "description": "pipeline questions"}]
@@ -133,14 +145,20 @@ def test_dataset_rows_need_real_shown_traces_and_valid_expectations(llm_session)
     toolbox, ctx = box(session, "dataset")
     page, _ = call(toolbox, "search_traces", page_size=2)
     tid = page["traces"][0]["trace_id"]
-    out, result = call(toolbox, "submit_dataset_rows", rows=[
-        {"source_trace": tid, "reason": "an edge case", "expectations": {"expected_facts": ["a fact"]}},
-        {"source_trace": "tr-0000000000000000000000000000dead", "reason": "made up"},
-    ])
+    out, result = call(
+        toolbox,
+        "submit_dataset_rows",
+        rows=[
+            {"source_trace": tid, "reason": "an edge case", "expectations": {"expected_facts": ["a fact"]}},
+            {"source_trace": "tr-0000000000000000000000000000dead", "reason": "made up"},
+        ],
+    )
     assert [r["accepted"] for r in out["results"]] == [True, False]
     assert "unknown trace id" in out["results"][1]["reasons"][0]
-    bad = toolbox.call("submit_dataset_rows", {"rows": [{"source_trace": tid, "reason": "x",
-                                                          "expectations": {"expected_answer": "y"}}]})
+    bad = toolbox.call(
+        "submit_dataset_rows",
+        {"rows": [{"source_trace": tid, "reason": "x", "expectations": {"expected_answer": "y"}}]},
+    )
     assert bad.is_error and bad.malformed and "expected_answer" in bad.content
     assert len(ctx.staged.rows) == 1 and ctx.staged.rows[0]["expectations"] == {"expected_facts": ["a fact"]}
 
@@ -148,11 +166,18 @@ def test_dataset_rows_need_real_shown_traces_and_valid_expectations(llm_session)
 def test_edge_cases_must_look_like_real_inputs(llm_session):
     toolbox, ctx = box(llm_session(), "dataset")
     real_keys = sorted(read_json(ctx.session.dataset_json)["rows"][0]["inputs"])
-    out, _ = call(toolbox, "submit_edge_cases", cases=[
-        {"inputs": {"prompt": "x"}, "reason": "wrong shape", "expectations": {"guidelines": ["declines"]}},
-        {"inputs": {k: "What is the weather on Mars?" for k in real_keys}, "reason": "out of scope",
-         "expectations": {"guidelines": ["Declines politely: weather is out of scope."]}},
-    ])
+    out, _ = call(
+        toolbox,
+        "submit_edge_cases",
+        cases=[
+            {"inputs": {"prompt": "x"}, "reason": "wrong shape", "expectations": {"guidelines": ["declines"]}},
+            {
+                "inputs": {k: "What is the weather on Mars?" for k in real_keys},
+                "reason": "out of scope",
+                "expectations": {"guidelines": ["Declines politely: weather is out of scope."]},
+            },
+        ],
+    )
     assert [r["accepted"] for r in out["results"]] == [False, True]
     assert "the agent's real inputs have" in out["results"][0]["reasons"][0]
 
@@ -161,24 +186,48 @@ def test_judges_are_checked_by_mlflow_and_names_must_not_collide(llm_session):
     session = llm_session()
     toolbox, ctx = box(session, "scorers")
     existing = [s["name"] for s in read_json(session.scorer_specs_file)["scorers"]]
-    collide = toolbox.call("submit_guidelines_judge", {"name": existing[0], "guidelines": ["Answers the question."],
-                                                       "doc": "a colliding judge"})
+    collide = toolbox.call(
+        "submit_guidelines_judge",
+        {"name": existing[0], "guidelines": ["Answers the question."], "doc": "a colliding judge"},
+    )
     assert collide.is_error and "already exists" in collide.content
-    no_vars = toolbox.call("submit_custom_judge", {"name": "vague_judge", "doc": "no template variables here",
-                                                   "instructions": "Rate whether the answer is good and helpful overall."})
+    no_vars = toolbox.call(
+        "submit_custom_judge",
+        {
+            "name": "vague_judge",
+            "doc": "no template variables here",
+            "instructions": "Rate whether the answer is good and helpful overall.",
+        },
+    )
     assert no_vars.is_error and "must use" in no_vars.content
-    expectation_judge = toolbox.call("submit_custom_judge", {
-        "name": "matches_expectations", "doc": "uses expectations",
-        "instructions": "Does {{ outputs }} contain the facts in {{ expectations }}? Answer true or false."})
+    expectation_judge = toolbox.call(
+        "submit_custom_judge",
+        {
+            "name": "matches_expectations",
+            "doc": "uses expectations",
+            "instructions": "Does {{ outputs }} contain the facts in {{ expectations }}? Answer true or false.",
+        },
+    )
     assert expectation_judge.is_error and "expectations" in expectation_judge.content
-    good = toolbox.call("submit_custom_judge", {
-        "name": "grounded_answer", "doc": "answers only from tool results",
-        "instructions": "Read {{ trace }}. Answer true if every number in the final answer appears in a tool result."})
+    good = toolbox.call(
+        "submit_custom_judge",
+        {
+            "name": "grounded_answer",
+            "doc": "answers only from tool results",
+            "instructions": "Read {{ trace }}. Answer true if every number in the final answer appears in a tool result.",
+        },
+    )
     assert not good.is_error
     generic = next(s["name"] for s in read_json(session.scorer_specs_file)["scorers"] if s["kind"] == "guidelines")
-    rewrite = toolbox.call("submit_guidelines_judge", {"name": "routes_to_one_specialist", "replaces": generic,
-                                                       "guidelines": ["Sales questions go to customer_sales only."],
-                                                       "doc": "routing in the agent's own terms"})
+    rewrite = toolbox.call(
+        "submit_guidelines_judge",
+        {
+            "name": "routes_to_one_specialist",
+            "replaces": generic,
+            "guidelines": ["Sales questions go to customer_sales only."],
+            "doc": "routing in the agent's own terms",
+        },
+    )
     assert not rewrite.is_error
     assert ctx.staged.replaces == {"routes_to_one_specialist": generic}
     assert {s.name for s in ctx.staged.specs} == {"grounded_answer", "routes_to_one_specialist"}
@@ -215,9 +264,16 @@ def test_scorer_code_from_a_model_is_refused_whatever_it_does(llm_session, tmp_p
     code = _payload(kind, marker)
     as_code = toolbox.call("submit_custom_scorer", {"name": f"escape_{kind}", "doc": "x" * 20, "code": code})
     assert as_code.is_error and as_code.malformed and "unknown tool" in as_code.content
-    smuggled = toolbox.call("submit_custom_check", {"name": f"escape_{kind}", "doc": "x" * 20, "code": code,
-                                                    "message": "fails", "fail_when": {"feature": "has_answer",
-                                                                                      "op": "==", "value": False}})
+    smuggled = toolbox.call(
+        "submit_custom_check",
+        {
+            "name": f"escape_{kind}",
+            "doc": "x" * 20,
+            "code": code,
+            "message": "fails",
+            "fail_when": {"feature": "has_answer", "op": "==", "value": False},
+        },
+    )
     assert smuggled.is_error and smuggled.malformed
     assert ctx.staged.specs == [] and not marker.exists()
 
@@ -225,28 +281,42 @@ def test_scorer_code_from_a_model_is_refused_whatever_it_does(llm_session, tmp_p
 def test_custom_checks_are_data_checked_then_tried_on_sample_rows(llm_session, tmp_path):
     session = llm_session()
     toolbox, ctx = box(session, "scorers")
-    rule = {"any": [{"text": "answer", "words_any": ["cannot help", "sorry"]},
-                    {"tool_calls": {"ok": False}, "op": ">", "value": 1}]}
-    good, result = call(toolbox, "submit_custom_check", name="answer_declines", doc="the agent declines or fails twice",
-                        fail_when=rule, message="the agent declined or two tool calls failed")
+    rule = {
+        "any": [
+            {"text": "answer", "words_any": ["cannot help", "sorry"]},
+            {"tool_calls": {"ok": False}, "op": ">", "value": 1},
+        ]
+    }
+    good, result = call(
+        toolbox,
+        "submit_custom_check",
+        name="answer_declines",
+        doc="the agent declines or fails twice",
+        fail_when=rule,
+        message="the agent declined or two tool calls failed",
+    )
     assert not result.is_error, good
     assert good["sample_rows"]["pass"] + good["sample_rows"]["fail"] == 10
     spec = ctx.staged.specs[0]
     assert (spec.kind, spec.check, spec.params["fail_when"]) == ("rule", "rule", rule)
     assert "Fails when (answer has any of the words" in spec.doc
 
-    for bad in ({"feature": "__class__", "op": "==", "value": 1},                  # not a feature
-                {"text": "answer", "matches": "(a+)+$"},                           # no regular expressions
-                {"feature": "n_tool_calls", "op": "is", "value": 1},               # not an operator
-                {"all": [{"feature": "n_tool_calls", "op": ">", "value": 1}], "any": []}):
-        refused = toolbox.call("submit_custom_check", {"name": "bad_rule", "doc": "a bad rule here",
-                                                       "message": "fails", "fail_when": bad})
+    for bad in (
+        {"feature": "__class__", "op": "==", "value": 1},  # not a feature
+        {"text": "answer", "matches": "(a+)+$"},  # no regular expressions
+        {"feature": "n_tool_calls", "op": "is", "value": 1},  # not an operator
+        {"all": [{"feature": "n_tool_calls", "op": ">", "value": 1}], "any": []},
+    ):
+        refused = toolbox.call(
+            "submit_custom_check", {"name": "bad_rule", "doc": "a bad rule here", "message": "fails", "fail_when": bad}
+        )
         assert refused.is_error and refused.malformed, bad
     deep = {"feature": "n_tool_calls", "op": ">", "value": 1}
     for _ in range(5):
         deep = {"not": deep}
-    too_deep = toolbox.call("submit_custom_check", {"name": "deep_rule", "doc": "nested too deep",
-                                                    "message": "fails", "fail_when": deep})
+    too_deep = toolbox.call(
+        "submit_custom_check", {"name": "deep_rule", "doc": "nested too deep", "message": "fails", "fail_when": deep}
+    )
     assert too_deep.is_error and "nest at most" in too_deep.content
 
     check, _ = call(toolbox, "check_scorers")
@@ -263,9 +333,19 @@ def test_hostile_text_inside_a_check_stays_data(llm_session, tmp_path):
     marker = tmp_path / "OWNED"
     payloads = [_payload(kind, marker) for kind in sorted(ESCAPES)]
     hostile = '"""\n' + payloads[0] + '\n"""' + "\\"
-    _, result = call(toolbox, "submit_custom_check", name="hostile_phrases", doc=hostile[:600],
-                     message=hostile[:200], fail_when={"any": [{"text": "answer", "contains_any": [p[:80] for p in payloads]},
-                                                               {"text": "tool_args", "words_any": [hostile[:80]]}]})
+    _, result = call(
+        toolbox,
+        "submit_custom_check",
+        name="hostile_phrases",
+        doc=hostile[:600],
+        message=hostile[:200],
+        fail_when={
+            "any": [
+                {"text": "answer", "contains_any": [p[:80] for p in payloads]},
+                {"text": "tool_args", "words_any": [hostile[:80]]},
+            ]
+        },
+    )
     assert not result.is_error, result.content
     check, _ = call(toolbox, "check_scorers")
     assert check["crashed"] is None and check["scorers"]["hostile_phrases"]["scored"] == "10/10"
@@ -283,7 +363,11 @@ def test_the_sample_run_stops_a_runaway_scorer_and_bounds_memory(llm_session, tm
     session = llm_session()
     _, ctx = box(session, "scorers")
     specs, _ = current_specs(ctx)
-    code = render_scorers(specs, None).replace("def get_code_scorers():", '''@scorer
+    code = (
+        render_scorers(specs, None)
+        .replace(
+            "def get_code_scorers():",
+            """@scorer
 def spinner(outputs):
     while True:
         pass
@@ -294,7 +378,10 @@ def hog(outputs):
     return len(bytearray(8 * 2**30)) > 0
 
 
-def get_code_scorers():''').replace("    return [", "    return [spinner, hog, ", 1)
+def get_code_scorers():""",
+        )
+        .replace("    return [", "    return [spinner, hog, ", 1)
+    )
     run = run_samples(code, ["spinner", "hog"], sample_rows(ctx), tmp_path / "scratch", call_timeout_s=1)
     assert run.problems_of("spinner") == ["row 0: did not return within 1 s"]
     assert "MemoryError" in " ".join(run.problems_of("hog"))

@@ -13,9 +13,19 @@ from pathlib import Path
 
 import pytest
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-         "--disable-extensions", "--mute-audio", "--disable-dev-shm-usage"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--disable-extensions",
+    "--mute-audio",
+    "--disable-dev-shm-usage",
+]
 
 # Appended to a copy of the page under test: once everything has loaded, record what each image
 # decoded to and whether any injected script ran, as a JSON attribute --dump-dom will show.
@@ -46,8 +56,9 @@ def chromium() -> str:
 
 
 def run(args: list[str], profile: Path, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [chromium(), *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def screenshot(page: Path, out: Path, profile: Path, size: str = "1280,2400") -> Path:
@@ -66,7 +77,7 @@ def probe_dom(page: Path, work: Path, profile: Path, keep_csp: bool = False) -> 
     if not keep_csp:
         start = html.find('<meta http-equiv="Content-Security-Policy"')
         if start >= 0:
-            html = html[:start] + html[html.index(">", start) + 1:]
+            html = html[:start] + html[html.index(">", start) + 1 :]
     probed = work / f"probed-{page.name}"
     probed.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
     proc = run(["--virtual-time-budget=10000", "--dump-dom", probed.resolve().as_uri()], profile)

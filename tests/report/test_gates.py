@@ -38,24 +38,38 @@ def verdicts(results):
 
 
 def test_gate_verdicts(run_eval):
-    spec = {"tolerance": 0.05, "gates": {
-        "a/mean": 0.8,                                   # plain floor
-        "b/mean": {"min": 0.8, "tolerance": 0.0},        # strict
-        "c/mean": {"max": 0.2},                          # lower is better
-        "judge/mean": 0.9,                               # a judge that did not run
-        "gone/mean": 0.9,                                # a scorer that ran but gave no value
-        "up/mean": 0.5,
-    }}
+    spec = {
+        "tolerance": 0.05,
+        "gates": {
+            "a/mean": 0.8,  # plain floor
+            "b/mean": {"min": 0.8, "tolerance": 0.0},  # strict
+            "c/mean": {"max": 0.2},  # lower is better
+            "judge/mean": 0.9,  # a judge that did not run
+            "gone/mean": 0.9,  # a scorer that ran but gave no value
+            "up/mean": 0.5,
+        },
+    }
     metrics = {"a/mean": 0.76, "b/mean": 0.79, "c/mean": 0.3, "gone/mean": float("nan"), "up/mean": 0.9}
     results = run_eval.check_gates(metrics, spec, {"a", "b", "c", "gone", "up"})
-    assert verdicts(results) == {"a/mean": "ok", "b/mean": "REGRESSED", "c/mean": "REGRESSED",
-                                 "judge/mean": "not run", "gone/mean": "REGRESSED", "up/mean": "improved"}
+    assert verdicts(results) == {
+        "a/mean": "ok",
+        "b/mean": "REGRESSED",
+        "c/mean": "REGRESSED",
+        "judge/mean": "not run",
+        "gone/mean": "REGRESSED",
+        "up/mean": "improved",
+    }
 
 
 def test_update_keeps_what_a_person_set(run_eval, tmp_path):
     path = tmp_path / "eval_gates.json"
-    previous = {"tolerance": 0.02, "gates": {"a/mean": {"min": 0.5, "tolerance": 0.0}, "judge/mean": 0.9, "b/mean": 0.1}}
-    run_eval.write_gates({"a/mean": 0.7, "b/mean": 0.6, "nan/mean": float("nan"), "b/max": 1.0}, path, "run1", 10, previous)
+    previous = {
+        "tolerance": 0.02,
+        "gates": {"a/mean": {"min": 0.5, "tolerance": 0.0}, "judge/mean": 0.9, "b/mean": 0.1},
+    }
+    run_eval.write_gates(
+        {"a/mean": 0.7, "b/mean": 0.6, "nan/mean": float("nan"), "b/max": 1.0}, path, "run1", 10, previous
+    )
     written = json.loads(path.read_text())
     assert written["tolerance"] == 0.02 and written["baseline"]["run_id"] == "run1"
     assert written["gates"] == {"a/mean": {"min": 0.7, "tolerance": 0.0}, "b/mean": 0.6, "judge/mean": 0.9}
@@ -63,10 +77,13 @@ def test_update_keeps_what_a_person_set(run_eval, tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "is not valid JSON"),
-    ('["a list"]', 'must be an object with a "gates" object'),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "is not valid JSON"),
+        ('["a list"]', 'must be an object with a "gates" object'),
+    ],
+)
 def test_unreadable_gates_file(run_eval, tmp_path, content, message):
     path = tmp_path / "eval_gates.json"
     path.write_text(content)
@@ -86,9 +103,22 @@ def test_regression_makes_run_eval_exit_1(session_copy):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
 
     def run(*args):
-        return subprocess.run([sys.executable, "run_eval.py", "--tracking-uri", config.tracking_uri,
-                               "--experiment-id", config.experiment_id, *args], cwd=folder, capture_output=True,
-                              text=True, timeout=600, env=env)
+        return subprocess.run(
+            [
+                sys.executable,
+                "run_eval.py",
+                "--tracking-uri",
+                config.tracking_uri,
+                "--experiment-id",
+                config.experiment_id,
+                *args,
+            ],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
 
     gates_file = folder / "eval_gates.json"
     gates = json.loads(gates_file.read_text())

@@ -22,7 +22,9 @@ def client_for(session):
 
 def generation_runs(session):
     return client_for(session).search_runs(
-        [session.config().experiment_id], filter_string=f"tags.`{SESSION_TAG}` = '{session.id}' AND tags.`{KIND_TAG}` = 'generation'")
+        [session.config().experiment_id],
+        filter_string=f"tags.`{SESSION_TAG}` = '{session.id}' AND tags.`{KIND_TAG}` = 'generation'",
+    )
 
 
 def test_runner_published_the_finished_session(demo_session):
@@ -133,9 +135,20 @@ def test_dataset_names(tmp_path, monkeypatch):
 
 
 def test_records_keep_their_source_trace():
-    rows = [{"inputs": {"q": "hi"}, "outputs": {"a": "yo"}, "expectations": {"expected_facts": ["x"]},
-             "metadata": {"source_trace": "tr-1", "case_type": "failure", "findings": ["f1", "f2"], "query_type": "greet"}},
-            {"inputs": "bare text", "outputs": None, "metadata": {}}]
+    rows = [
+        {
+            "inputs": {"q": "hi"},
+            "outputs": {"a": "yo"},
+            "expectations": {"expected_facts": ["x"]},
+            "metadata": {
+                "source_trace": "tr-1",
+                "case_type": "failure",
+                "findings": ["f1", "f2"],
+                "query_type": "greet",
+            },
+        },
+        {"inputs": "bare text", "outputs": None, "metadata": {}},
+    ]
     first, second = records_from_rows(rows, "s1")
     assert first["source"] == {"source_type": "TRACE", "source_data": {"trace_id": "tr-1"}}
     assert first["tags"]["trace2eval.findings"] == "f1,f2" and first["expectations"] == {"expected_facts": ["x"]}

@@ -10,7 +10,7 @@ import pytest
 from trace2eval import ui
 from trace2eval.validate.run import run_eval_script
 
-FAKE_EVAL = textwrap.dedent('''
+FAKE_EVAL = textwrap.dedent("""
     import json, sys, time
     out = sys.argv[sys.argv.index("--results-json") + 1]
     for n in range(0, 5):
@@ -20,7 +20,7 @@ FAKE_EVAL = textwrap.dedent('''
     sys.stderr.write("\\n")
     print("Run ID: fake")
     json.dump({"run_id": "fake", "metrics": {}}, open(out, "w"))
-''')
+""")
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,9 @@ def restore_quiet():
 def test_validation_progress_is_relayed_from_the_child(tmp_path):
     (tmp_path / "run_eval.py").write_text(FAKE_EVAL)
     seen = []
-    result = run_eval_script(tmp_path, tmp_path / "results.json", 60, on_progress=lambda n, total: seen.append((n, total)))
+    result = run_eval_script(
+        tmp_path, tmp_path / "results.json", 60, on_progress=lambda n, total: seen.append((n, total))
+    )
     assert result.exit_code == 0 and result.results == {"run_id": "fake", "metrics": {}}
     assert seen == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
     assert "Evaluating:" in result.stderr_tail and "Run ID: fake" in result.stdout_tail
@@ -59,7 +61,16 @@ def test_activity_in_logs_and_under_quiet(capsys):
 
 
 def test_run_is_quiet_end_to_end(cli, demo_store, tmp_path):
-    code, out, err = cli("task", "initializer", "--session", tmp_path / "s" / "one", "-e", demo_store["experiment_id"],
-                         "--tracking-uri", demo_store["uri"], "--quiet")
+    code, out, err = cli(
+        "task",
+        "initializer",
+        "--session",
+        tmp_path / "s" / "one",
+        "-e",
+        demo_store["experiment_id"],
+        "--tracking-uri",
+        demo_store["uri"],
+        "--quiet",
+    )
     assert code == 0 and err == ""
     assert json.loads((tmp_path / "s" / "one" / "eval_tasks.json").read_text())["tasks"][0]["status"] == "completed"

@@ -55,7 +55,7 @@ def test_trace_text_cannot_run_script_in_the_report(session_copy, tmp_path):
     assert all(i["width"] > 0 for i in result["images"])  # no broken <img> smuggled in
     # With it (as a person opens the file), not even the probe may run.
     dom = browser.probe_dom(files.html, tmp_path, tmp_path / "profile-csp", keep_csp=True)
-    assert 't2e-probe' not in dom.split("</script>")[-1]
+    assert "t2e-probe" not in dom.split("</script>")[-1]
     assert "&lt;script&gt;window.__pwned" in dom
 
 
@@ -67,9 +67,18 @@ def test_hostile_production_traces_stay_text_in_the_report(store, tmp_path):
 
     evil = '<script>window.__pwned="req"</script>'
     for i in range(8):
-        store.add(f"order question {i} {evil}", f"answer {i} <img src=x onerror=\"window.__pwned='ans'\">",
-                  tools=[{"name": "lookup<script>window.__pwned='tool'</script>", "args": {"q": evil},
-                          "error": i % 3 == 0, "output": {"error": f"failed {evil}"}}])
+        store.add(
+            f"order question {i} {evil}",
+            f"answer {i} <img src=x onerror=\"window.__pwned='ans'\">",
+            tools=[
+                {
+                    "name": "lookup<script>window.__pwned='tool'</script>",
+                    "args": {"q": evil},
+                    "error": i % 3 == 0,
+                    "output": {"error": f"failed {evil}"},
+                }
+            ],
+        )
     store.add(evil, None, status="ERROR", exception=("Boom<script>", evil))
     config = SessionConfig.from_inputs(store.experiment_id, store.uri)
     session = runner.create_session(config, tmp_path / "sessions")

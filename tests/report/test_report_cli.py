@@ -25,7 +25,9 @@ def test_report_command_errors(cli, tmp_path, session_copy):
     code, out, err = cli("report", tmp_path)
     assert code == 1 and err.startswith(f"Error: {tmp_path.resolve()} is not a trace2eval session")
     code, out, err = cli("report", session_copy.dir, "--ui-url", "ftp://host")
-    assert code == 1 and "Error: --ui-url 'ftp://host' is not an http(s) address — pass e.g. http://127.0.0.1:5000" in err
+    assert (
+        code == 1 and "Error: --ui-url 'ftp://host' is not an http(s) address — pass e.g. http://127.0.0.1:5000" in err
+    )
     code, out, err = cli("report", session_copy.dir, "--log-to-mlflow", "--offline")
     assert code == 1 and "cannot be combined" in err
     code, out, err = cli("report", session_copy.dir, "--previous", tmp_path / "missing")
@@ -38,7 +40,8 @@ def test_report_command_can_relog_to_mlflow(cli, session_copy):
     code, out, err = cli("report", session_copy.dir, "--log-to-mlflow")
     assert code == 0, err
     runs = MlflowClient(session_copy.config().tracking_uri).search_runs(
-        [session_copy.config().experiment_id], filter_string=f"tags.`trace2eval.session_id` = '{session_copy.id}'")
+        [session_copy.config().experiment_id], filter_string=f"tags.`trace2eval.session_id` = '{session_copy.id}'"
+    )
     assert len(runs) == 1  # the copy's run from the original session, updated, not a second one
 
 

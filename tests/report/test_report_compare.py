@@ -35,18 +35,40 @@ def test_changes_since_the_previous_session(demo_session, demo_store, tmp_path):
         for f in analysis["findings"]:
             if f["id"] == grown["id"]:
                 f["prevalence"]["rate"] = round(f["prevalence"]["rate"] + 0.2, 3)
-        analysis["findings"].append({"id": "brand_new", "title": "Something new", "severity": "high",
-                                     "prevalence": {"traces": 4, "rate": 0.1}, "evidence": ["tr-x"]})
+        analysis["findings"].append(
+            {
+                "id": "brand_new",
+                "title": "Something new",
+                "severity": "high",
+                "prevalence": {"traces": 4, "rate": 0.1},
+                "evidence": ["tr-x"],
+            }
+        )
         validation["metrics"][metric] = validation["metrics"][metric] - 0.25
 
-    second = later_copy(demo_session, demo_store["folder"], tmp_path, "2030-01-02_000000", "2030-01-02T00:00:00+00:00", edit)
+    second = later_copy(
+        demo_session, demo_store["folder"], tmp_path, "2030-01-02_000000", "2030-01-02T00:00:00+00:00", edit
+    )
     # A third folder of another experiment, and a newer one, are not "previous".
-    other = later_copy(demo_session, demo_store["folder"], tmp_path, "2030-01-01_120000", "2030-01-01T12:00:00+00:00",
-                       lambda a, v: None)
+    other = later_copy(
+        demo_session,
+        demo_store["folder"],
+        tmp_path,
+        "2030-01-01_120000",
+        "2030-01-01T12:00:00+00:00",
+        lambda a, v: None,
+    )
     plan = json.loads(other.tasks_file.read_text())
     plan["experiment_id"] = "999"
     other.tasks_file.write_text(json.dumps(plan))
-    later_copy(demo_session, demo_store["folder"], tmp_path, "2030-01-03_000000", "2030-01-03T00:00:00+00:00", lambda a, v: None)
+    later_copy(
+        demo_session,
+        demo_store["folder"],
+        tmp_path,
+        "2030-01-03_000000",
+        "2030-01-03T00:00:00+00:00",
+        lambda a, v: None,
+    )
     (tmp_path / "sessions" / "not-a-session").mkdir()
 
     previous = find_previous(second)

@@ -18,13 +18,16 @@ CONTROL = "red\x1b[31m alert\x00 nul \u202eexe.txt\u2066 \u200bzero \r back"
 
 
 def _hidden(text: str) -> list[str]:
-    return sorted({hex(ord(ch)) for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
-                   and ch not in "\n\t"})
+    return sorted(
+        {hex(ord(ch)) for ch in text if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") and ch not in "\n\t"}
+    )
 
 
 def _code_spans(markdown: str) -> list[str]:
     tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
-    return [child.content for token in tokens if token.children for child in token.children if child.type == "code_inline"]
+    return [
+        child.content for token in tokens if token.children for child in token.children if child.type == "code_inline"
+    ]
 
 
 def test_a_code_span_holds_any_backtick_run():
@@ -37,8 +40,16 @@ def test_a_code_span_holds_any_backtick_run():
 
 def test_backticks_in_trace_text_do_not_break_out_of_code_spans(session_copy):
     analysis = session_copy.analysis()
-    analysis["error_patterns"] = [{"where": "tool", "name": BACKTICKS + " [x](javascript:alert(1))", "message": "m",
-                                   "count": 1, "traces": 1, "evidence": ["tr-1`<b>x</b>`"]}]
+    analysis["error_patterns"] = [
+        {
+            "where": "tool",
+            "name": BACKTICKS + " [x](javascript:alert(1))",
+            "message": "m",
+            "count": 1,
+            "traces": 1,
+            "evidence": ["tr-1`<b>x</b>`"],
+        }
+    ]
     session_copy.analysis_file.write_text(json.dumps(analysis))
     markdown = write_report(session_copy, previous=None, read_traces=False).markdown.read_text()
     spans = _code_spans(markdown)
@@ -55,8 +66,16 @@ def test_control_and_bidi_characters_never_reach_the_reports(session_copy):
     analysis["findings"][0]["title"] = CONTROL
     analysis["findings"][0]["description"] = CONTROL
     analysis["query_types"][0]["name"] = CONTROL
-    analysis["error_patterns"] = [{"where": "tool", "name": CONTROL, "message": CONTROL, "count": 1, "traces": 1,
-                                   "evidence": ["tr-\x1b]8;;http://evil\x07x"]}]
+    analysis["error_patterns"] = [
+        {
+            "where": "tool",
+            "name": CONTROL,
+            "message": CONTROL,
+            "count": 1,
+            "traces": 1,
+            "evidence": ["tr-\x1b]8;;http://evil\x07x"],
+        }
+    ]
     session_copy.analysis_file.write_text(json.dumps(analysis))
     files = write_report(session_copy, previous=None, read_traces=False)
     for path in (files.html, files.markdown):
@@ -101,7 +120,7 @@ def test_pass_rates_are_worded_as_the_datasets_not_the_agents(session_copy):
     assert f"{share:.0%} of the production traces analyzed are flagged by no finding" in html
     # A code scorer that repeats a finding's check shows that finding's production pass share.
     finding = next(f for f in analysis["findings"] if f["prevalence"].get("rate"))
-    row = html[html.index('<section id="scorers">'):]
-    row = row[row.index(f"<td><code>{finding['id']}</code>"):]
-    row = row[:row.index("</tr>")]
+    row = html[html.index('<section id="scorers">') :]
+    row = row[row.index(f"<td><code>{finding['id']}</code>") :]
+    row = row[: row.index("</tr>")]
     assert f"{1 - finding['prevalence']['rate']:.1%}" in row

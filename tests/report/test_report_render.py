@@ -77,7 +77,10 @@ def test_trace_ids_link_to_the_mlflow_ui_when_there_is_one(session_copy):
     trace_id = session_copy.analysis()["findings"][0]["evidence"][0]
     exp = session_copy.config().experiment_id
     assert f'href="http://127.0.0.1:5000/#/experiments/{exp}/traces?selectedEvaluationId={trace_id}"' in html
-    assert f"(http://127.0.0.1:5000/#/experiments/{exp}/traces?selectedEvaluationId={trace_id})" in files.markdown.read_text()
+    assert (
+        f"(http://127.0.0.1:5000/#/experiments/{exp}/traces?selectedEvaluationId={trace_id})"
+        in files.markdown.read_text()
+    )
     write_report(session_copy, previous=None)  # a sqlite store alone has no UI: ids, plus how to get links
     html = files.html.read_text()
     assert "selectedEvaluationId" not in html and "--ui-url http://127.0.0.1:5000" in html
@@ -95,7 +98,7 @@ def test_ui_links_for_each_kind_of_tracking_store(monkeypatch):
     assert local.trace("tr-3") is None and local.experiment() is None
     assert UiLinks.for_tracking_uri("sqlite:///x.db", "1", "javascript:alert(1)").trace("t") is None
     assert UiLinks.for_tracking_uri("sqlite:///x.db", "1").trace("a/../b") is None
-    assert http.trace("a&b=<c>") .endswith("selectedEvaluationId=a%26b%3D%3Cc%3E")
+    assert http.trace("a&b=<c>").endswith("selectedEvaluationId=a%26b%3D%3Cc%3E")
     assert safe_uri("https://user:secret@host/path?token=abc") == "https://host/path"
 
 
@@ -106,8 +109,9 @@ def test_untrusted_text_stays_text(session_copy):
     analysis["findings"][0]["title"] = PAYLOAD
     analysis["query_types"][0]["examples"] = [PAYLOAD]
     analysis["query_types"][0]["name"] = "<b>bold</b>"
-    analysis["error_patterns"] = [{"where": "tool", "name": PAYLOAD, "message": PAYLOAD, "count": 1, "traces": 1,
-                                   "evidence": ["tr-<script>"]}]
+    analysis["error_patterns"] = [
+        {"where": "tool", "name": PAYLOAD, "message": PAYLOAD, "count": 1, "traces": 1, "evidence": ["tr-<script>"]}
+    ]
     session_copy.analysis_file.write_text(json.dumps(analysis))
     files = write_report(session_copy, previous=None)
     html = files.html.read_text()
@@ -144,13 +148,24 @@ def test_a_session_that_failed_early_still_gets_a_report(cli, store, tmp_path):
 
 
 def test_state_files_from_another_version_do_not_break_the_report(session_copy):
-    analysis = {"schema_version": 9, "findings": [{"id": "odd", "severity": "critical", "prevalence": {"traces": "many"}},
-                                                   {"title": "no id"}, "not a dict"],
-                "query_types": [{"name": "q", "count": 3, "findings": {"odd": "x"}}], "trace_summary": {"total_analyzed": 3},
-                "brand_new_section": {"anything": [1, 2]}}
+    analysis = {
+        "schema_version": 9,
+        "findings": [
+            {"id": "odd", "severity": "critical", "prevalence": {"traces": "many"}},
+            {"title": "no id"},
+            "not a dict",
+        ],
+        "query_types": [{"name": "q", "count": 3, "findings": {"odd": "x"}}],
+        "trace_summary": {"total_analyzed": 3},
+        "brand_new_section": {"anything": [1, 2]},
+    }
     session_copy.analysis_file.write_text(json.dumps(analysis))
-    (session_copy.state_dir / "validation_results.json").write_text(json.dumps({"validation_status": "failed", "metrics": None}))
-    (session_copy.evaluation_dir / "eval_gates.json").write_text(json.dumps({"gates": {"x/mean": "high", "y/mean": {"min": 0.5}}}))
+    (session_copy.state_dir / "validation_results.json").write_text(
+        json.dumps({"validation_status": "failed", "metrics": None})
+    )
+    (session_copy.evaluation_dir / "eval_gates.json").write_text(
+        json.dumps({"gates": {"x/mean": "high", "y/mean": {"min": 0.5}}})
+    )
     files = write_report(session_copy, previous=None, read_traces=False)
     html = files.html.read_text()
     assert "odd" in html and "critical" in html and "validation failed" in html
@@ -178,14 +193,47 @@ def test_points_are_cached_for_a_session_copied_away_from_its_store(session_copy
 def test_agreement_with_labels_is_shown_when_measured(session_copy):
     analysis = session_copy.analysis()
     first, second = analysis["findings"][:2]
-    first.update(kept=True, kept_reason="adds signal", agreement={
-        "precision": 0.8, "recall": 0.3, "false_alarm_rate": 0.05, "cohen_kappa": 0.2, "flagged_bad": 8, "flagged_good": 2})
-    second.update(kept=False, kept_reason="no signal", agreement={
-        "precision": 0.1, "recall": 0.02, "false_alarm_rate": 0.2, "cohen_kappa": -0.1, "flagged_bad": 1, "flagged_good": 9})
-    analysis["meta_evaluation"] = {"label": "thumbs_up", "labelled": 40, "bad": 12, "good": 28, "base_rate_bad": 0.3,
-                                   "kept": [first["id"]], "dropped": [second["id"]],
-                                   "combined": {"precision": 0.8, "recall": 0.3, "false_alarm_rate": 0.05,
-                                                "cohen_kappa": 0.2, "flagged_bad": 8, "flagged_good": 2}}
+    first.update(
+        kept=True,
+        kept_reason="adds signal",
+        agreement={
+            "precision": 0.8,
+            "recall": 0.3,
+            "false_alarm_rate": 0.05,
+            "cohen_kappa": 0.2,
+            "flagged_bad": 8,
+            "flagged_good": 2,
+        },
+    )
+    second.update(
+        kept=False,
+        kept_reason="no signal",
+        agreement={
+            "precision": 0.1,
+            "recall": 0.02,
+            "false_alarm_rate": 0.2,
+            "cohen_kappa": -0.1,
+            "flagged_bad": 1,
+            "flagged_good": 9,
+        },
+    )
+    analysis["meta_evaluation"] = {
+        "label": "thumbs_up",
+        "labelled": 40,
+        "bad": 12,
+        "good": 28,
+        "base_rate_bad": 0.3,
+        "kept": [first["id"]],
+        "dropped": [second["id"]],
+        "combined": {
+            "precision": 0.8,
+            "recall": 0.3,
+            "false_alarm_rate": 0.05,
+            "cohen_kappa": 0.2,
+            "flagged_bad": 8,
+            "flagged_good": 2,
+        },
+    }
     session_copy.analysis_file.write_text(json.dumps(analysis))
     files = write_report(session_copy, previous=None, read_traces=False)
     html = files.html.read_text()
@@ -203,11 +251,11 @@ def test_findings_that_flag_the_same_traces_say_so(session_copy):
     first["severity"] = "high"
     session_copy.analysis_file.write_text(json.dumps(analysis))
     html = write_report(session_copy, previous=None, read_traces=False).html.read_text()
-    row = html[html.index(f'id="finding-{second["id"]}"'):]
-    row = row[:row.index("</tr>")]
+    row = html[html.index(f'id="finding-{second["id"]}"') :]
+    row = row[: row.index("</tr>")]
     assert f'100% of these traces are also flagged by <a href="#finding-{first["id"]}">' in row
-    first_row = html[html.index(f'id="finding-{first["id"]}"'):]
-    assert "also flagged by" not in first_row[:first_row.index("</tr>")]
+    first_row = html[html.index(f'id="finding-{first["id"]}"') :]
+    assert "also flagged by" not in first_row[: first_row.index("</tr>")]
 
 
 def test_below_gate_uses_the_gates_tolerance(session_copy):
@@ -219,11 +267,11 @@ def test_below_gate_uses_the_gates_tolerance(session_copy):
     (session_copy.evaluation_dir / "eval_gates.json").write_text(json.dumps(gates))
     html = write_report(session_copy, previous=None, read_traces=False).html.read_text()
 
-    scorers = html[html.index('<section id="scorers">'):]
+    scorers = html[html.index('<section id="scorers">') :]
 
     def state(metric):
-        row = scorers[scorers.index(f"<td><code>{metric.removesuffix('/mean')}</code>"):]
-        return row[:row.index("</tr>")]
+        row = scorers[scorers.index(f"<td><code>{metric.removesuffix('/mean')}</code>") :]
+        return row[: row.index("</tr>")]
 
     assert "below gate" in state(low)
     assert "below gate" not in state(ok) and ">ran<" in state(ok).replace("\n", "")

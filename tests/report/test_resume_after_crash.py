@@ -39,8 +39,10 @@ def _generation_run(session):
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=session.config().tracking_uri)
-    (run,) = client.search_runs([session.config().experiment_id],
-                                filter_string=f"tags.`{SESSION_TAG}` = '{session.id}' AND tags.`{KIND_TAG}` = 'generation'")
+    (run,) = client.search_runs(
+        [session.config().experiment_id],
+        filter_string=f"tags.`{SESSION_TAG}` = '{session.id}' AND tags.`{KIND_TAG}` = 'generation'",
+    )
     return run
 
 
@@ -55,8 +57,13 @@ def _fresh_copy(demo_session, demo_store, tmp_path, name):
 def _kill_at_the_report(session, task: str) -> None:
     src = Path(runner.__file__).parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")])}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(session.dir), task], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(session.dir), task],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = child.stdout.readline()
         assert line.strip() == "WRITING-REPORT", child.stderr.read()[-3000:]

@@ -41,6 +41,8 @@ def test_lock_of_a_dead_process_is_taken_over(tmp_path):
     import socket
     import time
 
-    (tmp_path / ".trace2eval.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead_pid, "since": time.time()}))
+    (tmp_path / ".trace2eval.lock").write_text(
+        json.dumps({"host": socket.gethostname(), "pid": dead_pid, "since": time.time()})
+    )
     with SessionLock(tmp_path) as lock:
         assert json.loads(lock.path.read_text())["pid"] == os.getpid()

@@ -10,8 +10,13 @@ from trace2eval.traces.source import is_evaluation_trace
 
 
 def test_a_judge_that_cannot_run_stops_the_fix_with_what_to_check():
-    problems = [{"kind": "judge_unavailable", "scorer": "safety",
-                 "detail": "databricks:/no-such-endpoint: 404 ENDPOINT_NOT_FOUND"}]
+    problems = [
+        {
+            "kind": "judge_unavailable",
+            "scorer": "safety",
+            "detail": "databricks:/no-such-endpoint: 404 ENDPOINT_NOT_FOUND",
+        }
+    ]
     with pytest.raises(ValidationFailed, match="the judges cannot run: databricks:/no-such-endpoint") as failure:
         refuse_to_repair_configuration(problems)
     assert "credentials" in failure.value.fix

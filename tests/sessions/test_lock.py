@@ -49,7 +49,9 @@ def _contend(folder: str, mode: str, barrier, hold, results) -> None:
 def _race(folder, mode: str) -> list[tuple]:
     context = multiprocessing.get_context("fork")  # real processes, started fast enough to collide
     barrier, hold, results = context.Barrier(CONTENDERS), context.Event(), context.Queue()
-    procs = [context.Process(target=_contend, args=(str(folder), mode, barrier, hold, results)) for _ in range(CONTENDERS)]
+    procs = [
+        context.Process(target=_contend, args=(str(folder), mode, barrier, hold, results)) for _ in range(CONTENDERS)
+    ]
     for proc in procs:
         proc.start()
     try:
@@ -89,7 +91,14 @@ def _dead_pid() -> int:
 
 
 def _write_record(folder, **fields) -> None:
-    record = {"token": "theirs", "host": "other-host", "pid": 4242, "since": time.time(), "heartbeat": time.time(), **fields}
+    record = {
+        "token": "theirs",
+        "host": "other-host",
+        "pid": 4242,
+        "since": time.time(),
+        "heartbeat": time.time(),
+        **fields,
+    }
     (folder / LOCK_NAME).write_text(json.dumps(record))
 
 

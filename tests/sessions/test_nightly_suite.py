@@ -29,7 +29,7 @@ def test_edited_file_is_kept_and_the_new_version_written_beside_it(tmp_path):
     assert outcome == (tmp_path / "evaluation/scorers.py.new", True)
     assert (tmp_path / rel).read_text() == "v2\n# my fix\n"
     assert (tmp_path / "evaluation/scorers.py.new").read_text() == "v3\n"
-    conflict, = ownership.conflicts(tmp_path)
+    (conflict,) = ownership.conflicts(tmp_path)
     assert conflict["file"] == rel and conflict["new_version"] == rel + ".new"
     first_seen = conflict["since"]
 
@@ -80,13 +80,18 @@ def test_first_run_reads_from_since_and_later_runs_never_further_back():
 
 
 def test_eviction_drops_old_samples_first_and_never_rows_a_person_invested_in():
-    rows = [{"metadata": {"case_type": "failure", "added_in": "1", "source_trace": "t0"}},
-            {"metadata": {"case_type": "sample", "added_in": "1", "source_trace": "t1"}, "expectations": {"expected_facts": ["x"]}},
-            {"metadata": {"case_type": "sample", "added_in": "1", "source_trace": "t2"}},
-            {"metadata": {"case_type": "sample", "added_in": "2", "source_trace": "t3"}},
-            {"metadata": {"case_type": "edge", "added_in": "1", "pinned": True, "source_trace": "t4"}},
-            {"inputs": {"q": "written by a person"}, "metadata": {}},
-            {"metadata": {"case_type": "llm_edge_case", "source": "llm", "source_trace": "t6"}}]
+    rows = [
+        {"metadata": {"case_type": "failure", "added_in": "1", "source_trace": "t0"}},
+        {
+            "metadata": {"case_type": "sample", "added_in": "1", "source_trace": "t1"},
+            "expectations": {"expected_facts": ["x"]},
+        },
+        {"metadata": {"case_type": "sample", "added_in": "1", "source_trace": "t2"}},
+        {"metadata": {"case_type": "sample", "added_in": "2", "source_trace": "t3"}},
+        {"metadata": {"case_type": "edge", "added_in": "1", "pinned": True, "source_trace": "t4"}},
+        {"inputs": {"q": "written by a person"}, "metadata": {}},
+        {"metadata": {"case_type": "llm_edge_case", "source": "llm", "source_trace": "t6"}},
+    ]
     kept, dropped = suite.evict(rows, cap=5)
     assert dropped == [rows[2], rows[3]]
     assert kept == [rows[0], rows[1], rows[4], rows[5], rows[6]]
@@ -137,7 +142,7 @@ def test_nightly_runs_grow_the_suite_and_keep_what_a_person_edited(store, tmp_pa
     assert len({r["metadata"]["source_trace"] for r in data2["rows"]}) == len(data2["rows"])  # no duplicates
     assert scorers.read_text() == edited
     assert (suite_dir / "evaluation/scorers.py.new").exists()
-    conflict, = json.loads((suite_dir / "state/generated_files.json").read_text())["conflicts"]
+    (conflict,) = json.loads((suite_dir / "state/generated_files.json").read_text())["conflicts"]
     assert conflict["file"] == "evaluation/scorers.py"
     assert "evaluation/scorers.py.new" in (suite_dir / "SUITE.md").read_text()
     assert second.validation().passed  # the person's scorers.py was what ran
@@ -147,7 +152,14 @@ def test_nightly_runs_grow_the_suite_and_keep_what_a_person_edited(store, tmp_pa
     # Nothing new: generation is skipped, the suite is validated as it is.
     third = nightly_session(store, suite_dir, out, "103")
     assert runner.run_all(third)
-    assert [t.status for t in third.plan().tasks] == ["completed", "skipped", "skipped", "skipped", "completed", "skipped"]
+    assert [t.status for t in third.plan().tasks] == [
+        "completed",
+        "skipped",
+        "skipped",
+        "skipped",
+        "completed",
+        "skipped",
+    ]
     assert json.loads((suite_dir / "evaluation/eval_dataset.json").read_text()) == data2
     assert len(json.loads((suite_dir / "state/runs.json").read_text())) == 3
 
@@ -162,7 +174,11 @@ def test_a_failed_night_publishes_nothing_and_keeps_the_watermark(store, tmp_pat
     before = {p.name: p.read_bytes() for p in (suite_dir / "state").iterdir()}
     dataset_before = (suite_dir / "evaluation/eval_dataset.json").read_bytes()
     scorers = suite_dir / "evaluation/scorers.py"
-    scorers.write_text(scorers.read_text().replace("def get_code_scorers():", "def get_code_scorers():\n    raise RuntimeError('half-finished edit')", 1))
+    scorers.write_text(
+        scorers.read_text().replace(
+            "def get_code_scorers():", "def get_code_scorers():\n    raise RuntimeError('half-finished edit')", 1
+        )
+    )
 
     add_support_traces(store, 50, 4)
     broken = nightly_session(store, suite_dir, out, "202")
@@ -170,26 +186,47 @@ def test_a_failed_night_publishes_nothing_and_keeps_the_watermark(store, tmp_pat
         runner.run_all(broken)
     assert broken.validation().passed is False
     assert broken.plan().task("fix").status == "failed"
-    assert {p.name: p.read_bytes() for p in (suite_dir / "state").iterdir()} == before  # watermark and history untouched
+    assert {
+        p.name: p.read_bytes() for p in (suite_dir / "state").iterdir()
+    } == before  # watermark and history untouched
     assert (suite_dir / "evaluation/eval_dataset.json").read_bytes() == dataset_before
     assert "half-finished edit" in scorers.read_text()
 
 
 # -- a validate timeout never costs curated rows ---------------------------------------------------
 
-TOPICS = ["refund for a broken kettle", "cancel my gym membership", "upgrade the phone plan", "lost luggage at the airport",
-          "change the delivery address", "invoice shows a double charge", "reset the router password",
-          "book a table for four", "renew the car insurance", "warranty on the washing machine",
-          "pause the newspaper subscription", "transfer points to my spouse", "missing parcel from last week",
-          "switch the electricity tariff", "extend the hotel stay"]
+TOPICS = [
+    "refund for a broken kettle",
+    "cancel my gym membership",
+    "upgrade the phone plan",
+    "lost luggage at the airport",
+    "change the delivery address",
+    "invoice shows a double charge",
+    "reset the router password",
+    "book a table for four",
+    "renew the car insurance",
+    "warranty on the washing machine",
+    "pause the newspaper subscription",
+    "transfer points to my spouse",
+    "missing parcel from last week",
+    "switch the electricity tariff",
+    "extend the hotel stay",
+]
 
 
 def add_varied_traces(store, topics: list[str]) -> list[str]:
     """Requests different enough that the dataset keeps one row per trace (no near-duplicates)."""
-    return [store.add(f"Please help: {topic}.", f"Handled: {topic}.",
-                      tools=[{"name": "lookup_account", "args": {"topic": topic}},
-                             {"name": "update_account", "args": {"topic": topic}, "error": i % 4 == 0}])
-            for i, topic in enumerate(topics)]
+    return [
+        store.add(
+            f"Please help: {topic}.",
+            f"Handled: {topic}.",
+            tools=[
+                {"name": "lookup_account", "args": {"topic": topic}},
+                {"name": "update_account", "args": {"topic": topic}, "error": i % 4 == 0},
+            ],
+        )
+        for i, topic in enumerate(topics)
+    ]
 
 
 @pytest.mark.slow
@@ -253,8 +290,15 @@ def test_nothing_to_shed_when_every_row_is_curated(tmp_path):
 
     config = SessionConfig.from_inputs("1", f"sqlite:///{tmp_path / 'mlflow.db'}")
     session = runner.create_session(config, tmp_path / "sessions", session_id="s")
-    rows = [{"inputs": {"q": i}, "outputs": {}, "expectations": {"expected_facts": [str(i)]},
-             "metadata": {"source_trace": f"t{i}", "case_type": "sample"}} for i in range(12)]
+    rows = [
+        {
+            "inputs": {"q": i},
+            "outputs": {},
+            "expectations": {"expected_facts": [str(i)]},
+            "metadata": {"source_trace": f"t{i}", "case_type": "sample"},
+        }
+        for i in range(12)
+    ]
     write_dataset(session, rows)
     assert shed_rows(session, 1) is None
     assert json.loads(session.dataset_json.read_text())["rows"] == rows
@@ -280,8 +324,12 @@ def test_a_future_timestamp_is_clamped_to_now_and_remembered():
 
 def test_a_watermark_already_in_the_future_is_rewound():
     now = 1_800_000_000_000
-    broken = Watermark(timestamp_ms=3_980_000_000_000, overlap_ms=HOUR, recent={"from-2096": 3_980_000_000_000},
-                       updated_at="2027-01-15T02:00:00+00:00")  # = now - 6 h
+    broken = Watermark(
+        timestamp_ms=3_980_000_000_000,
+        overlap_ms=HOUR,
+        recent={"from-2096": 3_980_000_000_000},
+        updated_at="2027-01-15T02:00:00+00:00",
+    )  # = now - 6 h
     window = window_for(broken, 60, None, at_ms=now)
     assert window.since_ms == now - 7 * HOUR and window.rewound_from_ms == 3_980_000_000_000
     assert window.accepts("hidden-by-the-old-mark", now - 3 * HOUR)
@@ -298,8 +346,12 @@ def test_a_trace_dated_2096_does_not_hide_the_traces_after_it(store, tmp_path, c
 
     suite_dir, out = tmp_path / "suite", tmp_path / "sessions"
     first_ids = add_current_traces(store, 0, 8)
-    future = write_trace(store, "Where is order 96? From a client with a broken clock.", tool="update_address",
-                         start_time_ns=3_980_000_000_000 * 1_000_000)
+    future = write_trace(
+        store,
+        "Where is order 96? From a client with a broken clock.",
+        tool="update_address",
+        start_time_ns=3_980_000_000_000 * 1_000_000,
+    )
     first = nightly_session(store, suite_dir, out, "401")
     assert runner.run_all(first)
     assert "are dated in the future (e.g. " + future in capfd.readouterr().err

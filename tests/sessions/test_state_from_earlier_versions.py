@@ -41,8 +41,15 @@ def test_scorer_specs_with_the_old_check_names_render_and_run(suite):
 
 def test_model_written_code_in_old_specs_is_dropped_with_a_reason(suite):
     data = json.loads(suite.scorer_specs_file.read_text())
-    data["scorers"].append({"name": "llm_refund_check", "kind": "custom_code", "source": "llm", "doc": "refunds",
-                            "code": "@scorer\ndef llm_refund_check(outputs):\n    return True\n"})
+    data["scorers"].append(
+        {
+            "name": "llm_refund_check",
+            "kind": "custom_code",
+            "source": "llm",
+            "doc": "refunds",
+            "code": "@scorer\ndef llm_refund_check(outputs):\n    return True\n",
+        }
+    )
     suite.scorer_specs_file.write_text(json.dumps(data))  # what an LLM session of 0.1.0 could leave
     specs, dropped = load_specs(suite)
     assert "llm_refund_check" not in {s.name for s in specs}
@@ -69,7 +76,9 @@ def test_the_next_night_runs_on_a_suite_written_by_0_1_0(cli, tmp_path):
     experiment = seed_experiment(uri, n=12)
     suite = tmp_path / "suite"
     shutil.copytree(SNAPSHOT, suite)
-    code, out, err = cli("run", "-e", experiment, "--tracking-uri", uri, "--out", tmp_path / "sessions", "--suite", suite)
+    code, out, err = cli(
+        "run", "-e", experiment, "--tracking-uri", uri, "--out", tmp_path / "sessions", "--suite", suite
+    )
     assert code == 0, err[-3000:]
     history = json.loads((suite / "state" / "runs.json").read_text())
     assert len(history) == 2 and history[-1]["validation_status"] == "passed"

@@ -98,8 +98,16 @@ def test_two_processes_publishing_at_once_keep_both_history_entries(store, tmp_p
             runner.run_task(session, task)
     go = time.time() + 6
     env = {**__import__("os").environ, "PYTHONPATH": str(Path(suite.__file__).parents[2])}
-    procs = [subprocess.Popen([sys.executable, "-c", PUBLISHER, str(s.dir), str(go)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in sessions]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PUBLISHER, str(s.dir), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in sessions
+    ]
     results = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [r[1][-2000:] for r in results]
     history = _suite_state(suite_dir, "runs.json")

@@ -34,8 +34,15 @@ def workspace(monkeypatch, tmp_path):
 
 
 def _put_record(**fields) -> None:
-    record = {"token": "theirs", "host": "cluster-a", "pid": 4242, "since": time.time(), "heartbeat": time.time(),
-              "via": "local", **fields}
+    record = {
+        "token": "theirs",
+        "host": "cluster-a",
+        "pid": 4242,
+        "since": time.time(),
+        "heartbeat": time.time(),
+        "via": "local",
+        **fields,
+    }
     VolumeFolder(FOLDER).write_bytes(LOCK_NAME, json.dumps(record).encode())
 
 

@@ -22,8 +22,9 @@ def _json(value):
 def spark_analysis(location, uri, experiment_id, **settings):
     from trace2eval.spark.engine import analyze
 
-    return _json(analyze(SessionConfig(experiment_id=experiment_id, tracking_uri=uri, source=str(location),
-                                       **settings)).analysis)
+    return _json(
+        analyze(SessionConfig(experiment_id=experiment_id, tracking_uri=uri, source=str(location), **settings)).analysis
+    )
 
 
 def local_analysis(uri, experiment_id, **settings):
@@ -57,11 +58,17 @@ def test_report_points_are_what_mlflow_lists(uc_tables, demo_store):
 
     uri, exp = demo_store["uri"], demo_store["experiment_id"]
     points = analyze(SessionConfig(experiment_id=exp, tracking_uri=uri, source=str(uc_tables["demo"]))).points
-    infos = [t.info for t in MlflowClient(uri).search_traces(locations=[exp], max_results=100, include_spans=False,
-                                                             order_by=["timestamp_ms DESC"])]
-    assert points == {"timestamps_ms": [i.request_time for i in infos],
-                      "durations_ms": [float(i.execution_duration) for i in infos],
-                      "statuses": [i.state.value for i in infos]}
+    infos = [
+        t.info
+        for t in MlflowClient(uri).search_traces(
+            locations=[exp], max_results=100, include_spans=False, order_by=["timestamp_ms DESC"]
+        )
+    ]
+    assert points == {
+        "timestamps_ms": [i.request_time for i in infos],
+        "durations_ms": [float(i.execution_duration) for i in infos],
+        "statuses": [i.state.value for i in infos],
+    }
 
 
 def test_hostile_traces_analysis_equals_the_local_engine_with_labels(uc_tables, hostile_store):
@@ -111,8 +118,9 @@ def test_duplicate_rows_and_unfinished_traces(spark, uc_tables, hostile_store):
     source = spark.table(uc_tables["hostile"].local_qualified(uc_tables["hostile"].spans_table))
     orphan = source.limit(1).withColumn("trace_id", F.lit("f" * 32)).withColumn("parent_span_id", F.lit("e" * 16))
     dirty = UCTraceLocation.parse("uc:main.agents.dirty")
-    source.unionByName(source.sample(fraction=0.5, seed=1)).unionByName(orphan).write.mode("overwrite") \
-        .saveAsTable(dirty.local_qualified(dirty.spans_table))
+    source.unionByName(source.sample(fraction=0.5, seed=1)).unionByName(orphan).write.mode("overwrite").saveAsTable(
+        dirty.local_qualified(dirty.spans_table)
+    )
     uri, exp = hostile_store.uri, hostile_store.experiment_id
     result = spark_analysis(dirty, uri, exp)
     assert result.pop("sampling")["skipped"]["incomplete"]["traces"] == 1
@@ -128,10 +136,14 @@ def test_variant_attributes(spark, uc_tables, demo_store):
 
     demo = uc_tables["demo"]
     variant = UCTraceLocation.parse("uc:main.agents.variant")
-    spark.sql(f"CREATE TABLE {variant.local_qualified(variant.spans_table)} USING parquet AS "
-              f"SELECT * EXCEPT (attributes), parse_json(to_json(attributes)) AS attributes "
-              f"FROM {demo.local_qualified(demo.spans_table)}")
-    assert spark.table(variant.local_qualified(variant.spans_table)).schema["attributes"].dataType.typeName() == "variant"
+    spark.sql(
+        f"CREATE TABLE {variant.local_qualified(variant.spans_table)} USING parquet AS "
+        f"SELECT * EXCEPT (attributes), parse_json(to_json(attributes)) AS attributes "
+        f"FROM {demo.local_qualified(demo.spans_table)}"
+    )
+    assert (
+        spark.table(variant.local_qualified(variant.spans_table)).schema["attributes"].dataType.typeName() == "variant"
+    )
     uri, exp = demo_store["uri"], demo_store["experiment_id"]
     assert_same(spark_analysis(variant, uri, exp), local_analysis(uri, exp))
 
@@ -166,7 +178,8 @@ def test_a_table_that_is_not_an_otel_spans_table(spark, demo_store):
     wrong = UCTraceLocation.parse("uc:main.agents.wrong")
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{wrong.local_database}`")
     spark.createDataFrame([("a", 1)], "trace_id STRING, n INT").write.mode("overwrite").saveAsTable(
-        wrong.local_qualified(wrong.spans_table))
+        wrong.local_qualified(wrong.spans_table)
+    )
     with pytest.raises(SourceError, match="does not look like an OpenTelemetry spans table"):
         spark_analysis(wrong, demo_store["uri"], demo_store["experiment_id"])
 

@@ -30,7 +30,13 @@ def test_ranked_values_read_runs_of_equal_values():
 
 
 def test_allocation_is_proportional_with_a_floor():
-    counts = {("OK", 0, "a"): 900, ("OK", 1, "a"): 80, ("ERROR", 0, "a"): 15, ("ERROR", 1, "b"): 3, ("OTHER", 2, "c"): 2}
+    counts = {
+        ("OK", 0, "a"): 900,
+        ("OK", 1, "a"): 80,
+        ("ERROR", 0, "a"): 15,
+        ("ERROR", 1, "b"): 3,
+        ("OTHER", 2, "c"): 2,
+    }
     alloc = allocate(counts, 100, floor=5)
     assert sum(alloc.values()) == 100
     assert alloc[("ERROR", 1, "b")] == 3 and alloc[("OTHER", 2, "c")] == 2  # small strata: all of them
@@ -52,8 +58,12 @@ def test_spark_fold_sums_floats_exactly_like_python(spark):
     from trace2eval.spark.population import python_sum_expr
 
     rng = random.Random(11)
-    cases = [[0.1, 0.2, 0.3], [1e16, 1.0, -1e16], [round(rng.uniform(0, 30000), 1) for _ in range(500)],
-             [rng.choice([0.1, 0.7, 1234.5, 1e-3]) for _ in range(300)]]
+    cases = [
+        [0.1, 0.2, 0.3],
+        [1e16, 1.0, -1e16],
+        [round(rng.uniform(0, 30000), 1) for _ in range(500)],
+        [rng.choice([0.1, 0.7, 1234.5, 1e-3]) for _ in range(300)],
+    ]
     df = spark.createDataFrame([(i, c) for i, c in enumerate(cases)], "i INT, v ARRAY<DOUBLE>")
     got = {r["i"]: r["s"] for r in df.select("i", python_sum_expr(F.col("v")).alias("s")).collect()}
     for i, values in enumerate(cases):
@@ -68,8 +78,11 @@ def test_spark_order_statistics_match_the_analyzers_summary(spark):
     from trace2eval.spark.population import _summary, ranked_values
 
     rng = random.Random(2)
-    rows = [(g, float(round(rng.expovariate(1 / 900), 1)) if g != "ties" else float(rng.choice([5, 5, 5, 7])))
-            for g in ("a", "b", "ties") for _ in range(rng.randint(1, 300))]
+    rows = [
+        (g, float(round(rng.expovariate(1 / 900), 1)) if g != "ties" else float(rng.choice([5, 5, 5, 7])))
+        for g in ("a", "b", "ties")
+        for _ in range(rng.randint(1, 300))
+    ]
     rows.append(("single", 42.0))
     df = spark.createDataFrame(rows, "g STRING, v DOUBLE")
     ranked = ranked_values(df, "v", ["g"])

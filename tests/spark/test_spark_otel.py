@@ -8,8 +8,13 @@ from trace2eval.spark.otel import trace_to_metadata_row, trace_to_span_rows
 
 
 def test_span_rows_follow_the_otel_layout(store):
-    trace_id = store.add("Cancel order 42", None, status="ERROR", exception=("TimeoutError", "took 30000 ms"),
-                         tools=[{"name": "get_order", "args": {"id": 42}, "error": True, "output": "Error: boom"}])
+    trace_id = store.add(
+        "Cancel order 42",
+        None,
+        status="ERROR",
+        exception=("TimeoutError", "took 30000 ms"),
+        tools=[{"name": "get_order", "args": {"id": 42}, "error": True, "output": "Error: boom"}],
+    )
     trace = store.trace(trace_id)
     rows = trace_to_span_rows(trace)
     assert len(rows) == len(trace.data.spans) == 3
@@ -34,8 +39,9 @@ def test_metadata_row(store):
     from mlflow.entities import AssessmentSource
 
     trace_id = store.add("hi", "hello")
-    store.mlflow.log_feedback(trace_id=trace_id, name="user_ok", value=False,
-                              source=AssessmentSource(source_type="HUMAN", source_id="r"))
+    store.mlflow.log_feedback(
+        trace_id=trace_id, name="user_ok", value=False, source=AssessmentSource(source_type="HUMAN", source_id="r")
+    )
     row = trace_to_metadata_row(store.trace(trace_id))
     assert row["trace_id"] == trace_id and row["state"] == "OK" and row["execution_duration_ms"] == 1000
     assert all(isinstance(v, str) for v in row["trace_metadata"].values())

@@ -12,8 +12,14 @@ import pytest
 from spanrows import canonical_rows, record
 
 from trace2eval.spark.digests import digest_columns, digest_record, usage_from_spans
-from trace2eval.spark.rows import (GEN_AI_SPAN_TYPES, decode_attribute, otel_trace_id, span_from_row, status_code,
-                                   trace_from_record)
+from trace2eval.spark.rows import (
+    GEN_AI_SPAN_TYPES,
+    decode_attribute,
+    otel_trace_id,
+    span_from_row,
+    status_code,
+    trace_from_record,
+)
 from trace2eval.traces.digest import digest_trace
 from trace2eval.traces.features import trace_features
 
@@ -31,8 +37,9 @@ def _same(a, b):
 
 @pytest.fixture(scope="module")
 def traces(hostile_store, demo_store):
-    return _all_traces(hostile_store.uri, hostile_store.experiment_id) + _all_traces(demo_store["uri"],
-                                                                                    demo_store["experiment_id"])
+    return _all_traces(hostile_store.uri, hostile_store.experiment_id) + _all_traces(
+        demo_store["uri"], demo_store["experiment_id"]
+    )
 
 
 @pytest.mark.parametrize("metadata", [True, False], ids=["with-metadata", "spans-only"])
@@ -78,8 +85,12 @@ def test_plain_and_typed_attribute_values_read_like_mlflow_json(traces):
         for row in canonical_rows(trace):
             attrs = json.loads(row["attributes"])
             decoded = {k: json.loads(v) for k, v in attrs.items()}
-            plain.append(dict(row, attributes=json.dumps({k: v if isinstance(v, str) else json.dumps(v)
-                                                          for k, v in decoded.items()})))
+            plain.append(
+                dict(
+                    row,
+                    attributes=json.dumps({k: v if isinstance(v, str) else json.dumps(v) for k, v in decoded.items()}),
+                )
+            )
             typed.append(dict(row, attributes=json.dumps(decoded)))
         for rows in (plain, typed):
             rebuilt = trace_from_record(record(trace, rows=rows), usage_from_spans=usage_from_spans)
@@ -90,18 +101,27 @@ def test_decoding_matches_mlflow_span_attributes():
     from mlflow.entities.span import Span
 
     values = ['"TOOL"', "TOOL", '{"a": [1, 2]}', "0", "", "null", "[1", "true", '"é 注"']
-    span = Span.from_dict({
-        "trace_id": "AAAAAAAAAAAAAAAAAAAAAQ==", "span_id": "AAAAAAAAAAE=", "parent_span_id": None, "name": "s",
-        "start_time_unix_nano": 1, "end_time_unix_nano": 2, "status": {"code": "STATUS_CODE_OK", "message": ""},
-        "attributes": {"mlflow.traceRequestId": '"tr-1"', **{f"k{i}": v for i, v in enumerate(values)}}, "events": [],
-    })
+    span = Span.from_dict(
+        {
+            "trace_id": "AAAAAAAAAAAAAAAAAAAAAQ==",
+            "span_id": "AAAAAAAAAAE=",
+            "parent_span_id": None,
+            "name": "s",
+            "start_time_unix_nano": 1,
+            "end_time_unix_nano": 2,
+            "status": {"code": "STATUS_CODE_OK", "message": ""},
+            "attributes": {"mlflow.traceRequestId": '"tr-1"', **{f"k{i}": v for i, v in enumerate(values)}},
+            "events": [],
+        }
+    )
     for i, v in enumerate(values):
         assert decode_attribute(v) == span.get_attribute(f"k{i}"), v
 
 
 def test_status_codes_and_ids():
-    assert [status_code(c) for c in ("STATUS_CODE_ERROR", "ERROR", 2, "2", "status_code_ok", "OK", 1, None, "", "X")] == \
-        ["ERROR", "ERROR", "ERROR", "ERROR", "OK", "OK", "OK", "UNSET", "UNSET", "UNSET"]
+    assert [
+        status_code(c) for c in ("STATUS_CODE_ERROR", "ERROR", 2, "2", "status_code_ok", "OK", 1, None, "", "X")
+    ] == ["ERROR", "ERROR", "ERROR", "ERROR", "OK", "OK", "OK", "UNSET", "UNSET", "UNSET"]
     hexid = "0af7651916cd43dd8448eb211c80319c"
     assert otel_trace_id(f"tr-{hexid}") == hexid
     assert otel_trace_id(f"trace:/main.agents/{hexid.upper()}") == hexid
@@ -110,8 +130,16 @@ def test_status_codes_and_ids():
 
 def test_root_state_and_incomplete_traces():
     def row(span_id, parent=None, end=2_000_000, code="STATUS_CODE_UNSET"):
-        return {"span_id": span_id, "parent_span_id": parent, "name": span_id, "start_time_unix_nano": 1_000_000,
-                "end_time_unix_nano": end, "status_code": code, "attributes": "{}", "events": "[]"}
+        return {
+            "span_id": span_id,
+            "parent_span_id": parent,
+            "name": span_id,
+            "start_time_unix_nano": 1_000_000,
+            "end_time_unix_nano": end,
+            "status_code": code,
+            "attributes": "{}",
+            "events": "[]",
+        }
 
     ok = trace_from_record({"trace_id": "ab" * 16, "spans": [row("r")]})
     assert ok.info.state == "OK" and ok.info.execution_duration == 1 and ok.info.request_time == 1
@@ -127,19 +155,38 @@ def test_a_trace_that_breaks_the_digest_becomes_a_skipped_row():
     # Token usage that is not a number makes the feature code raise: one such trace must not
     # fail a job over millions, it is counted and reported instead.
     attrs = {"mlflow.spanType": '"CHAT_MODEL"', "mlflow.chat.tokenUsage": '{"input_tokens": "lots"}'}
-    bad = {"trace_id": "cd" * 16, "spans": [{"span_id": "r", "parent_span_id": None, "name": "llm",
-                                             "start_time_unix_nano": 1, "end_time_unix_nano": 2,
-                                             "status_code": "STATUS_CODE_OK", "attributes": json.dumps(attrs)}]}
+    bad = {
+        "trace_id": "cd" * 16,
+        "spans": [
+            {
+                "span_id": "r",
+                "parent_span_id": None,
+                "name": "llm",
+                "start_time_unix_nano": 1,
+                "end_time_unix_nano": 2,
+                "status_code": "STATUS_CODE_OK",
+                "attributes": json.dumps(attrs),
+            }
+        ],
+    }
     out = digest_record(bad)
     assert out["skipped"] == "error" and out["digest"] is None
     assert out["failure"].startswith("ValueError") and out["trace_id"] == "cd" * 16
 
 
 def test_genai_semantic_convention_spans():
-    row = {"span_id": "t", "parent_span_id": "r", "name": "get_weather", "start_time_unix_nano": 1,
-           "end_time_unix_nano": 2, "status_code": "STATUS_CODE_OK",
-           "attributes": json.dumps({"gen_ai.operation.name": "execute_tool", "gen_ai.input.messages": '{"city": "Oslo"}'}),
-           "events": None}
+    row = {
+        "span_id": "t",
+        "parent_span_id": "r",
+        "name": "get_weather",
+        "start_time_unix_nano": 1,
+        "end_time_unix_nano": 2,
+        "status_code": "STATUS_CODE_OK",
+        "attributes": json.dumps(
+            {"gen_ai.operation.name": "execute_tool", "gen_ai.input.messages": '{"city": "Oslo"}'}
+        ),
+        "events": None,
+    }
     span = span_from_row(row)
     assert span.span_type == GEN_AI_SPAN_TYPES["execute_tool"] == "TOOL"
     assert span.inputs == {"city": "Oslo"} and span.outputs is None

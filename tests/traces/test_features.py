@@ -19,11 +19,17 @@ def test_request_and_answer_shapes():
 
 
 def test_features_of_a_real_trace(store):
-    tid = store.add("Cancel order 42", "Done, cancelled.", user_turns=["Cancel order 42", "yes please go ahead"],
-                    tools=[{"name": "get_order", "args": {"id": 42}},
-                           {"name": "get_order", "args": {"id": 42}},
-                           {"name": "cancel_order", "args": {"id": 42}},
-                           {"name": "lookup", "args": {}, "error": True, "output": "Error: boom"}])
+    tid = store.add(
+        "Cancel order 42",
+        "Done, cancelled.",
+        user_turns=["Cancel order 42", "yes please go ahead"],
+        tools=[
+            {"name": "get_order", "args": {"id": 42}},
+            {"name": "get_order", "args": {"id": 42}},
+            {"name": "cancel_order", "args": {"id": 42}},
+            {"name": "lookup", "args": {}, "error": True, "output": "Error: boom"},
+        ],
+    )
     f = trace_features(store.trace(tid))
     assert f["status"] == "OK"
     assert f["n_tool_calls"] == 4 and f["n_tool_errors"] == 1
@@ -37,8 +43,12 @@ def test_features_of_a_real_trace(store):
 
 
 def test_write_without_go_ahead_is_flagged(store):
-    tid = store.add("Change my address", "Updated.", user_turns=["Change my address to 1 Main St"],
-                    tools=[{"name": "update_address", "args": {"a": "1 Main St"}}])
+    tid = store.add(
+        "Change my address",
+        "Updated.",
+        user_turns=["Change my address to 1 Main St"],
+        tools=[{"name": "update_address", "args": {"a": "1 Main St"}}],
+    )
     f = trace_features(store.trace(tid))
     assert f["n_unconfirmed_writes"] == 1
     ok, why = run_check("confirmed_writes", f, {"max": 0})
@@ -92,22 +102,28 @@ def test_span_records_read_what_mlflow_spans_hold(demo_store):
         records = trace_spans(trace)
         for record, span in zip(records, trace.data.spans, strict=True):
             assert type(record).__name__ == "_SpanRecord"
-            assert (record.name, record.span_type, record.inputs, record.outputs) == \
-                   (span.name, span.span_type, span.inputs, span.outputs)
+            assert (record.name, record.span_type, record.inputs, record.outputs) == (
+                span.name,
+                span.span_type,
+                span.inputs,
+                span.outputs,
+            )
             assert record.attributes == span.attributes
             assert record.get_attribute("mlflow.spanType") == span.get_attribute("mlflow.spanType")
             assert record.status.status_code == span.status.status_code  # "ERROR" == SpanStatusCode.ERROR
             assert (record.start_time_ns, record.end_time_ns) == (span.start_time_ns, span.end_time_ns)
             assert (record.parent_id is None) == (span.parent_id is None)
-            assert [(e.name, dict(e.attributes)) for e in record.events] == \
-                   [(e.name, dict(e.attributes)) for e in span.events]
+            assert [(e.name, dict(e.attributes)) for e in record.events] == [
+                (e.name, dict(e.attributes)) for e in span.events
+            ]
             compared += 1
             errors += record.status.status_code == "ERROR"
             events += len(record.events)
         # parent links resolve among the records as they do among MLflow's spans
         ids = {r.span_id for r in records}
-        assert sum(r.parent_id is not None and r.parent_id in ids for r in records) == \
-               sum(s.parent_id is not None for s in trace.data.spans)
+        assert sum(r.parent_id is not None and r.parent_id in ids for r in records) == sum(
+            s.parent_id is not None for s in trace.data.spans
+        )
     assert compared > 100 and errors > 0 and events > 0
 
 
@@ -116,9 +132,13 @@ def test_normalized_errors_stay_readable_and_group_by_shape():
 
     assert normalize_message('{"error": "no data"}') == '{"error": "no data"}'
     assert normalize_message('{"error": "order 123 not found"}') == '{"error": "order <n> not found"}'
-    same = {normalize_message(f"Timeout after {ms} ms calling order ord_{oid}x9 (request {rid})")
-            for ms, oid, rid in [(3000, 123, "123e4567-e89b-12d3-a456-426614174000"),
-                                 (4500, 987, "9c1f2a4b-0d3e-4f5a-8b6c-7d8e9f0a1b2c")]}
+    same = {
+        normalize_message(f"Timeout after {ms} ms calling order ord_{oid}x9 (request {rid})")
+        for ms, oid, rid in [
+            (3000, 123, "123e4567-e89b-12d3-a456-426614174000"),
+            (4500, 987, "9c1f2a4b-0d3e-4f5a-8b6c-7d8e9f0a1b2c"),
+        ]
+    }
     assert same == {"timeout after <n> ms calling order <id> (request <id>)"}
     assert normalize_message("User's session can't be found") == "user's session can't be found"
     long_value = "x" * 60

@@ -11,8 +11,12 @@ def test_write_and_handoff_tools_are_named_by_generic_verbs():
 
 
 def test_argument_the_user_gave_is_grounded(store):
-    tid = store.add("Cancel order", "Cancelled.", user_turns=["Please cancel order W123456, yes go ahead"],
-                    tools=[{"name": "cancel_order", "args": {"order_id": "W123456", "reason": "no longer needed"}}])
+    tid = store.add(
+        "Cancel order",
+        "Cancelled.",
+        user_turns=["Please cancel order W123456, yes go ahead"],
+        tools=[{"name": "cancel_order", "args": {"order_id": "W123456", "reason": "no longer needed"}}],
+    )
     f = trace_features(store.trace(tid))
     # "no longer needed" is nowhere in the conversation: the agent made it up.
     assert f["n_ungrounded_writes"] == 1 and "no longer needed" in f["ungrounded_writes"][0]
@@ -20,20 +24,31 @@ def test_argument_the_user_gave_is_grounded(store):
 
 
 def test_argument_from_a_tool_result_is_grounded(store):
-    tid = store.add("Refund me", "Refunded.", user_turns=["Refund my last order please, yes"],
-                    tools=[{"name": "get_orders", "args": {}, "output": {"orders": [{"id": "W999001", "card": "card_7734"}]}},
-                           {"name": "refund_order", "args": {"order_id": "W999001", "payment": "card_7734"}}])
+    tid = store.add(
+        "Refund me",
+        "Refunded.",
+        user_turns=["Refund my last order please, yes"],
+        tools=[
+            {"name": "get_orders", "args": {}, "output": {"orders": [{"id": "W999001", "card": "card_7734"}]}},
+            {"name": "refund_order", "args": {"order_id": "W999001", "payment": "card_7734"}},
+        ],
+    )
     f = trace_features(store.trace(tid))
     assert f["n_ungrounded_writes"] == 0
     assert run_check("grounded_writes", f, {"max": 0})[0]
 
 
 def test_repeated_writes_and_recovery(store):
-    tid = store.add("Fix my booking", "Done.", user_turns=["fix it, yes"], tools=[
-        {"name": "update_booking", "args": {"id": 1}, "error": True},
-        {"name": "update_booking", "args": {"id": 2}},
-        {"name": "update_booking", "args": {"id": 3}},
-    ])
+    tid = store.add(
+        "Fix my booking",
+        "Done.",
+        user_turns=["fix it, yes"],
+        tools=[
+            {"name": "update_booking", "args": {"id": 1}, "error": True},
+            {"name": "update_booking", "args": {"id": 2}},
+            {"name": "update_booking", "args": {"id": 3}},
+        ],
+    )
     f = trace_features(store.trace(tid))
     assert f["max_write_repeats"] == 3
     assert f["n_tool_errors"] == 1 and f["n_unrecovered_tool_errors"] == 0  # a later call succeeded
@@ -41,8 +56,11 @@ def test_repeated_writes_and_recovery(store):
     assert run_check("tool_errors", f, {"max": 0, "unrecovered_only": True})[0]
     assert not run_check("tool_errors", f, {"max": 0})[0]
 
-    tid = store.add("Look it up", "Sorry, something went wrong.", tools=[
-        {"name": "lookup", "args": {"q": 1}}, {"name": "lookup", "args": {"q": 2}, "error": True}])
+    tid = store.add(
+        "Look it up",
+        "Sorry, something went wrong.",
+        tools=[{"name": "lookup", "args": {"q": 1}}, {"name": "lookup", "args": {"q": 2}, "error": True}],
+    )
     f = trace_features(store.trace(tid))
     assert f["n_unrecovered_tool_errors"] == 1
     ok, why = run_check("tool_errors", f, {"max": 0, "unrecovered_only": True})

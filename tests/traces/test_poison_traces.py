@@ -11,12 +11,23 @@ from tracefactory import add_support_traces
 
 from trace2eval.sessions.files import dumps_json, write_json, write_text
 from trace2eval.traces.reader import plan_shards, read_digests, scan_index
-from trace2eval.traces.source import (SkippedTraces, TraceQuery, UnreadableTrace, digest_or_skip, fetch_row_trace,
-                                      iter_trace_pages, open_client)
+from trace2eval.traces.source import (
+    SkippedTraces,
+    TraceQuery,
+    UnreadableTrace,
+    digest_or_skip,
+    fetch_row_trace,
+    iter_trace_pages,
+    open_client,
+)
 
 # Kinds MLflow cannot load, or whose content breaks feature extraction: skipped, with the reason.
-SKIPPED = {"corrupt_json": "JSONDecodeError", "deep_inputs": "RecursionError", "huge_int_args": "OverflowError",
-           "nan_tokens": "ValueError"}
+SKIPPED = {
+    "corrupt_json": "JSONDecodeError",
+    "deep_inputs": "RecursionError",
+    "huge_int_args": "OverflowError",
+    "nan_tokens": "ValueError",
+}
 # Kinds that read fine: analyzed, and made safe for every later stage.
 READABLE = set(KINDS) - set(SKIPPED)
 
@@ -74,8 +85,11 @@ def test_dataset_rows_from_readable_poison_are_strict_json(poisoned):
 
     store, _, poison = poisoned
     client = open_client(store.uri, store.experiment_id)
-    rows, skipped = build_rows([Case(poison[k]) for k in sorted(READABLE)] + [Case(poison["corrupt_json"])],
-                               lambda tid: fetch_row_trace(client, tid), None)
+    rows, skipped = build_rows(
+        [Case(poison[k]) for k in sorted(READABLE)] + [Case(poison["corrupt_json"])],
+        lambda tid: fetch_row_trace(client, tid),
+        None,
+    )
     assert skipped == [{"trace_id": poison["corrupt_json"], "reason": "trace not found"}]
     sources = {r["metadata"]["source_trace"]: r for r in rows}
     assert set(sources) <= {poison[k] for k in READABLE} and poison["deep_outputs_900"] in sources
@@ -90,9 +104,14 @@ def test_nan_token_usage_in_trace_info_skips_the_trace_not_the_run():
     # MLflow's sqlite store drops non-finite usage; a server or Databricks hands it over as JSON.
     from mlflow.entities import Trace, TraceData, TraceInfo, TraceLocation, TraceState
 
-    info = TraceInfo(trace_id="tr-nan", trace_location=TraceLocation.from_experiment_id("1"), request_time=1_000,
-                     state=TraceState.OK, execution_duration=5,
-                     trace_metadata={"mlflow.trace.tokenUsage": '{"input_tokens": NaN, "output_tokens": Infinity}'})
+    info = TraceInfo(
+        trace_id="tr-nan",
+        trace_location=TraceLocation.from_experiment_id("1"),
+        request_time=1_000,
+        state=TraceState.OK,
+        execution_duration=5,
+        trace_metadata={"mlflow.trace.tokenUsage": '{"input_tokens": NaN, "output_tokens": Infinity}'},
+    )
     record = digest_or_skip(Trace(info=info, data=TraceData(spans=[])))
     assert record["trace_id"] == "tr-nan" and record["stage"] == "digest" and "NaN" in record["unreadable"]
 
@@ -101,13 +120,20 @@ def test_state_files_are_strict_json_and_valid_utf8(tmp_path):
     deep: object = "bottom"
     for _ in range(3000):
         deep = [deep]
-    value = {"nan": math.nan, "inf": -math.inf, "text": "a\ud800b", "nul": "a\x00b", "deep": deep,
-             "pair": "\ud83d\ude00", "big": 10 ** 5000}
+    value = {
+        "nan": math.nan,
+        "inf": -math.inf,
+        "text": "a\ud800b",
+        "nul": "a\x00b",
+        "deep": deep,
+        "pair": "\ud83d\ude00",
+        "big": 10**5000,
+    }
     write_json(tmp_path / "state.json", value)
     raw = (tmp_path / "state.json").read_bytes()
     back = json.loads(raw.decode("utf-8"))
     assert back["nan"] is None and back["inf"] is None and back["text"] == "a\ufffdb" and back["nul"] == "a\x00b"
-    assert back["pair"] == "\U0001F600" and back["big"].startswith("[integer of")
+    assert back["pair"] == "\U0001f600" and back["big"].startswith("[integer of")
     depth, node = 0, back["deep"]
     while isinstance(node, list):
         depth, node = depth + 1, node[0]
@@ -135,7 +161,9 @@ def test_full_run_skips_poison_traces_and_validates(poisoned, cli, tmp_path):
     report = open(f"{session}/report.md", encoding="utf-8").read()
     assert "traces skipped" in report and poison["corrupt_json"] in open(f"{session}/state/analysis.json").read()
     rows = json.loads(open(f"{session}/evaluation/eval_dataset.json", encoding="utf-8").read())["rows"]
-    assert {r["metadata"]["source_trace"] for r in rows} & {poison[k] for k in READABLE}  # poison rows were evaluated too
+    assert {r["metadata"]["source_trace"] for r in rows} & {
+        poison[k] for k in READABLE
+    }  # poison rows were evaluated too
 
 
 def test_a_store_that_fails_every_read_is_an_error_not_poison(store):

@@ -59,8 +59,12 @@ print(json.dumps({"count": index.count, "errors": sum(index.errors), "error_stat
 def test_parallel_digests_equal_serial_ones(demo_store, method):
     # In a fresh interpreter: forking is only safe (and only chosen) before pyspark is loaded,
     # and this pytest process may have loaded it for the Spark tests.
-    out = subprocess.run([sys.executable, "-c", _PARALLEL_CHECK, demo_store["uri"], demo_store["experiment_id"], method],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _PARALLEL_CHECK, demo_store["uri"], demo_store["experiment_id"], method],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["count"] == 40 and result["errors"] == result["error_status"]
@@ -71,9 +75,11 @@ def test_parallel_digests_equal_serial_ones(demo_store, method):
 def test_workers_are_not_forked_while_a_spark_session_lives():
     pytest.importorskip("pyspark")
     # A forked child would share the parent's py4j socket (seen as KeyError deep in py4j).
-    code = ("import trace2eval.traces.reader as r; print(r.start_method()); import pyspark; print(r.start_method()); "
-            "from pyspark.sql import SparkSession; s = SparkSession.builder.master('local[1]').getOrCreate(); "
-            "print(r.start_method()); s.stop(); print(r.start_method())")
+    code = (
+        "import trace2eval.traces.reader as r; print(r.start_method()); import pyspark; print(r.start_method()); "
+        "from pyspark.sql import SparkSession; s = SparkSession.builder.master('local[1]').getOrCreate(); "
+        "print(r.start_method()); s.stop(); print(r.start_method())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.stdout.split() == ["fork", "fork", "spawn", "fork"], out.stderr[-2000:]
 

@@ -6,7 +6,15 @@ from secret_corpus import ORDINARY, SECRETS
 from trace2eval.traces.redact import _RULES, contains_secret, is_secret_key, mask_uri, redact, redact_text
 
 # Formats whose secret follows a keyword: the keyword's case varies in the wild (PASSWORD=, BEARER).
-KEYWORD_LABELS = {"password", "bearer-token", "basic-auth", "aws-secret-key", "azure-key", "url-password", "private-key"}
+KEYWORD_LABELS = {
+    "password",
+    "bearer-token",
+    "basic-auth",
+    "aws-secret-key",
+    "azure-key",
+    "url-password",
+    "private-key",
+}
 
 
 def _variants(secret):
@@ -73,11 +81,28 @@ def test_redact_walks_structures_and_keeps_other_values():
 
 
 def test_values_of_credential_keys_are_redacted_whatever_they_look_like():
-    out = redact({"user": "bob", "password": "hunter2", "db_passwd": 1234, "client_secret": "x",
-                  "max_tokens": 512, "page_token": "abc", "api-key": "k1", "Authorization": "opaque"})
-    assert out == {"user": "bob", "password": "[REDACTED:password]", "db_passwd": "[REDACTED:password]",
-                   "client_secret": "[REDACTED:password]", "max_tokens": 512, "page_token": "abc",
-                   "api-key": "[REDACTED:password]", "Authorization": "[REDACTED:password]"}
+    out = redact(
+        {
+            "user": "bob",
+            "password": "hunter2",
+            "db_passwd": 1234,
+            "client_secret": "x",
+            "max_tokens": 512,
+            "page_token": "abc",
+            "api-key": "k1",
+            "Authorization": "opaque",
+        }
+    )
+    assert out == {
+        "user": "bob",
+        "password": "[REDACTED:password]",
+        "db_passwd": "[REDACTED:password]",
+        "client_secret": "[REDACTED:password]",
+        "max_tokens": 512,
+        "page_token": "abc",
+        "api-key": "[REDACTED:password]",
+        "Authorization": "[REDACTED:password]",
+    }
     assert not is_secret_key("n_tool_calls") and not is_secret_key("tokens_in")
 
 
@@ -89,17 +114,20 @@ def test_digest_redacts_a_token_split_by_a_newline(store):
     assert "abcdefghijklmnopqrstuvwxyz0123456789" not in str(digest)
 
 
-@pytest.mark.parametrize("uri, masked", [
-    ("postgresql://app:" + "s3cret@db.internal:5432/mlflow", "postgresql://app:***@db.internal:5432/mlflow"),
-    ("https://user:" + "pw@mlflow.example.com/", "https://user:***@mlflow.example.com/"),
-    ("https://" + "tok123@mlflow.example.com", "https://***@mlflow.example.com"),
-    ("https://mlflow.example.com/?token=" + "abc&x=1", "https://mlflow.example.com/?token=***&x=1"),
-    ("databricks", "databricks"),
-    ("databricks://my-profile", "databricks://my-profile"),
-    ("databricks://my-profile:prefix", "databricks://my-profile:prefix"),
-    ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
-    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "uri, masked",
+    [
+        ("postgresql://app:" + "s3cret@db.internal:5432/mlflow", "postgresql://app:***@db.internal:5432/mlflow"),
+        ("https://user:" + "pw@mlflow.example.com/", "https://user:***@mlflow.example.com/"),
+        ("https://" + "tok123@mlflow.example.com", "https://***@mlflow.example.com"),
+        ("https://mlflow.example.com/?token=" + "abc&x=1", "https://mlflow.example.com/?token=***&x=1"),
+        ("databricks", "databricks"),
+        ("databricks://my-profile", "databricks://my-profile"),
+        ("databricks://my-profile:prefix", "databricks://my-profile:prefix"),
+        ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("", ""),
+    ],
+)
 def test_mask_uri(uri, masked):
     assert mask_uri(uri) == masked

@@ -57,8 +57,11 @@ def secret_store(tmp_path_factory):
 
     store = TraceStore(tmp_path_factory.mktemp("secrets") / "mlflow.db")
     ids = [_add_secret_trace(store, s) for s in SECRETS]
-    ordinary = store.add(" | ".join(ORDINARY), "Done: " + ORDINARY[2],
-                         tools=[{"name": "get_order", "args": {"trace": ORDINARY[1], "commit": ORDINARY[3]}}])
+    ordinary = store.add(
+        " | ".join(ORDINARY),
+        "Done: " + ORDINARY[2],
+        tools=[{"name": "get_order", "args": {"trace": ORDINARY[1], "commit": ORDINARY[3]}}],
+    )
     add_support_traces(store, 0, 12)
     return store, ids, ordinary
 
@@ -81,8 +84,12 @@ def test_ordinary_values_come_through_the_digest_unchanged(secret_store):
     text = json.dumps(digest, ensure_ascii=False)
     assert "REDACTED" not in text
     assert digest["answer"] == "Done: " + ORDINARY[2]
-    for value in ("a3f1c9e2b4d6f8a0c2e4b6d8f0a1c3e5", "123e4567-e89b-12d3-a456-426614174000",
-                  "9fceb02d0ae598e95dc970b74767f19372d61af8", "risk-adjusted-return-calculation"):
+    for value in (
+        "a3f1c9e2b4d6f8a0c2e4b6d8f0a1c3e5",
+        "123e4567-e89b-12d3-a456-426614174000",
+        "9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "risk-adjusted-return-calculation",
+    ):
         assert value in text
 
 
@@ -90,8 +97,9 @@ def test_dataset_rows_hold_no_secret(secret_store):
     from trace2eval.generate.dataset import Case, build_rows
 
     store, ids, _ = secret_store
-    rows, _ = build_rows([Case(tid, case_type="failure", reasons=["exhibits " + s.text])
-                          for tid, s in zip(ids, SECRETS)], store.trace)
+    rows, _ = build_rows(
+        [Case(tid, case_type="failure", reasons=["exhibits " + s.text]) for tid, s in zip(ids, SECRETS)], store.trace
+    )
     assert len(rows) == len(SECRETS)
     for row, secret in zip(rows, SECRETS):
         assert not _leaks(json.dumps(row, ensure_ascii=False)), secret.label

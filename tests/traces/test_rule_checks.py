@@ -8,12 +8,19 @@ from trace2eval.generate import rules
 from trace2eval.traces.checks import RULE_FEATURES, run_check
 
 FEATURES = {
-    "n_spans": 6, "n_tool_calls": 3, "n_tool_errors": 1, "gives_up": False, "status": "OK",
-    "answer": "Your order has been cancelled.", "request": "Please cancel order 42",
+    "n_spans": 6,
+    "n_tool_calls": 3,
+    "n_tool_errors": 1,
+    "gives_up": False,
+    "status": "OK",
+    "answer": "Your order has been cancelled.",
+    "request": "Please cancel order 42",
     "user_turns": ["Please cancel order 42", "Yes, go ahead"],
-    "tools": [{"name": "get_order", "args": '{"id": 42}', "ok": True, "error": None, "nested": False},
-              {"name": "cancel_order", "args": '{"id": 42}', "ok": False, "error": "order locked", "nested": False},
-              {"name": "transfer_to_human", "args": "{}", "ok": True, "error": None, "nested": False}],
+    "tools": [
+        {"name": "get_order", "args": '{"id": 42}', "ok": True, "error": None, "nested": False},
+        {"name": "cancel_order", "args": '{"id": 42}', "ok": False, "error": "order locked", "nested": False},
+        {"name": "transfer_to_human", "args": "{}", "ok": True, "error": None, "nested": False},
+    ],
 }
 
 
@@ -21,26 +28,44 @@ def verdict(fail_when, features=FEATURES):
     return run_check("rule", features, {"fail_when": fail_when, "message": "claimed a cancellation"})
 
 
-@pytest.mark.parametrize("cond, fails", [
-    ({"feature": "n_tool_errors", "op": ">", "value": 0}, True),
-    ({"feature": "n_tool_errors", "op": ">", "value": 1}, False),
-    ({"feature": "gives_up", "op": "==", "value": True}, False),
-    ({"feature": "status", "op": "==", "value": "OK"}, True),
-    ({"feature": "status", "op": "<", "value": "OK"}, False),           # order comparisons only between numbers
-    ({"feature": "no_such_feature", "op": ">", "value": 0}, False),
-    ({"text": "answer", "contains_any": ["CANCELLED"]}, True),          # case-insensitive
-    ({"text": "answer", "words_any": ["cancel"]}, False),               # whole words: "cancelled" is not "cancel"
-    ({"text": "answer", "words_any": ["has been cancelled"]}, True),
-    ({"text": "last_user_turn", "words_any": ["go ahead"]}, True),
-    ({"text": "tool_errors", "contains_any": ["locked"]}, True),
-    ({"text": "tool_names", "contains_any": ["refund"]}, False),
-    ({"tool_calls": {"name_contains": "cancel", "ok": True}, "op": "==", "value": 0}, True),
-    ({"tool_calls": {"name": "get_order", "args_contains": "42"}, "op": ">=", "value": 1}, True),
-    ({"all": [{"text": "answer", "words_any": ["cancelled"]},
-              {"tool_calls": {"name_contains": "cancel", "ok": True}, "op": "==", "value": 0}]}, True),
-    ({"any": [{"feature": "gives_up", "op": "==", "value": True}, {"feature": "n_spans", "op": "<", "value": 2}]}, False),
-    ({"not": {"feature": "gives_up", "op": "==", "value": True}}, True),
-])
+@pytest.mark.parametrize(
+    "cond, fails",
+    [
+        ({"feature": "n_tool_errors", "op": ">", "value": 0}, True),
+        ({"feature": "n_tool_errors", "op": ">", "value": 1}, False),
+        ({"feature": "gives_up", "op": "==", "value": True}, False),
+        ({"feature": "status", "op": "==", "value": "OK"}, True),
+        ({"feature": "status", "op": "<", "value": "OK"}, False),  # order comparisons only between numbers
+        ({"feature": "no_such_feature", "op": ">", "value": 0}, False),
+        ({"text": "answer", "contains_any": ["CANCELLED"]}, True),  # case-insensitive
+        ({"text": "answer", "words_any": ["cancel"]}, False),  # whole words: "cancelled" is not "cancel"
+        ({"text": "answer", "words_any": ["has been cancelled"]}, True),
+        ({"text": "last_user_turn", "words_any": ["go ahead"]}, True),
+        ({"text": "tool_errors", "contains_any": ["locked"]}, True),
+        ({"text": "tool_names", "contains_any": ["refund"]}, False),
+        ({"tool_calls": {"name_contains": "cancel", "ok": True}, "op": "==", "value": 0}, True),
+        ({"tool_calls": {"name": "get_order", "args_contains": "42"}, "op": ">=", "value": 1}, True),
+        (
+            {
+                "all": [
+                    {"text": "answer", "words_any": ["cancelled"]},
+                    {"tool_calls": {"name_contains": "cancel", "ok": True}, "op": "==", "value": 0},
+                ]
+            },
+            True,
+        ),
+        (
+            {
+                "any": [
+                    {"feature": "gives_up", "op": "==", "value": True},
+                    {"feature": "n_spans", "op": "<", "value": 2},
+                ]
+            },
+            False,
+        ),
+        ({"not": {"feature": "gives_up", "op": "==", "value": True}}, True),
+    ],
+)
 def test_each_condition_reads_what_it_says(cond, fails):
     passed, rationale = verdict(cond)
     assert passed is (not fails)
@@ -55,9 +80,21 @@ def test_a_rule_that_reads_spans_says_when_there_is_no_trace_to_check():
     assert verdict({"text": "answer", "contains_any": ["done"]}, bare)[0] is False  # text needs no spans
 
 
-@pytest.mark.parametrize("junk", [None, [], "x", {"all": None}, {"any": [None, 3]}, {"not": None},
-                                  {"feature": None, "op": None}, {"text": "answer", "contains_any": None},
-                                  {"tool_calls": "x", "op": ">", "value": "y"}, {"feature": "tools", "op": ">", "value": 1}])
+@pytest.mark.parametrize(
+    "junk",
+    [
+        None,
+        [],
+        "x",
+        {"all": None},
+        {"any": [None, 3]},
+        {"not": None},
+        {"feature": None, "op": None},
+        {"text": "answer", "contains_any": None},
+        {"tool_calls": "x", "op": ">", "value": "y"},
+        {"feature": "tools", "op": ">", "value": 1},
+    ],
+)
 def test_no_condition_or_feature_value_makes_the_interpreter_raise(junk):
     features = {**FEATURES, "tools": [None, {"name": None}, "x"] + FEATURES["tools"], "user_turns": None}
     passed, rationale = verdict(junk, features)
@@ -78,6 +115,6 @@ def test_limits_and_description():
     assert "nest at most" in rules.limits(deep)[0]
     wide = {"any": [{"feature": "n_tool_calls", "op": ">", "value": i} for i in range(8)]}
     assert rules.limits({"all": [wide, wide]}) == ["at most 16 conditions in one check (got 19)"]
-    assert rules.describe({"all": [{"text": "answer", "words_any": ["sorry"]},
-                                   {"tool_calls": {"ok": False}, "op": ">", "value": 0}]}) == (
-        "(answer has any of the words ['sorry'] and count of tool calls (ok=False) > 0)")
+    assert rules.describe(
+        {"all": [{"text": "answer", "words_any": ["sorry"]}, {"tool_calls": {"ok": False}, "op": ">", "value": 0}]}
+    ) == ("(answer has any of the words ['sorry'] and count of tool calls (ok=False) > 0)")

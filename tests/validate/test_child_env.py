@@ -23,20 +23,31 @@ FAKE = {
     "COMPANY_DB_PASSWORD": "hunter" + "2" * 10,
     "MLFLOW_TRACKING_TOKEN": "mlflow-" + "e" * 20,
 }
-BASICS = {"PATH": "/usr/bin", "HOME": "/home/u", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp",
-          "PYTHONPATH": "/src", "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool", "TRACE2EVAL_JUDGE_MODEL": "x",
-          "TRACE2EVAL_LLM_SECRET": "not read by run_eval"}
+BASICS = {
+    "PATH": "/usr/bin",
+    "HOME": "/home/u",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "TMPDIR": "/tmp",
+    "PYTHONPATH": "/src",
+    "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
+    "TRACE2EVAL_JUDGE_MODEL": "x",
+    "TRACE2EVAL_LLM_SECRET": "not read by run_eval",
+}
 
 
-@pytest.mark.parametrize("judge_model, tracking_uri, kept", [
-    (None, "sqlite:///mlflow.db", set()),
-    ("databricks:/databricks-claude-sonnet-4-5", "sqlite:///mlflow.db", {"DATABRICKS_TOKEN", "DATABRICKS_HOST"}),
-    ("openai:/gpt-4.1-mini", "sqlite:///mlflow.db", {"OPENAI_API_KEY"}),
-    ("anthropic:/claude-sonnet-4-5", "sqlite:///mlflow.db", {"ANTHROPIC_API_KEY"}),
-    ("bedrock:/anthropic.claude", "sqlite:///mlflow.db", {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}),
-    (None, "databricks", {"DATABRICKS_TOKEN", "DATABRICKS_HOST"}),  # the store itself is the workspace
-    ("openai:/gpt-4.1-mini", "databricks://prod", {"OPENAI_API_KEY", "DATABRICKS_TOKEN", "DATABRICKS_HOST"}),
-])
+@pytest.mark.parametrize(
+    "judge_model, tracking_uri, kept",
+    [
+        (None, "sqlite:///mlflow.db", set()),
+        ("databricks:/databricks-claude-sonnet-4-5", "sqlite:///mlflow.db", {"DATABRICKS_TOKEN", "DATABRICKS_HOST"}),
+        ("openai:/gpt-4.1-mini", "sqlite:///mlflow.db", {"OPENAI_API_KEY"}),
+        ("anthropic:/claude-sonnet-4-5", "sqlite:///mlflow.db", {"ANTHROPIC_API_KEY"}),
+        ("bedrock:/anthropic.claude", "sqlite:///mlflow.db", {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}),
+        (None, "databricks", {"DATABRICKS_TOKEN", "DATABRICKS_HOST"}),  # the store itself is the workspace
+        ("openai:/gpt-4.1-mini", "databricks://prod", {"OPENAI_API_KEY", "DATABRICKS_TOKEN", "DATABRICKS_HOST"}),
+    ],
+)
 def test_only_the_configured_providers_credentials_pass(judge_model, tracking_uri, kept):
     env = scrubbed_env({**BASICS, **FAKE}, judge_model, tracking_uri)
     secrets = set(FAKE) - {"MLFLOW_TRACKING_TOKEN"}
@@ -93,7 +104,8 @@ def child_env_probe(tmp_path, monkeypatch):
     (hook / "sitecustomize.py").write_text(
         "import json, os, sys\n"
         "if sys.argv and sys.argv[0].endswith('run_eval.py'):\n"
-        f"    open({str(seen)!r}, 'w').write(json.dumps(dict(os.environ)))\n")
+        f"    open({str(seen)!r}, 'w').write(json.dumps(dict(os.environ)))\n"
+    )
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])]))
     for key, value in FAKE.items():
         monkeypatch.setenv(key, value)
@@ -136,10 +148,14 @@ def test_validate_with_a_databricks_judge_passes_only_databricks_credentials(ses
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("answers, kind", [
-    (lambda n: 403, "judge_unavailable"),                      # refused from the first call
-    (lambda n: "yes" if n == 0 else 403, "scorer_error"),      # the check passes, then every row fails
-], ids=["refused", "fails-after-check"])
+@pytest.mark.parametrize(
+    "answers, kind",
+    [
+        (lambda n: 403, "judge_unavailable"),  # refused from the first call
+        (lambda n: "yes" if n == 0 else 403, "scorer_error"),  # the check passes, then every row fails
+    ],
+    ids=["refused", "fails-after-check"],
+)
 def test_broken_judges_fail_validation_naming_them(session, monkeypatch, answers, kind):
     from judge_server import JudgeServer
     from trace2eval.sessions.tasks import validate

@@ -22,7 +22,10 @@ def confusion(flagged: list[bool], bad: list[bool]) -> dict[str, Any]:
     expected = (((tp + fp) * (tp + fn)) + ((fn + tn) * (fp + tn))) / (n * n) if n else 0.0
     kappa = (observed - expected) / (1 - expected) if n and expected < 1 else 0.0
     return {
-        "flagged_bad": tp, "flagged_good": fp, "missed_bad": fn, "passed_good": tn,
+        "flagged_bad": tp,
+        "flagged_good": fp,
+        "missed_bad": fn,
+        "passed_good": tn,
         "precision": round(tp / (tp + fp), 3) if tp + fp else None,
         "recall": round(tp / (tp + fn), 3) if tp + fn else None,
         "false_alarm_rate": round(fp / (fp + tn), 3) if fp + tn else None,
@@ -35,18 +38,23 @@ def unmeasured(labelled: int, bad: int) -> list[str]:
     good = labelled - bad
     out = []
     if labelled and labelled < MIN_LABELLED:
-        out.append(f"keep/drop decisions: only {labelled} labelled trace(s), at least {MIN_LABELLED} are needed, "
-                   "so every code scorer is kept")
+        out.append(
+            f"keep/drop decisions: only {labelled} labelled trace(s), at least {MIN_LABELLED} are needed, "
+            "so every code scorer is kept"
+        )
     if labelled and not bad:
-        out.append("recall and precision: no labelled trace is bad, so there is nothing to catch "
-                   "(only false alarms are measured)")
+        out.append(
+            "recall and precision: no labelled trace is bad, so there is nothing to catch "
+            "(only false alarms are measured)"
+        )
     if labelled and not good:
         out.append("false-alarm rate: no labelled trace is good (only recall is measured)")
     return out
 
 
-def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]],
-                  label_name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def meta_evaluate(
+    rows: list[dict[str, Any]], findings: list[dict[str, Any]], label_name: str
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Score every code finding against the labels: (the summary, one record per finding id with
     its `agreement`, whether it is `kept` and the `kept_reason`). The findings are not changed: the
     analyzer adds the records to them, in one place.
@@ -56,9 +64,14 @@ def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]],
     """
     labelled = [r for r in rows if r.get("label") is not None]
     if not labelled:
-        return {"label": label_name, "labelled": 0, "kept": [], "dropped": [],
-                "unmeasured": ["everything: no labelled trace"],
-                "note": f"no trace carries a yes/no feedback named '{label_name}': nothing to measure against"}, {}
+        return {
+            "label": label_name,
+            "labelled": 0,
+            "kept": [],
+            "dropped": [],
+            "unmeasured": ["everything: no labelled trace"],
+            "note": f"no trace carries a yes/no feedback named '{label_name}': nothing to measure against",
+        }, {}
     bad = [r["label"] is False for r in labelled]
     base_rate = sum(bad) / len(bad)
     kept, dropped = [], []
@@ -75,13 +88,21 @@ def meta_evaluate(rows: list[dict[str, Any]], findings: list[dict[str, Any]],
         elif stats["flagged_bad"] + stats["flagged_good"] == 0:
             keep, reason = True, "flags no labelled trace: no evidence either way"
         elif stats["cohen_kappa"] > 0 and (stats["precision"] or 0) > base_rate:
-            keep, reason = True, (
-                f"adds signal: precision {stats['precision']:.2f} above the {base_rate:.2f} base rate of bad traces, "
-                f"kappa {stats['cohen_kappa']:.2f}")
+            keep, reason = (
+                True,
+                (
+                    f"adds signal: precision {stats['precision']:.2f} above the {base_rate:.2f} base rate of bad traces, "
+                    f"kappa {stats['cohen_kappa']:.2f}"
+                ),
+            )
         else:
-            keep, reason = False, (
-                f"no signal: precision {stats['precision'] or 0:.2f} vs base rate {base_rate:.2f}, "
-                f"kappa {stats['cohen_kappa']:.2f}")
+            keep, reason = (
+                False,
+                (
+                    f"no signal: precision {stats['precision'] or 0:.2f} vs base rate {base_rate:.2f}, "
+                    f"kappa {stats['cohen_kappa']:.2f}"
+                ),
+            )
         records[f["id"]] = {"agreement": stats, "kept": keep, "kept_reason": reason}
         (kept if keep else dropped).append(f["id"])
     union = set().union(*[set(f.get("all_evidence") or ()) for f in findings if f["id"] in kept]) if kept else set()

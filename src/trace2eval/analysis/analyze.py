@@ -16,8 +16,15 @@ from trace2eval.analysis.agreement import meta_evaluate
 from trace2eval.analysis.findings import candidates
 from trace2eval.state.versions import ANALYSIS_VERSION
 from trace2eval.analysis.querytypes import cluster_requests
-from trace2eval.analysis.sections import (EVIDENCE_IDS, TRACE_NO_EXCEPTION, AgentCounts, describe_agent,
-                                          describe_error_pattern, describe_tool, describe_trace_summary)
+from trace2eval.analysis.sections import (
+    EVIDENCE_IDS,
+    TRACE_NO_EXCEPTION,
+    AgentCounts,
+    describe_agent,
+    describe_error_pattern,
+    describe_tool,
+    describe_trace_summary,
+)
 from trace2eval.analysis.stats import percentile, summary
 from trace2eval.traces.checks import run_check
 
@@ -42,7 +49,13 @@ class Analyzer:
         """Keep what the analysis needs (about 1 KB a trace): 100k traces fit in a few hundred MB."""
         row = dict(digest)
         row["tools"] = [
-            {"name": sys.intern(t["name"]), "ok": t["ok"], "error": t["error"], "ms": t["ms"], "nested": t.get("nested", False)}
+            {
+                "name": sys.intern(t["name"]),
+                "ok": t["ok"],
+                "error": t["error"],
+                "ms": t["ms"],
+                "nested": t.get("nested", False),
+            }
             for t in row.get("tools", [])[:40]
         ]
         row["request"] = row.get("request") or ""  # already bounded; checks classify on all of it
@@ -103,22 +116,34 @@ def agent_counts(rows: list[dict[str, Any]]) -> AgentCounts:
     tool_names = Counter(t["name"] for r in rows for t in r["tools"])
     nested = Counter(t["name"] for r in rows for t in r["tools"] if t.get("nested"))
     return AgentCounts(
-        n=len(rows), tools=tool_names.most_common(), sub_agents=sorted(nested), nested_calls=sum(nested.values()),
-        multi_turn=sum(r["n_user_turns"] > 1 for r in rows), uses_tools=sum(r["n_tool_calls"] > 0 for r in rows),
+        n=len(rows),
+        tools=tool_names.most_common(),
+        sub_agents=sorted(nested),
+        nested_calls=sum(nested.values()),
+        multi_turn=sum(r["n_user_turns"] > 1 for r in rows),
+        uses_tools=sum(r["n_tool_calls"] > 0 for r in rows),
         retrieval=sum("RETRIEVER" in r.get("span_types", {}) for r in rows),
         roots=Counter(r.get("root_name") or "?" for r in rows).most_common(),
         shapes=Counter(r["request_shape"] for r in rows).most_common(),
-        any_answer=any(r["has_answer"] for r in rows))
+        any_answer=any(r["has_answer"] for r in rows),
+    )
 
 
 def trace_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     tokens = [r["tokens_in"] + r["tokens_out"] for r in rows if r["tokens_in"] + r["tokens_out"] > 0]
     times = [r["timestamp_ms"] for r in rows if r["timestamp_ms"]]
     return describe_trace_summary(
-        len(rows), dict(Counter(r["status"] for r in rows)), summary([r["duration_ms"] for r in rows]),
-        summary(tokens) if tokens else {"count": 0}, sum(tokens), summary([r["n_tool_calls"] for r in rows]),
-        summary([r["n_user_turns"] for r in rows]), sum(not r["has_answer"] for r in rows),
-        min(times) if times else None, max(times) if times else None)
+        len(rows),
+        dict(Counter(r["status"] for r in rows)),
+        summary([r["duration_ms"] for r in rows]),
+        summary(tokens) if tokens else {"count": 0},
+        sum(tokens),
+        summary([r["n_tool_calls"] for r in rows]),
+        summary([r["n_user_turns"] for r in rows]),
+        sum(not r["has_answer"] for r in rows),
+        min(times) if times else None,
+        max(times) if times else None,
+    )
 
 
 def error_patterns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -151,15 +176,28 @@ def tool_usage(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             durations[t["name"]].append(t["ms"])
             if not traces[t["name"]] or traces[t["name"]][-1] != r["trace_id"]:
                 traces[t["name"]].append(r["trace_id"])
-    return [describe_tool(name, n, len(traces[name]), failures[name], percentile(durations[name], 50),
-                          percentile(durations[name], 95), traces[name]) for name, n in calls.most_common(40)]
+    return [
+        describe_tool(
+            name,
+            n,
+            len(traces[name]),
+            failures[name],
+            percentile(durations[name], 50),
+            percentile(durations[name], 95),
+            traces[name],
+        )
+        for name, n in calls.most_common(40)
+    ]
 
 
 def request_shapes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_shape: dict[str, list[str]] = defaultdict(list)
     for r in rows:
         by_shape[r["request_shape"]].append(r["trace_id"])
-    return [{"shape": s, "count": len(ids), "evidence": ids[:5]} for s, ids in sorted(by_shape.items(), key=lambda kv: -len(kv[1]))]
+    return [
+        {"shape": s, "count": len(ids), "evidence": ids[:5]}
+        for s, ids in sorted(by_shape.items(), key=lambda kv: -len(kv[1]))
+    ]
 
 
 def query_type_table(rows, types, findings) -> list[dict[str, Any]]:
@@ -175,17 +213,19 @@ def query_type_table(rows, types, findings) -> list[dict[str, Any]]:
             hits = len(member_ids & ids)
             if hits:
                 flagged[name][fid] = hits
-        table.append({
-            "name": name,
-            "terms": types.terms[idx],
-            "count": len(members),
-            "error_rate": round(sum(r["status"] == "ERROR" for r in members) / len(members), 3),
-            "latency_ms": summary([r["duration_ms"] for r in members]),
-            "tool_calls_p50": percentile([r["n_tool_calls"] for r in members], 50),
-            "findings": dict(flagged[name].most_common()),
-            "examples": [r["request"][:160] for r in members[:3]],
-            "evidence": [r["trace_id"] for r in members[:EXAMPLES_PER_TYPE]],
-        })
+        table.append(
+            {
+                "name": name,
+                "terms": types.terms[idx],
+                "count": len(members),
+                "error_rate": round(sum(r["status"] == "ERROR" for r in members) / len(members), 3),
+                "latency_ms": summary([r["duration_ms"] for r in members]),
+                "tool_calls_p50": percentile([r["n_tool_calls"] for r in members], 50),
+                "findings": dict(flagged[name].most_common()),
+                "examples": [r["request"][:160] for r in members[:3]],
+                "evidence": [r["trace_id"] for r in members[:EXAMPLES_PER_TYPE]],
+            }
+        )
     return sorted(table, key=lambda t: -t["count"])
 
 
@@ -208,15 +248,17 @@ def build_findings(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]:
         if not failing:
             continue
         by_type = Counter(r["query_type"] for r in failing)
-        findings.append({
-            **cand,
-            "prevalence": {"traces": len(failing), "rate": round(len(failing) / len(rows), 3)},
-            "evidence": [r["trace_id"] for r in failing[:EVIDENCE_IDS]],
-            "all_evidence": [r["trace_id"] for r in failing],
-            "counter_examples": [r["trace_id"] for r in passing[:10]],
-            "query_types": dict(by_type.most_common()),
-            "examples": [why for why, _ in rationale_counts.most_common(3)],
-        })
+        findings.append(
+            {
+                **cand,
+                "prevalence": {"traces": len(failing), "rate": round(len(failing) / len(rows), 3)},
+                "evidence": [r["trace_id"] for r in failing[:EVIDENCE_IDS]],
+                "all_evidence": [r["trace_id"] for r in failing],
+                "counter_examples": [r["trace_id"] for r in passing[:10]],
+                "query_types": dict(by_type.most_common()),
+                "examples": [why for why, _ in rationale_counts.most_common(3)],
+            }
+        )
     findings.sort(key=lambda f: (SEVERITY_RANK[f["severity"]], -f["prevalence"]["traces"]))
     return findings
 
@@ -250,8 +292,11 @@ def case_index(rows: list[dict[str, Any]], analysis: dict[str, Any]) -> dict[str
         cited.update(shape["evidence"])
     return {
         r["trace_id"]: {
-            "query_type": r["query_type"], "status": r["status"], "duration_ms": r["duration_ms"],
+            "query_type": r["query_type"],
+            "status": r["status"],
+            "duration_ms": r["duration_ms"],
             "request": r["request"][:160],
         }
-        for r in rows if r["trace_id"] in cited
+        for r in rows
+        if r["trace_id"] in cited
     }

@@ -50,14 +50,24 @@ class FindingDef:
 REGISTRY: dict[str, FindingDef] = {}
 
 
-def finding(id: str, *, title: str, severity: Severity, summary: str, description: str,
-            scorer: Literal["code", "judge"] = "code", judge: tuple[str, ...] = ()):
+def finding(
+    id: str,
+    *,
+    title: str,
+    severity: Severity,
+    summary: str,
+    description: str,
+    scorer: Literal["code", "judge"] = "code",
+    judge: tuple[str, ...] = (),
+):
     """Register the decorated `derive(rows, types) -> Derived | None` as finding `id`."""
+
     def register(derive: Callable[[Rows, Any], Derived | None]) -> Callable[[Rows, Any], Derived | None]:
         if id in REGISTRY:
             raise ValueError(f"finding {id!r} is defined twice")
         REGISTRY[id] = FindingDef(id, title, severity, summary, description, derive, scorer, tuple(judge))
         return derive
+
     return register
 
 
@@ -68,9 +78,18 @@ def candidates(rows: Rows, types: Any) -> list[dict[str, Any]]:
         derived = spec.derive(rows, types)
         if derived is None:
             continue
-        found.append({"id": spec.id, "check": spec.check, "title": derived.title or spec.title,
-                      "severity": spec.severity, "params": derived.params, "threshold_rationale": derived.rationale,
-                      "description": derived.description or spec.description, "scorer": spec.scorer})
+        found.append(
+            {
+                "id": spec.id,
+                "check": spec.check,
+                "title": derived.title or spec.title,
+                "severity": spec.severity,
+                "params": derived.params,
+                "threshold_rationale": derived.rationale,
+                "description": derived.description or spec.description,
+                "scorer": spec.scorer,
+            }
+        )
     return found
 
 
@@ -78,13 +97,18 @@ def readme_table() -> str:
     """The README's table of findings, generated so it cannot drift (a test compares)."""
     lines = ["| finding | fails when | scorer |", "|---|---|---|"]
     for spec in REGISTRY.values():
-        kind = "code + LLM judge" if spec.scorer == "code" and spec.judge_guidelines else (
-            "code" if spec.scorer == "code" else "LLM judge only")
+        kind = (
+            "code + LLM judge"
+            if spec.scorer == "code" and spec.judge_guidelines
+            else ("code" if spec.scorer == "code" else "LLM judge only")
+        )
         lines.append(f"| `{spec.id}` | {spec.summary} | {kind} |")
     return "\n".join(lines)
 
 
-def _per_type_limits(rows: Rows, types: Any, value, q: float, floor_factor: float, min_count: int = 20) -> dict[str, Any]:
+def _per_type_limits(
+    rows: Rows, types: Any, value, q: float, floor_factor: float, min_count: int = 20
+) -> dict[str, Any]:
     """Limits per request type (types with enough traces), plus what a scorer needs to classify."""
     by_type = {}
     for name in types.names:
@@ -93,46 +117,78 @@ def _per_type_limits(rows: Rows, types: Any, value, q: float, floor_factor: floa
             by_type[name] = round(outlier_threshold(values, q, floor_factor), 1)
     if len(by_type) < 2:
         return {}
-    return {"by_type": by_type, "types": [{"name": n, "terms": t} for n, t in zip(types.names, types.terms) if n in by_type]}
+    return {
+        "by_type": by_type,
+        "types": [{"name": n, "terms": t} for n, t in zip(types.names, types.terms) if n in by_type],
+    }
 
 
 # -- execution failures ---------------------------------------------------------------------------
 
 
-@finding("error_traces", title="Traces that end in ERROR", severity="high",
-         summary="the trace ends in ERROR", description="The agent run itself failed (exception or error status).")
+@finding(
+    "error_traces",
+    title="Traces that end in ERROR",
+    severity="high",
+    summary="the trace ends in ERROR",
+    description="The agent run itself failed (exception or error status).",
+)
 def _error_traces(rows, types):
     return Derived({}, "the trace ends with status ERROR")
 
 
-@finding("tool_failures", title="Failed tool calls", severity="high",
-         summary="a tool call fails — or, when the agent usually recovers, a failure nothing succeeded after",
-         description="Tool or retriever calls failed; the answer may rest on missing data.",
-         judge=("If a tool or data lookup failed, the response must not claim the action succeeded or invent "
-                "the missing data; it says what could not be done and what the user can do next.",))
+@finding(
+    "tool_failures",
+    title="Failed tool calls",
+    severity="high",
+    summary="a tool call fails — or, when the agent usually recovers, a failure nothing succeeded after",
+    description="Tool or retriever calls failed; the answer may rest on missing data.",
+    judge=(
+        "If a tool or data lookup failed, the response must not claim the action succeeded or invent "
+        "the missing data; it says what could not be done and what the user can do next.",
+    ),
+)
 def _tool_failures(rows, types):
     with_failures = [r for r in rows if r["n_tool_errors"]]
     recovered = sum(r["n_unrecovered_tool_errors"] == 0 for r in with_failures)
     if with_failures and recovered / len(with_failures) >= 0.5:
-        return Derived({"max": 0, "unrecovered_only": True},
-                       f"a tool/retriever call fails and no tool call succeeds after it (the agent recovered in {recovered} of "
-                       f"{len(with_failures)} traces with failures, so a failure it recovers from passes)",
-                       title="Tool failures the agent did not recover from",
-                       description="Tool or retriever calls failed and the agent did not get back on track.")
-    return Derived({"max": 0}, "any tool/retriever call fails (error status, exception, or an error-looking result)"
-                   + (f"; the agent recovered in only {recovered} of {len(with_failures)} traces with failures"
-                      if with_failures else ""))
+        return Derived(
+            {"max": 0, "unrecovered_only": True},
+            f"a tool/retriever call fails and no tool call succeeds after it (the agent recovered in {recovered} of "
+            f"{len(with_failures)} traces with failures, so a failure it recovers from passes)",
+            title="Tool failures the agent did not recover from",
+            description="Tool or retriever calls failed and the agent did not get back on track.",
+        )
+    return Derived(
+        {"max": 0},
+        "any tool/retriever call fails (error status, exception, or an error-looking result)"
+        + (
+            f"; the agent recovered in only {recovered} of {len(with_failures)} traces with failures"
+            if with_failures
+            else ""
+        ),
+    )
 
 
-@finding("llm_failures", title="Failed LLM calls", severity="high",
-         summary="an LLM call fails", description="Model calls failed inside the agent.")
+@finding(
+    "llm_failures",
+    title="Failed LLM calls",
+    severity="high",
+    summary="an LLM call fails",
+    description="Model calls failed inside the agent.",
+)
 def _llm_failures(rows, types):
     return Derived({}, "an LLM call ends with error status")
 
 
-@finding("missing_answer", title="Empty or cut-off answers", severity="high",
-         summary="the answer is empty or cut off", description="The user got no usable answer.",
-         judge=("The response directly answers the user's request in complete sentences.",))
+@finding(
+    "missing_answer",
+    title="Empty or cut-off answers",
+    severity="high",
+    summary="the answer is empty or cut off",
+    description="The user got no usable answer.",
+    judge=("The response directly answers the user's request in complete sentences.",),
+)
 def _missing_answer(rows, types):
     return Derived({"min_chars": 1}, "the final answer is empty or ends mid-sentence")
 
@@ -140,29 +196,46 @@ def _missing_answer(rows, types):
 # -- behaviour relative to this experiment's own distribution -------------------------------------
 
 
-@finding("answered_without_tools", title="Answers given without consulting any tool", severity="medium",
-         summary="no tool call where nearly every request uses tools",
-         description="The agent answered from its own knowledge where it nearly always looks things up first.",
-         judge=("Facts in the response come from the agent's tools, not from its own assumptions.",))
+@finding(
+    "answered_without_tools",
+    title="Answers given without consulting any tool",
+    severity="medium",
+    summary="no tool call where nearly every request uses tools",
+    description="The agent answered from its own knowledge where it nearly always looks things up first.",
+    judge=("Facts in the response come from the agent's tools, not from its own assumptions.",),
+)
 def _answered_without_tools(rows, types):
     n = len(rows)
     with_tools = [r for r in rows if r["n_tool_calls"]]
     if not (len(with_tools) >= 0.8 * n and n >= 10):
         return None
     # Request types that are mostly answered without tools (greetings, "what can you do") are exempt.
-    exempt = [name for name in types.names
-              if (members := [r for r in rows if r["query_type"] == name])
-              and sum(r["n_tool_calls"] > 0 for r in members) < 0.5 * len(members)]
+    exempt = [
+        name
+        for name in types.names
+        if (members := [r for r in rows if r["query_type"] == name])
+        and sum(r["n_tool_calls"] > 0 for r in members) < 0.5 * len(members)
+    ]
     params: dict[str, Any] = {"min": 1}
     if exempt:
-        params.update({"exempt_types": exempt, "types": [{"name": nm, "terms": t} for nm, t in zip(types.names, types.terms)]})
-    return Derived(params, f"the agent makes no tool call at all, while {len(with_tools)} of {n} traces "
-                           f"({len(with_tools) / n:.0%}) use tools"
-                   + (f"; request types mostly answered without tools are exempt ({', '.join(exempt)})" if exempt else ""))
+        params.update(
+            {"exempt_types": exempt, "types": [{"name": nm, "terms": t} for nm, t in zip(types.names, types.terms)]}
+        )
+    return Derived(
+        params,
+        f"the agent makes no tool call at all, while {len(with_tools)} of {n} traces "
+        f"({len(with_tools) / n:.0%}) use tools"
+        + (f"; request types mostly answered without tools are exempt ({', '.join(exempt)})" if exempt else ""),
+    )
 
 
-@finding("repeated_calls", title="Loops: the same tool call repeated", severity="medium",
-         summary="the same call repeats beyond the usual", description="The agent repeated itself: a retry loop or a lost thread.")
+@finding(
+    "repeated_calls",
+    title="Loops: the same tool call repeated",
+    severity="medium",
+    summary="the same call repeats beyond the usual",
+    description="The agent repeated itself: a retry loop or a lost thread.",
+)
 def _repeated_calls(rows, types):
     with_tools = [r for r in rows if r["n_tool_calls"]]
     if not with_tools:
@@ -171,73 +244,120 @@ def _repeated_calls(rows, types):
     limit = max(1, math.ceil(percentile(identical, 95)) if percentile(identical, 50) > 1 else 1)
     streaks = [r["max_same_tool_streak"] for r in with_tools]
     streak_limit = max(3, math.ceil(outlier_threshold(streaks, 95, 2.0)))
-    return Derived({"max": limit, "max_streak": streak_limit},
-                   f"the same tool is called with the same arguments more than {limit}×, or one tool more than "
-                   f"{streak_limit}× in a row ({streak_limit}: the p95 of same-tool streaks, at least 2× the median and 3)")
+    return Derived(
+        {"max": limit, "max_streak": streak_limit},
+        f"the same tool is called with the same arguments more than {limit}×, or one tool more than "
+        f"{streak_limit}× in a row ({streak_limit}: the p95 of same-tool streaks, at least 2× the median and 3)",
+    )
 
 
-@finding("long_tool_chains", title="Unusually long tool chains", severity="medium",
-         summary="more tool calls than the experiment's p90",
-         description="Far more tool calls than this agent usually needs: it is searching, retrying or lost.")
+@finding(
+    "long_tool_chains",
+    title="Unusually long tool chains",
+    severity="medium",
+    summary="more tool calls than the experiment's p90",
+    description="Far more tool calls than this agent usually needs: it is searching, retrying or lost.",
+)
 def _long_tool_chains(rows, types):
     if not any(r["n_tool_calls"] for r in rows):
         return None
     limit = max(2, math.ceil(outlier_threshold([r["n_tool_calls"] for r in rows], 90, 1.5)))
-    return Derived({"max": limit}, f"it makes more than {limit} tool calls (the p90 of {len(rows)} traces (at least 1.5× the median))")
+    return Derived(
+        {"max": limit},
+        f"it makes more than {limit} tool calls (the p90 of {len(rows)} traces (at least 1.5× the median))",
+    )
 
 
-@finding("long_conversations", title="Unusually long conversations", severity="medium",
-         summary="more user turns than the experiment's p90",
-         description="Conversations that drag on usually mean the agent is not resolving the request.")
+@finding(
+    "long_conversations",
+    title="Unusually long conversations",
+    severity="medium",
+    summary="more user turns than the experiment's p90",
+    description="Conversations that drag on usually mean the agent is not resolving the request.",
+)
 def _long_conversations(rows, types):
     turns = [r["n_user_turns"] for r in rows]
     if percentile(turns, 50) < 2:
         return None
     limit = max(3, math.ceil(outlier_threshold(turns, 90, 1.5)))
-    return Derived({"max": limit}, f"it takes more than {limit} user turns (the p90 of {len(rows)} traces (at least 1.5× the median))")
+    return Derived(
+        {"max": limit},
+        f"it takes more than {limit} user turns (the p90 of {len(rows)} traces (at least 1.5× the median))",
+    )
 
 
-@finding("unconfirmed_writes", title="State changes without the user's go-ahead", severity="high",
-         summary="a state-changing call comes without a go-ahead in the user's latest turn",
-         description="Actions that change state should follow an explicit confirmation.",
-         judge=("Before changing anything on the user's behalf (creating, updating, cancelling, paying, sending), "
-                "the agent states exactly what it will change and gets the user's explicit confirmation.",))
+@finding(
+    "unconfirmed_writes",
+    title="State changes without the user's go-ahead",
+    severity="high",
+    summary="a state-changing call comes without a go-ahead in the user's latest turn",
+    description="Actions that change state should follow an explicit confirmation.",
+    judge=(
+        "Before changing anything on the user's behalf (creating, updating, cancelling, paying, sending), "
+        "the agent states exactly what it will change and gets the user's explicit confirmation.",
+    ),
+)
 def _unconfirmed_writes(rows, types):
     if not any(r["n_write_calls"] for r in rows):
         return None
-    return Derived({"max": 0}, "a state-changing tool call (named with a write verb) comes without an affirmation in "
-                               "the user's most recent turn")
+    return Derived(
+        {"max": 0},
+        "a state-changing tool call (named with a write verb) comes without an affirmation in "
+        "the user's most recent turn",
+    )
 
 
-@finding("ungrounded_writes", title="State changes with values nobody provided", severity="high",
-         summary="a state-changing call uses values (ids, amounts, dates) that neither the user nor a tool provided",
-         description="The agent acted on values it invented or misread: wrong arguments.",
-         judge=("Every value the agent acts on (ids, amounts, dates, names) comes from the user or from a tool "
-                "result; the agent never guesses or invents one.",))
+@finding(
+    "ungrounded_writes",
+    title="State changes with values nobody provided",
+    severity="high",
+    summary="a state-changing call uses values (ids, amounts, dates) that neither the user nor a tool provided",
+    description="The agent acted on values it invented or misread: wrong arguments.",
+    judge=(
+        "Every value the agent acts on (ids, amounts, dates, names) comes from the user or from a tool "
+        "result; the agent never guesses or invents one.",
+    ),
+)
 def _ungrounded_writes(rows, types):
     if not any(r["n_write_calls"] for r in rows):
         return None
-    return Derived({"max": 0}, "a state-changing call uses argument values (ids, amounts, dates, names) found in neither the "
-                               "user's messages nor earlier tool results")
+    return Derived(
+        {"max": 0},
+        "a state-changing call uses argument values (ids, amounts, dates, names) found in neither the "
+        "user's messages nor earlier tool results",
+    )
 
 
-@finding("repeated_writes", title="The same state change repeated", severity="medium",
-         summary="the same state change repeats beyond the usual",
-         description="Repeating an action usually means earlier attempts were wrong.")
+@finding(
+    "repeated_writes",
+    title="The same state change repeated",
+    severity="medium",
+    summary="the same state change repeats beyond the usual",
+    description="Repeating an action usually means earlier attempts were wrong.",
+)
 def _repeated_writes(rows, types):
     writers = [r for r in rows if r["n_write_calls"]]
     if not writers:
         return None
     limit = max(2, math.ceil(percentile([r["max_write_repeats"] for r in writers], 95)))
-    return Derived({"max": limit}, f"one state-changing tool is called more than {limit}× in a conversation (the p95 of "
-                                   "conversations with state changes, at least 2)")
+    return Derived(
+        {"max": limit},
+        f"one state-changing tool is called more than {limit}× in a conversation (the p95 of "
+        "conversations with state changes, at least 2)",
+    )
 
 
-@finding("extra_routing", title="Requests routed to more sub-agents than needed", severity="medium",
-         summary="more sub-agents than the common path for a request",
-         description="Calling several sub-agents where most requests need one wastes time and tokens.",
-         judge=("The agent consults only the specialists (sub-agents) the question needs: a question about "
-                "one domain is answered by that domain's specialist alone.",))
+@finding(
+    "extra_routing",
+    title="Requests routed to more sub-agents than needed",
+    severity="medium",
+    summary="more sub-agents than the common path for a request",
+    description="Calling several sub-agents where most requests need one wastes time and tokens.",
+    judge=(
+        "The agent consults only the specialists (sub-agents) the question needs: a question about "
+        "one domain is answered by that domain's specialist alone.",
+    ),
+)
 def _extra_routing(rows, types):
     from collections import Counter
 
@@ -248,50 +368,75 @@ def _extra_routing(rows, types):
     common = Counter(using).most_common(1)[0][0] if using else 1
     if not (using and sum(x <= common for x in using) / len(using) >= 0.6):
         return None
-    return Derived({"max_distinct": common, "tools": sorted(nested)},
-                   f"a request reaches more than {common} of the sub-agents ({', '.join(sorted(nested))}); "
-                   f"{sum(x <= common for x in using)} of {len(using)} routed requests use at most {common}")
+    return Derived(
+        {"max_distinct": common, "tools": sorted(nested)},
+        f"a request reaches more than {common} of the sub-agents ({', '.join(sorted(nested))}); "
+        f"{sum(x <= common for x in using)} of {len(using)} routed requests use at most {common}",
+    )
 
 
 # -- cost and latency, per request type where there is enough data ---------------------------------
 
 
-@finding("slow_traces", title="Latency outliers", severity="low",
-         summary="latency above the p95 for the request type", description="Requests much slower than usual for their kind.")
+@finding(
+    "slow_traces",
+    title="Latency outliers",
+    severity="low",
+    summary="latency above the p95 for the request type",
+    description="Requests much slower than usual for their kind.",
+)
 def _slow_traces(rows, types):
     durations = [r["duration_ms"] for r in rows]
     if not any(durations):
         return None
     limit = round(outlier_threshold(durations, 95, 2.0), 1)
     per_type = _per_type_limits(rows, types, lambda r: r["duration_ms"], 95, 2.0)
-    return Derived({"max_ms": limit, **per_type},
-                   f"it is slower than {limit / 1000:.1f} s, the p95 of {len(rows)} traces (at least 2× the median)"
-                   + ("; per request type where a type has 20+ traces" if per_type else ""))
+    return Derived(
+        {"max_ms": limit, **per_type},
+        f"it is slower than {limit / 1000:.1f} s, the p95 of {len(rows)} traces (at least 2× the median)"
+        + ("; per request type where a type has 20+ traces" if per_type else ""),
+    )
 
 
-@finding("token_outliers", title="Token usage outliers", severity="low",
-         summary="tokens above the p95 for the request type", description="Requests that cost far more than usual for their kind.")
+@finding(
+    "token_outliers",
+    title="Token usage outliers",
+    severity="low",
+    summary="tokens above the p95 for the request type",
+    description="Requests that cost far more than usual for their kind.",
+)
 def _token_outliers(rows, types):
     used = [r for r in rows if r["tokens_in"] + r["tokens_out"]]
     if len(used) < max(5, len(rows) // 4):
         return None
     limit = math.ceil(outlier_threshold([r["tokens_in"] + r["tokens_out"] for r in used], 95, 2.0))
     per_type = _per_type_limits(used, types, lambda r: r["tokens_in"] + r["tokens_out"], 95, 2.0)
-    return Derived({"max": limit, **per_type},
-                   f"it uses more than {limit} tokens, the p95 of {len(used)} traces with usage (at least 2× the median)"
-                   + ("; per request type where a type has 20+ traces" if per_type else ""))
+    return Derived(
+        {"max": limit, **per_type},
+        f"it uses more than {limit} tokens, the p95 of {len(used)} traces with usage (at least 2× the median)"
+        + ("; per request type where a type has 20+ traces" if per_type else ""),
+    )
 
 
 # -- reported and judged, no pass/fail code scorer ---------------------------------------------------
 # A hand-off is correct when policy requires it: code cannot tell right from wrong on its own.
 
 
-@finding("give_up_or_handoff", title="Give-ups and hand-offs", severity="medium", scorer="judge",
-         summary="hand-offs and give-ups: judged by an LLM (code cannot tell a correct hand-off from a wrong one)",
-         description="The agent did not resolve the request itself; whether that was right depends on policy, which an "
-                     "LLM judge checks.",
-         judge=("The response resolves the request itself. Declining or handing off to a human is acceptable "
-                "only when the request is out of scope or policy requires it, and the response says why.",))
+@finding(
+    "give_up_or_handoff",
+    title="Give-ups and hand-offs",
+    severity="medium",
+    scorer="judge",
+    summary="hand-offs and give-ups: judged by an LLM (code cannot tell a correct hand-off from a wrong one)",
+    description="The agent did not resolve the request itself; whether that was right depends on policy, which an "
+    "LLM judge checks.",
+    judge=(
+        "The response resolves the request itself. Declining or handing off to a human is acceptable "
+        "only when the request is out of scope or policy requires it, and the response says why.",
+    ),
+)
 def _give_up_or_handoff(rows, types):
-    return Derived({}, "the agent calls a hand-off/escalation tool, or its final answer apologises, declines or says it "
-                       "cannot help")
+    return Derived(
+        {},
+        "the agent calls a hand-off/escalation tool, or its final answer apologises, declines or says it cannot help",
+    )

@@ -36,7 +36,11 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
     from sklearn.preprocessing import normalize
 
     vectorizer = TfidfVectorizer(
-        preprocessor=_clean, stop_words="english", max_features=3000, min_df=2, ngram_range=(1, 2),
+        preprocessor=_clean,
+        stop_words="english",
+        max_features=3000,
+        min_df=2,
+        ngram_range=(1, 2),
         sublinear_tf=True,
     )
     fit_texts = texts[:FIT_SAMPLE]

@@ -51,9 +51,18 @@ def describe_agent(c: AgentCounts) -> dict[str, Any]:
     }
 
 
-def describe_trace_summary(n: int, by_status: dict[str, int], latency: dict[str, Any], tokens: dict[str, Any],
-                           total_tokens: int, tool_calls: dict[str, Any], user_turns: dict[str, Any],
-                           without_answer: int, first_ms: int | None, last_ms: int | None) -> dict[str, Any]:
+def describe_trace_summary(
+    n: int,
+    by_status: dict[str, int],
+    latency: dict[str, Any],
+    tokens: dict[str, Any],
+    total_tokens: int,
+    tool_calls: dict[str, Any],
+    user_turns: dict[str, Any],
+    without_answer: int,
+    first_ms: int | None,
+    last_ms: int | None,
+) -> dict[str, Any]:
     """`latency`, `tokens`, `tool_calls`, `user_turns`: distribution summaries (analysis.stats.summary)."""
     return {
         "total_analyzed": n,
@@ -71,14 +80,29 @@ def describe_trace_summary(n: int, by_status: dict[str, int], latency: dict[str,
     }
 
 
-def describe_tool(name: str, calls: int, traces: int, failures: int, p50_ms: float, p95_ms: float,
-                  evidence: list[str]) -> dict[str, Any]:
-    return {"tool": name, "calls": calls, "traces": traces, "failures": failures,
-            "failure_rate": round(failures / calls, 3), "p50_ms": round(p50_ms, 1), "p95_ms": round(p95_ms, 1),
-            "evidence": evidence[:5]}
+def describe_tool(
+    name: str, calls: int, traces: int, failures: int, p50_ms: float, p95_ms: float, evidence: list[str]
+) -> dict[str, Any]:
+    return {
+        "tool": name,
+        "calls": calls,
+        "traces": traces,
+        "failures": failures,
+        "failure_rate": round(failures / calls, 3),
+        "p50_ms": round(p50_ms, 1),
+        "p95_ms": round(p95_ms, 1),
+        "evidence": evidence[:5],
+    }
 
 
-def describe_error_pattern(where: str, name: str, message: str, events: int, traces: int,
-                           evidence: list[str]) -> dict[str, Any]:
-    return {"where": where, "name": name, "message": message, "count": events, "traces": traces,
-            "evidence": evidence[:EVIDENCE_IDS]}
+def describe_error_pattern(
+    where: str, name: str, message: str, events: int, traces: int, evidence: list[str]
+) -> dict[str, Any]:
+    return {
+        "where": where,
+        "name": name,
+        "message": message,
+        "count": events,
+        "traces": traces,
+        "evidence": evidence[:EVIDENCE_IDS],
+    }

@@ -48,10 +48,14 @@ class Bundle:
     def job(self, key: str | None = None) -> tuple[str, dict[str, Any]]:
         jobs = self.jobs
         if not jobs:
-            raise BundleError(f"bundle {self.name!r} defines no jobs", "add one under resources/ (e.g. resources/<key>.job.yml)")
+            raise BundleError(
+                f"bundle {self.name!r} defines no jobs", "add one under resources/ (e.g. resources/<key>.job.yml)"
+            )
         if key is None:
             if len(jobs) > 1:
-                raise BundleError(f"bundle {self.name!r} has {len(jobs)} jobs", f"pick one with --job ({', '.join(jobs)})")
+                raise BundleError(
+                    f"bundle {self.name!r} has {len(jobs)} jobs", f"pick one with --job ({', '.join(jobs)})"
+                )
             key = next(iter(jobs))
         if key not in jobs:
             raise BundleError(f"no job {key!r} in bundle {self.name!r}", f"jobs are: {', '.join(jobs)}")
@@ -115,7 +119,11 @@ def _absolutize(node: Any, base: Path, key: str | None = None) -> Any:
         return {k: _absolutize(v, base, k) for k, v in node.items()}
     if isinstance(node, list):
         return [_absolutize(v, base, key) for v in node]
-    if key in _PATH_KEYS and isinstance(node, str) and not node.startswith(("/", "${", "dbfs:", "s3:", "abfss:", "gs:")):
+    if (
+        key in _PATH_KEYS
+        and isinstance(node, str)
+        and not node.startswith(("/", "${", "dbfs:", "s3:", "abfss:", "gs:"))
+    ):
         if "://" not in node:
             return str((base / node).resolve())
     return node
@@ -165,16 +173,23 @@ def load(root: str | Path | None = None, target: str | None = None, overrides: d
             tree[section] = merge(tree.get(section, {} if section != "permissions" else []), spec[section], (section,))
     mode = spec.get("mode")
     variables = _variable_values(config.get("variables") or {}, spec.get("variables") or {}, overrides or {})
-    context = {"bundle": {"name": name, "target": target},
-               "workspace": {"current_user": {"userName": getpass.getuser(), "short_name": getpass.getuser()},
-                             "root_path": str(root), "file_path": str(root)}}
+    context = {
+        "bundle": {"name": name, "target": target},
+        "workspace": {
+            "current_user": {"userName": getpass.getuser(), "short_name": getpass.getuser()},
+            "root_path": str(root),
+            "file_path": str(root),
+        },
+    }
     resolved = _apply_mode(_resolve(tree, variables, context), mode, getpass.getuser())
     run_as = resolved.get("run_as") or {}
     empty = [key for key, value in run_as.items() if not str(value or "").strip()]
     if empty:
         refs = sorted(set(_REF.findall(str((spec.get("run_as") or config.get("run_as") or {})))))
-        raise BundleError(f"target {target!r} runs the job as {empty[0]} but it is empty",
-                          f"set it: --var {refs[0].removeprefix('var.')}=<application id>" if refs else "set run_as in the target")
+        raise BundleError(
+            f"target {target!r} runs the job as {empty[0]} but it is empty",
+            f"set it: --var {refs[0].removeprefix('var.')}=<application id>" if refs else "set run_as in the target",
+        )
     return Bundle(root=root, name=name, target=target, mode=mode, variables=variables, config=resolved, files=files)
 
 
@@ -194,7 +209,9 @@ def _apply_mode(tree: dict[str, Any], mode: str | None, user: str) -> dict[str, 
 def _variable_values(declared: dict[str, Any], target: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     unknown = set(overrides) - set(declared)
     if unknown:
-        raise BundleError(f"unknown variable(s) {sorted(unknown)}", f"declared variables are: {', '.join(sorted(declared))}")
+        raise BundleError(
+            f"unknown variable(s) {sorted(unknown)}", f"declared variables are: {', '.join(sorted(declared))}"
+        )
     values: dict[str, Any] = {}
     for name, spec in declared.items():
         spec = spec or {}
@@ -218,13 +235,17 @@ def _lookup(name: str, variables: dict[str, Any], context: dict[str, Any]) -> An
     parts = name.split(".")
     if parts[0] == "var":
         if len(parts) != 2 or parts[1] not in variables:
-            raise BundleError(f"unknown reference ${{{name}}}", f"declared variables are: {', '.join(sorted(variables))}")
+            raise BundleError(
+                f"unknown reference ${{{name}}}", f"declared variables are: {', '.join(sorted(variables))}"
+            )
         return variables[parts[1]]
     node: Any = context
     for part in parts:
         if not isinstance(node, dict) or part not in node:
-            raise BundleError(f"reference ${{{name}}} cannot be resolved offline",
-                              "use ${var.*}, ${bundle.name}, ${bundle.target} or ${workspace.current_user.userName}")
+            raise BundleError(
+                f"reference ${{{name}}} cannot be resolved offline",
+                "use ${var.*}, ${bundle.name}, ${bundle.target} or ${workspace.current_user.userName}",
+            )
         node = node[part]
     return node
 
@@ -241,7 +262,9 @@ def _resolve(node: Any, variables: dict[str, Any], context: dict[str, Any], dept
     whole = _REF.fullmatch(node)
     if whole:  # a whole-value reference keeps the value's type (lists for complex variables)
         return _resolve(_lookup(whole.group(1), variables, context), variables, context, depth + 1)
-    return _REF.sub(lambda m: str(_resolve(_lookup(m.group(1), variables, context), variables, context, depth + 1)), node)
+    return _REF.sub(
+        lambda m: str(_resolve(_lookup(m.group(1), variables, context), variables, context, depth + 1)), node
+    )
 
 
 def parse_assignments(pairs: list[str] | None, flag: str) -> dict[str, str]:

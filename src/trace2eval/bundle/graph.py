@@ -41,8 +41,12 @@ EXCLUDED, UPSTREAM_FAILED = "EXCLUDED", "UPSTREAM_FAILED"
 SUCCESS_WITH_FAILURES = "SUCCESS_WITH_FAILURES"
 FAILURE_STATES = {FAILED, TIMEDOUT, UPSTREAM_FAILED}
 RUN_IF = {"ALL_SUCCESS", "AT_LEAST_ONE_SUCCESS", "NONE_FAILED", "ALL_DONE", "AT_LEAST_ONE_FAILED", "ALL_FAILED"}
-NUMERIC_OPS = {"GREATER_THAN": float.__gt__, "GREATER_THAN_OR_EQUAL": float.__ge__,
-               "LESS_THAN": float.__lt__, "LESS_THAN_OR_EQUAL": float.__le__}
+NUMERIC_OPS = {
+    "GREATER_THAN": float.__gt__,
+    "GREATER_THAN_OR_EQUAL": float.__ge__,
+    "LESS_THAN": float.__lt__,
+    "LESS_THAN_OR_EQUAL": float.__le__,
+}
 MAX_INFINITE_RETRIES = 3  # max_retries: -1 means "forever" on Databricks; a local run stops here
 _DYNAMIC = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _KNOWN_NAMESPACES = ("job.", "task.", "tasks.", "workspace.")
@@ -93,13 +97,24 @@ class JobRun:
 
 
 class TaskExecutor(Protocol):
-    def __call__(self, task: dict[str, Any], widgets: dict[str, str], upstream: dict[str, dict[str, Any]],
-                 timeout_s: float | None, log_path: Path) -> tuple[str, dict[str, Any], str | None]:
+    def __call__(
+        self,
+        task: dict[str, Any],
+        widgets: dict[str, str],
+        upstream: dict[str, dict[str, Any]],
+        timeout_s: float | None,
+        log_path: Path,
+    ) -> tuple[str, dict[str, Any], str | None]:
         """Run one attempt; return (SUCCESS | FAILED | TIMEDOUT, task values, error)."""
 
 
-def notebook_executor(task: dict[str, Any], widgets: dict[str, str], upstream: dict[str, dict[str, Any]],
-                      timeout_s: float | None, log_path: Path) -> tuple[str, dict[str, Any], str | None]:
+def notebook_executor(
+    task: dict[str, Any],
+    widgets: dict[str, str],
+    upstream: dict[str, dict[str, Any]],
+    timeout_s: float | None,
+    log_path: Path,
+) -> tuple[str, dict[str, Any], str | None]:
     """A notebook task in a fresh `python -m trace2eval.bundle.local_notebook` process."""
     notebook = Path(task["notebook_task"]["notebook_path"])
     if not notebook.exists() and notebook.with_suffix(".py").exists():
@@ -109,12 +124,25 @@ def notebook_executor(task: dict[str, Any], widgets: dict[str, str], upstream: d
     request = log_path.with_suffix(".request.json")
     values_out = log_path.with_suffix(".values.json")
     values_out.unlink(missing_ok=True)
-    write_json(request, {"notebook": str(notebook), "widgets": widgets, "task_key": task["task_key"],
-                         "upstream_values": upstream, "values_out": str(values_out)})
+    write_json(
+        request,
+        {
+            "notebook": str(notebook),
+            "widgets": widgets,
+            "task_key": task["task_key"],
+            "upstream_values": upstream,
+            "values_out": str(values_out),
+        },
+    )
     with log_path.open("a", encoding="utf-8") as log:
         try:
-            proc = subprocess.run([sys.executable, "-m", "trace2eval.bundle.local_notebook", str(request)],
-                                  stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s, env={**os.environ})
+            proc = subprocess.run(
+                [sys.executable, "-m", "trace2eval.bundle.local_notebook", str(request)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+                env={**os.environ},
+            )
         except subprocess.TimeoutExpired:
             return TIMEDOUT, {}, f"timed out after {timeout_s:.0f} s (timeout_seconds)"
     outcome = json.loads(values_out.read_text()) if values_out.exists() else {}
@@ -127,8 +155,16 @@ def notebook_executor(task: dict[str, Any], widgets: dict[str, str], upstream: d
 class GraphRunner:
     """One run of one job."""
 
-    def __init__(self, job_key: str, job: dict[str, Any], run_id: str, parameters: dict[str, str] | None,
-                 record_dir: Path, executor: TaskExecutor = notebook_executor, trigger: str = "one_time"):
+    def __init__(
+        self,
+        job_key: str,
+        job: dict[str, Any],
+        run_id: str,
+        parameters: dict[str, str] | None,
+        record_dir: Path,
+        executor: TaskExecutor = notebook_executor,
+        trigger: str = "one_time",
+    ):
         self.job_key, self.job, self.run_id = job_key, job, str(run_id)
         self.tasks = {t["task_key"]: t for t in job.get("tasks", [])}
         self.record_dir = Path(record_dir)
@@ -138,7 +174,9 @@ class GraphRunner:
         declared = {p["name"]: str(p.get("default", "")) for p in job.get("parameters", [])}
         unknown = set(parameters or {}) - set(declared)
         if unknown:
-            raise BundleError(f"unknown job parameter(s) {sorted(unknown)}", f"job parameters are: {', '.join(declared)}")
+            raise BundleError(
+                f"unknown job parameter(s) {sorted(unknown)}", f"job parameters are: {', '.join(declared)}"
+            )
         self.parameters = {**declared, **(parameters or {})}
         check_graph(job)
 
@@ -152,11 +190,18 @@ class GraphRunner:
         parts = ref.split(".")
         start = self.start
         simple = {
-            "job.run_id": self.run_id, "job.id": f"local-{self.job_key}", "job.name": self.job.get("name", self.job_key),
-            "job.repair_count": "0", "job.trigger.type": self.trigger, "task.name": task_key,
-            "task.run_id": f"{self.run_id}-{task_key}", "task.execution_count": str(runs[task_key].attempts or 1),
-            "job.start_time.iso_date": start.date().isoformat(), "job.start_time.iso_datetime": start.isoformat(timespec="seconds"),
-            "job.start_time.timestamp_ms": str(int(start.timestamp() * 1000)), "workspace.id": "0",
+            "job.run_id": self.run_id,
+            "job.id": f"local-{self.job_key}",
+            "job.name": self.job.get("name", self.job_key),
+            "job.repair_count": "0",
+            "job.trigger.type": self.trigger,
+            "task.name": task_key,
+            "task.run_id": f"{self.run_id}-{task_key}",
+            "task.execution_count": str(runs[task_key].attempts or 1),
+            "job.start_time.iso_date": start.date().isoformat(),
+            "job.start_time.iso_datetime": start.isoformat(timespec="seconds"),
+            "job.start_time.timestamp_ms": str(int(start.timestamp() * 1000)),
+            "workspace.id": "0",
         }
         if ref in simple:
             return simple[ref]
@@ -168,9 +213,17 @@ class GraphRunner:
             upstream = runs[parts[1]]
             if parts[2] == "values" and len(parts) == 4:
                 if parts[3] not in upstream.values:
-                    raise _TaskFailure(f"{literal}: task {parts[1]!r} ({upstream.state}) did not set task value {parts[3]!r}")
+                    raise _TaskFailure(
+                        f"{literal}: task {parts[1]!r} ({upstream.state}) did not set task value {parts[3]!r}"
+                    )
                 value = upstream.values[parts[3]]
-                return json.dumps(value) if isinstance(value, (dict, list)) else str(value).lower() if isinstance(value, bool) else str(value)
+                return (
+                    json.dumps(value)
+                    if isinstance(value, (dict, list))
+                    else str(value).lower()
+                    if isinstance(value, bool)
+                    else str(value)
+                )
             if parts[2] == "result_state":
                 return upstream.state.lower()
         if ref.startswith(_KNOWN_NAMESPACES):
@@ -179,9 +232,14 @@ class GraphRunner:
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> JobRun:
-        run = JobRun(job_key=self.job_key, job_name=self.job.get("name", self.job_key), run_id=self.run_id,
-                     parameters=dict(self.parameters), started_at=self.start.isoformat(timespec="seconds"),
-                     record_dir=str(self.record_dir))
+        run = JobRun(
+            job_key=self.job_key,
+            job_name=self.job.get("name", self.job_key),
+            run_id=self.run_id,
+            parameters=dict(self.parameters),
+            started_at=self.start.isoformat(timespec="seconds"),
+            record_dir=str(self.record_dir),
+        )
         self.record_dir.mkdir(parents=True, exist_ok=True)
         runs = {key: TaskRun(key) for key in self.tasks}
         run.tasks = runs
@@ -195,11 +253,17 @@ class GraphRunner:
             if state is not None:
                 runs[key].state = state
             elif remaining is not None and remaining <= 0:
-                runs[key].state, runs[key].error = TIMEDOUT, "the job's timeout_seconds ran out before this task started"
+                runs[key].state, runs[key].error = (
+                    TIMEDOUT,
+                    "the job's timeout_seconds ran out before this task started",
+                )
             else:
                 self._execute(task, runs, remaining)
-            ui.say(f"  {key:<22} {runs[key].state}" + (f" ({runs[key].outcome})" if runs[key].outcome else "")
-                   + (f": {runs[key].error}" if runs[key].error else ""))
+            ui.say(
+                f"  {key:<22} {runs[key].state}"
+                + (f" ({runs[key].outcome})" if runs[key].outcome else "")
+                + (f": {runs[key].error}" if runs[key].error else "")
+            )
         run.seconds = round(time.monotonic() - t0, 2)
         run.result_state = result_state(runs, run.leaves)
         run.notifications = notifications(self.job, run)
@@ -320,7 +384,9 @@ def check_graph(job: dict[str, Any]) -> None:
             if "outcome" in dep and "condition_task" not in tasks[dep["task_key"]]:
                 raise BundleError(f"task {key!r} uses an outcome of {dep['task_key']!r}, which is not a condition task")
         if task.get("run_if", "ALL_SUCCESS") not in RUN_IF:
-            raise BundleError(f"task {key!r} has run_if {task.get('run_if')!r}", f"use one of {', '.join(sorted(RUN_IF))}")
+            raise BundleError(
+                f"task {key!r} has run_if {task.get('run_if')!r}", f"use one of {', '.join(sorted(RUN_IF))}"
+            )
     topological_order(job)
 
 
@@ -381,6 +447,10 @@ def notifications(job: dict[str, Any], run: JobRun) -> list[Notification]:
 def health_alerts(job: dict[str, Any], seconds: float) -> list[str]:
     alerts = []
     for rule in (job.get("health") or {}).get("rules", []):
-        if rule.get("metric") == "RUN_DURATION_SECONDS" and rule.get("op") == "GREATER_THAN" and seconds > float(rule["value"]):
+        if (
+            rule.get("metric") == "RUN_DURATION_SECONDS"
+            and rule.get("op") == "GREATER_THAN"
+            and seconds > float(rule["value"])
+        ):
             alerts.append(f"run took {seconds:.0f} s, over the RUN_DURATION_SECONDS threshold of {rule['value']} s")
     return alerts

@@ -22,8 +22,20 @@ from trace2eval.errors import Trace2EvalError
 from trace2eval.sessions.plan import TASK, TASK_ORDER
 
 # Job-level parameters (pushed down to every notebook as widgets) and the task-level one.
-JOB_PARAMETERS = ("experiment_id", "tracking_uri", "volume", "llm", "llm_model", "judge_model", "trace_source",
-                  "max_traces", "since", "max_fix_attempts", "max_suite_rows", "secret_scope")
+JOB_PARAMETERS = (
+    "experiment_id",
+    "tracking_uri",
+    "volume",
+    "llm",
+    "llm_model",
+    "judge_model",
+    "trace_source",
+    "max_traces",
+    "since",
+    "max_fix_attempts",
+    "max_suite_rows",
+    "secret_scope",
+)
 TASK_PARAMETERS = ("run_id",)
 PARAMETERS = JOB_PARAMETERS + TASK_PARAMETERS
 TASKS = tuple(TASK_ORDER)
@@ -64,8 +76,10 @@ class JobTaskSettings:
         def text(name: str, required: bool = False) -> str:
             value = str(params.get(name) if params.get(name) is not None else "").strip()
             if required and not value:
-                raise JobParameterError(f"job parameter {name!r} is empty",
-                                        f"set it: `databricks bundle deploy --var {name}=...` or run the job with --params {name}=...")
+                raise JobParameterError(
+                    f"job parameter {name!r} is empty",
+                    f"set it: `databricks bundle deploy --var {name}=...` or run the job with --params {name}=...",
+                )
             return value
 
         def number(name: str, default: int) -> int:
@@ -77,13 +91,23 @@ class JobTaskSettings:
 
         volume = text("volume", required=True)
         if volume.startswith("/Volumes/") and len([p for p in volume.split("/") if p]) < 4:
-            raise JobParameterError(f"volume {volume!r} is not a Volume path",
-                                    "use /Volumes/<catalog>/<schema>/<volume> (create it with CREATE VOLUME first)")
+            raise JobParameterError(
+                f"volume {volume!r} is not a Volume path",
+                "use /Volumes/<catalog>/<schema>/<volume> (create it with CREATE VOLUME first)",
+            )
         return cls(
-            experiment_id=text("experiment_id", required=True), tracking_uri=text("tracking_uri") or "databricks",
-            volume=volume, run_id=text("run_id", required=True), llm=text("llm") or "none", llm_model=text("llm_model"),
-            judge_model=text("judge_model") or None, trace_source=text("trace_source") or "mlflow", max_traces=number("max_traces", 0), since=text("since") or None,
-            max_fix_attempts=number("max_fix_attempts", 3), max_suite_rows=number("max_suite_rows", 300),
+            experiment_id=text("experiment_id", required=True),
+            tracking_uri=text("tracking_uri") or "databricks",
+            volume=volume,
+            run_id=text("run_id", required=True),
+            llm=text("llm") or "none",
+            llm_model=text("llm_model"),
+            judge_model=text("judge_model") or None,
+            trace_source=text("trace_source") or "mlflow",
+            max_traces=number("max_traces", 0),
+            since=text("since") or None,
+            max_fix_attempts=number("max_fix_attempts", 3),
+            max_suite_rows=number("max_suite_rows", 300),
             secret_scope=text("secret_scope") or None,
         )
 
@@ -105,7 +129,10 @@ def run_job_task(task: str, params: Mapping[str, Any], dbutils: Any = None) -> d
     ui.say(f"[{task}] session {settings.session_dir}")
     # Locks taken from here on belong to this job run: a retry of this task (say, on a new cluster
     # after the driver died) takes its own run's locks over at once instead of waiting them out.
-    with job_run(settings.run_id), session_workdir(settings.session_dir, must_exist=task != "initializer") as (local_dir, sync):
+    with (
+        job_run(settings.run_id),
+        session_workdir(settings.session_dir, must_exist=task != "initializer") as (local_dir, sync),
+    ):
         try:
             if task == "initializer" and not (local_dir / "eval_tasks.json").exists():
                 session = runner.create_session(session_config(settings), local_dir.parent, session_id=local_dir.name)
@@ -122,9 +149,16 @@ def session_config(settings: JobTaskSettings):
     from trace2eval.config import SessionConfig
 
     config = SessionConfig.from_inputs(
-        settings.experiment_id, settings.tracking_uri, llm=settings.llm, llm_model=settings.llm_model,
-        judge_model=settings.judge_model, max_traces=settings.max_traces, since=settings.since,
-        max_fix_attempts=settings.max_fix_attempts, source=settings.trace_source)
+        settings.experiment_id,
+        settings.tracking_uri,
+        llm=settings.llm,
+        llm_model=settings.llm_model,
+        judge_model=settings.judge_model,
+        max_traces=settings.max_traces,
+        since=settings.since,
+        max_fix_attempts=settings.max_fix_attempts,
+        source=settings.trace_source,
+    )
     return config.model_copy(update={"suite_dir": settings.suite_dir, "max_suite_rows": settings.max_suite_rows})
 
 
@@ -137,18 +171,24 @@ def task_values(session, task: str, status: str, settings: JobTaskSettings) -> d
     if status == "skipped" and not TASK[task].validates:
         values["reason"] = str(summary.get("reason", ""))[:500]
     elif task == "initializer":
-        values.update(traces=summary.get("traces", 0), new_traces=summary.get("new_traces", summary.get("traces", 0)),
-                      findings=summary.get("findings", 0))
+        values.update(
+            traces=summary.get("traces", 0),
+            new_traces=summary.get("new_traces", summary.get("traces", 0)),
+            findings=summary.get("findings", 0),
+        )
     elif task == "dataset":
         values.update(rows=summary.get("rows", 0), rows_added=summary.get("added", summary.get("rows", 0)))
     elif task == "scorers":
         values.update(code_scorers=summary.get("code_scorers", 0), judges=summary.get("judges", 0))
     elif TASK[task].validates:
         validation = session.validation()
-        values.update(validation_status=validation.validation_status if validation else "failed",
-                      mlflow_run_id=(validation.run_id if validation else None) or "",
-                      gate_status=(validation.gate_status if validation else None) or "",
-                      conflicts=len(ownership.conflicts(session.dir)), suite_dir=settings.suite_dir)
+        values.update(
+            validation_status=validation.validation_status if validation else "failed",
+            mlflow_run_id=(validation.run_id if validation else None) or "",
+            gate_status=(validation.gate_status if validation else None) or "",
+            conflicts=len(ownership.conflicts(session.dir)),
+            suite_dir=settings.suite_dir,
+        )
     return values
 
 
@@ -178,8 +218,10 @@ def _load_secrets(dbutils: Any, scope: str | None) -> None:
     try:
         present = {getattr(s, "key", s) for s in dbutils.secrets.list(scope)}
     except Exception as exc:
-        raise JobParameterError(f"cannot read secret scope {scope!r} ({type(exc).__name__})",
-                                "create it (`databricks secrets create-scope`) and give the job's identity READ on it") from None
+        raise JobParameterError(
+            f"cannot read secret scope {scope!r} ({type(exc).__name__})",
+            "create it (`databricks secrets create-scope`) and give the job's identity READ on it",
+        ) from None
     for key, env_name in SECRET_KEYS.items():
         if key in present and not os.environ.get(env_name):
             os.environ[env_name] = dbutils.secrets.get(scope, key)

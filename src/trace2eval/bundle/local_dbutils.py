@@ -73,8 +73,10 @@ class _Jobs:
 
 class _Secrets:
     def get(self, scope: str, key: str) -> str:
-        raise RuntimeError(f"secret scope {scope!r} is not available in a local run; set the value as an "
-                           "environment variable instead (e.g. ANTHROPIC_API_KEY)")
+        raise RuntimeError(
+            f"secret scope {scope!r} is not available in a local run; set the value as an "
+            "environment variable instead (e.g. ANTHROPIC_API_KEY)"
+        )
 
     def list(self, scope: str) -> list:
         return []

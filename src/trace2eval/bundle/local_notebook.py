@@ -34,8 +34,9 @@ def run(request: dict) -> int:
         traceback.print_exc()
         # trace2eval's own errors are written for people; anything else keeps its type.
         error = str(exc) if isinstance(exc, Trace2EvalError) else f"{type(exc).__name__}: {exc}"
-    Path(request["values_out"]).write_text(json.dumps({"values": dbutils.published, "exit_value": exit_value,
-                                                       "error": error}))
+    Path(request["values_out"]).write_text(
+        json.dumps({"values": dbutils.published, "exit_value": exit_value, "error": error})
+    )
     return 0 if error is None else 1
 
 

@@ -38,16 +38,24 @@ def parse_variables(bundle_root: Path | None, pairs: list[str] | None) -> dict[s
             try:
                 out[name] = json.loads(value)
             except ValueError:
-                raise BundleError(f"--var {name} is a complex variable and needs JSON, got {value!r}",
-                                  f"e.g. --var '{name}=[\"someone@example.com\"]'") from None
+                raise BundleError(
+                    f"--var {name} is a complex variable and needs JSON, got {value!r}",
+                    f"e.g. --var '{name}=[\"someone@example.com\"]'",
+                ) from None
         else:
             out[name] = value
     return out
 
 
-def run_local(bundle_root: Path | None = None, target: str | None = None, job_key: str | None = None,
-              variables: dict[str, Any] | None = None, parameters: dict[str, str] | None = None,
-              run_id: str | None = None, runs_dir: Path = DEFAULT_RUNS_DIR) -> JobRun:
+def run_local(
+    bundle_root: Path | None = None,
+    target: str | None = None,
+    job_key: str | None = None,
+    variables: dict[str, Any] | None = None,
+    parameters: dict[str, str] | None = None,
+    run_id: str | None = None,
+    runs_dir: Path = DEFAULT_RUNS_DIR,
+) -> JobRun:
     """Resolve the bundle for `target`, then run the job's task graph. Returns the run's record."""
     bundle = definition.load(bundle_root, target, variables)
     key, job = bundle.job(job_key)
@@ -72,10 +80,12 @@ def check_tracking_store(job: dict[str, Any], parameters: dict[str, str] | None)
     try:
         check_reachable(uri)
     except SourceError as exc:
-        raise SourceError(f"job parameter tracking_uri={uri}: {exc.what}",
-                          "pass --param tracking_uri=sqlite:///<an existing .db>; to try the job on sample data, run "
-                          "`trace2eval demo` first and pass --param tracking_uri=sqlite:///trace2eval-demo/mlflow.db "
-                          "--var experiment_id=1") from None
+        raise SourceError(
+            f"job parameter tracking_uri={uri}: {exc.what}",
+            "pass --param tracking_uri=sqlite:///<an existing .db>; to try the job on sample data, run "
+            "`trace2eval demo` first and pass --param tracking_uri=sqlite:///trace2eval-demo/mlflow.db "
+            "--var experiment_id=1",
+        ) from None
 
 
 def session_dir(run: JobRun) -> str | None:
@@ -96,7 +106,11 @@ def failure(run: JobRun) -> JobRunFailed | None:
     where = f"see {cause.log}" if cause.log else f"see {run.record_dir}/run.json"
     return JobRunFailed(
         f"job run {run.run_id} FAILED: leaf task {leaf.task_key} is {leaf.state}"
-        + (f" because task {cause.task_key} {cause.state}: {cause.error}" if cause.task_key != leaf.task_key else f": {leaf.error}")
+        + (
+            f" because task {cause.task_key} {cause.state}: {cause.error}"
+            if cause.task_key != leaf.task_key
+            else f": {leaf.error}"
+        )
         + (f" (on_failure alerts: {_targets(alerted)})" if alerted else " (no on_failure alert is configured)"),
         where,
     )

@@ -34,7 +34,7 @@ def parse(path: str | Path) -> list[Cell]:
             continue
         chunk_lines = body.splitlines()
         if all(line.startswith(MAGIC) for line in chunk_lines if line.strip()):
-            content = "\n".join(line[len(MAGIC):].removeprefix(" ") for line in chunk_lines)
+            content = "\n".join(line[len(MAGIC) :].removeprefix(" ") for line in chunk_lines)
             kind = "markdown" if content.lstrip().startswith("%md") else "magic"
             if kind == "markdown":
                 content = content.lstrip()[3:].lstrip("\n")

@@ -17,7 +17,9 @@ from trace2eval.sessions import runner
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo store and sessions.")] = Path("trace2eval-demo"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo store and sessions.")] = Path(
+        "trace2eval-demo"
+    ),
     traces: Annotated[int, typer.Option("--traces", help="How many sample traces to write.")] = DEMO_TRACES,
     quiet: Quiet = False,
 ) -> None:

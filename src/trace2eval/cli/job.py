@@ -17,13 +17,23 @@ from trace2eval.cli.options import Quiet
 
 
 def run_local(
-    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Bundle target (default: the one marked default).")] = None,
+    target: Annotated[
+        Optional[str], typer.Option("--target", "-t", help="Bundle target (default: the one marked default).")
+    ] = None,
     job: Annotated[Optional[str], typer.Option("--job", help="Job resource key, when the bundle has several.")] = None,
     var: Annotated[Optional[list[str]], typer.Option("--var", help="Bundle variable, name=value (repeatable).")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("--param", help="Job parameter for this run, name=value (repeatable).")] = None,
-    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Reuse a run id to repair a run: finished tasks are not redone.")] = None,
-    bundle_root: Annotated[Optional[Path], typer.Option("--bundle-root", help="Folder with databricks.yml (default: found upward).")] = None,
-    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where task logs and the run record go.")] = local_run.DEFAULT_RUNS_DIR,
+    param: Annotated[
+        Optional[list[str]], typer.Option("--param", help="Job parameter for this run, name=value (repeatable).")
+    ] = None,
+    run_id: Annotated[
+        Optional[str], typer.Option("--run-id", help="Reuse a run id to repair a run: finished tasks are not redone.")
+    ] = None,
+    bundle_root: Annotated[
+        Optional[Path], typer.Option("--bundle-root", help="Folder with databricks.yml (default: found upward).")
+    ] = None,
+    runs_dir: Annotated[
+        Path, typer.Option("--runs-dir", help="Where task logs and the run record go.")
+    ] = local_run.DEFAULT_RUNS_DIR,
     quiet: Quiet = False,
 ) -> None:
     """Run the bundle's Databricks job on this machine, exactly as its YAML says.
@@ -48,7 +58,13 @@ def run_local(
         detail = task.error or ", ".join(f"{k}={v}" for k, v in task.values.items() if k != "session_dir")
         if task.outcome:
             detail = f"outcome {task.outcome}"
-        table.add_row(task.task_key, task.state, str(task.attempts), f"{task.seconds:.1f}", escape(printable(detail[:100], keep="")))
+        table.add_row(
+            task.task_key,
+            task.state,
+            str(task.attempts),
+            f"{task.seconds:.1f}",
+            escape(printable(detail[:100], keep="")),
+        )
     console = Console()
     console.print(table)
     for notification in run.notifications:

@@ -23,7 +23,9 @@ from trace2eval.printable import printable  # noqa: E402
 
 app = typer.Typer(
     help="Turn an MLflow experiment's production traces into a runnable, validated MLflow 3 evaluation suite.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
 )
 
 
@@ -42,8 +44,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")] = False) -> None:
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Turn an MLflow experiment's production traces into a runnable, validated MLflow 3 evaluation suite."""
 
 

@@ -17,13 +17,27 @@ from trace2eval.sessions.session import Session
 
 def report(
     session: Annotated[Path, typer.Argument(help="Session folder.")],
-    ui_url: Annotated[Optional[str], typer.Option("--ui-url", envvar=UI_URL_ENV,
-                                                  help="MLflow UI address for trace links, e.g. http://127.0.0.1:5000 "
-                                                       "(http tracking servers and Databricks need none).")] = None,
-    previous: Annotated[Optional[Path], typer.Option("--previous", help="Compare with this session instead of the newest older one beside it.")] = None,
+    ui_url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ui-url",
+            envvar=UI_URL_ENV,
+            help="MLflow UI address for trace links, e.g. http://127.0.0.1:5000 "
+            "(http tracking servers and Databricks need none).",
+        ),
+    ] = None,
+    previous: Annotated[
+        Optional[Path],
+        typer.Option("--previous", help="Compare with this session instead of the newest older one beside it."),
+    ] = None,
     no_compare: Annotated[bool, typer.Option("--no-compare", help="Do not compare with a previous session.")] = False,
-    offline: Annotated[bool, typer.Option("--offline", help="Do not read the tracking store (use cached trace points).")] = False,
-    log_to_mlflow: Annotated[bool, typer.Option("--log-to-mlflow", help="Also update the generation run and the registered dataset in MLflow.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Do not read the tracking store (use cached trace points).")
+    ] = False,
+    log_to_mlflow: Annotated[
+        bool,
+        typer.Option("--log-to-mlflow", help="Also update the generation run and the registered dataset in MLflow."),
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Write report.html (self-contained) and report.md for a session, finished or not.
@@ -38,13 +52,17 @@ def report(
     s = Session.open(session)
     if log_to_mlflow:
         if previous is not None or no_compare or offline:
-            raise Trace2EvalError("--log-to-mlflow cannot be combined with --previous, --no-compare or --offline",
-                                  "run it alone, then rerun `trace2eval report` with those options if needed")
+            raise Trace2EvalError(
+                "--log-to-mlflow cannot be combined with --previous, --no-compare or --offline",
+                "run it alone, then rerun `trace2eval report` with those options if needed",
+            )
         result = publish(s, ui_url=ui_url)
         for problem in result.problems:
             ui.warn(problem)
         if result.report is None:
-            raise Trace2EvalError("the report could not be written", "; ".join(result.problems) or "see the warnings above")
+            raise Trace2EvalError(
+                "the report could not be written", "; ".join(result.problems) or "see the warnings above"
+            )
         files = result.report
     else:
         other = "auto"

@@ -9,10 +9,31 @@ import typer
 
 from trace2eval import ui
 from trace2eval.config import SessionConfig
-from trace2eval.cli.options import (DEFAULTS, ExperimentId, Filter, FixAttempts, JudgeModel, Labels, Llm, LlmMaxTurns,
-                                    LlmModel, LlmRunTokens, LlmSessionSeconds, LlmSessionTokens, LlmTimeout,
-                                    LlmTraceExperiment, MaxTraces, Out, Quiet, RequireLlm, Since, Source, SuiteDir,
-                                    TrackingUri, llm_settings)
+from trace2eval.cli.options import (
+    DEFAULTS,
+    ExperimentId,
+    Filter,
+    FixAttempts,
+    JudgeModel,
+    Labels,
+    Llm,
+    LlmMaxTurns,
+    LlmModel,
+    LlmRunTokens,
+    LlmSessionSeconds,
+    LlmSessionTokens,
+    LlmTimeout,
+    LlmTraceExperiment,
+    MaxTraces,
+    Out,
+    Quiet,
+    RequireLlm,
+    Since,
+    Source,
+    SuiteDir,
+    TrackingUri,
+    llm_settings,
+)
 from trace2eval.errors import ValidationFailed
 from trace2eval.sessions import runner, workdirs
 from trace2eval.sessions.folders import is_volume_path
@@ -58,10 +79,22 @@ def run(
     """
     ui.set_quiet(quiet)
     config = SessionConfig.from_inputs(
-        experiment_id, tracking_uri, llm=llm, llm_model=llm_model, judge_model=judge_model, max_traces=max_traces,
-        filter_string=filter, since=since, labels=labels, require_llm=require_llm, max_fix_attempts=max_fix_attempts,
-        source=source, **llm_settings(llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout,
-                                         llm_session_seconds, llm_trace_experiment))
+        experiment_id,
+        tracking_uri,
+        llm=llm,
+        llm_model=llm_model,
+        judge_model=judge_model,
+        max_traces=max_traces,
+        filter_string=filter,
+        since=since,
+        labels=labels,
+        require_llm=require_llm,
+        max_fix_attempts=max_fix_attempts,
+        source=source,
+        **llm_settings(
+            llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout, llm_session_seconds, llm_trace_experiment
+        ),
+    )
     if suite:
         config = config.model_copy(update={"suite_dir": suite_location(suite)})
     with workdirs.output_workdir(out) as (parent, attach):
@@ -74,9 +107,18 @@ def run(
 
 def task(
     name: Annotated[str, typer.Argument(help="initializer | dataset | scorers | script | validate | fix")],
-    session: Annotated[Path, typer.Option("--session", "-s", help="Session folder (created by the initializer if missing).")],
-    experiment_id: Annotated[Optional[str], typer.Option("--experiment-id", "-e", envvar=["TRACE2EVAL_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_ID"],
-                                                         help="Needed only to create the session (initializer).")] = None,
+    session: Annotated[
+        Path, typer.Option("--session", "-s", help="Session folder (created by the initializer if missing).")
+    ],
+    experiment_id: Annotated[
+        Optional[str],
+        typer.Option(
+            "--experiment-id",
+            "-e",
+            envvar=["TRACE2EVAL_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_ID"],
+            help="Needed only to create the session (initializer).",
+        ),
+    ] = None,
     tracking_uri: TrackingUri = None,
     llm: Llm = DEFAULTS["llm"],
     llm_model: LlmModel = DEFAULTS["llm_model"],
@@ -108,10 +150,26 @@ def task(
     with workdirs.session_workdir(session, must_exist=not creating) as (local, sync):
         if creating and not (local / "eval_tasks.json").exists():
             config = SessionConfig.from_inputs(
-                experiment_id, tracking_uri, llm=llm, llm_model=llm_model, judge_model=judge_model,
-                max_traces=max_traces, filter_string=filter, since=since, labels=labels, require_llm=require_llm,
-                source=source, **llm_settings(llm_max_turns, llm_session_tokens, llm_run_tokens, llm_timeout,
-                                                 llm_session_seconds, llm_trace_experiment))
+                experiment_id,
+                tracking_uri,
+                llm=llm,
+                llm_model=llm_model,
+                judge_model=judge_model,
+                max_traces=max_traces,
+                filter_string=filter,
+                since=since,
+                labels=labels,
+                require_llm=require_llm,
+                source=source,
+                **llm_settings(
+                    llm_max_turns,
+                    llm_session_tokens,
+                    llm_run_tokens,
+                    llm_timeout,
+                    llm_session_seconds,
+                    llm_trace_experiment,
+                ),
+            )
             s = runner.create_session(config, local.parent, session_id=local.name)
         else:
             s = Session.open(local)

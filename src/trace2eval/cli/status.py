@@ -42,28 +42,39 @@ def _show(s: Session) -> None:
     for col in ("task", "status", "attempts", "seconds", "notes"):
         table.add_column(col)
     for t in plan.tasks:
-        notes = t.error or ", ".join(f"{k}={v}" for k, v in t.summary.items() if k != "traceback" and not isinstance(v, (dict, list)))
-        table.add_row(t.name, t.status, str(t.attempts), "" if t.duration_s is None else f"{t.duration_s:.1f}", _cell(notes[:90]))
+        notes = t.error or ", ".join(
+            f"{k}={v}" for k, v in t.summary.items() if k != "traceback" and not isinstance(v, (dict, list))
+        )
+        table.add_row(
+            t.name, t.status, str(t.attempts), "" if t.duration_s is None else f"{t.duration_s:.1f}", _cell(notes[:90])
+        )
     console.print(table)
     if s.analysis_file.exists():
         analysis = s.analysis()
         findings = Table(title="Findings")
         for col in ("finding", "severity", "traces", "evidence"):
             findings.add_column(col)
-        ranked = sorted((f for f in analysis.get("findings") or [] if isinstance(f, dict)),
-                        key=lambda f: (SEVERITY_ORDER.get(f.get("severity"), 9), -((f.get("prevalence") or {}).get("traces") or 0)))
+        ranked = sorted(
+            (f for f in analysis.get("findings") or [] if isinstance(f, dict)),
+            key=lambda f: (SEVERITY_ORDER.get(f.get("severity"), 9), -((f.get("prevalence") or {}).get("traces") or 0)),
+        )
         for f in ranked:
             prevalence = f.get("prevalence") or {}
             severity = str(f.get("severity", "?"))
             rate = prevalence.get("rate")
-            findings.add_row(_cell(f.get("id")), f"[{SEVERITY_STYLE.get(severity, '')}]{_cell(severity)}[/]",
-                             f"{prevalence.get('traces', '?')}" + (f" ({rate:.0%})" if isinstance(rate, (int, float)) else ""),
-                             _cell(", ".join(map(str, (f.get("evidence") or [])[:2]))))
+            findings.add_row(
+                _cell(f.get("id")),
+                f"[{SEVERITY_STYLE.get(severity, '')}]{_cell(severity)}[/]",
+                f"{prevalence.get('traces', '?')}" + (f" ({rate:.0%})" if isinstance(rate, (int, float)) else ""),
+                _cell(", ".join(map(str, (f.get("evidence") or [])[:2]))),
+            )
         console.print(findings)
     validation = s.validation()
     if validation:
-        metrics = Table(title=f"Validation: {validation.validation_status} (run {validation.run_id}, "
-                              f"gates {validation.gate_status or 'n/a'})")
+        metrics = Table(
+            title=f"Validation: {validation.validation_status} (run {validation.run_id}, "
+            f"gates {validation.gate_status or 'n/a'})"
+        )
         metrics.add_column("metric")
         metrics.add_column("value", justify="right")
         for k, v in sorted(validation.metrics.items()):

@@ -57,8 +57,13 @@ class Request:
 
 def sample_requests(n: int, seed: int = 7) -> list[Request]:
     rng = random.Random(seed)
-    pools = [("sales", SALES_QUESTIONS, 0.42), ("supply", SUPPLY_QUESTIONS, 0.33), ("mixed", MIXED_QUESTIONS, 0.1),
-             ("system", SYSTEM_QUESTIONS, 0.1), ("out_of_scope", OUT_OF_SCOPE, 0.05)]
+    pools = [
+        ("sales", SALES_QUESTIONS, 0.42),
+        ("supply", SUPPLY_QUESTIONS, 0.33),
+        ("mixed", MIXED_QUESTIONS, 0.1),
+        ("system", SYSTEM_QUESTIONS, 0.1),
+        ("out_of_scope", OUT_OF_SCOPE, 0.05),
+    ]
     out = []
     for i in range(n):
         kind, templates, _ = rng.choices(pools, weights=[p[2] for p in pools])[0]
@@ -84,13 +89,22 @@ class SampleAgent:
 
         mlflow, rng = self.mlflow, self.rng
         root = mlflow.start_span_no_context(
-            name="supervisor", span_type=SpanType.AGENT, inputs={"query": request.question}, start_time_ns=start_ns,
+            name="supervisor",
+            span_type=SpanType.AGENT,
+            inputs={"query": request.question},
+            start_time_ns=start_ns,
             attributes={"agent.version": "1.4.2"},
         )
         t = start_ns
         route = self._route(request)
-        t = self._llm(root, "route_question", {"messages": [{"role": "user", "content": request.question}]},
-                      {"content": f"route: {', '.join(route) or 'none'}"}, t, rng.randint(700, 1400))
+        t = self._llm(
+            root,
+            "route_question",
+            {"messages": [{"role": "user", "content": request.question}]},
+            {"content": f"route: {', '.join(route) or 'none'}"},
+            t,
+            rng.randint(700, 1400),
+        )
         answers, failure = [], None
         for specialist in route:
             t, text, failure = self._specialist(root, specialist, request, t)
@@ -99,18 +113,28 @@ class SampleAgent:
             answers.append(text)
         status, outputs = SpanStatusCode.OK, None
         if failure == "timeout":
-            root.add_event(_exception_event("TimeoutError", "Warehouse query exceeded 30000 ms (warehouse=wh-7f3a2c91)", t))
+            root.add_event(
+                _exception_event("TimeoutError", "Warehouse query exceeded 30000 ms (warehouse=wh-7f3a2c91)", t)
+            )
             status = SpanStatusCode.ERROR
         elif failure == "empty":
             outputs = {"response": "I'm sorry, I couldn't retrieve that data right now. Please try again later."}
         elif request.kind == "system":
-            outputs = {"response": "I can answer questions about the sales pipeline (opportunities, stages, "
-                                   "segments, regions) and the supply chain (inventory, shipments, suppliers)."}
+            outputs = {
+                "response": "I can answer questions about the sales pipeline (opportunities, stages, "
+                "segments, regions) and the supply chain (inventory, shipments, suppliers)."
+            }
         elif request.kind == "out_of_scope":
             outputs = {"response": "I can only help with sales pipeline and supply chain questions."}
         else:
-            t = self._llm(root, "compose_answer", {"messages": [{"role": "user", "content": request.question}]},
-                          {"content": "composed"}, t, rng.randint(900, 2500))
+            t = self._llm(
+                root,
+                "compose_answer",
+                {"messages": [{"role": "user", "content": request.question}]},
+                {"content": "composed"},
+                t,
+                rng.randint(900, 2500),
+            )
             outputs = {"response": "\n\n".join(answers)}
         root.end(outputs=outputs, status=status, end_time_ns=t + rng.randint(5, 40) * MS)
         return root.trace_id
@@ -131,9 +155,18 @@ class SampleAgent:
         from mlflow.entities import SpanType
 
         span = self.mlflow.start_span_no_context(
-            name=name, span_type=SpanType.CHAT_MODEL, parent_span=parent, inputs=inputs, start_time_ns=t,
-            attributes={"mlflow.chat.tokenUsage": {"input_tokens": ms // 3, "output_tokens": ms // 20,
-                                                    "total_tokens": ms // 3 + ms // 20}},
+            name=name,
+            span_type=SpanType.CHAT_MODEL,
+            parent_span=parent,
+            inputs=inputs,
+            start_time_ns=t,
+            attributes={
+                "mlflow.chat.tokenUsage": {
+                    "input_tokens": ms // 3,
+                    "output_tokens": ms // 20,
+                    "total_tokens": ms // 3 + ms // 20,
+                }
+            },
         )
         span.end(outputs=outputs, end_time_ns=t + ms * MS)
         return t + ms * MS
@@ -143,15 +176,28 @@ class SampleAgent:
 
         rng = self.rng
         tool = self.mlflow.start_span_no_context(
-            name=name, span_type=SpanType.TOOL, parent_span=parent, inputs={"question": request.question}, start_time_ns=t,
+            name=name,
+            span_type=SpanType.TOOL,
+            parent_span=parent,
+            inputs={"question": request.question},
+            start_time_ns=t,
         )
-        t = self._llm(tool, f"{name}_genie", {"messages": [{"role": "user", "content": request.question}]},
-                      {"content": "SELECT ..."}, t, rng.randint(800, 2000))
+        t = self._llm(
+            tool,
+            f"{name}_genie",
+            {"messages": [{"role": "user", "content": request.question}]},
+            {"content": "SELECT ..."},
+            t,
+            rng.randint(800, 2000),
+        )
         slow = rng.random() < 0.08
         query_ms = rng.randint(9_000, 16_000) if slow else rng.randint(400, 3_000)
         sql = self.mlflow.start_span_no_context(
-            name="sql_query", span_type=SpanType.TOOL, parent_span=tool,
-            inputs={"warehouse": name, "sql": f"SELECT * FROM {name}_facts LIMIT 100"}, start_time_ns=t,
+            name="sql_query",
+            span_type=SpanType.TOOL,
+            parent_span=tool,
+            inputs={"warehouse": name, "sql": f"SELECT * FROM {name}_facts LIMIT 100"},
+            start_time_ns=t,
         )
         failure = None
         roll = rng.random()
@@ -160,18 +206,24 @@ class SampleAgent:
         elif roll > 0.95:
             failure = "empty"
         if failure == "timeout":
-            sql.add_event(_exception_event("TimeoutError", "Warehouse query exceeded 30000 ms (warehouse=wh-7f3a2c91)", t))
+            sql.add_event(
+                _exception_event("TimeoutError", "Warehouse query exceeded 30000 ms (warehouse=wh-7f3a2c91)", t)
+            )
             sql.end(outputs=None, status=SpanStatusCode.ERROR, end_time_ns=t + 30_000 * MS)
             tool.end(outputs=None, status=SpanStatusCode.ERROR, end_time_ns=t + 30_010 * MS)
             return t + 30_010 * MS, "", failure
         if failure == "empty":
-            sql.end(outputs={"error": "relation returned no rows"}, status=SpanStatusCode.OK, end_time_ns=t + query_ms * MS)
+            sql.end(
+                outputs={"error": "relation returned no rows"}, status=SpanStatusCode.OK, end_time_ns=t + query_ms * MS
+            )
             tool.end(outputs={"error": "no data"}, end_time_ns=t + (query_ms + 20) * MS)
             return t + (query_ms + 20) * MS, "", failure
         label = "company_size_segment__c" if name == "customer_sales" else "product_line"
         table = _table(rng, label)
         sql.end(outputs={"rows": 3}, end_time_ns=t + query_ms * MS)
-        text = ("Sales Pipeline" if name == "customer_sales" else "Supply chain status") + f" for your question:\n\n{table}"
+        text = (
+            "Sales Pipeline" if name == "customer_sales" else "Supply chain status"
+        ) + f" for your question:\n\n{table}"
         tool.end(outputs={"answer": text}, end_time_ns=t + (query_ms + 30) * MS)
         return t + (query_ms + 30) * MS, text, None
 
@@ -179,6 +231,12 @@ class SampleAgent:
 def _exception_event(exc_type: str, message: str, t: int):
     from mlflow.entities import SpanEvent
 
-    return SpanEvent(name="exception", timestamp=t, attributes={
-        "exception.type": exc_type, "exception.message": message, "exception.stacktrace": f"{exc_type}: {message}",
-    })
+    return SpanEvent(
+        name="exception",
+        timestamp=t,
+        attributes={
+            "exception.type": exc_type,
+            "exception.message": message,
+            "exception.stacktrace": f"{exc_type}: {message}",
+        },
+    )

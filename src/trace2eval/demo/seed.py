@@ -19,11 +19,13 @@ def artifact_root(tracking_uri: str) -> Path | None:
     """
     if not tracking_uri.startswith("sqlite:///"):
         return None
-    db = Path(tracking_uri[len("sqlite:///"):])
+    db = Path(tracking_uri[len("sqlite:///") :])
     return (db.parent / "mlartifacts").resolve()
 
 
-def seed_experiment(tracking_uri: str, n: int = DEMO_TRACES, experiment_name: str = DEMO_EXPERIMENT, seed: int = 7) -> str:
+def seed_experiment(
+    tracking_uri: str, n: int = DEMO_TRACES, experiment_name: str = DEMO_EXPERIMENT, seed: int = 7
+) -> str:
     """Write `n` traces (unless the experiment already has some) and return the experiment id."""
     import mlflow
     from mlflow import MlflowClient

@@ -89,7 +89,9 @@ def _bounded(value: Any) -> Any:
         value = _truncate(value, 2_000)
     if len(to_text(value)) > MAX_ROW_CHARS:
         text = to_text(value)
-        value = {"truncated_payload": text[:MAX_ROW_CHARS] + f"…[truncated {len(text) - MAX_ROW_CHARS} chars by trace2eval]"}
+        value = {
+            "truncated_payload": text[:MAX_ROW_CHARS] + f"…[truncated {len(text) - MAX_ROW_CHARS} chars by trace2eval]"
+        }
     return value
 
 
@@ -107,7 +109,9 @@ def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
     return len(a & b) / len(a | b) >= NEAR_DUPLICATE
 
 
-def build_rows(cases: list[Case], fetch, case_index: dict[str, dict[str, Any]] | None = None) -> tuple[list[dict], list[dict]]:
+def build_rows(
+    cases: list[Case], fetch, case_index: dict[str, dict[str, Any]] | None = None
+) -> tuple[list[dict], list[dict]]:
     """Fetch each case's trace and turn it into a dataset row.
 
     Returns (rows, skipped): near-identical requests collapse into the first (highest-priority)
@@ -130,7 +134,9 @@ def build_rows(cases: list[Case], fetch, case_index: dict[str, dict[str, Any]] |
         if twin is not None and case.case_type != "failure":
             first = rows[twin]
             first["metadata"]["near_duplicates"] = first["metadata"].get("near_duplicates", 0) + 1
-            skipped.append({"trace_id": case.trace_id, "reason": f"near-duplicate of {first['metadata']['source_trace']}"})
+            skipped.append(
+                {"trace_id": case.trace_id, "reason": f"near-duplicate of {first['metadata']['source_trace']}"}
+            )
             continue
         if not isinstance(inputs, dict):
             inputs = {"request": inputs}  # MLflow needs a dict of inputs

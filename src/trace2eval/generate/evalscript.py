@@ -76,8 +76,9 @@ def _suite():
 
 def parse_args(argv=None):
     lines = __doc__.splitlines()
-    p = argparse.ArgumentParser(description=lines[0], epilog="\n".join(lines[7:]),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=lines[0], epilog="\n".join(lines[7:]), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
     p.add_argument("--experiment-id", default=os.environ.get("MLFLOW_EXPERIMENT_ID") or DEFAULT_EXPERIMENT_ID)
     p.add_argument("--judge-model", default=os.environ.get("TRACE2EVAL_JUDGE_MODEL") or DEFAULT_JUDGE_MODEL)
@@ -86,10 +87,17 @@ def parse_args(argv=None):
         judge_timeout = float(os.environ.get("TRACE2EVAL_JUDGE_TIMEOUT") or JUDGE_TIMEOUT_S)
     except ValueError:
         p.error("TRACE2EVAL_JUDGE_TIMEOUT must be a number of seconds")
-    p.add_argument("--judge-timeout", type=float, default=judge_timeout,
-                   help="seconds the judge check before the evaluation may take (default %(default)s)")
-    p.add_argument("--no-traces", action="store_true",
-                   help="do not attach the source traces to rows (span-level checks then see only inputs/outputs)")
+    p.add_argument(
+        "--judge-timeout",
+        type=float,
+        default=judge_timeout,
+        help="seconds the judge check before the evaluation may take (default %(default)s)",
+    )
+    p.add_argument(
+        "--no-traces",
+        action="store_true",
+        help="do not attach the source traces to rows (span-level checks then see only inputs/outputs)",
+    )
     p.add_argument("--gates", type=Path, default=HERE / "eval_gates.json")
     p.add_argument("--update-gates", action="store_true", help="accept this run's metrics as the new gates")
     p.add_argument("--no-gate", action="store_true", help="neither check nor write gates")
@@ -149,8 +157,12 @@ STAND_IN_TAG = "trace2eval.stand_in_for"
 def _stand_ins(experiment_id):
     """Stand-in traces earlier runs wrote, by the trace each stands in for."""
     try:
-        found = mlflow.search_traces(locations=[experiment_id], filter_string=f"tags.`{STAND_IN_TAG}` LIKE '%'",
-                                     return_type="list", max_results=5000)
+        found = mlflow.search_traces(
+            locations=[experiment_id],
+            filter_string=f"tags.`{STAND_IN_TAG}` LIKE '%'",
+            return_type="list",
+            max_results=5000,
+        )
     except Exception:
         return {}
     return {t.info.tags.get(STAND_IN_TAG): t for t in found}
@@ -182,7 +194,7 @@ def judge_hint(model):
     provider = str(model).split(":", 1)[0].lower()
     return {
         "databricks": "databricks:/ judges call the workspace's serving endpoint: set DATABRICKS_HOST and "
-                      "DATABRICKS_TOKEN (or DATABRICKS_CONFIG_PROFILE) and check the endpoint name",
+        "DATABRICKS_TOKEN (or DATABRICKS_CONFIG_PROFILE) and check the endpoint name",
         "endpoints": "set DATABRICKS_HOST and DATABRICKS_TOKEN (or DATABRICKS_CONFIG_PROFILE) and check the endpoint name",
         "openai": "openai:/ judges need OPENAI_API_KEY (and OPENAI_BASE_URL for a gateway); check the model name",
         "anthropic": "anthropic:/ judges need ANTHROPIC_API_KEY; check the model name",
@@ -207,8 +219,12 @@ def check_judges(judges, rows, timeout_s):
 
         def ask(judge=judge, outcome=outcome):
             try:
-                outcome["result"] = judge.run(inputs=row.get("inputs"), outputs=row.get("outputs"),
-                                              expectations=row.get("expectations"), trace=row.get("trace"))
+                outcome["result"] = judge.run(
+                    inputs=row.get("inputs"),
+                    outputs=row.get("outputs"),
+                    expectations=row.get("expectations"),
+                    trace=row.get("trace"),
+                )
             except BaseException as exc:  # reported by the caller, whatever it was
                 outcome["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -219,9 +235,17 @@ def check_judges(judges, rows, timeout_s):
             return judge.name, f"no answer within {timeout_s:g} s (--judge-timeout)"
         result = outcome.get("result")
         results = result if isinstance(result, list) else [result]
-        errors = [outcome["error"]] if "error" in outcome else [
-            str(getattr(r, "error_message", None) or getattr(getattr(r, "error", None), "error_message", None) or "")
-            for r in results if getattr(r, "value", r) is None]
+        errors = (
+            [outcome["error"]]
+            if "error" in outcome
+            else [
+                str(
+                    getattr(r, "error_message", None) or getattr(getattr(r, "error", None), "error_message", None) or ""
+                )
+                for r in results
+                if getattr(r, "value", r) is None
+            ]
+        )
         if not [e for e in errors if e] and any(getattr(r, "value", r) is not None for r in results):
             return None
         first = first or (judge.name, next((e for e in errors if e), "no value returned"))
@@ -237,21 +261,29 @@ def scorer_counts(result, names):
         errors = df[f"{name}/error_message"] if f"{name}/error_message" in df.columns else None
         n_values = 0 if values is None else int(values.notna().sum())
         error_list = [] if errors is None else [str(e) for e in errors.dropna().tolist() if str(e).strip()]
-        counts[name] = {"rows": len(df), "values": n_values, "errors": len(error_list), "first_error": error_list[0][:500] if error_list else None}
+        counts[name] = {
+            "rows": len(df),
+            "values": n_values,
+            "errors": len(error_list),
+            "first_error": error_list[0][:500] if error_list else None,
+        }
     return counts
 
 
 def scorer_failures(counts):
     """Scorers that produced a value for less than MOST_ROWS of the rows: their metric means nothing."""
-    return [{"scorer": name, "values": c["values"], "rows": c["rows"], "first_error": c["first_error"]}
-            for name, c in counts.items() if c["rows"] and c["values"] < MOST_ROWS * c["rows"]]
+    return [
+        {"scorer": name, "values": c["values"], "rows": c["rows"], "first_error": c["first_error"]}
+        for name, c in counts.items()
+        if c["rows"] and c["values"] < MOST_ROWS * c["rows"]
+    ]
 
 
 GATES_HELP = (
     "Quality gates for run_eval.py, written from the first validated run. A metric regresses when it "
     "falls more than `tolerance` below its gate. Edit freely: raise or lower a gate, give one metric "
-    "its own tolerance with {\"min\": 0.9, \"tolerance\": 0.0}, gate a lower-is-better metric with "
-    "{\"max\": ...}, or delete a line to stop checking it. `python run_eval.py --update-gates` accepts "
+    'its own tolerance with {"min": 0.9, "tolerance": 0.0}, gate a lower-is-better metric with '
+    '{"max": ...}, or delete a line to stop checking it. `python run_eval.py --update-gates` accepts '
     "the latest metrics as the new gates and keeps per-metric settings. A scorer this file has not seen "
     "(a judge, the first time judges run) gets a gate from the first passing run that produces it; "
     "a gate you deleted is not added back. "
@@ -273,14 +305,20 @@ def read_gates(gates_path):
     try:
         spec = json.loads(gates_path.read_text())
     except json.JSONDecodeError as exc:
-        raise GateFileError(f"{gates_path.name} is not valid JSON ({exc.msg} at line {exc.lineno}) — "
-                            "fix it, or run with --update-gates to write it again") from None
+        raise GateFileError(
+            f"{gates_path.name} is not valid JSON ({exc.msg} at line {exc.lineno}) — "
+            "fix it, or run with --update-gates to write it again"
+        ) from None
     if not isinstance(spec, dict) or not isinstance(spec.get("gates", {}), dict):
-        raise GateFileError(f"{gates_path.name} must be an object with a \"gates\" object — "
-                            "fix it, or run with --update-gates to write it again")
+        raise GateFileError(
+            f'{gates_path.name} must be an object with a "gates" object — '
+            "fix it, or run with --update-gates to write it again"
+        )
     if not isinstance(spec.get("judges", []), list):
-        raise GateFileError(f"{gates_path.name}: \"judges\" must be a list of judge names — "
-                            "fix it, or run with --update-gates to write it again")
+        raise GateFileError(
+            f'{gates_path.name}: "judges" must be a list of judge names — '
+            "fix it, or run with --update-gates to write it again"
+        )
     return spec
 
 
@@ -319,9 +357,12 @@ def write_gates(metrics, gates_path, run_id, rows, previous=None, judge_names=()
     spec = {
         "_help": GATES_HELP,
         "tolerance": (previous or {}).get("tolerance", GATE_TOLERANCE),
-        "baseline": {"run_id": run_id, "rows": rows,
-                     "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "scorers": sorted(set(_known_scorers(previous)) | set(scorer_names))},
+        "baseline": {
+            "run_id": run_id,
+            "rows": rows,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "scorers": sorted(set(_known_scorers(previous)) | set(scorer_names)),
+        },
         "judges": _judge_names(previous, judge_names),
         "gates": dict(sorted(gates.items())),
     }
@@ -343,15 +384,23 @@ def add_new_gates(metrics, gates_path, spec, scorer_names=(), judge_names=()):
     after a run without them; a new scorer), from this run's values. Existing gates are left as
     they are, and a gate a person deleted stays deleted."""
     known = set(_known_scorers(spec))
-    new = {name: round(value, 4) for name, value in sorted(metrics.items())
-           if name.endswith("/mean") and not math.isnan(value) and name.split("/")[0] not in known}
+    new = {
+        name: round(value, 4)
+        for name, value in sorted(metrics.items())
+        if name.endswith("/mean") and not math.isnan(value) and name.split("/")[0] not in known
+    }
     judges = _judge_names(spec, judge_names)
     if not new and judges == sorted(spec.get("judges", [])) and known >= set(scorer_names):
         return {}
     baseline = dict(spec.get("baseline") or {}) if isinstance(spec.get("baseline"), dict) else {}
     baseline["scorers"] = sorted(known | set(scorer_names))
-    updated = {**spec, "_help": GATES_HELP, "baseline": baseline, "judges": judges,
-               "gates": dict(sorted({**spec.get("gates", {}), **new}.items()))}
+    updated = {
+        **spec,
+        "_help": GATES_HELP,
+        "baseline": baseline,
+        "judges": judges,
+        "gates": dict(sorted({**spec.get("gates", {}), **new}.items())),
+    }
     _write_atomic(gates_path, json.dumps(updated, indent=2) + "\n")
     return new
 
@@ -366,8 +415,9 @@ def check_gates(metrics, spec, scorer_names, failed=(), skipped=None):
         try:
             direction, bound, tol = _gate_terms(entry, tolerance)
         except (TypeError, ValueError, KeyError):
-            raise GateFileError(f"gate {name!r} in eval_gates.json is not a number or "
-                                "{\"min\"|\"max\": number, \"tolerance\"?: number}") from None
+            raise GateFileError(
+                f'gate {name!r} in eval_gates.json is not a number or {{"min"|"max": number, "tolerance"?: number}}'
+            ) from None
         value = metrics.get(name)
         if value is not None and math.isnan(value):
             value = None
@@ -382,8 +432,16 @@ def check_gates(metrics, spec, scorer_names, failed=(), skipped=None):
             verdict = "REGRESSED" if value < bound - tol else "improved" if value > bound + tol else "ok"
         else:
             verdict = "REGRESSED" if value > bound + tol else "improved" if value < bound - tol else "ok"
-        results.append({"metric": name, "direction": direction, "gate": bound, "tolerance": tol,
-                        "value": value, "verdict": verdict})
+        results.append(
+            {
+                "metric": name,
+                "direction": direction,
+                "gate": bound,
+                "tolerance": tol,
+                "value": value,
+                "verdict": verdict,
+            }
+        )
     return results
 
 
@@ -399,7 +457,9 @@ def print_gate_table(results, width):
 
 def failure_message(failures, judge_names, judge_model):
     """One line per scorer that produced no value for most rows, its first error, and what to do."""
-    lines = [f"{len(failures)} scorer(s) produced a value for less than half of the rows, so their metrics mean nothing:"]
+    lines = [
+        f"{len(failures)} scorer(s) produced a value for less than half of the rows, so their metrics mean nothing:"
+    ]
     for f in failures:
         what = f"judge {f['scorer']!r} ({judge_model})" if f["scorer"] in judge_names else f"scorer {f['scorer']!r}"
         first = " ".join(str(f["first_error"] or "no error recorded: it returned nothing").split())[:400]
@@ -454,30 +514,43 @@ def _main(args, report):
             raise EvalError(
                 f"eval_gates.json gates LLM judges ({', '.join(gated)}) but no judge model is configured — "
                 "pass --judge-model MODEL (or set TRACE2EVAL_JUDGE_MODEL), or --no-judges to leave them out",
-                error={"kind": "judge_model_missing", "judges": gated})
-        reason = "--no-judges" if args.no_judges else "no judge model configured (--judge-model or TRACE2EVAL_JUDGE_MODEL)"
+                error={"kind": "judge_model_missing", "judges": gated},
+            )
+        reason = (
+            "--no-judges" if args.no_judges else "no judge model configured (--judge-model or TRACE2EVAL_JUDGE_MODEL)"
+        )
         print(f"LLM judges not run: {reason}")
 
     rows, attached, missing = load_rows(not args.no_traces, str(args.experiment_id))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        how = ("evaluated from their stored inputs and outputs (span-level checks see a one-span stand-in)"
-               if attached else "evaluated from their stored inputs and outputs")
-        print(f"Note: {len(missing)} row(s) have a source trace that no longer exists (deleted, e.g. by "
-              f"retention): {how}: {shown}")
+        how = (
+            "evaluated from their stored inputs and outputs (span-level checks see a one-span stand-in)"
+            if attached
+            else "evaluated from their stored inputs and outputs"
+        )
+        print(
+            f"Note: {len(missing)} row(s) have a source trace that no longer exists (deleted, e.g. by "
+            f"retention): {how}: {shown}"
+        )
     report.update(rows=len(rows), rows_with_trace=attached, missing_source_traces=missing)
     if not rows:
-        raise EvalError("the dataset has no rows to evaluate — regenerate it (trace2eval run) or add rows",
-                        error={"kind": "no_rows"})
+        raise EvalError(
+            "the dataset has no rows to evaluate — regenerate it (trace2eval run) or add rows",
+            error={"kind": "no_rows"},
+        )
 
     problem = check_judges(judges, rows, args.judge_timeout)
     if problem:
         name, error = problem
         error = " ".join(str(error).split())[:500]
-        raise EvalError(f"judge {name!r} ({args.judge_model}) did not work on the first row: {error} — "
-                        f"{judge_hint(args.judge_model)}, or run with --no-judges to leave the judges out",
-                        error={"kind": "judge_unavailable", "scorer": name, "detail": error},
-                        judges_run=False, scorer_failures=[{"scorer": name, "values": 0, "rows": len(rows), "first_error": error}])
+        raise EvalError(
+            f"judge {name!r} ({args.judge_model}) did not work on the first row: {error} — "
+            f"{judge_hint(args.judge_model)}, or run with --no-judges to leave the judges out",
+            error={"kind": "judge_unavailable", "scorer": name, "detail": error},
+            judges_run=False,
+            scorer_failures=[{"scorer": name, "values": 0, "rows": len(rows), "first_error": error}],
+        )
 
     scorers = code_scorers + judges
     names = [s.name for s in scorers]
@@ -490,8 +563,16 @@ def _main(args, report):
     counts = scorer_counts(result, names)
     failures = scorer_failures(counts)
     failed = {f["scorer"] for f in failures}
-    report.update(run_id=result.run_id, metrics=metrics, scorers=counts, judges_run=bool(judges),
-                  judges_skipped=skipped, scorer_failures=failures, regressions=[], gates=[])
+    report.update(
+        run_id=result.run_id,
+        metrics=metrics,
+        scorers=counts,
+        judges_run=bool(judges),
+        judges_skipped=skipped,
+        scorer_failures=failures,
+        regressions=[],
+        gates=[],
+    )
 
     width = max([len(n) for n in names] + [10])
     print(f"\nRun ID: {result.run_id}")
@@ -503,14 +584,18 @@ def _main(args, report):
         print(f"{name.ljust(width)}  {shown}  {c['values']:>3}/{c['rows']:<3}  {c['errors']}")
     for name, c in counts.items():
         if c["errors"] and name not in failed:
-            print(f"Warning: {name} errored on {c['errors']} of {c['rows']} rows; first error: "
-                  f"{' '.join(str(c['first_error']).split())[:300]}")
+            print(
+                f"Warning: {name} errored on {c['errors']} of {c['rows']} rows; first error: "
+                f"{' '.join(str(c['first_error']).split())[:300]}"
+            )
 
     gate_results, regressions = [], []
     if not args.no_gate:
         if failures and (args.update_gates or gate_spec is None):
-            print(f"\nGates not {'updated' if args.update_gates else 'written'}: a baseline only comes from a run "
-                  "where every scorer produced values")
+            print(
+                f"\nGates not {'updated' if args.update_gates else 'written'}: a baseline only comes from a run "
+                "where every scorer produced values"
+            )
         elif args.update_gates or gate_spec is None:
             gates = write_gates(metrics, args.gates, result.run_id, len(rows), gate_spec, judge_names, names)
             print(f"\nGates {'updated' if args.update_gates else 'written'}: {args.gates.name} ({len(gates)} metrics)")
@@ -521,24 +606,39 @@ def _main(args, report):
             print_gate_table(gate_results, width)
             baseline_rows = (gate_spec.get("baseline") or {}).get("rows")
             if isinstance(baseline_rows, int) and baseline_rows != len(rows):
-                print(f"Note: the gates come from a run on {baseline_rows} rows; this run had {len(rows)}, "
-                      "so part of any change is the dataset, not the agent.")
+                print(
+                    f"Note: the gates come from a run on {baseline_rows} rows; this run had {len(rows)}, "
+                    "so part of any change is the dataset, not the agent."
+                )
             if regressions or unscored:
-                parts = [f"{len(regressions)} of {len(gate_results)} gated metrics regressed "
-                         f"(tolerance {gate_spec.get('tolerance', GATE_TOLERANCE)})"] if regressions else []
+                parts = (
+                    [
+                        f"{len(regressions)} of {len(gate_results)} gated metrics regressed "
+                        f"(tolerance {gate_spec.get('tolerance', GATE_TOLERANCE)})"
+                    ]
+                    if regressions
+                    else []
+                )
                 parts += [f"{len(unscored)} gated metric(s) have no value (see the error below)"] if unscored else []
                 print("\nQuality gate FAILED: " + "; ".join(parts) + ".")
                 if regressions and not failures:
-                    print(f"Investigate run {result.run_id}; if the change is intended, accept it: "
-                          "python run_eval.py --update-gates")
+                    print(
+                        f"Investigate run {result.run_id}; if the change is intended, accept it: "
+                        "python run_eval.py --update-gates"
+                    )
             elif not failures:
                 new = add_new_gates(metrics, args.gates, gate_spec, names, judge_names)
                 if new:
                     report["new_gates"] = new
-                    print("\nNew gates from this run (checked from the next run on): "
-                          + ", ".join(f"{k} >= {v:.3f}" for k, v in new.items()))
+                    print(
+                        "\nNew gates from this run (checked from the next run on): "
+                        + ", ".join(f"{k} >= {v:.3f}" for k, v in new.items())
+                    )
                 improved = sum(r["verdict"] == "improved" for r in gate_results)
-                print("\nQuality gates passed" + (f" ({improved} improved: --update-gates raises the bar)" if improved else ""))
+                print(
+                    "\nQuality gates passed"
+                    + (f" ({improved} improved: --update-gates raises the bar)" if improved else "")
+                )
         report.update(regressions=[[r["metric"], r["gate"], r["value"]] for r in regressions], gates=gate_results)
 
     if failures:

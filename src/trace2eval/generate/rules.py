@@ -23,30 +23,73 @@ _number_or_flag = {"type": ["number", "boolean", "string"], "maxLength": 80}
 
 CONDITION: dict[str, Any] = {
     "oneOf": [
-        {"type": "object", "additionalProperties": False, "required": ["feature", "op", "value"],
-         "description": "compare one feature of the trace with a value",
-         "properties": {"feature": {"enum": list(RULE_FEATURES)}, "op": {"enum": list(RULE_OPS)},
-                        "value": _number_or_flag}},
-        {"type": "object", "additionalProperties": False, "required": ["text"],
-         "description": "a text field contains any of the phrases (case-insensitive substrings), or any of "
-                        "the words / word sequences (whole words)",
-         "properties": {"text": {"enum": list(RULE_TEXTS)},
-                        "contains_any": {"type": "array", "items": _phrase, "minItems": 1, "maxItems": MAX_PHRASES},
-                        "words_any": {"type": "array", "items": _phrase, "minItems": 1, "maxItems": MAX_PHRASES}},
-         "anyOf": [{"required": ["contains_any"]}, {"required": ["words_any"]}]},
-        {"type": "object", "additionalProperties": False, "required": ["tool_calls", "op", "value"],
-         "description": "count the tool calls that match the filter and compare the count",
-         "properties": {
-             "tool_calls": {"type": "object", "additionalProperties": False, "properties": {
-                 "name": _phrase, "name_contains": _phrase, "ok": {"type": "boolean"}, "nested": {"type": "boolean"},
-                 "args_contains": _phrase}},
-             "op": {"enum": list(RULE_OPS)}, "value": {"type": "integer", "minimum": 0, "maximum": 1000}}},
-        {"type": "object", "additionalProperties": False, "required": ["all"],
-         "properties": {"all": {"type": "array", "items": {"$ref": "#/$defs/condition"}, "minItems": 1, "maxItems": 8}}},
-        {"type": "object", "additionalProperties": False, "required": ["any"],
-         "properties": {"any": {"type": "array", "items": {"$ref": "#/$defs/condition"}, "minItems": 1, "maxItems": 8}}},
-        {"type": "object", "additionalProperties": False, "required": ["not"],
-         "properties": {"not": {"$ref": "#/$defs/condition"}}},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["feature", "op", "value"],
+            "description": "compare one feature of the trace with a value",
+            "properties": {
+                "feature": {"enum": list(RULE_FEATURES)},
+                "op": {"enum": list(RULE_OPS)},
+                "value": _number_or_flag,
+            },
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["text"],
+            "description": "a text field contains any of the phrases (case-insensitive substrings), or any of "
+            "the words / word sequences (whole words)",
+            "properties": {
+                "text": {"enum": list(RULE_TEXTS)},
+                "contains_any": {"type": "array", "items": _phrase, "minItems": 1, "maxItems": MAX_PHRASES},
+                "words_any": {"type": "array", "items": _phrase, "minItems": 1, "maxItems": MAX_PHRASES},
+            },
+            "anyOf": [{"required": ["contains_any"]}, {"required": ["words_any"]}],
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["tool_calls", "op", "value"],
+            "description": "count the tool calls that match the filter and compare the count",
+            "properties": {
+                "tool_calls": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": _phrase,
+                        "name_contains": _phrase,
+                        "ok": {"type": "boolean"},
+                        "nested": {"type": "boolean"},
+                        "args_contains": _phrase,
+                    },
+                },
+                "op": {"enum": list(RULE_OPS)},
+                "value": {"type": "integer", "minimum": 0, "maximum": 1000},
+            },
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["all"],
+            "properties": {
+                "all": {"type": "array", "items": {"$ref": "#/$defs/condition"}, "minItems": 1, "maxItems": 8}
+            },
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["any"],
+            "properties": {
+                "any": {"type": "array", "items": {"$ref": "#/$defs/condition"}, "minItems": 1, "maxItems": 8}
+            },
+        },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["not"],
+            "properties": {"not": {"$ref": "#/$defs/condition"}},
+        },
     ]
 }
 

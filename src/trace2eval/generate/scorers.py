@@ -26,6 +26,7 @@ CODE_KINDS = ("code", "rule", "custom_code")
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 BUILTIN_JUDGES = {"safety": "Safety", "relevance_to_query": "RelevanceToQuery"}
 
+
 @dataclass(frozen=True)
 class ScorerSpec:
     name: str
@@ -65,21 +66,36 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
     for f in analysis.get("findings", []):
         if f.get("scorer", "code") != "code" or f.get("kept") is False:
             continue
-        specs.append(ScorerSpec(
-            name=f["id"], kind="code", check=f["check"], params=f["params"], finding=f["id"],
-            doc=f"{f['title']}. {f['description']} Fails when {f['threshold_rationale']}. {_evidence_line(f)}.",
-        ))
+        specs.append(
+            ScorerSpec(
+                name=f["id"],
+                kind="code",
+                check=f["check"],
+                params=f["params"],
+                finding=f["id"],
+                doc=f"{f['title']}. {f['description']} Fails when {f['threshold_rationale']}. {_evidence_line(f)}.",
+            )
+        )
     specs.append(ScorerSpec(name="safety", kind="builtin_judge", doc="Built-in judge: no harmful content (baseline)."))
-    specs.append(ScorerSpec(name="relevance_to_query", kind="builtin_judge", doc="Built-in judge: the response addresses the request."))
+    specs.append(
+        ScorerSpec(
+            name="relevance_to_query", kind="builtin_judge", doc="Built-in judge: the response addresses the request."
+        )
+    )
     for f in analysis.get("findings", []):
         # What a judge can check where code cannot read intent; an LLM session may rewrite the text
         # in the agent's own vocabulary.
         lines = REGISTRY[f["id"]].judge_guidelines if f["id"] in REGISTRY else ()
         if lines:
-            specs.append(ScorerSpec(
-                name=f"{f['id']}_judge", kind="guidelines", guidelines=list(lines), finding=f["id"],
-                doc=f"LLM judge for what code cannot read in '{f['title']}'. {_evidence_line(f)}.",
-            ))
+            specs.append(
+                ScorerSpec(
+                    name=f"{f['id']}_judge",
+                    kind="guidelines",
+                    guidelines=list(lines),
+                    finding=f["id"],
+                    doc=f"LLM judge for what code cannot read in '{f['title']}'. {_evidence_line(f)}.",
+                )
+            )
     return specs
 
 
@@ -90,9 +106,16 @@ def legacy_code_specs(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[d
     same check as a declarative rule.
     """
     kept = [s for s in specs if s.kind != "custom_code"]
-    dropped = [{"name": s.name, "kind": s.kind, "source": s.source,
-                "reason": "model-written scorer code is no longer run; the check can be re-proposed as a declarative rule"}
-               for s in specs if s.kind == "custom_code"]
+    dropped = [
+        {
+            "name": s.name,
+            "kind": s.kind,
+            "source": s.source,
+            "reason": "model-written scorer code is no longer run; the check can be re-proposed as a declarative rule",
+        }
+        for s in specs
+        if s.kind == "custom_code"
+    ]
     return kept, dropped
 
 

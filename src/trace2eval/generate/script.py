@@ -17,8 +17,13 @@ SETTINGS = ("DEFAULT_TRACKING_URI", "DEFAULT_EXPERIMENT_ID", "DEFAULT_JUDGE_MODE
 
 
 def render_run_eval(tracking_uri: str, experiment_id: str, judge_model: str | None, run_name: str) -> str:
-    values = {"DEFAULT_TRACKING_URI": tracking_uri, "DEFAULT_EXPERIMENT_ID": str(experiment_id),
-              "DEFAULT_JUDGE_MODEL": judge_model, "RUN_NAME": run_name, "GATE_TOLERANCE": GATE_TOLERANCE}
+    values = {
+        "DEFAULT_TRACKING_URI": tracking_uri,
+        "DEFAULT_EXPERIMENT_ID": str(experiment_id),
+        "DEFAULT_JUDGE_MODEL": judge_model,
+        "RUN_NAME": run_name,
+        "GATE_TOLERANCE": GATE_TOLERANCE,
+    }
     source = SCRIPT.read_text(encoding="utf-8")
     lines = source.splitlines()
     found = set()

@@ -68,8 +68,12 @@ def main(job_path, result_path):
             try:
                 # As Scorer.run does, pass only the parameters the function takes; called in this
                 # thread (not MLflow's timeout thread) so the alarm can interrupt a runaway loop.
-                args = {"inputs": row["inputs"], "outputs": row["outputs"],
-                        "expectations": row.get("expectations") or {}, "trace": trace}
+                args = {
+                    "inputs": row["inputs"],
+                    "outputs": row["outputs"],
+                    "expectations": row.get("expectations") or {},
+                    "trace": trace,
+                }
                 wanted = inspect.signature(target.__call__).parameters
                 value = target(**{k: v for k, v in args.items() if k in wanted})
                 ok, shown, problem = describe(value)
@@ -77,7 +81,9 @@ def main(job_path, result_path):
                 ok, shown, problem = False, None, f"did not return within {job.get('call_timeout_s', 10)} s"
             except Exception as exc:
                 tb = traceback.extract_tb(exc.__traceback__)
-                where = next((f"line {f.lineno} in {f.name}" for f in reversed(tb) if f.filename.endswith("scorers.py")), "")
+                where = next(
+                    (f"line {f.lineno} in {f.name}" for f in reversed(tb) if f.filename.endswith("scorers.py")), ""
+                )
                 ok, shown, problem = False, None, f"{type(exc).__name__}: {str(exc)[:300]} {where}".strip()
             finally:
                 signal.alarm(0)

@@ -94,8 +94,14 @@ def _apply_rows(ctx: ToolContext, staged_rows: list[dict[str, Any]]) -> dict[str
 def _apply_edge_cases(session: Session, cases: list[dict[str, Any]]) -> int:
     path = session.evaluation_dir / EDGE_CASES_FILE
     existing = read_json(path).get("cases", []) if path.exists() else []
-    rows = [{"inputs": c["inputs"], "expectations": c["expectations"],
-             "metadata": {"reason": c["reason"], "variant_of": c.get("variant_of"), "source": "llm"}} for c in cases]
+    rows = [
+        {
+            "inputs": c["inputs"],
+            "expectations": c["expectations"],
+            "metadata": {"reason": c["reason"], "variant_of": c.get("variant_of"), "source": "llm"},
+        }
+        for c in cases
+    ]
     text = json.dumps({"note": EDGE_CASES_NOTE, "cases": existing + rows}, indent=2, ensure_ascii=False) + "\n"
     write_generated(session.dir, f"evaluation/{EDGE_CASES_FILE}", text, "dataset", merged=True)  # appended to its cases
     return len(rows)
@@ -121,14 +127,20 @@ def _apply_specs(ctx: ToolContext, staged: Staged) -> dict[str, Any]:
 
 # Files an LLM session may change: (path in the session, the task that generates it). Files under
 # evaluation/ are written through the ownership manifest so a restore is not mistaken for an edit.
-SNAPSHOT_FILES = (("state/scorer_specs.json", None), ("evaluation/scorers.py", "scorers"),
-                  ("evaluation/eval_dataset.json", "dataset"), ("evaluation/eval_dataset.py", "dataset"))
+SNAPSHOT_FILES = (
+    ("state/scorer_specs.json", None),
+    ("evaluation/scorers.py", "scorers"),
+    ("evaluation/eval_dataset.json", "dataset"),
+    ("evaluation/eval_dataset.py", "dataset"),
+)
 
 
 def snapshot(session: Session) -> dict[str, str | None]:
     """The files an LLM session may change, to restore them if its changes fail validation."""
-    return {rel: ((session.dir / rel).read_text(encoding="utf-8") if (session.dir / rel).exists() else None)
-            for rel, _ in SNAPSHOT_FILES}
+    return {
+        rel: ((session.dir / rel).read_text(encoding="utf-8") if (session.dir / rel).exists() else None)
+        for rel, _ in SNAPSHOT_FILES
+    }
 
 
 def restore(session: Session, snap: dict[str, str | None]) -> None:

@@ -30,6 +30,7 @@ class Usage:
 
     def add_response(self, usage: Any) -> None:
         """Add a Messages API `usage` object (or dict); missing fields count as 0."""
+
         def get(name: str) -> int:
             value = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
             return int(value or 0)
@@ -40,8 +41,11 @@ class Usage:
         self.cache_creation_input_tokens += get("cache_creation_input_tokens")
 
     def to_dict(self) -> dict[str, int]:
-        return {**asdict(self), "total_tokens": self.total_tokens,
-                "estimated_tokens_sent": estimate_tokens(self.chars_sent)}
+        return {
+            **asdict(self),
+            "total_tokens": self.total_tokens,
+            "estimated_tokens_sent": estimate_tokens(self.chars_sent),
+        }
 
 
 @dataclass

@@ -55,8 +55,9 @@ def backoff_s(attempt: int, retry_after: float | None = None, rng: random.Random
     return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempt - 1)) * (0.5 + rng.random() / 2)
 
 
-def send(client: LLMClient, request: dict[str, Any], deadline: float,
-         sleep: Callable[[float], None] = time.sleep) -> Any:
+def send(
+    client: LLMClient, request: dict[str, Any], deadline: float, sleep: Callable[[float], None] = time.sleep
+) -> Any:
     """`messages.create(**request)` with retries; returns the SDK's Message.
 
     Raises LLMUnavailable (reason scrubbed of credentials) or RequestRejected (HTTP 400).
@@ -69,8 +70,10 @@ def send(client: LLMClient, request: dict[str, Any], deadline: float,
         attempts += 1
         remaining = deadline - time.monotonic()
         if remaining < 1:
-            raise LLMUnavailable(f"the session's time budget ran out waiting for {where}",
-                                 "raise --llm-session-seconds, or check the endpoint's health")
+            raise LLMUnavailable(
+                f"the session's time budget ran out waiting for {where}",
+                "raise --llm-session-seconds, or check the endpoint's health",
+            )
         retry_after = None
         try:
             return client.sdk.messages.create(**request, timeout=min(client.timeout_s, remaining))
@@ -78,8 +81,10 @@ def send(client: LLMClient, request: dict[str, Any], deadline: float,
             timeouts += 1
             reason = f"no response from {where} within {min(client.timeout_s, remaining):.0f} s"
             if timeouts >= MAX_TIMEOUTS:
-                raise LLMUnavailable(client.scrub(f"{reason} ({timeouts} attempts)"),
-                                     "check the serving endpoint is up (raise --llm-timeout for slow endpoints)") from None
+                raise LLMUnavailable(
+                    client.scrub(f"{reason} ({timeouts} attempts)"),
+                    "check the serving endpoint is up (raise --llm-timeout for slow endpoints)",
+                ) from None
         except anthropic.APIConnectionError as exc:
             cause = exc.__cause__ or exc
             reason = f"cannot connect to {where} ({type(cause).__name__}: {str(cause)[:200]})"
@@ -87,12 +92,17 @@ def send(client: LLMClient, request: dict[str, Any], deadline: float,
             status = exc.status_code
             message = _error_message(exc)
             if status in (401, 403):
-                raise LLMUnavailable(client.scrub(f"{where} refused the credentials (HTTP {status}: {message})"),
-                                     "check the token/API key and that it may query this endpoint") from None
+                raise LLMUnavailable(
+                    client.scrub(f"{where} refused the credentials (HTTP {status}: {message})"),
+                    "check the token/API key and that it may query this endpoint",
+                ) from None
             if status == 404:
                 raise LLMUnavailable(
-                    client.scrub(f"model or endpoint {client.endpoint.model!r} not found at {where} (HTTP 404: {message})"),
-                    "check --llm-model: on Databricks it is the serving endpoint name") from None
+                    client.scrub(
+                        f"model or endpoint {client.endpoint.model!r} not found at {where} (HTTP 404: {message})"
+                    ),
+                    "check --llm-model: on Databricks it is the serving endpoint name",
+                ) from None
             if status == 400 or status == 413 or status == 422:
                 raise RequestRejected(client.scrub(f"HTTP {status}: {message}")) from None
             if status not in RETRYABLE_STATUS and status < 500:
@@ -102,10 +112,14 @@ def send(client: LLMClient, request: dict[str, Any], deadline: float,
         except (anthropic.APIResponseValidationError, ValueError) as exc:
             reason = f"malformed response from {where} ({type(exc).__name__}: {str(exc)[:150]})"
         if attempts >= MAX_ATTEMPTS:
-            raise LLMUnavailable(client.scrub(f"{reason} (after {attempts} attempts)"),
-                                 "check the serving endpoint's health and rate limits, then resume the session")
+            raise LLMUnavailable(
+                client.scrub(f"{reason} (after {attempts} attempts)"),
+                "check the serving endpoint's health and rate limits, then resume the session",
+            )
         wait = backoff_s(attempts, retry_after)
         if time.monotonic() + wait >= deadline - 1:
-            raise LLMUnavailable(client.scrub(f"{reason}; no time left in the session budget to retry"),
-                                 "raise --llm-session-seconds, or check the endpoint's health")
+            raise LLMUnavailable(
+                client.scrub(f"{reason}; no time left in the session budget to retry"),
+                "raise --llm-session-seconds, or check the endpoint's health",
+            )
         sleep(wait)

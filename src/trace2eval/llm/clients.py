@@ -75,7 +75,7 @@ def _timeout(config: SessionConfig):
 def _databricks_profile(tracking_uri: str) -> str | None:
     """`databricks://PROFILE` tracking URIs name the auth profile to use for the LLM as well."""
     if tracking_uri.startswith("databricks://"):
-        rest = tracking_uri[len("databricks://"):]
+        rest = tracking_uri[len("databricks://") :]
         return rest.split(":", 1)[0] or None
     return None
 
@@ -110,8 +110,10 @@ def databricks_auth(tracking_uri: str = "", timeout_s: float = 10.0) -> tuple[st
         sdk_log.setLevel(level)
     authorization = headers.get("Authorization") if isinstance(headers, dict) else None
     if not host or not authorization:
-        raise LLMUnavailable("Databricks auth gave no workspace host or token for the LLM",
-                             "set DATABRICKS_HOST and DATABRICKS_TOKEN (or a profile)")
+        raise LLMUnavailable(
+            "Databricks auth gave no workspace host or token for the LLM",
+            "set DATABRICKS_HOST and DATABRICKS_TOKEN (or a profile)",
+        )
     return host, authorization
 
 
@@ -119,7 +121,9 @@ def _databricks(config: SessionConfig) -> LLMClient:
     import anthropic
 
     host, authorization = databricks_auth(config.tracking_uri, config.llm_timeout_s)
-    endpoint = Endpoint("databricks", f"{host}/serving-endpoints/anthropic", resolve_model("databricks", config.llm_model))
+    endpoint = Endpoint(
+        "databricks", f"{host}/serving-endpoints/anthropic", resolve_model("databricks", config.llm_model)
+    )
     sdk = anthropic.Anthropic(
         api_key="unused",  # the serving endpoint authenticates with the workspace bearer token
         base_url=endpoint.base_url,
@@ -136,7 +140,9 @@ def _anthropic(config: SessionConfig) -> LLMClient:
 
     key = os.environ.get("ANTHROPIC_API_KEY") or ""
     if not key.strip():
-        raise LLMUnavailable("ANTHROPIC_API_KEY is not set", "export ANTHROPIC_API_KEY, or use --llm databricks / --llm none")
+        raise LLMUnavailable(
+            "ANTHROPIC_API_KEY is not set", "export ANTHROPIC_API_KEY, or use --llm databricks / --llm none"
+        )
     base_url = (os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/")
     endpoint = Endpoint("anthropic", base_url, resolve_model("anthropic", config.llm_model))
     sdk = anthropic.Anthropic(api_key=key, base_url=base_url, max_retries=0, timeout=_timeout(config))

@@ -60,8 +60,15 @@ def append(session: Session, record: LLMSessionRecord) -> None:
 
 
 def run_totals(records: list[LLMSessionRecord]) -> dict[str, int]:
-    keys = ("requests", "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
-            "total_tokens", "chars_sent")
+    keys = (
+        "requests",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "total_tokens",
+        "chars_sent",
+    )
     totals = {k: sum(int(r.usage.get(k, 0)) for r in records) for k in keys}
     totals["sessions"] = len(records)
     return totals

@@ -43,7 +43,11 @@ class LoopResult:
 def _dump(block: Any) -> dict[str, Any]:
     """A response block as it is sent back in the next request. A tool_use whose input is not an
     object is echoed with an empty input: the API would reject the conversation otherwise."""
-    data = block.model_dump(mode="json", exclude_none=True, warnings=False) if hasattr(block, "model_dump") else dict(block)
+    data = (
+        block.model_dump(mode="json", exclude_none=True, warnings=False)
+        if hasattr(block, "model_dump")
+        else dict(block)
+    )
     if data.get("type") == "tool_use" and not isinstance(data.get("input"), dict):
         data["input"] = {}
     return data
@@ -78,18 +82,37 @@ def _with_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def build_request(client: LLMClient, system: str, tools: list[dict[str, Any]], messages: list[dict[str, Any]],
-                  max_tokens: int, cache: bool) -> dict[str, Any]:
+def build_request(
+    client: LLMClient,
+    system: str,
+    tools: list[dict[str, Any]],
+    messages: list[dict[str, Any]],
+    max_tokens: int,
+    cache: bool,
+) -> dict[str, Any]:
     system_blocks = [{"type": "text", "text": system, **({"cache_control": CACHE} if cache else {})}]
     tools = copy.deepcopy(tools)
     if cache and tools:
         tools[-1]["cache_control"] = CACHE
-    return {"model": client.endpoint.model, "max_tokens": max_tokens, "system": system_blocks, "tools": tools,
-            "messages": _with_breakpoint(messages) if cache else messages}
+    return {
+        "model": client.endpoint.model,
+        "max_tokens": max_tokens,
+        "system": system_blocks,
+        "tools": tools,
+        "messages": _with_breakpoint(messages) if cache else messages,
+    }
 
 
-def run_loop(client: LLMClient, *, system: str, first_message: str, toolbox: ToolBox, budget: Budget,
-             max_tokens: int, cache: bool = True) -> LoopResult:
+def run_loop(
+    client: LLMClient,
+    *,
+    system: str,
+    first_message: str,
+    toolbox: ToolBox,
+    budget: Budget,
+    max_tokens: int,
+    cache: bool = True,
+) -> LoopResult:
     """Converse until the model is done or a limit is reached; tool calls go to `toolbox`."""
     messages: list[dict[str, Any]] = [{"role": "user", "content": first_message}]
     usage = Usage()
@@ -120,7 +143,9 @@ def run_loop(client: LLMClient, *, system: str, first_message: str, toolbox: Too
         usage.chars_sent += chars
         usage.add_response(getattr(response, "usage", None) or {})
         blocks = list(getattr(response, "content", None) or [])
-        messages.append({"role": "assistant", "content": [_dump(b) for b in blocks] or [{"type": "text", "text": "(empty)"}]})
+        messages.append(
+            {"role": "assistant", "content": [_dump(b) for b in blocks] or [{"type": "text", "text": "(empty)"}]}
+        )
         text = "\n".join(getattr(b, "text", "") for b in blocks if getattr(b, "type", "") == "text").strip()
         uses = [b for b in blocks if getattr(b, "type", "") == "tool_use"]
         if not uses:
@@ -128,8 +153,13 @@ def run_loop(client: LLMClient, *, system: str, first_message: str, toolbox: Too
                 bad_turns += 1
                 if bad_turns >= MAX_BAD_TURNS:
                     return result("malformed", text, "the model's replies kept hitting the output token limit")
-                messages.append({"role": "user", "content": "Your reply was cut off at the output limit. Submit in "
-                                                            "smaller pieces (fewer rows or one scorer per call)."})
+                messages.append(
+                    {
+                        "role": "user",
+                        "content": "Your reply was cut off at the output limit. Submit in "
+                        "smaller pieces (fewer rows or one scorer per call).",
+                    }
+                )
                 continue
             return result("end_turn", text)
 
@@ -141,19 +171,29 @@ def run_loop(client: LLMClient, *, system: str, first_message: str, toolbox: Too
             same_call[key] += 1
             if same_call[key] > MAX_SAME_CALL:
                 repeat_refusals += 1
-                outcome = ToolResult("you already made this exact call; its result has not changed. Do something "
-                                     "else or call finish.", True)
+                outcome = ToolResult(
+                    "you already made this exact call; its result has not changed. Do something else or call finish.",
+                    True,
+                )
             else:
                 outcome = toolbox.call(name, args)
             malformed += outcome.malformed
-            results.append({"type": "tool_result", "tool_use_id": getattr(use, "id", None) or "missing-id",
-                            "content": outcome.content, **({"is_error": True} if outcome.is_error else {})})
+            results.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": getattr(use, "id", None) or "missing-id",
+                    "content": outcome.content,
+                    **({"is_error": True} if outcome.is_error else {}),
+                }
+            )
         messages.append({"role": "user", "content": results})
         if toolbox.ctx.finished is not None:
             return result("finished", toolbox.ctx.finished or text)
         bad_turns = bad_turns + 1 if malformed == len(uses) else 0
         if bad_turns >= MAX_BAD_TURNS:
-            return result("malformed", text, f"the model sent only malformed or unknown tool calls {bad_turns} turns in a row")
+            return result(
+                "malformed", text, f"the model sent only malformed or unknown tool calls {bad_turns} turns in a row"
+            )
         if repeat_refusals >= MAX_REPEAT_REFUSALS:
             return result("repeating", text, "the model kept repeating the same tool calls")
         _elide(messages)

@@ -21,8 +21,16 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{2,48}$")
 def reserved_names() -> frozenset[str]:
     """Names a custom scorer must not take: the rendered scorers.py defines them (the copied
     feature/check helpers and the template's own), or Python does."""
-    names = {"JUDGE_MODEL", "get_code_scorers", "get_judge_scorers", "get_all_scorers", "Feedback", "scorer",
-             "annotations", "os"}
+    names = {
+        "JUDGE_MODEL",
+        "get_code_scorers",
+        "get_judge_scorers",
+        "get_all_scorers",
+        "Feedback",
+        "scorer",
+        "annotations",
+        "os",
+    }
     traces = Path(__file__).parents[1] / "traces"
     for module in ("features.py", "checks.py"):
         tree = ast.parse((traces / module).read_text(encoding="utf-8"))

@@ -55,8 +55,10 @@ a judge. Use check_scorers, then run_validation (at most twice) to confirm. Do n
 
 
 def system_prompt(task: str, max_turns: int) -> str:
-    return (f"{ROLE.format(max_turns=max_turns)}\n\n{GOALS[task]}\n\n"
-            f"The mlflow-evaluation skill (more references via load_skill):\n\n{core_context(task)}")
+    return (
+        f"{ROLE.format(max_turns=max_turns)}\n\n{GOALS[task]}\n\n"
+        f"The mlflow-evaluation skill (more references via load_skill):\n\n{core_context(task)}"
+    )
 
 
 def _short(obj: Any, limit: int = 6000) -> str:
@@ -68,16 +70,20 @@ def first_message(session: Session, task: str, extra: dict[str, Any] | None = No
     """The state this session starts from, in a compact form; the tools give the details."""
     config = session.config()
     analysis = session.analysis()
-    parts = [f"Session task: {task}. Experiment {config.experiment_id}; judges will run with "
-             f"{config.judge_model or 'a judge model chosen by the user (none configured yet)'}."]
+    parts = [
+        f"Session task: {task}. Experiment {config.experiment_id}; judges will run with "
+        f"{config.judge_model or 'a judge model chosen by the user (none configured yet)'}."
+    ]
     parts.append("Analysis overview:\n" + _short(analysis_section(analysis, "overview"), 5000))
     profile = session.state_dir / PROFILE_FILE
     if profile.exists():
         parts.append("Agent profile (from the initializer session):\n" + _short(read_json(profile), 4000))
     if task in ("scorers", "fix") and session.scorer_specs_file.exists():
         specs = read_json(session.scorer_specs_file)
-        listing = [{"name": s["name"], "kind": s["kind"], "source": s.get("source"), "doc": s.get("doc", "")[:160]}
-                   for s in specs["scorers"]]
+        listing = [
+            {"name": s["name"], "kind": s["kind"], "source": s.get("source"), "doc": s.get("doc", "")[:160]}
+            for s in specs["scorers"]
+        ]
         parts.append("Current scorers:\n" + _short(listing, 5000))
         if specs.get("dropped"):
             parts.append("Dropped scorers:\n" + _short(specs["dropped"], 2000))
@@ -87,12 +93,21 @@ def first_message(session: Session, task: str, extra: dict[str, Any] | None = No
         for r in rows:
             kinds[r["metadata"].get("case_type", "?")] = kinds.get(r["metadata"].get("case_type", "?"), 0) + 1
         with_exp = sum(bool(r.get("expectations")) for r in rows)
-        parts.append(f"Dataset: {len(rows)} rows by case type {kinds}; {with_exp} with expectations "
-                     "(read_state name=dataset to page through them).")
+        parts.append(
+            f"Dataset: {len(rows)} rows by case type {kinds}; {with_exp} with expectations "
+            "(read_state name=dataset to page through them)."
+        )
     if task == "fix":
         validation = session.validation()
-        shown = {"validation_status": validation.validation_status, "validation_checks": validation.validation_checks,
-                 "problems": validation.problem_list()} if validation else {}
+        shown = (
+            {
+                "validation_status": validation.validation_status,
+                "validation_checks": validation.validation_checks,
+                "problems": validation.problem_list(),
+            }
+            if validation
+            else {}
+        )
         parts.append("Last validation:\n" + _short(shown, 4000))
     if extra:
         parts.append("Also:\n" + _short(extra, 2000))

@@ -50,8 +50,9 @@ class LLMOutcome:
         return {"llm": self.outcome, **({"llm_reason": self.reason[:300]} if self.reason else {})}
 
 
-def refine(session: Session, task: str, failure: str | None = None,
-           revalidate: Revalidate | None = None) -> LLMOutcome | None:
+def refine(
+    session: Session, task: str, failure: str | None = None, revalidate: Revalidate | None = None
+) -> LLMOutcome | None:
     """Run the LLM session of `task` if an LLM is configured; None when it is not.
 
     `failure`: why the deterministic step could not finish (the fix task's repairs), told to the
@@ -61,13 +62,24 @@ def refine(session: Session, task: str, failure: str | None = None,
     config = session.config()
     if config.llm == "none" or task not in TASKS:
         return None
-    record = LLMSessionRecord(task=task, provider=config.llm, model=resolve_model(config.llm, config.llm_model),
-                              started_at=now(), outcome="failed")
+    record = LLMSessionRecord(
+        task=task,
+        provider=config.llm,
+        model=resolve_model(config.llm, config.llm_model),
+        started_at=now(),
+        outcome="failed",
+    )
     start = time.monotonic()
     held: dict[str, Any] = {}  # the client, once connected: its scrub() knows the credentials
     try:
-        _run(session, config, task, record, ToolContext(session, config, task, failure=failure,
-                                                        revalidate=revalidate), held)
+        _run(
+            session,
+            config,
+            task,
+            record,
+            ToolContext(session, config, task, failure=failure, revalidate=revalidate),
+            held,
+        )
     except LLMUnavailable as exc:
         record.outcome, record.reason = "unavailable", f"LLM unavailable: {exc}"
     except Exception as exc:  # a trace2eval bug must not cost the user the deterministic suite
@@ -80,16 +92,17 @@ def refine(session: Session, task: str, failure: str | None = None,
     ledger.append(session, record)
     _report(record)
     did_not_run = record.outcome in ("unavailable", "failed") or (
-        record.outcome == "skipped" and "LLM unavailable" in (record.reason or ""))
+        record.outcome == "skipped" and "LLM unavailable" in (record.reason or "")
+    )
     if config.require_llm and did_not_run:
-        raise LLMUnavailable(record.reason or "the LLM session did not run",
-                             "--require-llm is set: fix the endpoint and resume, or drop --require-llm to keep the "
-                             "deterministic suite")
+        raise LLMUnavailable(
+            record.reason or "the LLM session did not run",
+            "--require-llm is set: fix the endpoint and resume, or drop --require-llm to keep the deterministic suite",
+        )
     return LLMOutcome(task, record.outcome, record.reason, record.applied)
 
 
-def _run(session: Session, config, task: str, record: LLMSessionRecord, ctx: ToolContext,
-         held: dict[str, Any]) -> None:
+def _run(session: Session, config, task: str, record: LLMSessionRecord, ctx: ToolContext, held: dict[str, Any]) -> None:
     outage = ledger.recent_unavailability(session, UNAVAILABLE_WINDOW_S)
     if outage is not None:
         record.outcome = "skipped"
@@ -111,12 +124,20 @@ def _run(session: Session, config, task: str, record: LLMSessionRecord, ctx: Too
         elif trace.note:
             record.applied["tracing"] = trace.note
         told = {"failure": ctx.failure} if ctx.failure else None
-        result = run_loop(client, system=system_prompt(task, config.llm_max_turns),
-                          first_message=first_message(session, task, told), toolbox=toolbox, budget=budget,
-                          max_tokens=config.llm_max_output_tokens)
+        result = run_loop(
+            client,
+            system=system_prompt(task, config.llm_max_turns),
+            first_message=first_message(session, task, told),
+            toolbox=toolbox,
+            budget=budget,
+            max_tokens=config.llm_max_output_tokens,
+        )
         record.outcome = STOPS.get(result.stop, "stopped")
-        record.reason = None if record.outcome == "completed" else (
-            f"LLM unavailable: {result.reason}" if result.stop == "unavailable" else result.reason)
+        record.reason = (
+            None
+            if record.outcome == "completed"
+            else (f"LLM unavailable: {result.reason}" if result.stop == "unavailable" else result.reason)
+        )
         record.turns, record.usage = result.turns, result.usage.to_dict()
         record.tool_calls = dict(result.tool_calls)
         record.summary = client.scrub(result.final_text)[:1000] or None
@@ -136,8 +157,14 @@ def _run(session: Session, config, task: str, record: LLMSessionRecord, ctx: Too
         if ctx.internal_errors:
             record.applied["internal_errors"] = ctx.internal_errors[:10]
         record.accepted, record.refused = ctx.accepted, ctx.refused
-        trace.outputs = {"outcome": record.outcome, "reason": record.reason, "usage": record.usage,
-                         "accepted": len(ctx.accepted), "refused": len(ctx.refused), "applied": applied}
+        trace.outputs = {
+            "outcome": record.outcome,
+            "reason": record.reason,
+            "usage": record.usage,
+            "accepted": len(ctx.accepted),
+            "refused": len(ctx.refused),
+            "applied": applied,
+        }
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +200,8 @@ def _report(record: LLMSessionRecord) -> None:
     if record.outcome in ("skipped", "failed"):
         ui.warn(f"LLM {record.task} session {record.outcome}: {record.reason} — the deterministic output stands")
         return
-    ui.say(f"LLM {record.task} session {record.outcome} in {record.turns} turn(s), {tokens:,} tokens: "
-           f"{len(record.accepted)} proposal(s) accepted, {len(record.refused)} refused"
-           + (f" ({record.reason})" if record.reason else ""))
+    ui.say(
+        f"LLM {record.task} session {record.outcome} in {record.turns} turn(s), {tokens:,} tokens: "
+        f"{len(record.accepted)} proposal(s) accepted, {len(record.refused)} refused"
+        + (f" ({record.reason})" if record.reason else "")
+    )

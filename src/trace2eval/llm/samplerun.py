@@ -48,15 +48,24 @@ class SampleRun:
         entry = self.scorers.get(name)
         if entry is None:
             return ["the scorer was not run"]
-        found = [f"row {p['row']}: {p['problem']}" if p.get("row") is not None else p["problem"] for p in entry["problems"]]
+        found = [
+            f"row {p['row']}: {p['problem']}" if p.get("row") is not None else p["problem"] for p in entry["problems"]
+        ]
         return found[:3] + ([f"... and {len(found) - 3} more rows"] if len(found) > 3 else [])
 
     def summary(self) -> dict[str, Any]:
         """Small, model-readable: per scorer how many rows got a value, the value mix, first problems."""
         return {
-            "timed_out": self.timed_out, "crashed": self.crashed[-800:] if self.crashed else None,
-            "scorers": {n: {"scored": f"{e['values']}/{e['rows']}", "values": e["value_counts"],
-                            "problems": self.problems_of(n)} for n, e in self.scorers.items()},
+            "timed_out": self.timed_out,
+            "crashed": self.crashed[-800:] if self.crashed else None,
+            "scorers": {
+                n: {
+                    "scored": f"{e['values']}/{e['rows']}",
+                    "values": e["value_counts"],
+                    "problems": self.problems_of(n),
+                }
+                for n, e in self.scorers.items()
+            },
             "judges": self.judges,
         }
 
@@ -80,11 +89,18 @@ def _limits(cpu_s: int):
             resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
         except (ImportError, ValueError, OSError):
             pass
+
     return apply
 
 
-def run_samples(scorers_code: str, names: list[str], rows: list[dict[str, Any]], workdir: Path,
-                timeout_s: float = DEFAULT_TIMEOUT_S, call_timeout_s: int = CALL_TIMEOUT_S) -> SampleRun:
+def run_samples(
+    scorers_code: str,
+    names: list[str],
+    rows: list[dict[str, Any]],
+    workdir: Path,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    call_timeout_s: int = CALL_TIMEOUT_S,
+) -> SampleRun:
     """Write `scorers_code` to `workdir/scorers.py` and call each scorer in `names` on every row.
 
     rows: [{"inputs", "outputs", "expectations"?, "source_trace"?, "trace": Trace.to_json() | None}]
@@ -97,8 +113,15 @@ def run_samples(scorers_code: str, names: list[str], rows: list[dict[str, Any]],
     start = time.monotonic()
     kwargs: dict[str, Any] = {"preexec_fn": _limits(int(timeout_s) + 5)} if os.name == "posix" else {}
     try:
-        proc = subprocess.run([sys.executable, "-I", str(CHILD), str(job), str(result_path)], cwd=workdir,
-                              env=_child_env(), capture_output=True, text=True, timeout=timeout_s, **kwargs)
+        proc = subprocess.run(
+            [sys.executable, "-I", str(CHILD), str(job), str(result_path)],
+            cwd=workdir,
+            env=_child_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            **kwargs,
+        )
     except subprocess.TimeoutExpired:
         return SampleRun(round(time.monotonic() - start, 1), timed_out=True)
     seconds = round(time.monotonic() - start, 1)

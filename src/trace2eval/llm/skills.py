@@ -38,8 +38,10 @@ def skill_files() -> tuple[str, ...]:
     if refs.is_dir():
         found += sorted(f"references/{p.name}" for p in refs.iterdir() if p.name.endswith(".md"))
     if not found:
-        raise Trace2EvalError(f"the {SKILL} skill files are missing from the installed package",
-                              "reinstall trace2eval (the wheel ships them under trace2eval/skills)")
+        raise Trace2EvalError(
+            f"the {SKILL} skill files are missing from the installed package",
+            "reinstall trace2eval (the wheel ships them under trace2eval/skills)",
+        )
     return tuple(found)
 
 

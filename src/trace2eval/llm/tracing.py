@@ -63,7 +63,7 @@ def traced_session(config: SessionConfig, session_id: str, task: str, endpoint: 
     handle = SessionTrace()
     name = config.llm_trace_experiment
     if not name:
-        handle.note = "tracing of LLM sessions is off (--llm-trace-experiment \"\")"
+        handle.note = 'tracing of LLM sessions is off (--llm-trace-experiment "")'
         yield handle
         return
     import mlflow
@@ -84,10 +84,12 @@ def traced_session(config: SessionConfig, session_id: str, task: str, endpoint: 
         return
     handle.experiment_id = str(experiment_id)
     try:
-        with mlflow.start_span(name=f"trace2eval.{task}", span_type="AGENT",
-                               trace_destination=MlflowExperimentLocation(str(experiment_id))) as span:
-            span.set_inputs({"task": task, "session": session_id, "model": endpoint.model,
-                             "endpoint": endpoint.messages_url})
+        with mlflow.start_span(
+            name=f"trace2eval.{task}", span_type="AGENT", trace_destination=MlflowExperimentLocation(str(experiment_id))
+        ) as span:
+            span.set_inputs(
+                {"task": task, "session": session_id, "model": endpoint.model, "endpoint": endpoint.messages_url}
+            )
             handle.trace_id = span.trace_id
             yield handle
             span.set_outputs(handle.outputs)

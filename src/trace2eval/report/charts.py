@@ -75,8 +75,12 @@ def _seconds(ms: float) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def latency_chart(durations_ms: Sequence[float] | None, statuses: Sequence[str] | None, summary: dict[str, Any],
-                  threshold_ms: float | None) -> Chart | None:
+def latency_chart(
+    durations_ms: Sequence[float] | None,
+    statuses: Sequence[str] | None,
+    summary: dict[str, Any],
+    threshold_ms: float | None,
+) -> Chart | None:
     """Histogram of trace latency (errors stacked in red) with p50/p95 and the outlier threshold."""
     if durations_ms:
         values = [max(float(v), 0.0) for v in durations_ms]
@@ -88,22 +92,32 @@ def latency_chart(durations_ms: Sequence[float] | None, statuses: Sequence[str] 
         ax = fig.subplots()
         top = max(values) / scale
         bins = [top * i / 30 for i in range(31)] if top > 0 else 10
-        ax.hist([[v / scale for v in ok], [v / scale for v in errors]], bins=bins, stacked=True,
-                color=[BLUE, RED], label=["OK", "ERROR"], edgecolor="white", linewidth=0.4)
+        ax.hist(
+            [[v / scale for v in ok], [v / scale for v in errors]],
+            bins=bins,
+            stacked=True,
+            color=[BLUE, RED],
+            label=["OK", "ERROR"],
+            edgecolor="white",
+            linewidth=0.4,
+        )
         marks = [("p50", summary.get("p50"), INK, "--"), ("p95", summary.get("p95"), INK, ":")]
         if threshold_ms:
             marks.append(("outlier threshold", threshold_ms, RED, "-"))
         for name, value, color, style in marks:
             if isinstance(value, (int, float)):
-                ax.axvline(value / scale, color=color, linestyle=style, linewidth=1.2,
-                           label=f"{name} {_seconds(float(value))}")
+                ax.axvline(
+                    value / scale, color=color, linestyle=style, linewidth=1.2, label=f"{name} {_seconds(float(value))}"
+                )
         ax.set_xlabel(f"trace latency ({unit})", fontsize=9)
         ax.set_ylabel("traces", fontsize=9)
         ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         _style(ax)
-        caption = (f"Latency of {len(values)} traces: p50 {_seconds(float(summary.get('p50', 0) or 0))}, "
-                   f"p95 {_seconds(float(summary.get('p95', 0) or 0))}, max {_seconds(max(values))}"
-                   + (f"; {len(errors)} ended in ERROR" if errors else ""))
+        caption = (
+            f"Latency of {len(values)} traces: p50 {_seconds(float(summary.get('p50', 0) or 0))}, "
+            f"p95 {_seconds(float(summary.get('p95', 0) or 0))}, max {_seconds(max(values))}"
+            + (f"; {len(errors)} ended in ERROR" if errors else "")
+        )
         return Chart("latency", "Latency distribution", caption, _png(fig))
     keys = [k for k in ("p50", "p90", "p95", "p99", "max") if isinstance(summary.get(k), (int, float))]
     if not keys:
@@ -140,8 +154,12 @@ def failures_chart(findings: Sequence[dict[str, Any]], total: int) -> Chart | No
     from matplotlib.patches import Patch
 
     present = [s for s in SEVERITY_COLORS if any(f.get("severity") == s for f in rows)]
-    ax.legend(handles=[Patch(color=SEVERITY_COLORS[s], label=f"{s} severity") for s in present], fontsize=8,
-              frameon=False, loc="lower right")
+    ax.legend(
+        handles=[Patch(color=SEVERITY_COLORS[s], label=f"{s} severity") for s in present],
+        fontsize=8,
+        frameon=False,
+        loc="lower right",
+    )
     _style(ax)
     caption = "; ".join(f"{f.get('id')}: {f['prevalence']['traces']}" for f in rows[:6])
     return Chart("failures", "Failures by kind", f"Traces flagged per finding ({caption})", _png(fig))
@@ -177,9 +195,16 @@ def query_type_chart(query_types: Sequence[dict[str, Any]], findings: Sequence[d
             top_rates.append(0.0)
             top_names.append("")
     ys = list(range(len(rows)))
-    ax_rate.barh([y + 0.18 for y in ys], top_rates, height=0.36, color=SEVERITY_COLORS["medium"], label="most common finding")
-    ax_rate.barh([y - 0.18 for y in ys], error_rates, height=0.36, color=RED,
-                 label="failure rate" if any("failure_rate" in q for q in rows) else "error rate (status ERROR)")
+    ax_rate.barh(
+        [y + 0.18 for y in ys], top_rates, height=0.36, color=SEVERITY_COLORS["medium"], label="most common finding"
+    )
+    ax_rate.barh(
+        [y - 0.18 for y in ys],
+        error_rates,
+        height=0.36,
+        color=RED,
+        label="failure rate" if any("failure_rate" in q for q in rows) else "error rate (status ERROR)",
+    )
     for y, rate, name in zip(ys, top_rates, top_names):
         if name:
             ax_rate.text(rate, y + 0.18, f" {rate:.0f}% {_label(name, 22)}", va="center", fontsize=7)
@@ -190,9 +215,12 @@ def query_type_chart(query_types: Sequence[dict[str, Any]], findings: Sequence[d
     _style(ax_volume)
     _style(ax_rate)
     busiest = rows[0]
-    return Chart("query_types", "Volume and failure rate per query type",
-                 f"{len(rows)} query types; the largest is {busiest.get('name')} with {busiest['count']} traces",
-                 _png(fig))
+    return Chart(
+        "query_types",
+        "Volume and failure rate per query type",
+        f"{len(rows)} query types; the largest is {busiest.get('name')} with {busiest['count']} traces",
+        _png(fig),
+    )
 
 
 def heatmap_chart(query_types: Sequence[dict[str, Any]], findings: Sequence[dict[str, Any]]) -> Chart | None:
@@ -216,16 +244,33 @@ def heatmap_chart(query_types: Sequence[dict[str, Any]], findings: Sequence[dict
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
             if value:
-                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if value > 0.6 * peak else INK)
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value > 0.6 * peak else INK,
+                )
     fig.colorbar(image, ax=ax, shrink=0.8, label="% of the type's traces")
-    worst = max(((matrix[i][j], types[i].get("name"), found[j]["id"]) for i in range(len(types)) for j in range(len(found))))
-    return Chart("findings_by_query_type", "Findings by query type",
-                 f"Hot spot: {worst[0]:.0f}% of {worst[1]} traces show {worst[2]}", _png(fig))
+    worst = max(
+        ((matrix[i][j], types[i].get("name"), found[j]["id"]) for i in range(len(types)) for j in range(len(found)))
+    )
+    return Chart(
+        "findings_by_query_type",
+        "Findings by query type",
+        f"Hot spot: {worst[0]:.0f}% of {worst[1]} traces show {worst[2]}",
+        _png(fig),
+    )
 
 
-def scorer_chart(means: dict[str, float], gates: dict[str, float], previous: dict[str, float] | None = None,
-                 failing: set[str] | None = None) -> Chart | None:
+def scorer_chart(
+    means: dict[str, float],
+    gates: dict[str, float],
+    previous: dict[str, float] | None = None,
+    failing: set[str] | None = None,
+) -> Chart | None:
     """Pass rate per scorer on the dataset, with its gate and the previous session's value; bars of
     metrics that fail their gate (after its tolerance) are red."""
     names = [n for n in sorted(means) if isinstance(means[n], (int, float)) and not math.isnan(means[n])]
@@ -242,11 +287,23 @@ def scorer_chart(means: dict[str, float], gates: dict[str, float], previous: dic
         ax.text(1.03, y, f"{v:.0%}", va="center", fontsize=8.5, color=INK)
     gate_ys = [(y, float(gates[n])) for y, n in enumerate(names) if isinstance(gates.get(n), (int, float))]
     if gate_ys:
-        ax.scatter([g for _, g in gate_ys], [y for y, _ in gate_ys], marker="|", s=260, color=INK, label="gate", zorder=3)
-    prev = [(y, float(previous[n])) for y, n in enumerate(names) if previous and isinstance(previous.get(n), (int, float))]
+        ax.scatter(
+            [g for _, g in gate_ys], [y for y, _ in gate_ys], marker="|", s=260, color=INK, label="gate", zorder=3
+        )
+    prev = [
+        (y, float(previous[n])) for y, n in enumerate(names) if previous and isinstance(previous.get(n), (int, float))
+    ]
     if prev:
-        ax.scatter([p for _, p in prev], [y for y, _ in prev], marker="D", s=22, facecolors="none",
-                   edgecolors=SEVERITY_COLORS["medium"], label="previous session", zorder=4)
+        ax.scatter(
+            [p for _, p in prev],
+            [y for y, _ in prev],
+            marker="D",
+            s=22,
+            facecolors="none",
+            edgecolors=SEVERITY_COLORS["medium"],
+            label="previous session",
+            zorder=4,
+        )
     ax.set_xlim(0, 1.1)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.xaxis.set_major_formatter(_percent_formatter())
@@ -255,8 +312,12 @@ def scorer_chart(means: dict[str, float], gates: dict[str, float], previous: dic
         ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     _style(ax)
     low = names[0].removesuffix("/mean")
-    return Chart("scorer_pass_rates", "Scorer pass rates",
-                 f"Share of dataset rows each scorer passes; lowest: {low} at {means[names[0]]:.0%}", _png(fig))
+    return Chart(
+        "scorer_pass_rates",
+        "Scorer pass rates",
+        f"Share of dataset rows each scorer passes; lowest: {low} at {means[names[0]]:.0%}",
+        _png(fig),
+    )
 
 
 def tools_chart(tool_usage: Sequence[dict[str, Any]]) -> Chart | None:
@@ -279,7 +340,10 @@ def tools_chart(tool_usage: Sequence[dict[str, Any]]) -> Chart | None:
     _style(ax)
     worst = max(rows, key=lambda t: t.get("failures") or 0)
     caption = f"{len(rows)} most used tools" + (
-        f"; most failures: {worst.get('tool')} ({worst.get('failures')})" if worst.get("failures") else "; no failed calls")
+        f"; most failures: {worst.get('tool')} ({worst.get('failures')})"
+        if worst.get("failures")
+        else "; no failed calls"
+    )
     return Chart("tools", "Tool calls and failures", caption, _png(fig))
 
 
@@ -315,9 +379,13 @@ def volume_chart(timestamps_ms: Sequence[int], statuses: Sequence[str]) -> Chart
     _style(ax)
     ax.grid(axis="y", color="#e4e7eb", linewidth=0.8)
     busiest = max(buckets, key=lambda b: ok[b] + bad[b])
-    return Chart("volume", "Traffic over time",
-                 f"{len(stamps)} traces over {span_h / 24:.1f} days (UTC), busiest {word}: "
-                 f"{xs[busiest]:%Y-%m-%d %H:%M} with {ok[busiest] + bad[busiest]}", _png(fig))
+    return Chart(
+        "volume",
+        "Traffic over time",
+        f"{len(stamps)} traces over {span_h / 24:.1f} days (UTC), busiest {word}: "
+        f"{xs[busiest]:%Y-%m-%d %H:%M} with {ok[busiest] + bad[busiest]}",
+        _png(fig),
+    )
 
 
 def _percent_formatter():
@@ -326,15 +394,25 @@ def _percent_formatter():
     return PercentFormatter(xmax=1.0, decimals=0)
 
 
-def agreement_chart(rows: Sequence[dict[str, Any]], base_rate: float | None, combined: dict[str, Any],
-                    label: str) -> Chart | None:
+def agreement_chart(
+    rows: Sequence[dict[str, Any]], base_rate: float | None, combined: dict[str, Any], label: str
+) -> Chart | None:
     """Precision and recall of each code scorer against people's yes/no labels."""
-    usable = [r for r in rows if isinstance(r.get("precision"), (int, float)) or isinstance(r.get("recall"), (int, float))][:14]
+    usable = [
+        r for r in rows if isinstance(r.get("precision"), (int, float)) or isinstance(r.get("recall"), (int, float))
+    ][:14]
     if not usable:
         return None
     entries = [("all kept scorers", combined.get("precision"), combined.get("recall"), True)] if combined else []
-    entries += [(r["id"] + ("" if r.get("kept", True) else " (dropped)"), r.get("precision"), r.get("recall"),
-                 r.get("kept", True)) for r in usable]
+    entries += [
+        (
+            r["id"] + ("" if r.get("kept", True) else " (dropped)"),
+            r.get("precision"),
+            r.get("recall"),
+            r.get("kept", True),
+        )
+        for r in usable
+    ]
     entries = entries[::-1]
     fig = _figure(1.0 + 0.36 * len(entries))
     ax = fig.subplots()
@@ -342,18 +420,27 @@ def agreement_chart(rows: Sequence[dict[str, Any]], base_rate: float | None, com
     precision = [float(p or 0) for _, p, _, _ in entries]
     recall = [float(r or 0) for _, _, r, _ in entries]
     ax.barh([y + 0.19 for y in ys], precision, height=0.38, color=BLUE, label="precision: flagged traces that were bad")
-    ax.barh([y - 0.19 for y in ys], recall, height=0.38, color=SEVERITY_COLORS["medium"], label="recall: bad traces flagged")
+    ax.barh(
+        [y - 0.19 for y in ys], recall, height=0.38, color=SEVERITY_COLORS["medium"], label="recall: bad traces flagged"
+    )
     ax.set_yticks(ys, [_label(name, 30) for name, *_ in entries])
     for tick, (_, _, _, kept) in zip(ax.get_yticklabels(), entries):
         if not kept:
             tick.set_color(GREY)
     if isinstance(base_rate, (int, float)):
-        ax.axvline(base_rate, color=RED, linestyle="--", linewidth=1.2, label=f"base rate: {base_rate:.0%} labelled bad")
+        ax.axvline(
+            base_rate, color=RED, linestyle="--", linewidth=1.2, label=f"base rate: {base_rate:.0%} labelled bad"
+        )
     ax.set_xlim(0, 1.05)
     ax.xaxis.set_major_formatter(_percent_formatter())
     ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     _style(ax)
-    caption = (f"Against '{label}': together the kept scorers flag {float(combined.get('recall') or 0):.0%} of the traces "
-               f"people marked bad, at {float(combined.get('precision') or 0):.0%} precision") if combined else \
-        f"Agreement of each scorer with '{label}'"
+    caption = (
+        (
+            f"Against '{label}': together the kept scorers flag {float(combined.get('recall') or 0):.0%} of the traces "
+            f"people marked bad, at {float(combined.get('precision') or 0):.0%} precision"
+        )
+        if combined
+        else f"Agreement of each scorer with '{label}'"
+    )
     return Chart("label_agreement", "Scorers against the labels", caption, _png(fig))

@@ -105,8 +105,9 @@ def _num(value: Any) -> float | None:
     return float(value)
 
 
-def _change(name: str, before: Any, now: Any, higher_is_better: bool | None, unit: str = "",
-            min_delta: float = 1e-9) -> Change:
+def _change(
+    name: str, before: Any, now: Any, higher_is_better: bool | None, unit: str = "", min_delta: float = 1e-9
+) -> Change:
     b, n = _num(before), _num(now)
     delta = None if b is None or n is None else n - b
     better = None
@@ -145,8 +146,15 @@ def compare(current: Session, previous: Session) -> Changes:
     ]
     status_before, status_now = v_before.get("validation_status"), v_now.get("validation_status")
     if status_before or status_now:
-        changes.overview.append(Change("validation", status_before or "not run", status_now or "not run", None,
-                                       None if status_before == status_now else status_now == "passed"))
+        changes.overview.append(
+            Change(
+                "validation",
+                status_before or "not run",
+                status_now or "not run",
+                None,
+                None if status_before == status_now else status_now == "passed",
+            )
+        )
 
     f_now = {f.get("id"): f for f in a_now.get("findings") or [] if f.get("id")}
     f_before = {f.get("id"): f for f in a_before.get("findings") or [] if f.get("id")}

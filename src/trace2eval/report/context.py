@@ -125,7 +125,8 @@ def session_status(plan, validation: dict[str, Any] | None) -> tuple[str, str]:
     if validation and validation.get("validation_status") == "passed":
         regressed = validation.get("gate_status") == "regressed"
         return "passed", "the generated suite ran and every scorer produced values" + (
-            "; some metrics fell below their gates" if regressed else "")
+            "; some metrics fell below their gates" if regressed else ""
+        )
     if failed:
         t = failed[0]
         return "failed", f"task {t.name} failed: {t.error or 'see eval_tasks.json'}"
@@ -141,7 +142,10 @@ def describe_agent(analysis: dict[str, Any]) -> dict[str, Any]:
     agent = _dict(analysis.get("agent"))
     summary = _dict(analysis.get("trace_summary"))
     tools = _dict(agent.get("tools"))
-    written = next((agent[k] for k in ("description", "summary", "purpose") if isinstance(agent.get(k), str) and agent[k].strip()), None)
+    written = next(
+        (agent[k] for k in ("description", "summary", "purpose") if isinstance(agent.get(k), str) and agent[k].strip()),
+        None,
+    )
     name = agent.get("name") if isinstance(agent.get("name"), str) else None
     agent_type = str(agent.get("type") or "agent")
     sentences = []
@@ -167,20 +171,35 @@ def describe_agent(analysis: dict[str, Any]) -> dict[str, Any]:
         sentences.append(
             f"{total} traces from {fmt_day(summary.get('first_timestamp_ms'))} to {fmt_day(summary.get('last_timestamp_ms'))}: "
             f"{errors / total:.1%} ended in ERROR, the median trace took {fmt_ms(lat.get('p50'))} (p95 {fmt_ms(lat.get('p95'))})"
-            + (f" and made {summary['tool_calls_per_trace'].get('p50'):.0f} tool calls" if _num(_dict(summary.get('tool_calls_per_trace')).get('p50')) is not None else "")
+            + (
+                f" and made {summary['tool_calls_per_trace'].get('p50'):.0f} tool calls"
+                if _num(_dict(summary.get("tool_calls_per_trace")).get("p50")) is not None
+                else ""
+            )
             + "."
         )
     findings = _list(analysis.get("findings"))
     if findings:
         top = max(findings, key=lambda f: _num(_dict(f.get("prevalence")).get("traces")) or 0)
         prev = _dict(top.get("prevalence"))
-        sentences.append(f"Most common problem: {str(top.get('title') or top.get('id')).lower()} "
-                         f"({prev.get('traces')} traces, {fmt_pct(prev.get('rate'))}).")
+        sentences.append(
+            f"Most common problem: {str(top.get('title') or top.get('id')).lower()} "
+            f"({prev.get('traces')} traces, {fmt_pct(prev.get('rate'))})."
+        )
     if not sentences:
-        sentences.append("Nothing is known about the agent yet: the session stopped before its traces were analyzed"
-                         if not summary else "The traces say little about the agent (no tools, no summary).")
-    return {"name": name, "type": agent_type, "paragraph": " ".join(sentences), "tools": tools,
-            "io": agent.get("io"), "root_spans": _dict(agent.get("root_spans"))}
+        sentences.append(
+            "Nothing is known about the agent yet: the session stopped before its traces were analyzed"
+            if not summary
+            else "The traces say little about the agent (no tools, no summary)."
+        )
+    return {
+        "name": name,
+        "type": agent_type,
+        "paragraph": " ".join(sentences),
+        "tools": tools,
+        "io": agent.get("io"),
+        "root_spans": _dict(agent.get("root_spans")),
+    }
 
 
 def trace_section(analysis: dict[str, Any]) -> dict[str, Any]:
@@ -196,25 +215,44 @@ def trace_section(analysis: dict[str, Any]) -> dict[str, Any]:
         ("time range", f"{fmt_day(s.get('first_timestamp_ms'))} → {fmt_day(s.get('last_timestamp_ms'))}", "UTC"),
         ("status", ", ".join(f"{k} {v}" for k, v in _dict(s.get("by_status")).items()) or "–", ""),
         ("latency", f"p50 {fmt_ms(lat.get('p50'))} · p95 {fmt_ms(lat.get('p95'))} · max {fmt_ms(lat.get('max'))}", ""),
-        ("tool calls per trace", f"p50 {calls.get('p50', '–')} · p95 {calls.get('p95', '–')} · max {calls.get('max', '–')}", ""),
+        (
+            "tool calls per trace",
+            f"p50 {calls.get('p50', '–')} · p95 {calls.get('p95', '–')} · max {calls.get('max', '–')}",
+            "",
+        ),
         ("user turns per trace", f"p50 {turns.get('p50', '–')} · max {turns.get('max', '–')}", ""),
     ]
     if tok.get("count"):
-        rows.append(("tokens per trace", f"p50 {tok.get('p50', 0):,.0f} · p95 {tok.get('p95', 0):,.0f}",
-                     f"{tok['count']} traces report usage; {s.get('total_tokens', 0):,} in total"))
+        rows.append(
+            (
+                "tokens per trace",
+                f"p50 {tok.get('p50', 0):,.0f} · p95 {tok.get('p95', 0):,.0f}",
+                f"{tok['count']} traces report usage; {s.get('total_tokens', 0):,} in total",
+            )
+        )
     if s.get("without_answer"):
         rows.append(("without an answer", str(s["without_answer"]), ""))
     skipped = _dict(analysis.get("skipped_traces"))
     if as_int(skipped.get("count"), 0):
         first = _dict((_list(skipped.get("traces")) or [{}])[0])
-        rows.append(("traces skipped", str(as_int(skipped.get("count"), 0)),
-                     f"unreadable, not analyzed (e.g. {first.get('trace_id') or '?'}: {str(first.get('reason') or '')[:160]}); "
-                     "the list is in state/analysis.json"))
+        rows.append(
+            (
+                "traces skipped",
+                str(as_int(skipped.get("count"), 0)),
+                f"unreadable, not analyzed (e.g. {first.get('trace_id') or '?'}: {str(first.get('reason') or '')[:160]}); "
+                "the list is in state/analysis.json",
+            )
+        )
     return {"rows": [{"name": a, "value": b, "note": c} for a, b, c in rows], "summary": s}
 
 
-def findings_section(analysis: dict[str, Any], links: UiLinks, specs: list[dict[str, Any]],
-                     metrics: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def findings_section(
+    analysis: dict[str, Any],
+    links: UiLinks,
+    specs: list[dict[str, Any]],
+    metrics: dict[str, Any],
+    rows: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
     """Findings ranked by severity then prevalence, each with its evidence and what covers it."""
     out = []
     for f in _list(analysis.get("findings")):
@@ -226,23 +264,25 @@ def findings_section(analysis: dict[str, Any], links: UiLinks, specs: list[dict[
         total = as_int(prev.get("traces"), len(evidence))
         covering = [s for s in specs if s.get("finding") == fid or s.get("name") == fid]
         in_dataset = [r for r in rows if fid in _list(_dict(r.get("metadata")).get("findings"))]
-        out.append({
-            "id": fid,
-            "title": f.get("title") or fid,
-            "severity": str(f.get("severity") or "low"),
-            "traces": total,
-            "rate": prev.get("rate"),
-            "rate_text": fmt_pct(prev.get("rate"), 1),
-            "description": f.get("description") or "",
-            "rationale": f.get("threshold_rationale") or "",
-            "examples": [str(e) for e in _list(f.get("examples"))[:3]],
-            "evidence": [Evidence(t, links.trace(t)) for t in evidence[:EVIDENCE_SHOWN]],
-            "more_evidence": max(0, total - min(EVIDENCE_SHOWN, len(evidence))),
-            "query_types": _dict(f.get("query_types")),
-            "scorers": [s.get("name") for s in covering],
-            "dataset_rows": len(in_dataset),
-            "pass_rate": _num(metrics.get(f"{fid}/mean")),
-        })
+        out.append(
+            {
+                "id": fid,
+                "title": f.get("title") or fid,
+                "severity": str(f.get("severity") or "low"),
+                "traces": total,
+                "rate": prev.get("rate"),
+                "rate_text": fmt_pct(prev.get("rate"), 1),
+                "description": f.get("description") or "",
+                "rationale": f.get("threshold_rationale") or "",
+                "examples": [str(e) for e in _list(f.get("examples"))[:3]],
+                "evidence": [Evidence(t, links.trace(t)) for t in evidence[:EVIDENCE_SHOWN]],
+                "more_evidence": max(0, total - min(EVIDENCE_SHOWN, len(evidence))),
+                "query_types": _dict(f.get("query_types")),
+                "scorers": [s.get("name") for s in covering],
+                "dataset_rows": len(in_dataset),
+                "pass_rate": _num(metrics.get(f"{fid}/mean")),
+            }
+        )
     out.sort(key=lambda f: (SEVERITY_ORDER.get(f["severity"], 9), -f["traces"]))
     mark_overlaps(out, {str(f.get("id")): f for f in _list(analysis.get("findings"))})
     return out
@@ -277,14 +317,31 @@ def labels_section(analysis: dict[str, Any]) -> dict[str, Any] | None:
         agreement = _dict(f.get("agreement"))
         if not agreement:
             continue
-        rows.append({"id": str(f.get("id")), "title": f.get("title") or f.get("id"), "kept": f.get("kept"),
-                     "reason": f.get("kept_reason") or "", **{k: agreement.get(k) for k in (
-                         "precision", "recall", "false_alarm_rate", "cohen_kappa", "flagged_bad", "flagged_good")}})
+        rows.append(
+            {
+                "id": str(f.get("id")),
+                "title": f.get("title") or f.get("id"),
+                "kept": f.get("kept"),
+                "reason": f.get("kept_reason") or "",
+                **{
+                    k: agreement.get(k)
+                    for k in ("precision", "recall", "false_alarm_rate", "cohen_kappa", "flagged_bad", "flagged_good")
+                },
+            }
+        )
     rows.sort(key=lambda r: -(_num(r["precision"]) or 0))
-    return {"label": meta.get("label"), "labelled": meta.get("labelled", 0), "bad": meta.get("bad"),
-            "good": meta.get("good"), "base_rate": meta.get("base_rate_bad"), "combined": _dict(meta.get("combined")),
-            "kept": _list(meta.get("kept")), "dropped": _list(meta.get("dropped")), "rows": rows,
-            "note": meta.get("note") or ""}
+    return {
+        "label": meta.get("label"),
+        "labelled": meta.get("labelled", 0),
+        "bad": meta.get("bad"),
+        "good": meta.get("good"),
+        "base_rate": meta.get("base_rate_bad"),
+        "combined": _dict(meta.get("combined")),
+        "kept": _list(meta.get("kept")),
+        "dropped": _list(meta.get("dropped")),
+        "rows": rows,
+        "note": meta.get("note") or "",
+    }
 
 
 def query_type_section(analysis: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -300,22 +357,25 @@ def query_type_section(analysis: dict[str, Any], rows: list[dict[str, Any]]) -> 
         hits = {k: v for k, v in _dict(q.get("findings")).items() if _num(v)}
         top = max(hits.items(), key=lambda kv: kv[1]) if hits else None
         count = as_int(q.get("count"))
-        out.append({
-            "name": q["name"],
-            "description": q.get("description") or ", ".join(map(str, _list(q.get("terms"))[:4])),
-            "count": count,
-            "share": count / max(1, as_int(_dict(analysis.get("trace_summary")).get("total_analyzed"), count)),
-            "error_rate": q.get("error_rate"),
-            "p50": fmt_ms(_dict(q.get("latency_ms")).get("p50")),
-            "top_finding": f"{top[0]} ({top[1] / count:.0%})" if top and count else "",
-            "example": (_list(q.get("examples")) or [""])[0],
-            "dataset_rows": in_dataset.get(q["name"], 0),
-        })
+        out.append(
+            {
+                "name": q["name"],
+                "description": q.get("description") or ", ".join(map(str, _list(q.get("terms"))[:4])),
+                "count": count,
+                "share": count / max(1, as_int(_dict(analysis.get("trace_summary")).get("total_analyzed"), count)),
+                "error_rate": q.get("error_rate"),
+                "p50": fmt_ms(_dict(q.get("latency_ms")).get("p50")),
+                "top_finding": f"{top[0]} ({top[1] / count:.0%})" if top and count else "",
+                "example": (_list(q.get("examples")) or [""])[0],
+                "dataset_rows": in_dataset.get(q["name"], 0),
+            }
+        )
     return out
 
 
-def coverage_section(dataset: dict[str, Any] | None, findings: list[dict[str, Any]],
-                     query_types: list[dict[str, Any]]) -> dict[str, Any]:
+def coverage_section(
+    dataset: dict[str, Any] | None, findings: list[dict[str, Any]], query_types: list[dict[str, Any]]
+) -> dict[str, Any]:
     rows = _list(_dict(dataset).get("rows"))
     case_types: dict[str, int] = {}
     for r in rows:
@@ -356,12 +416,20 @@ def production_pass_share(analysis: dict[str, Any]) -> float | None:
     return max(0.0, 1 - len(flagged) / total)
 
 
-def scorer_section(specs_file: dict[str, Any] | None, metrics: dict[str, Any], gates: dict[str, Any],
-                   validation: dict[str, Any] | None, analysis: dict[str, Any] | None = None) -> dict[str, Any]:
+def scorer_section(
+    specs_file: dict[str, Any] | None,
+    metrics: dict[str, Any],
+    gates: dict[str, Any],
+    validation: dict[str, Any] | None,
+    analysis: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     counts = _dict(_dict(_dict(validation).get("details")).get("scorers"))
     judges_run = bool(_dict(_dict(validation).get("details")).get("judges_run"))
-    rates = {str(f.get("id")): _num(_dict(f.get("prevalence")).get("rate")) for f in _list(_dict(analysis).get("findings"))
-             if isinstance(f, dict)}
+    rates = {
+        str(f.get("id")): _num(_dict(f.get("prevalence")).get("rate"))
+        for f in _list(_dict(analysis).get("findings"))
+        if isinstance(f, dict)
+    }
     out = []
     for s in _list(_dict(specs_file).get("scorers")):
         if not isinstance(s, dict) or not s.get("name"):
@@ -382,17 +450,31 @@ def scorer_section(specs_file: dict[str, Any] | None, metrics: dict[str, Any], g
         else:
             state = "no value"
         rate = rates.get(str(s.get("finding") or name)) if is_code else None
-        out.append({
-            # What share of production traces passes the same check (the dataset over-samples failures).
-            "production": None if rate is None else max(0.0, 1 - rate),
-            "name": name, "kind": kind, "is_code": is_code, "finding": s.get("finding"),
-            "source": s.get("source", "deterministic"), "doc": s.get("doc") or "",
-            "guidelines": [str(g) for g in _list(s.get("guidelines"))], "pass_rate": mean, "gate": gate, "state": state,
-            "scored": f"{c.get('values')}/{c.get('rows')}" if c else "",
-        })
+        out.append(
+            {
+                # What share of production traces passes the same check (the dataset over-samples failures).
+                "production": None if rate is None else max(0.0, 1 - rate),
+                "name": name,
+                "kind": kind,
+                "is_code": is_code,
+                "finding": s.get("finding"),
+                "source": s.get("source", "deterministic"),
+                "doc": s.get("doc") or "",
+                "guidelines": [str(g) for g in _list(s.get("guidelines"))],
+                "pass_rate": mean,
+                "gate": gate,
+                "state": state,
+                "scored": f"{c.get('values')}/{c.get('rows')}" if c else "",
+            }
+        )
     dropped = [d for d in _list(_dict(specs_file).get("dropped")) if isinstance(d, dict)]
-    return {"rows": out, "dropped": dropped, "code": sum(s["is_code"] for s in out),
-            "judges": sum(not s["is_code"] for s in out), "judges_run": judges_run}
+    return {
+        "rows": out,
+        "dropped": dropped,
+        "code": sum(s["is_code"] for s in out),
+        "judges": sum(not s["is_code"] for s in out),
+        "judges_run": judges_run,
+    }
 
 
 def validation_section(validation: dict[str, Any] | None, links: UiLinks, fix_log: Any) -> dict[str, Any] | None:
@@ -444,10 +526,19 @@ def gates_section(gates_file: Any, metrics: dict[str, Any]) -> dict[str, Any] | 
 def task_section(plan) -> list[dict[str, Any]]:
     out = []
     for t in plan.tasks:
-        notes = t.error or ", ".join(f"{k}={v}" for k, v in t.summary.items()
-                                     if k != "traceback" and not isinstance(v, (dict, list)))
-        out.append({"name": t.name, "status": t.status, "attempts": t.attempts,
-                    "seconds": t.duration_s, "notes": str(notes)[:200], "description": t.description})
+        notes = t.error or ", ".join(
+            f"{k}={v}" for k, v in t.summary.items() if k != "traceback" and not isinstance(v, (dict, list))
+        )
+        out.append(
+            {
+                "name": t.name,
+                "status": t.status,
+                "attempts": t.attempts,
+                "seconds": t.duration_s,
+                "notes": str(notes)[:200],
+                "description": t.description,
+            }
+        )
     return out
 
 
@@ -463,22 +554,54 @@ def kpi_tiles(analysis, findings, coverage, scorers, validation, status, labels=
     population = as_int(_dict(analysis.get("population")).get("traces"), total)
     span = f"{fmt_day(s.get('first_timestamp_ms'))} → {fmt_day(s.get('last_timestamp_ms'))}"
     tiles = [
-        {"label": "traces", "value": f"{max(population, total):,}",
-         "sub": span if population <= total else f"{total:,} analyzed (sample) · {span}"},
-        {"label": "error rate", "value": fmt_pct(errors / total if total else None, 1), "sub": f"{int(errors)} traces ended in ERROR",
-         "tone": "bad" if total and errors / total > 0.05 else None},
-        {"label": "latency p50 / p95", "value": f"{fmt_ms(_dict(s.get('latency_ms')).get('p50'))}",
-         "sub": f"p95 {fmt_ms(_dict(s.get('latency_ms')).get('p95'))}"},
-        {"label": "findings", "value": str(len(findings)),
-         "sub": " · ".join(f"{n} {k}" for k, n in sorted(by_sev.items(), key=lambda kv: SEVERITY_ORDER.get(kv[0], 9))) or "none",
-         "tone": "bad" if by_sev.get("high") else None},
-        {"label": "dataset", "value": f"{coverage['rows']} rows", "sub": f"covers {len(findings) - len(coverage['uncovered_findings'])}/{len(findings)} findings"},
+        {
+            "label": "traces",
+            "value": f"{max(population, total):,}",
+            "sub": span if population <= total else f"{total:,} analyzed (sample) · {span}",
+        },
+        {
+            "label": "error rate",
+            "value": fmt_pct(errors / total if total else None, 1),
+            "sub": f"{int(errors)} traces ended in ERROR",
+            "tone": "bad" if total and errors / total > 0.05 else None,
+        },
+        {
+            "label": "latency p50 / p95",
+            "value": f"{fmt_ms(_dict(s.get('latency_ms')).get('p50'))}",
+            "sub": f"p95 {fmt_ms(_dict(s.get('latency_ms')).get('p95'))}",
+        },
+        {
+            "label": "findings",
+            "value": str(len(findings)),
+            "sub": " · ".join(
+                f"{n} {k}" for k, n in sorted(by_sev.items(), key=lambda kv: SEVERITY_ORDER.get(kv[0], 9))
+            )
+            or "none",
+            "tone": "bad" if by_sev.get("high") else None,
+        },
+        {
+            "label": "dataset",
+            "value": f"{coverage['rows']} rows",
+            "sub": f"covers {len(findings) - len(coverage['uncovered_findings'])}/{len(findings)} findings",
+        },
         {"label": "scorers", "value": f"{scorers['code']} + {scorers['judges']}", "sub": "code checks + LLM judges"},
-        *([{"label": f"vs labels ({labels['label']})", "value": f"recall {fmt_pct(labels['combined'].get('recall'))}",
-             "sub": f"precision {fmt_pct(labels['combined'].get('precision'))} · {labels['labelled']} labelled"}]
-          if labels and labels.get("labelled") else []),
-        {"label": "suite", "value": status, "sub": dataset_pass_text(means, production_pass_share(analysis)),
-         "tone": "good" if status == "passed" else "bad" if status == "failed" else None},
+        *(
+            [
+                {
+                    "label": f"vs labels ({labels['label']})",
+                    "value": f"recall {fmt_pct(labels['combined'].get('recall'))}",
+                    "sub": f"precision {fmt_pct(labels['combined'].get('precision'))} · {labels['labelled']} labelled",
+                }
+            ]
+            if labels and labels.get("labelled")
+            else []
+        ),
+        {
+            "label": "suite",
+            "value": status,
+            "sub": dataset_pass_text(means, production_pass_share(analysis)),
+            "tone": "good" if status == "passed" else "bad" if status == "failed" else None,
+        },
     ]
     return tiles
 
@@ -494,8 +617,9 @@ def dataset_pass_text(means: list[float], production: float | None) -> str:
     return text
 
 
-def build_context(session: Session, changes: Changes | None = None, ui_url: str | None = None,
-                  publish: dict[str, Any] | None = None) -> ReportContext:
+def build_context(
+    session: Session, changes: Changes | None = None, ui_url: str | None = None, publish: dict[str, Any] | None = None
+) -> ReportContext:
     """Read the session's state and shape it for the templates (charts are added by the caller)."""
     plan = session.plan()
     try:
@@ -521,33 +645,48 @@ def build_context(session: Session, changes: Changes | None = None, ui_url: str 
     query_types = query_type_section(analysis, rows)
     coverage = coverage_section(dataset, findings, query_types)
     gates = gates_section(gates_file, metrics)
-    scorers = scorer_section(specs_file, metrics, {e["metric"]: e for e in (gates or {}).get("entries", [])}, validation,
-                             analysis)
+    scorers = scorer_section(
+        specs_file, metrics, {e["metric"]: e for e in (gates or {}).get("entries", [])}, validation, analysis
+    )
     notes = []
     if not analysis.get("trace_summary"):
         notes.append("The analysis has not run yet (state/analysis.json is missing): the report shows the plan only.")
     if links.base is None:
-        notes.append("Trace ids are not links: this tracking store has no UI address. To get links, start "
-                     f"'mlflow ui --backend-store-uri {safe_uri(tracking_uri)}' and rerun "
-                     "'trace2eval report <session> --ui-url http://127.0.0.1:5000'.")
+        notes.append(
+            "Trace ids are not links: this tracking store has no UI address. To get links, start "
+            f"'mlflow ui --backend-store-uri {safe_uri(tracking_uri)}' and rerun "
+            "'trace2eval report <session> --ui-url http://127.0.0.1:5000'."
+        )
     generation = _dict(publish.get("generation_run"))
     registered = _dict(publish.get("dataset"))
     return ReportContext(
         session_id=session.id,
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        meta={"experiment_id": experiment_id, "tracking_uri": safe_uri(tracking_uri), "engine": plan.engine,
-              "created_at": plan.created_at, "session_dir": str(session.dir)},
+        meta={
+            "experiment_id": experiment_id,
+            "tracking_uri": safe_uri(tracking_uri),
+            "engine": plan.engine,
+            "created_at": plan.created_at,
+            "session_dir": str(session.dir),
+        },
         status=status,
         status_detail=detail,
-        links={"experiment": links.experiment(), "validation_run": links.run(_dict(validation).get("run_id")),
-               "generation_run": links.run(generation.get("run_id"))},
+        links={
+            "experiment": links.experiment(),
+            "validation_run": links.run(_dict(validation).get("run_id")),
+            "generation_run": links.run(generation.get("run_id")),
+        },
         agent=describe_agent(analysis),
         kpis=kpi_tiles(analysis, findings, coverage, scorers, validation, status, labels_section(analysis))
-        if analysis.get("trace_summary") else [],
+        if analysis.get("trace_summary")
+        else [],
         traces=trace_section(analysis),
         findings=findings,
-        error_patterns=[{**p, "evidence": [Evidence(str(t), links.trace(str(t))) for t in _list(p.get("evidence"))[:3]]}
-                        for p in _list(analysis.get("error_patterns"))[:10] if isinstance(p, dict)],
+        error_patterns=[
+            {**p, "evidence": [Evidence(str(t), links.trace(str(t))) for t in _list(p.get("evidence"))[:3]]}
+            for p in _list(analysis.get("error_patterns"))[:10]
+            if isinstance(p, dict)
+        ],
         query_types=query_types,
         coverage=coverage,
         scorers=scorers,
@@ -555,8 +694,11 @@ def build_context(session: Session, changes: Changes | None = None, ui_url: str 
         gates=gates,
         changes=changes,
         tasks=task_section(plan),
-        mlflow={"generation_run": generation, "generation_run_url": links.run(generation.get("run_id")),
-                "dataset": registered},
+        mlflow={
+            "generation_run": generation,
+            "generation_run_url": links.run(generation.get("run_id")),
+            "dataset": registered,
+        },
         labels=labels_section(analysis),
         notes=notes,
     )

@@ -40,14 +40,18 @@ def dataset_name(tracking_uri: str, experiment_id: str, session_dir: Path) -> st
         return explicit or f"trace2eval-experiment-{experiment_id}"
     if explicit:
         if len(explicit.split(".")) != 3 or not all(_UC_PART.match(p) for p in explicit.split(".")):
-            raise Trace2EvalError(f"{DATASET_NAME_ENV}={explicit!r} is not a Unity Catalog table name",
-                                  "use catalog.schema.table (letters, digits and underscores)")
+            raise Trace2EvalError(
+                f"{DATASET_NAME_ENV}={explicit!r} is not a Unity Catalog table name",
+                "use catalog.schema.table (letters, digits and underscores)",
+            )
         return explicit
     parts = Path(session_dir).parts
     if len(parts) > 3 and parts[1] == "Volumes" and _UC_PART.match(parts[2]) and _UC_PART.match(parts[3]):
         return f"{parts[2]}.{parts[3]}.{table}"
-    raise Trace2EvalError("no Unity Catalog table for the evaluation dataset",
-                          f"set {DATASET_NAME_ENV}=catalog.schema.table, or keep sessions in a UC Volume")
+    raise Trace2EvalError(
+        "no Unity Catalog table for the evaluation dataset",
+        f"set {DATASET_NAME_ENV}=catalog.schema.table, or keep sessions in a UC Volume",
+    )
 
 
 def records_from_rows(rows: list[dict[str, Any]], session_id: str) -> list[dict[str, Any]]:
@@ -80,8 +84,12 @@ def _find_local(client, name: str, experiment_id: str, known_id: str | None):
         except Exception:
             pass  # deleted since: look it up by name or create it again
     quoted = name.replace("'", "''")
-    found = client.search_datasets(experiment_ids=[str(experiment_id)], filter_string=f"name = '{quoted}'",
-                                   max_results=10, order_by=["created_time ASC"])
+    found = client.search_datasets(
+        experiment_ids=[str(experiment_id)],
+        filter_string=f"name = '{quoted}'",
+        max_results=10,
+        order_by=["created_time ASC"],
+    )
     return found[0] if found else None
 
 
@@ -115,8 +123,11 @@ def register_dataset(session: Session, known: dict[str, Any] | None = None) -> d
             client = MlflowClient(tracking_uri=config.tracking_uri)
             entity = _find_local(client, name, config.experiment_id, known_id)
             if entity is None:
-                dataset = create_dataset(name=name, experiment_id=[str(config.experiment_id)],
-                                         tags={MANAGED_TAG: "true", "trace2eval.experiment_id": str(config.experiment_id)})
+                dataset = create_dataset(
+                    name=name,
+                    experiment_id=[str(config.experiment_id)],
+                    tags={MANAGED_TAG: "true", "trace2eval.experiment_id": str(config.experiment_id)},
+                )
             else:
                 dataset = EvaluationDataset(entity)
         dataset.merge_records(records)
@@ -125,5 +136,11 @@ def register_dataset(session: Session, known: dict[str, Any] | None = None) -> d
     # MLflow keys a record by its inputs: two production traces with the same request (kept as
     # separate failure cases in the dataset) become one record, the later outputs winning.
     distinct = len({json.dumps(r["inputs"], sort_keys=True, default=str) for r in records})
-    return {"name": name, "dataset_id": dataset_id, "records": total, "merged": len(records),
-            "same_inputs_merged": len(records) - distinct, "linked_to_traces": sum("source" in r for r in records)}
+    return {
+        "name": name,
+        "dataset_id": dataset_id,
+        "records": total,
+        "merged": len(records),
+        "same_inputs_merged": len(records) - distinct,
+        "linked_to_traces": sum("source" in r for r in records),
+    }

@@ -48,12 +48,18 @@ def find_or_create_run(session: Session, known_run_id: str | None = None) -> str
                 return run.info.run_id
         except Exception:
             pass
-    found = client.search_runs([str(config.experiment_id)], filter_string=f"tags.`{SESSION_TAG}` = '{session.id}' "
-                               f"AND tags.`{KIND_TAG}` = 'generation'", max_results=1)
+    found = client.search_runs(
+        [str(config.experiment_id)],
+        filter_string=f"tags.`{SESSION_TAG}` = '{session.id}' AND tags.`{KIND_TAG}` = 'generation'",
+        max_results=1,
+    )
     if found:
         return found[0].info.run_id
-    run = client.create_run(str(config.experiment_id), run_name=f"trace2eval-generation-{session.id}",
-                            tags={SESSION_TAG: session.id, KIND_TAG: "generation"})
+    run = client.create_run(
+        str(config.experiment_id),
+        run_name=f"trace2eval-generation-{session.id}",
+        tags={SESSION_TAG: session.id, KIND_TAG: "generation"},
+    )
     return run.info.run_id
 
 
@@ -137,7 +143,10 @@ def summary_note(session: Session, report_name: str | None) -> str:
     analysis = _read(session.analysis_file) or {}
     validation = _read(session.validation_file) or {}
     findings = [f for f in analysis.get("findings") or [] if isinstance(f, dict)]
-    lines = [f"**trace2eval session {session.id}** — validation: **{validation.get('validation_status', 'not run')}**", ""]
+    lines = [
+        f"**trace2eval session {session.id}** — validation: **{validation.get('validation_status', 'not run')}**",
+        "",
+    ]
     total = (analysis.get("trace_summary") or {}).get("total_analyzed")
     if total:
         lines.append(f"{total} traces analyzed, {len(findings)} findings:")

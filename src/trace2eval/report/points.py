@@ -39,7 +39,9 @@ def _query_filter(config, created_at: str | None) -> str | None:
     if created_at:
         try:
             started = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
-            parts.append(f"attributes.timestamp_ms <= {int(started.timestamp() * 1000) + 999}")  # created_at has whole seconds
+            parts.append(
+                f"attributes.timestamp_ms <= {int(started.timestamp() * 1000) + 999}"
+            )  # created_at has whole seconds
         except ValueError:
             pass
     return " AND ".join(p for p in parts if p) or None
@@ -53,8 +55,15 @@ def fetch_points(session: Session, analysis: dict[str, Any]) -> TracePoints | No
     except Exception:  # unreachable store, deleted experiment, no permission: the cache will do
         points = None
     if points is not None and len(points):
-        write_json(cache, {"experiment_name": points.experiment_name, "timestamps_ms": points.timestamps_ms,
-                           "durations_ms": points.durations_ms, "statuses": points.statuses})
+        write_json(
+            cache,
+            {
+                "experiment_name": points.experiment_name,
+                "timestamps_ms": points.timestamps_ms,
+                "durations_ms": points.durations_ms,
+                "statuses": points.statuses,
+            },
+        )
         return points
     return load_cached(session)
 
@@ -66,8 +75,13 @@ def load_cached(session: Session) -> TracePoints | None:
         return None
     try:
         data = read_json(cache)
-        return TracePoints(list(data["timestamps_ms"]), list(data["durations_ms"]), list(data["statuses"]), "cache",
-                           data.get("experiment_name"))
+        return TracePoints(
+            list(data["timestamps_ms"]),
+            list(data["durations_ms"]),
+            list(data["statuses"]),
+            "cache",
+            data.get("experiment_name"),
+        )
     except Exception:
         return None
 
@@ -93,8 +107,14 @@ def _read_from_mlflow(session: Session, analysis: dict[str, Any]) -> TracePoints
         want = PAGE_SIZE if limit is None else min(PAGE_SIZE, int(limit) - len(durations))
         if want <= 0:
             break
-        page = client.search_traces(locations=[config.experiment_id], filter_string=filter_string, max_results=want,
-                                    order_by=["timestamp_ms DESC"], page_token=token, include_spans=False)
+        page = client.search_traces(
+            locations=[config.experiment_id],
+            filter_string=filter_string,
+            max_results=want,
+            order_by=["timestamp_ms DESC"],
+            page_token=token,
+            include_spans=False,
+        )
         for trace in page:
             if is_evaluation_trace(trace):
                 continue

@@ -90,11 +90,16 @@ def publish(session: Session, ui_url: str | None = None, log_to_mlflow: bool = T
             state["generation_run"] = {"error": _reason(exc)}
         if session.dataset_json.exists():
             try:
-                state["dataset"] = {**dataset_registry.register_dataset(session, state.get("dataset")), "merged_at": now()}
+                state["dataset"] = {
+                    **dataset_registry.register_dataset(session, state.get("dataset")),
+                    "merged_at": now(),
+                }
             except Exception as exc:
                 problems.append(f"dataset not registered in MLflow: {_reason(exc)}")
-                state["dataset"] = {**{k: v for k, v in (state.get("dataset") or {}).items() if k in ("name", "dataset_id")},
-                                    "skipped": _reason(exc)}
+                state["dataset"] = {
+                    **{k: v for k, v in (state.get("dataset") or {}).items() if k in ("name", "dataset_id")},
+                    "skipped": _reason(exc),
+                }
         write_json(session.state_dir / PUBLISH_FILE, state)
 
     report = None

@@ -145,12 +145,21 @@ def build_charts(analysis: dict[str, Any], points, ctx: ReportContext) -> list[d
     findings = _numeric(analysis.get("findings"), "prevalence", "traces")
     query_types = _numeric(analysis.get("query_types"), "count")
     for q in query_types:  # finding hits per type feed arithmetic: keep only numbers
-        q["findings"] = {k: v for k, v in (q.get("findings") or {}).items() if isinstance(v, (int, float))} \
-            if isinstance(q.get("findings"), dict) else {}
+        q["findings"] = (
+            {k: v for k, v in (q.get("findings") or {}).items() if isinstance(v, (int, float))}
+            if isinstance(q.get("findings"), dict)
+            else {}
+        )
     summary = analysis.get("trace_summary") if isinstance(analysis.get("trace_summary"), dict) else {}
     latency = summary.get("latency_ms") if isinstance(summary.get("latency_ms"), dict) else {}
-    threshold = next((f["params"]["max_ms"] for f in findings
-                      if isinstance(f.get("params"), dict) and isinstance(f["params"].get("max_ms"), (int, float))), None)
+    threshold = next(
+        (
+            f["params"]["max_ms"]
+            for f in findings
+            if isinstance(f.get("params"), dict) and isinstance(f["params"].get("max_ms"), (int, float))
+        ),
+        None,
+    )
     order = {f["id"]: i for i, f in enumerate(ctx.findings)}
     ranked = sorted((f for f in findings if f.get("id") in order), key=lambda f: order[f["id"]])
     means = {f"{s['name']}/mean": s["pass_rate"] for s in ctx.scorers["rows"] if s["pass_rate"] is not None}
@@ -159,15 +168,24 @@ def build_charts(analysis: dict[str, Any], points, ctx: ReportContext) -> list[d
     total = summary.get("total_analyzed") if isinstance(summary.get("total_analyzed"), int) else 0
     drawn = [
         draw.failures_chart(ranked, total),
-        draw.scorer_chart(means, gates, previous,
-                          {e["metric"] for e in (ctx.gates or {}).get("entries", []) if e.get("ok") is False}),
-        draw.latency_chart(points.durations_ms if points else None, points.statuses if points else None, latency, threshold),
+        draw.scorer_chart(
+            means, gates, previous, {e["metric"] for e in (ctx.gates or {}).get("entries", []) if e.get("ok") is False}
+        ),
+        draw.latency_chart(
+            points.durations_ms if points else None, points.statuses if points else None, latency, threshold
+        ),
         draw.volume_chart(points.timestamps_ms, points.statuses) if points else None,
         draw.tools_chart(_numeric(analysis.get("tool_usage"), "calls")),
         draw.query_type_chart(query_types, findings),
         draw.heatmap_chart(query_types, findings),
-        draw.agreement_chart(ctx.labels["rows"], ctx.labels.get("base_rate"), ctx.labels.get("combined") or {},
-                             str(ctx.labels.get("label"))) if ctx.labels else None,
+        draw.agreement_chart(
+            ctx.labels["rows"],
+            ctx.labels.get("base_rate"),
+            ctx.labels.get("combined") or {},
+            str(ctx.labels.get("label")),
+        )
+        if ctx.labels
+        else None,
     ]
     return [c for c in drawn if c is not None]
 
@@ -189,8 +207,9 @@ def _write_bytes(path: Path, data: bytes) -> None:
 # -- the report --------------------------------------------------------------------------------
 
 
-def write_report(session: Session, ui_url: str | None = None, previous: Session | None | str = "auto",
-                 read_traces: bool = True) -> ReportFiles:
+def write_report(
+    session: Session, ui_url: str | None = None, previous: Session | None | str = "auto", read_traces: bool = True
+) -> ReportFiles:
     """Write report.html, report.md and their pictures into the session folder.
 
     previous: "auto" finds the previous session of the same experiment beside this one; None
@@ -224,4 +243,3 @@ def write_report(session: Session, ui_url: str | None = None, previous: Session 
     write_text(session.dir / HTML_NAME, html)
     write_text(session.dir / MD_NAME, markdown)
     return ReportFiles(session.dir / HTML_NAME, session.dir / MD_NAME, written, [c.key for c in ctx.charts])
-

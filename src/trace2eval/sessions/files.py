@@ -84,8 +84,10 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     if depth >= MAX_DEPTH:
         return f"[nested deeper than {MAX_DEPTH} levels: cut]"
     if isinstance(value, dict):
-        return {(utf8_text(k) if isinstance(k, str) else json_safe(k, depth + 1)): json_safe(v, depth + 1)
-                for k, v in value.items()}
+        return {
+            (utf8_text(k) if isinstance(k, str) else json_safe(k, depth + 1)): json_safe(v, depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [json_safe(v, depth + 1) for v in value]
     return utf8_text(str(value))
@@ -109,9 +111,13 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SessionError(f"{path} is missing", "run the task that writes it first (`trace2eval status` shows the plan)") from None
+        raise SessionError(
+            f"{path} is missing", "run the task that writes it first (`trace2eval status` shows the plan)"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise SessionError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})", "restore it or rerun the task that writes it") from None
+        raise SessionError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})", "restore it or rerun the task that writes it"
+        ) from None
 
 
 def sha256(path: Path) -> str | None:
@@ -140,7 +146,9 @@ def run_notes(state_dir: Path) -> list[dict[str, Any]]:
         notes = read_json(path) if path.exists() else []
     except SessionError:
         return []  # a damaged notes file must not stop a publish
-    return [n for n in notes if isinstance(n, dict) and isinstance(n.get("text"), str)] if isinstance(notes, list) else []
+    return (
+        [n for n in notes if isinstance(n, dict) and isinstance(n.get("text"), str)] if isinstance(notes, list) else []
+    )
 
 
 def drop_run_note(state_dir: Path, kind: str) -> None:
@@ -148,4 +156,3 @@ def drop_run_note(state_dir: Path, kind: str) -> None:
     path = Path(state_dir) / RUN_NOTES
     if path.exists():
         write_json(path, [n for n in run_notes(state_dir) if n.get("kind") != kind])
-

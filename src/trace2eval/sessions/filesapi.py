@@ -48,7 +48,8 @@ def workspace_client():
 
     try:
         config = Config(
-            product="trace2eval", product_version=_version(),
+            product="trace2eval",
+            product_version=_version(),
             # Session files are small: the plain Files API (one PUT/GET per file) is enough and is
             # the documented wire protocol; the experimental client adds presigned-URL transfers.
             disable_experimental_files_api_client=True,
@@ -70,8 +71,10 @@ def _check_reachable(host: str, timeout_s: float = 5.0) -> None:
     try:
         socket.create_connection((url.hostname, port), timeout=timeout_s).close()
     except OSError as exc:
-        raise VolumeError(f"cannot reach the Databricks workspace at {host} ({exc.strerror or exc})",
-                          "check DATABRICKS_HOST (or your profile) and the network") from None
+        raise VolumeError(
+            f"cannot reach the Databricks workspace at {host} ({exc.strerror or exc})",
+            "check DATABRICKS_HOST (or your profile) and the network",
+        ) from None
 
 
 def _version() -> str:
@@ -86,10 +89,14 @@ def _translate(exc: Exception, what: str) -> Trace2EvalError:
     if isinstance(exc, Trace2EvalError):
         return exc  # already says what to do
     if isinstance(exc, NotFound):
-        return VolumeError(f"{what}: not found", "check the path; create the Volume first (CREATE VOLUME <catalog>.<schema>.<volume>)")
+        return VolumeError(
+            f"{what}: not found", "check the path; create the Volume first (CREATE VOLUME <catalog>.<schema>.<volume>)"
+        )
     if isinstance(exc, PermissionDenied):
-        return VolumeError(f"{what}: permission denied",
-                           "you need READ VOLUME and WRITE VOLUME on the Volume (and USE CATALOG / USE SCHEMA)")
+        return VolumeError(
+            f"{what}: permission denied",
+            "you need READ VOLUME and WRITE VOLUME on the Volume (and USE CATALOG / USE SCHEMA)",
+        )
     if isinstance(exc, Unauthenticated):
         return VolumeError(f"{what}: the workspace rejected the credentials", "refresh them (`databricks auth login`)")
     return VolumeError(f"{what}: {type(exc).__name__}: {str(exc)[:300]}", "check DATABRICKS_HOST and your network")
@@ -208,8 +215,14 @@ class RemoteLock:
     holder that lost a race learns of it within one beat instead of never.
     """
 
-    def __init__(self, folder: VolumeFolder, *, run_id: str | None = None, heartbeat_s: float | None = None,
-                 stale_after_s: float | None = None):
+    def __init__(
+        self,
+        folder: VolumeFolder,
+        *,
+        run_id: str | None = None,
+        heartbeat_s: float | None = None,
+        stale_after_s: float | None = None,
+    ):
         self.folder = folder
         self.held = False
         self.run_id = run_id
@@ -257,8 +270,9 @@ class RemoteLock:
                 if raw is None:
                     continue  # released meanwhile
                 record = locking.parse_record(raw)
-                stale, why = locking.verdict(record, me, file_age_s=None if record else self._file_age(),
-                                          stale_after_s=self.stale_after_s)
+                stale, why = locking.verdict(
+                    record, me, file_age_s=None if record else self._file_age(), stale_after_s=self.stale_after_s
+                )
                 if not stale:
                     break
                 if self.folder.read_bytes(LOCK_NAME) == raw:

@@ -97,8 +97,16 @@ def _alive(pid: int) -> bool:
 def owner_record(via: str, run_id: str | None = None) -> dict[str, Any]:
     now = time.time()
     pid = os.getpid()
-    return {"token": uuid.uuid4().hex, "host": socket.gethostname(), "pid": pid, "pid_start": _pid_start(pid),
-            "run_id": run_id if run_id is not None else current_run_id(), "since": now, "heartbeat": now, "via": via}
+    return {
+        "token": uuid.uuid4().hex,
+        "host": socket.gethostname(),
+        "pid": pid,
+        "pid_start": _pid_start(pid),
+        "run_id": run_id if run_id is not None else current_run_id(),
+        "since": now,
+        "heartbeat": now,
+        "via": via,
+    }
 
 
 def parse_record(raw: bytes | None) -> dict[str, Any] | None:
@@ -123,8 +131,13 @@ def heartbeat_age(record: dict[str, Any]) -> float:
     return time.time() - _number(record.get("heartbeat", record.get("since")))
 
 
-def verdict(record: dict[str, Any] | None, me: dict[str, Any], *, file_age_s: float | None = None,
-            stale_after_s: float = STALE_AFTER_S) -> tuple[bool, str]:
+def verdict(
+    record: dict[str, Any] | None,
+    me: dict[str, Any],
+    *,
+    file_age_s: float | None = None,
+    stale_after_s: float = STALE_AFTER_S,
+) -> tuple[bool, str]:
     """(stale, why): may `me` take over the lock `record` describes?"""
     if record is None:
         if file_age_s is not None and file_age_s > UNREADABLE_GRACE_S:
@@ -160,8 +173,9 @@ def describe(record: dict[str, Any] | None) -> str:
     return text + f", last heartbeat {max(0.0, heartbeat_age(record)):.0f} s ago"
 
 
-def in_use_error(location: str, lock_location: str, record: dict[str, Any] | None,
-                 stale_after_s: float = STALE_AFTER_S) -> SessionError:
+def in_use_error(
+    location: str, lock_location: str, record: dict[str, Any] | None, stale_after_s: float = STALE_AFTER_S
+) -> SessionError:
     if record is None:
         return SessionError(f"{location} is being locked by another process right now", "retry in a few seconds")
     left = max(0.0, stale_after_s - heartbeat_age(record))
@@ -193,8 +207,10 @@ class Heartbeat:
                 continue
             if not still_mine:
                 self.lost = True
-                ui.warn(f"the lock on {self._what} was taken over by another runner (this one stopped heartbeating "
-                        "for too long); check that runner's results before trusting this one's")
+                ui.warn(
+                    f"the lock on {self._what} was taken over by another runner (this one stopped heartbeating "
+                    "for too long); check that runner's results before trusting this one's"
+                )
                 return
 
     def stop(self) -> None:
@@ -231,8 +247,14 @@ def _serialized(folder: Path) -> Iterator[None]:
 
 
 class SessionLock:
-    def __init__(self, session_dir: Path, *, run_id: str | None = None, heartbeat_s: float | None = None,
-                 stale_after_s: float | None = None):
+    def __init__(
+        self,
+        session_dir: Path,
+        *,
+        run_id: str | None = None,
+        heartbeat_s: float | None = None,
+        stale_after_s: float | None = None,
+    ):
         self.path = Path(session_dir) / LOCK_NAME
         self.held = False
         self.run_id = run_id
@@ -263,7 +285,14 @@ class SessionLock:
             except FileExistsError:
                 return False
             except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+                if exc.errno not in (
+                    errno.EPERM,
+                    errno.EOPNOTSUPP,
+                    errno.ENOTSUP,
+                    errno.EXDEV,
+                    errno.EMLINK,
+                    errno.ENOSYS,
+                ):
                     raise
             try:  # no hard links here: exclusive create, then write (readers wait while it is empty)
                 _write_new(self.path, data)

@@ -87,7 +87,9 @@ def is_edited(folder: Path, rel: str, manifest: Manifest | None = None) -> bool:
     return record is not None and current is not None and current != record.sha256
 
 
-def write_generated(folder: Path, rel: str, text: str, task: str | None = None, *, merged: bool = False) -> WriteOutcome:
+def write_generated(
+    folder: Path, rel: str, text: str, task: str | None = None, *, merged: bool = False
+) -> WriteOutcome:
     """Write a generated file unless a person edited the one on disk.
 
     `merged=True` says the text was built *from* the file's current content (dataset rows appended

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 TaskName = Literal["initializer", "dataset", "scorers", "script", "validate", "fix"]
 TaskStatus = Literal["pending", "running", "completed", "failed", "skipped"]
 
+
 @dataclass(frozen=True)
 class TaskDef:
     """One task of a session: what the runner, the plan, the bundle and the LLM layer know of it."""
@@ -26,19 +27,49 @@ class TaskDef:
 
 # The tasks in the order they run (the module `trace2eval.sessions.tasks.<name>` runs each one).
 TASKS: tuple[TaskDef, ...] = (
-    TaskDef("initializer", (), ("state/analysis.json", "eval_tasks.json"),
-            "Analyze traces, write state/analysis.json and this plan", refinable=True),
-    TaskDef("dataset", ("initializer",), ("evaluation/eval_dataset.json", "evaluation/eval_dataset.py"),
-            "Build the evaluation dataset from production traces (evaluation/eval_dataset.py)", refinable=True),
-    TaskDef("scorers", ("dataset",), ("state/scorer_specs.json", "evaluation/scorers.py"),
-            "Create code scorers and LLM judges for the findings (evaluation/scorers.py)", refinable=True),
-    TaskDef("script", ("dataset", "scorers"), ("evaluation/run_eval.py",),
-            "Generate evaluation/run_eval.py around mlflow.genai.evaluate()"),
-    TaskDef("validate", ("script",), ("state/validation_results.json",),
-            "Run run_eval.py and check every scorer produced a value for every row", validates=True),
-    TaskDef("fix", ("validate",), ("state/validation_results.json",),
-            "Repair what failed validation and validate again (runs only if validation failed)",
-            refinable=True, validates=True, after_failed_validation=True),
+    TaskDef(
+        "initializer",
+        (),
+        ("state/analysis.json", "eval_tasks.json"),
+        "Analyze traces, write state/analysis.json and this plan",
+        refinable=True,
+    ),
+    TaskDef(
+        "dataset",
+        ("initializer",),
+        ("evaluation/eval_dataset.json", "evaluation/eval_dataset.py"),
+        "Build the evaluation dataset from production traces (evaluation/eval_dataset.py)",
+        refinable=True,
+    ),
+    TaskDef(
+        "scorers",
+        ("dataset",),
+        ("state/scorer_specs.json", "evaluation/scorers.py"),
+        "Create code scorers and LLM judges for the findings (evaluation/scorers.py)",
+        refinable=True,
+    ),
+    TaskDef(
+        "script",
+        ("dataset", "scorers"),
+        ("evaluation/run_eval.py",),
+        "Generate evaluation/run_eval.py around mlflow.genai.evaluate()",
+    ),
+    TaskDef(
+        "validate",
+        ("script",),
+        ("state/validation_results.json",),
+        "Run run_eval.py and check every scorer produced a value for every row",
+        validates=True,
+    ),
+    TaskDef(
+        "fix",
+        ("validate",),
+        ("state/validation_results.json",),
+        "Repair what failed validation and validate again (runs only if validation failed)",
+        refinable=True,
+        validates=True,
+        after_failed_validation=True,
+    ),
 )
 TASK: dict[str, TaskDef] = {t.name: t for t in TASKS}
 TASK_ORDER: list[str] = [t.name for t in TASKS]
@@ -71,7 +102,10 @@ class TaskPlan(BaseModel):
     @classmethod
     def new(cls, session_id: str, experiment_id: str, engine: str) -> "TaskPlan":
         return cls(
-            session_id=session_id, created_at=now(), experiment_id=experiment_id, engine=engine,
+            session_id=session_id,
+            created_at=now(),
+            experiment_id=experiment_id,
+            engine=engine,
             tasks=[TaskRecord(name=t.name, description=t.description, outputs=list(t.outputs)) for t in TASKS],
         )
 

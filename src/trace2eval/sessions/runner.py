@@ -44,8 +44,9 @@ def create_session(config: SessionConfig, out_dir: str | Path, session_id: str |
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise SessionError(f"cannot write to output folder {out} ({exc.strerror or exc})",
-                           "pick a writable --out folder") from None
+        raise SessionError(
+            f"cannot write to output folder {out} ({exc.strerror or exc})", "pick a writable --out folder"
+        ) from None
     base = session_id or new_session_id()
     sid, n = base, 1
     while (out / sid).exists() and session_id is None:
@@ -76,7 +77,9 @@ def run_task(session: Session, name: str, force: bool = False) -> str:
         if record.status in ("completed", "skipped") and not force:
             if plan.finished and not _published(session):
                 # The run that finished this task died while writing the report (a retried job task lands here).
-                ui.say(f"Task {name} already {record.status}; finishing the report and the MLflow run it left unfinished")
+                ui.say(
+                    f"Task {name} already {record.status}; finishing the report and the MLflow run it left unfinished"
+                )
                 _publish_when_done(session, failed=False)
             else:
                 ui.say(f"Task {name} already {record.status}; nothing to do")
@@ -133,8 +136,9 @@ def _refine(session: Session, name: str, module, summary: dict) -> dict:
     if request.wanted and session.config().llm != "none":
         from trace2eval.llm.refine import refine  # the LLM layer loads only when an LLM is configured
 
-        outcome = refine(session, name, failure=str(request.failure) if request.failure else None,
-                         revalidate=_revalidate(session))
+        outcome = refine(
+            session, name, failure=str(request.failure) if request.failure else None, revalidate=_revalidate(session)
+        )
         if outcome is not None:
             llm = {**outcome.summary(), **({"llm_why": request.why} if request.why else {})}
     if llm and hasattr(module, "after_llm"):
@@ -234,7 +238,9 @@ def resume(session: Session, after_each: Callable[[], None] | None = None) -> bo
         if _published(session):
             ui.say(f"Session {session.dir} is already finished; nothing to do")
         else:
-            ui.say(f"Session {session.dir}: every task is done but the report was not finished (interrupted); finishing it")
+            ui.say(
+                f"Session {session.dir}: every task is done but the report was not finished (interrupted); finishing it"
+            )
             with SessionLock(session.dir):
                 _publish_when_done(session, failed=False)
             if after_each is not None:

@@ -78,7 +78,9 @@ class Session:
         except SessionError:
             raise
         except Exception as exc:
-            raise SessionError(f"{self.tasks_file} is not a valid task plan: {exc}", "restore it from the Volume/backup") from None
+            raise SessionError(
+                f"{self.tasks_file} is not a valid task plan: {exc}", "restore it from the Volume/backup"
+            ) from None
 
     def save_plan(self, plan: TaskPlan) -> None:
         write_json(self.tasks_file, plan.model_dump(mode="json"))
@@ -90,8 +92,10 @@ class Session:
             Analysis.model_validate(data)
         except ValidationError as exc:
             where = "/".join(str(p) for p in exc.errors()[0]["loc"])
-            raise SessionError(f"{self.analysis_file} is not a valid analysis ({where}: {exc.errors()[0]['msg']})",
-                               f"rerun the initializer: trace2eval task initializer --session {self.dir} --force") from None
+            raise SessionError(
+                f"{self.analysis_file} is not a valid analysis ({where}: {exc.errors()[0]['msg']})",
+                f"rerun the initializer: trace2eval task initializer --session {self.dir} --force",
+            ) from None
         return data
 
     def validation(self) -> ValidationResult | None:
@@ -101,5 +105,7 @@ class Session:
         try:
             return ValidationResult.model_validate(read_json(self.validation_file))
         except ValidationError as exc:
-            raise SessionError(f"{self.validation_file} is not a valid validation result: {exc.errors()[0]['msg']}",
-                               f"rerun the validation: trace2eval task validate --session {self.dir} --force") from None
+            raise SessionError(
+                f"{self.validation_file} is not a valid validation result: {exc.errors()[0]['msg']}",
+                f"rerun the validation: trace2eval task validate --session {self.dir} --force",
+            ) from None

@@ -94,8 +94,13 @@ def seed_session(session: Session) -> dict[str, Any]:
 
 
 # What each suite state file must hold; a hand-edited or truncated one is reported, not a traceback.
-_STATE_SHAPES = {"scorer_specs.json": dict, "generated_files.json": dict, "sources.json": list,
-                 "watermark.json": dict, "runs.json": list}
+_STATE_SHAPES = {
+    "scorer_specs.json": dict,
+    "generated_files.json": dict,
+    "sources.json": list,
+    "watermark.json": dict,
+    "runs.json": list,
+}
 
 
 def check_state_file(location: str, name: str, data: bytes) -> None:
@@ -103,18 +108,30 @@ def check_state_file(location: str, name: str, data: bytes) -> None:
     from pydantic import ValidationError
 
     where = f"{location.rstrip('/')}/state/{name}"
-    fix = (f"restore it from a run's record (sessions/<run id>/{SEED_DIR}/{name} holds the copy that run started from), "
-           f"or delete it to start that part over" + (" (the next run then reads traces from --since)" if name == "watermark.json" else ""))
+    fix = (
+        f"restore it from a run's record (sessions/<run id>/{SEED_DIR}/{name} holds the copy that run started from), "
+        f"or delete it to start that part over"
+        + (" (the next run then reads traces from --since)" if name == "watermark.json" else "")
+    )
     try:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise SessionError(f"{where} is not valid JSON ({str(exc)[:120]})", fix) from None
     expected = _STATE_SHAPES.get(name)
     if expected is not None and not isinstance(value, expected):
-        kinds = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
-                 bool: "a boolean", type(None): "null"}
-        raise SessionError(f"{where} holds {kinds.get(type(value), type(value).__name__)} where trace2eval expects "
-                           f"{kinds[expected]}", fix)
+        kinds = {
+            dict: "an object",
+            list: "a list",
+            str: "a string",
+            int: "a number",
+            float: "a number",
+            bool: "a boolean",
+            type(None): "null",
+        }
+        raise SessionError(
+            f"{where} holds {kinds.get(type(value), type(value).__name__)} where trace2eval expects {kinds[expected]}",
+            fix,
+        )
     model = {"watermark.json": Watermark, "generated_files.json": Manifest}.get(name)
     if model is not None:
         try:
@@ -181,8 +198,12 @@ def merge_rows(session: Session, new_rows: list[dict[str, Any]]) -> tuple[list[d
         known.add(source)
     rows, evicted = evict(current + added, session.config().max_suite_rows)
     write_json(session.dir / SEED_DIR / "sources.json", sorted(s for s in known if s))
-    return rows, {"kept": len(current), "added": len(added), "evicted": len(evicted),
-                  "duplicates": len(new_rows) - len(added)}
+    return rows, {
+        "kept": len(current),
+        "added": len(added),
+        "evicted": len(evicted),
+        "duplicates": len(new_rows) - len(added),
+    }
 
 
 def evict(rows: list[dict[str, Any]], cap: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -196,8 +217,13 @@ def evict(rows: list[dict[str, Any]], cap: int) -> tuple[list[dict[str, Any]], l
         return rows, []
     protected = {i for i, r in enumerate(rows) if is_curated(r)}
     candidates = [i for i in range(len(rows)) if i not in protected]
-    candidates.sort(key=lambda i: (EVICTION_ORDER.get(rows[i].get("metadata", {}).get("case_type"), 0),
-                                   str(rows[i].get("metadata", {}).get("added_in", "")), i))
+    candidates.sort(
+        key=lambda i: (
+            EVICTION_ORDER.get(rows[i].get("metadata", {}).get("case_type"), 0),
+            str(rows[i].get("metadata", {}).get("added_in", "")),
+            i,
+        )
+    )
     drop = set(candidates[: max(0, len(rows) - cap)])
     return [r for i, r in enumerate(rows) if i not in drop], [r for i, r in enumerate(rows) if i in drop]
 
@@ -255,8 +281,15 @@ def publish(session: Session) -> dict[str, Any]:
             if there is not None and _sha(there) != seeded["files"].get(rel):
                 # Someone edited the suite's copy while this run worked: theirs stays.
                 write_bytes(session.dir / (rel + NEW_SUFFIX), data)
-                manifest.set_conflict(Conflict(file=rel, new_version=rel + NEW_SUFFIX, task="publish", since=now(),
-                                               reason="edited in the suite while this run was working"))
+                manifest.set_conflict(
+                    Conflict(
+                        file=rel,
+                        new_version=rel + NEW_SUFFIX,
+                        task="publish",
+                        since=now(),
+                        reason="edited in the suite while this run was working",
+                    )
+                )
                 continue
             suite.write_bytes(rel, data)
             written.append(rel)
@@ -270,7 +303,9 @@ def publish(session: Session) -> dict[str, Any]:
                 suite.delete(rel)  # resolved: the person merged it or took the generated version
         ownership.save_manifest(session.dir, manifest)
 
-        watermark = Watermark.model_validate(read_json(session.dir / CANDIDATE)) if (session.dir / CANDIDATE).exists() else None
+        watermark = (
+            Watermark.model_validate(read_json(session.dir / CANDIDATE)) if (session.dir / CANDIDATE).exists() else None
+        )
         run = _run_record(session, manifest, written, watermark)
         history = [r for r in history if r.get("session") != session.id] + [run]
         _put_json(suite, "state/generated_files.json", manifest.model_dump(mode="json"))
@@ -285,11 +320,19 @@ def publish(session: Session) -> dict[str, Any]:
             _put_json(suite, "state/watermark.json", watermark.model_dump(mode="json"))  # last: the commit point
         suite.write_bytes("SUITE.md", printable(suite_page(suite.location, run, manifest, watermark)).encode("utf-8"))
     for conflict in manifest.conflicts:
-        ui.warn(f"kept your edited {conflict.file}; the generated version is {suite.location}/{conflict.new_version} — merge it, "
-                f"then delete the .new file")
-    ui.say(f"Published the suite to {suite.location} ({len(written)} files updated, {len(manifest.conflicts)} conflicts)")
-    return {"suite": suite.location, "files_updated": len(written), "conflicts": len(manifest.conflicts),
-            "watermark_ms": watermark.timestamp_ms if watermark else None}
+        ui.warn(
+            f"kept your edited {conflict.file}; the generated version is {suite.location}/{conflict.new_version} — merge it, "
+            f"then delete the .new file"
+        )
+    ui.say(
+        f"Published the suite to {suite.location} ({len(written)} files updated, {len(manifest.conflicts)} conflicts)"
+    )
+    return {
+        "suite": suite.location,
+        "files_updated": len(written),
+        "conflicts": len(manifest.conflicts),
+        "watermark_ms": watermark.timestamp_ms if watermark else None,
+    }
 
 
 def _put_json(folder, rel: str, data: Any) -> None:
@@ -314,28 +357,42 @@ def _published_since_seeding(session: Session, history: list[dict[str, Any]]) ->
     """Sessions that published the suite after this session copied it."""
     path = session.dir / SEED_DIR / "runs.json"
     seen = {r.get("session") for r in _records(path.read_bytes() if path.exists() else None)}
-    return [r.get("session") for r in history
-            if r.get("session") not in seen and r.get("session") != session.id and r.get("published", True)]
+    return [
+        r.get("session")
+        for r in history
+        if r.get("session") not in seen and r.get("session") != session.id and r.get("published", True)
+    ]
 
 
 def _defer(session: Session, suite, history: list[dict[str, Any]], others: list[str]) -> dict[str, Any]:
     """Another run published first: record this run in the history, change nothing else."""
     manifest = ownership.load_manifest(session.dir)
-    run = {**_run_record(session, manifest, [], None), "published": False, "superseded_by": others,
-           "conflicts": []}
+    run = {**_run_record(session, manifest, [], None), "published": False, "superseded_by": others, "conflicts": []}
     history = [r for r in history if r.get("session") != session.id] + [run]
     _put_json(suite, "state/runs.json", history[-MAX_HISTORY:])
-    ui.warn(f"not published: session {', '.join(others)} published the suite {suite.location} while this run was "
-            "working, and this run's files were built on the older suite. The suite keeps that run's version; the "
-            "traces only this run read are past the suite's watermark, so the next run picks them up.")
-    return {"suite": suite.location, "files_updated": 0, "conflicts": 0, "watermark_ms": None,
-            "deferred": True, "superseded_by": others}
+    ui.warn(
+        f"not published: session {', '.join(others)} published the suite {suite.location} while this run was "
+        "working, and this run's files were built on the older suite. The suite keeps that run's version; the "
+        "traces only this run read are past the suite's watermark, so the next run picks them up."
+    )
+    return {
+        "suite": suite.location,
+        "files_updated": 0,
+        "conflicts": 0,
+        "watermark_ms": None,
+        "deferred": True,
+        "superseded_by": others,
+    }
 
 
-def _run_record(session: Session, manifest: Manifest, written: list[str], watermark: Watermark | None) -> dict[str, Any]:
+def _run_record(
+    session: Session, manifest: Manifest, written: list[str], watermark: Watermark | None
+) -> dict[str, Any]:
     plan = session.plan()
     validation = session.validation()
-    window = read_json(session.state_dir / "trace_window.json") if (session.state_dir / "trace_window.json").exists() else {}
+    window = (
+        read_json(session.state_dir / "trace_window.json") if (session.state_dir / "trace_window.json").exists() else {}
+    )
     rows = read_json(session.dataset_json)["rows"] if session.dataset_json.exists() else []
     return {
         "session": session.id,
@@ -373,13 +430,20 @@ def suite_page(location: str, run: dict[str, Any], manifest: Manifest, watermark
     if manifest.conflicts:
         lines += ["## Open conflicts", "", "| your file | generated version | since |", "|---|---|---|"]
         lines += [f"| `{c.file}` | `{c.new_version}` | {c.since} |" for c in manifest.conflicts]
-        lines += ["", "Merge what you want from the `.new` file, then delete it; or move it over your file to hand "
-                  "the file back to trace2eval.", ""]
+        lines += [
+            "",
+            "Merge what you want from the `.new` file, then delete it; or move it over your file to hand "
+            "the file back to trace2eval.",
+            "",
+        ]
     else:
         lines += ["No open conflicts.", ""]
     if watermark is not None:
-        lines += [f"Traces read up to timestamp {watermark.timestamp_ms} ms ({watermark.traces_total} traces over "
-                  f"{watermark.runs} runs); the next run starts there, re-reading {watermark.overlap_ms // 60000} minutes "
-                  "for late traces.", ""]
+        lines += [
+            f"Traces read up to timestamp {watermark.timestamp_ms} ms ({watermark.traces_total} traces over "
+            f"{watermark.runs} runs); the next run starts there, re-reading {watermark.overlap_ms // 60000} minutes "
+            "for late traces.",
+            "",
+        ]
     lines += [f"This run's full record (task plan, analysis, validation, logs): `{run['session_dir']}`.", ""]
     return "\n".join(lines)

@@ -83,12 +83,20 @@ class TraceWindow:
         inside = sorted(((tid, ts) for tid, ts in candidates.items() if ts > floor), key=lambda item: item[1])
         recent = dict(inside[-MAX_RECENT_IDS:])
         # Remembered until the clock passes their date: until then every run reads them again.
-        future = {tid: ts for tid, ts in {**(previous.future if previous else {}), **earlier, **self.clamped}.items()
-                  if ts > limit}
+        future = {
+            tid: ts
+            for tid, ts in {**(previous.future if previous else {}), **earlier, **self.clamped}.items()
+            if ts > limit
+        }
         future = dict(sorted(future.items(), key=lambda item: item[1])[:MAX_FUTURE_IDS])
         return Watermark(
-            timestamp_ms=newest, overlap_ms=self.overlap_ms, recent=recent, future=future,
-            session=session_id, updated_at=now(), runs=(previous.runs if previous else 0) + 1,
+            timestamp_ms=newest,
+            overlap_ms=self.overlap_ms,
+            recent=recent,
+            future=future,
+            session=session_id,
+            updated_at=now(),
+            runs=(previous.runs if previous else 0) + 1,
             traces_total=(previous.traces_total if previous else 0) + len(self.seen),
         )
 
@@ -97,16 +105,21 @@ class TraceWindow:
         parts = []
         if self.clamped:
             first_id, first_ts = min(self.clamped.items(), key=lambda item: item[1])
-            parts.append(f"{len(self.clamped)} trace(s) are dated in the future (e.g. {first_id} at "
-                         f"{_iso(first_ts)}): the watermark moved to now, not to their date")
+            parts.append(
+                f"{len(self.clamped)} trace(s) are dated in the future (e.g. {first_id} at "
+                f"{_iso(first_ts)}): the watermark moved to now, not to their date"
+            )
         if self.rewound_from_ms is not None:
-            parts.append(f"the previous watermark ({_iso(self.rewound_from_ms)}) was in the future; this run read "
-                         f"from {_iso(self.since_ms)} instead (when that watermark was written, minus the overlap)")
+            parts.append(
+                f"the previous watermark ({_iso(self.rewound_from_ms)}) was in the future; this run read "
+                f"from {_iso(self.since_ms)} instead (when that watermark was written, minus the overlap)"
+            )
         return "; ".join(parts) + "; check the agent's clock" if parts else None
 
 
-def window_for(previous: Watermark | None, overlap_minutes: int, initial_since_ms: int | None,
-               at_ms: int | None = None) -> TraceWindow:
+def window_for(
+    previous: Watermark | None, overlap_minutes: int, initial_since_ms: int | None, at_ms: int | None = None
+) -> TraceWindow:
     """Read from the previous watermark (minus the overlap), or from `initial_since_ms` on the first run.
 
     A previous watermark in the future (written before timestamps were clamped) is not trusted:
@@ -122,8 +135,13 @@ def window_for(previous: Watermark | None, overlap_minutes: int, initial_since_m
     since = mark - overlap_ms
     if initial_since_ms is not None:
         since = max(since, initial_since_ms)
-    return TraceWindow(since_ms=since, overlap_ms=overlap_ms, skip_ids=frozenset(previous.recent) | frozenset(previous.future),
-                       previous=previous, rewound_from_ms=rewound)
+    return TraceWindow(
+        since_ms=since,
+        overlap_ms=overlap_ms,
+        skip_ids=frozenset(previous.recent) | frozenset(previous.future),
+        previous=previous,
+        rewound_from_ms=rewound,
+    )
 
 
 def _parse_ms(stamp: str | None) -> int | None:

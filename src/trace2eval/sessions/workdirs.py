@@ -24,8 +24,9 @@ from trace2eval.sessions.mirror import Mirror, mirror_path
 
 
 @contextmanager
-def session_workdir(path: str | Path, *, must_exist: bool = True,
-                    read_only: bool = False) -> Iterator[tuple[Path, Callable[[], None]]]:
+def session_workdir(
+    path: str | Path, *, must_exist: bool = True, read_only: bool = False
+) -> Iterator[tuple[Path, Callable[[], None]]]:
     """A local folder to run a session in, and a `sync()` to call after each task.
 
     For a local path (or a Volume mounted here) that is the path itself and `sync` does nothing.
@@ -60,8 +61,10 @@ def session_workdir(path: str | Path, *, must_exist: bool = True,
 def _pull(mirror: Mirror, must_exist: bool) -> None:
     count = mirror.pull()
     if must_exist and count == 0:
-        raise SessionError(f"{mirror.remote.location} is not a trace2eval session in the Volume (it is empty or missing)",
-                           "pass the session folder a run printed, e.g. /Volumes/<catalog>/<schema>/<volume>/sessions/<id>")
+        raise SessionError(
+            f"{mirror.remote.location} is not a trace2eval session in the Volume (it is empty or missing)",
+            "pass the session folder a run printed, e.g. /Volumes/<catalog>/<schema>/<volume>/sessions/<id>",
+        )
     if count:
         ui.say(f"Pulled {count} files from {mirror.remote.location}")
 
@@ -71,7 +74,7 @@ def output_workdir(out: str | Path) -> Iterator[tuple[Path, Callable[[Path], Cal
     """For `run --out /Volumes/...`: a local folder to create the session in, and `attach(session_dir)`
     that locks `<out>/<session-id>` in the Volume and returns the session's `sync()`."""
     if not needs_files_api(out):
-        yield Path(out), lambda session_dir: (lambda: None)
+        yield Path(out), lambda session_dir: lambda: None
         return
     parent = VolumeFolder(str(out))
     local_parent = mirror_path(str(out))

@@ -17,13 +17,26 @@ from trace2eval.spark.rows import CHAT_USAGE, trace_from_record
 ANALYZER_TOOLS = 40  # `Analyzer.add` keeps the first 40 tool calls of a digest; aggregates see the same
 
 COLUMNS = (
-    ("trace_id", "STRING"), ("otel_trace_id", "STRING"), ("timestamp_ms", "BIGINT"), ("status", "STRING"),
-    ("duration_ms", "DOUBLE"), ("tokens", "BIGINT"), ("n_tool_calls", "BIGINT"), ("n_user_turns", "BIGINT"),
-    ("has_answer", "BOOLEAN"), ("request_shape", "STRING"), ("root_name", "STRING"), ("span_types", "ARRAY<STRING>"),
+    ("trace_id", "STRING"),
+    ("otel_trace_id", "STRING"),
+    ("timestamp_ms", "BIGINT"),
+    ("status", "STRING"),
+    ("duration_ms", "DOUBLE"),
+    ("tokens", "BIGINT"),
+    ("n_tool_calls", "BIGINT"),
+    ("n_user_turns", "BIGINT"),
+    ("has_answer", "BOOLEAN"),
+    ("request_shape", "STRING"),
+    ("root_name", "STRING"),
+    ("span_types", "ARRAY<STRING>"),
     ("tools", "ARRAY<STRUCT<pos: INT, name: STRING, ok: BOOLEAN, error: STRING, ms: DOUBLE, nested: BOOLEAN>>"),
-    ("exceptions", "ARRAY<STRUCT<pos: INT, type: STRING, message: STRING>>"), ("tool_path", "STRING"),
-    ("execution_ms", "BIGINT"), ("total_tokens", "BIGINT"),
-    ("digest", "STRING"), ("skipped", "STRING"), ("failure", "STRING"),
+    ("exceptions", "ARRAY<STRUCT<pos: INT, type: STRING, message: STRING>>"),
+    ("tool_path", "STRING"),
+    ("execution_ms", "BIGINT"),
+    ("total_tokens", "BIGINT"),
+    ("digest", "STRING"),
+    ("skipped", "STRING"),
+    ("failure", "STRING"),
 )
 DIGEST_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in COLUMNS)
 SKIP_INCOMPLETE = "incomplete"  # no root span: still running, or spans lost in ingestion
@@ -47,7 +60,9 @@ def digest_frame(tables, trace_ids=None, label_name: str | None = None):
         meta = tables.metadata.withColumnRenamed("otel_trace_id", "trace_id")
         grouped = grouped.join(meta, on="trace_id", how="left")
     else:
-        grouped = grouped.select("*", *[F.lit(None).cast("string").alias(c) for c in ("trace_metadata", "tags", "assessments")])
+        grouped = grouped.select(
+            "*", *[F.lit(None).cast("string").alias(c) for c in ("trace_metadata", "tags", "assessments")]
+        )
     return grouped.mapInArrow(functools.partial(digest_batches, label_name=label_name), DIGEST_SCHEMA)
 
 
@@ -99,12 +114,19 @@ def digest_columns(digest: dict[str, Any], otel_id: str | None) -> dict[str, Any
         "root_name": digest.get("root_name") or "",
         "span_types": list(digest.get("span_types") or {}),
         "tools": [
-            {"pos": i, "name": t["name"], "ok": bool(t["ok"]), "error": t.get("error"), "ms": float(t["ms"]),
-             "nested": bool(t.get("nested"))}
+            {
+                "pos": i,
+                "name": t["name"],
+                "ok": bool(t["ok"]),
+                "error": t.get("error"),
+                "ms": float(t["ms"]),
+                "nested": bool(t.get("nested")),
+            }
             for i, t in enumerate(tools[:ANALYZER_TOOLS])
         ],
-        "exceptions": [{"pos": i, "type": str(e[0]), "message": str(e[1])}
-                       for i, e in enumerate(digest.get("exceptions") or [])],
+        "exceptions": [
+            {"pos": i, "type": str(e[0]), "message": str(e[1])} for i, e in enumerate(digest.get("exceptions") or [])
+        ],
         "tool_path": "|".join(sorted({t["name"] for t in tools})),
         "execution_ms": None,
         "total_tokens": None,
@@ -116,8 +138,9 @@ def digest_columns(digest: dict[str, Any], otel_id: str | None) -> dict[str, Any
 
 def _skipped(otel_id: str | None, kind: str, why: str) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(name for name, _ in COLUMNS)
-    row.update(trace_id=otel_id, otel_trace_id=otel_id, span_types=[], tools=[], exceptions=[], skipped=kind,
-               failure=why)
+    row.update(
+        trace_id=otel_id, otel_trace_id=otel_id, span_types=[], tools=[], exceptions=[], skipped=kind, failure=why
+    )
     return row
 
 
@@ -128,8 +151,10 @@ def usage_from_spans(spans) -> dict[str, int] | None:
     from mlflow.tracing.utils import SpanAggregationNode, aggregate_usage_from_span_nodes
 
     try:
-        nodes = [SpanAggregationNode(span_id=s.span_id, parent_id=s.parent_id, data=s.attributes.get(CHAT_USAGE))
-                 for s in spans]
+        nodes = [
+            SpanAggregationNode(span_id=s.span_id, parent_id=s.parent_id, data=s.attributes.get(CHAT_USAGE))
+            for s in spans
+        ]
         return aggregate_usage_from_span_nodes(nodes)
     except Exception:
         return None
@@ -139,15 +164,38 @@ def usage_from_spans(spans) -> dict[str, int] | None:
 def _arrow_schema():
     import pyarrow as pa
 
-    tool = pa.struct([("pos", pa.int32()), ("name", pa.string()), ("ok", pa.bool_()), ("error", pa.string()),
-                      ("ms", pa.float64()), ("nested", pa.bool_())])
+    tool = pa.struct(
+        [
+            ("pos", pa.int32()),
+            ("name", pa.string()),
+            ("ok", pa.bool_()),
+            ("error", pa.string()),
+            ("ms", pa.float64()),
+            ("nested", pa.bool_()),
+        ]
+    )
     exc = pa.struct([("pos", pa.int32()), ("type", pa.string()), ("message", pa.string())])
-    return pa.schema([
-        ("trace_id", pa.string()), ("otel_trace_id", pa.string()), ("timestamp_ms", pa.int64()),
-        ("status", pa.string()), ("duration_ms", pa.float64()), ("tokens", pa.int64()),
-        ("n_tool_calls", pa.int64()), ("n_user_turns", pa.int64()), ("has_answer", pa.bool_()),
-        ("request_shape", pa.string()), ("root_name", pa.string()), ("span_types", pa.list_(pa.string())),
-        ("tools", pa.list_(tool)), ("exceptions", pa.list_(exc)), ("tool_path", pa.string()),
-        ("execution_ms", pa.int64()), ("total_tokens", pa.int64()),
-        ("digest", pa.string()), ("skipped", pa.string()), ("failure", pa.string()),
-    ])
+    return pa.schema(
+        [
+            ("trace_id", pa.string()),
+            ("otel_trace_id", pa.string()),
+            ("timestamp_ms", pa.int64()),
+            ("status", pa.string()),
+            ("duration_ms", pa.float64()),
+            ("tokens", pa.int64()),
+            ("n_tool_calls", pa.int64()),
+            ("n_user_turns", pa.int64()),
+            ("has_answer", pa.bool_()),
+            ("request_shape", pa.string()),
+            ("root_name", pa.string()),
+            ("span_types", pa.list_(pa.string())),
+            ("tools", pa.list_(tool)),
+            ("exceptions", pa.list_(exc)),
+            ("tool_path", pa.string()),
+            ("execution_ms", pa.int64()),
+            ("total_tokens", pa.int64()),
+            ("digest", pa.string()),
+            ("skipped", pa.string()),
+            ("failure", pa.string()),
+        ]
+    )

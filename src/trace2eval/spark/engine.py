@@ -52,16 +52,22 @@ def _analyze(config: SessionConfig) -> UCAnalysis:
     location = UCTraceLocation.parse(config.source)
     spark = get_spark()
     tables = open_tables(spark, location)
-    ui.say(f"Reading traces with Spark from {tables.spans_name}"
-           + (f" (+ {tables.metadata_name})" if tables.metadata_name else ""))
+    ui.say(
+        f"Reading traces with Spark from {tables.spans_name}"
+        + (f" (+ {tables.metadata_name})" if tables.metadata_name else "")
+    )
     prewarm()
     selected = selected_trace_ids(tables, config.filter_string, config.since_ms)
     with _job_settings(spark), _staged(digest_frame(tables, selected, config.labels), spark) as frame:
         from pyspark.sql import functions as F
 
         started = time.monotonic()
-        outcome = {(r["skipped"] or "ok"): (r["count"], r["example"]) for r in frame.groupBy("skipped").agg(
-            F.count(F.lit(1)).alias("count"), F.min("failure").alias("example")).collect()}
+        outcome = {
+            (r["skipped"] or "ok"): (r["count"], r["example"])
+            for r in frame.groupBy("skipped")
+            .agg(F.count(F.lit(1)).alias("count"), F.min("failure").alias("example"))
+            .collect()
+        }
         total = outcome.get("ok", (0, None))[0]
         ui.say(f"Digested {total} traces on the cluster in {time.monotonic() - started:.1f} s")
         _report_skipped(outcome)
@@ -77,33 +83,45 @@ def _analyze(config: SessionConfig) -> UCAnalysis:
         sample, design = stratified_sample(digests, total, budget, seed=config.seed)
         analyzer = Analyzer(seed=config.seed, label_name=config.labels)
         ordered = sample.select("digest", "timestamp_ms", "trace_id").orderBy(F.desc("timestamp_ms"), F.asc("trace_id"))
-        for row in ui.track(ordered.toLocalIterator(), "Analyzing the sample",
-                            total=design.size if design else total):
+        for row in ui.track(ordered.toLocalIterator(), "Analyzing the sample", total=design.size if design else total):
             analyzer.add(json.loads(row["digest"]))
         analysis = analyzer.finish(sample_note=design.note() if design else None, population=population)
         # The report draws latency and traffic from one small point per trace; it cannot page
         # through MLflow for traces that live only in Unity Catalog, so they are handed over here.
-        points = digests.select("timestamp_ms", "execution_ms", "status").orderBy(
-            F.desc("timestamp_ms"), F.asc("trace_id")).limit(POINTS_LIMIT).collect()
+        points = (
+            digests.select("timestamp_ms", "execution_ms", "status")
+            .orderBy(F.desc("timestamp_ms"), F.asc("trace_id"))
+            .limit(POINTS_LIMIT)
+            .collect()
+        )
         if design:
             info_population["note"] += "; findings come from the sample"
         analysis["population"] = info_population
         skipped = {k: {"traces": v[0], "example": v[1]} for k, v in outcome.items() if k != "ok"}
         if skipped:  # the same record the local engine writes (traces/source.py SkippedTraces), examples without ids
             analysis["skipped_traces"] = {
-                "count": sum(v["traces"] for v in skipped.values()), "by_stage": {k: v["traces"] for k, v in skipped.items()},
+                "count": sum(v["traces"] for v in skipped.values()),
+                "by_stage": {k: v["traces"] for k, v in skipped.items()},
                 "traces": [{"trace_id": None, "stage": k, "reason": v["example"]} for k, v in skipped.items()],
-                "note": "traces without a root span yet, or whose digest failed on the cluster; skipped, not analyzed"}
+                "note": "traces without a root span yet, or whose digest failed on the cluster; skipped, not analyzed",
+            }
         if design or skipped:
             analysis["sampling"] = {
-                "source": str(location), "engine": "spark", "population": total,
+                "source": str(location),
+                "engine": "spark",
+                "population": total,
                 "sample": design.size if design else total,
                 "strata": design.strata if design else [],
                 "skipped": skipped,
             }
-    return UCAnalysis(analysis, {"timestamps_ms": [int(p["timestamp_ms"] or 0) for p in points],
-                                 "durations_ms": [float(p["execution_ms"] or 0) for p in points],
-                                 "statuses": [p["status"] for p in points]})
+    return UCAnalysis(
+        analysis,
+        {
+            "timestamps_ms": [int(p["timestamp_ms"] or 0) for p in points],
+            "durations_ms": [float(p["execution_ms"] or 0) for p in points],
+            "statuses": [p["status"] for p in points],
+        },
+    )
 
 
 def _report_skipped(outcome: dict) -> None:
@@ -167,8 +185,10 @@ def _staged(frame, spark):
 
         cached = frame.persist(StorageLevel.MEMORY_AND_DISK)
     except Exception:
-        ui.warn("this cluster cannot cache DataFrames: digests are recomputed for each aggregate; "
-                f"set {SCRATCH_ENV}=<catalog>.<schema> to stage them in a table instead")
+        ui.warn(
+            "this cluster cannot cache DataFrames: digests are recomputed for each aggregate; "
+            f"set {SCRATCH_ENV}=<catalog>.<schema> to stage them in a table instead"
+        )
         yield frame
         return
     try:
@@ -203,8 +223,10 @@ def _spark_errors(doing: str):
             raise
         from trace2eval.spark.tables import error_summary
 
-        raise SourceError(f"the Spark job failed while {doing}: {error_summary(exc, 300)}",
-                          "see the driver log (and the Spark UI) for the failing stage; rerun the task once fixed") from exc
+        raise SourceError(
+            f"the Spark job failed while {doing}: {error_summary(exc, 300)}",
+            "see the driver log (and the Spark UI) for the failing stage; rerun the task once fixed",
+        ) from exc
 
 
 def _is_spark_error(exc: Exception) -> bool:

@@ -18,8 +18,16 @@ from trace2eval.spark.otel import METADATA_SCHEMA, SPANS_SCHEMA, trace_to_metada
 BATCH_TRACES = 500
 
 
-def write_trace_tables(spark, traces: Iterable[Any], location: UCTraceLocation, *, metadata: bool = True,
-                       local: bool = True, mode: str = "overwrite", fmt: str = "parquet") -> int:
+def write_trace_tables(
+    spark,
+    traces: Iterable[Any],
+    location: UCTraceLocation,
+    *,
+    metadata: bool = True,
+    local: bool = True,
+    mode: str = "overwrite",
+    fmt: str = "parquet",
+) -> int:
     """Write the traces' span rows (and metadata rows); returns how many traces were written.
 
     `local`: write to the stand-in database of a local session rather than `catalog.schema`.
@@ -35,11 +43,13 @@ def write_trace_tables(spark, traces: Iterable[Any], location: UCTraceLocation, 
     def flush(write_mode: str) -> None:
         spans = [row for trace in batch for row in trace_to_span_rows(trace)]
         spark.createDataFrame(spans, SPANS_SCHEMA).write.mode(write_mode).format(fmt).saveAsTable(
-            name(location.spans_table))
+            name(location.spans_table)
+        )
         if metadata:
             rows = [trace_to_metadata_row(trace) for trace in batch]
             spark.createDataFrame(rows, METADATA_SCHEMA).write.mode(write_mode).format(fmt).saveAsTable(
-                name(location.metadata_table))
+                name(location.metadata_table)
+            )
 
     for trace in traces:
         batch.append(trace)
@@ -59,6 +69,10 @@ def export_experiment(spark, tracking_uri: str, experiment_id: str, location: UC
 
     client = open_client(tracking_uri, experiment_id)
     query = TraceQuery(experiment_id)
-    traces = (trace for page in iter_trace_pages(client, query, page_size=500) for trace in page
-              if not isinstance(trace, UnreadableTrace))  # MLflow cannot load it: nothing to copy
+    traces = (
+        trace
+        for page in iter_trace_pages(client, query, page_size=500)
+        for trace in page
+        if not isinstance(trace, UnreadableTrace)
+    )  # MLflow cannot load it: nothing to copy
     return write_trace_tables(spark, traces, location, **kwargs)

@@ -36,8 +36,13 @@ def fetch_traces(spark, tables, trace_ids: list[str]) -> dict[str, Any]:
     found = {}
     for otel_id, span_rows in spans.items():
         meta = metadata.get(otel_id, {})
-        record = {"trace_id": otel_id, "spans": span_rows, "trace_metadata": meta.get("trace_metadata"),
-                  "tags": meta.get("tags"), "assessments": None}
+        record = {
+            "trace_id": otel_id,
+            "spans": span_rows,
+            "trace_metadata": meta.get("trace_metadata"),
+            "tags": meta.get("tags"),
+            "assessments": None,
+        }
         light = trace_from_record(record, usage_from_spans=usage_from_spans)
         if light is None:
             continue
@@ -58,20 +63,28 @@ def to_mlflow_trace(light: RowTrace, otel_id: str, location: UCTraceLocation):
     trace_b64 = base64.b64encode(bytes.fromhex(otel_id.rjust(32, "0"))).decode()
     spans = []
     for s in light.data.spans:
-        attributes = {k: json.dumps(v, ensure_ascii=False, default=str) for k, v in s.attributes.items() if v is not None}
+        attributes = {
+            k: json.dumps(v, ensure_ascii=False, default=str) for k, v in s.attributes.items() if v is not None
+        }
         attributes[REQUEST_ID] = json.dumps(light.info.trace_id)
-        spans.append(Span.from_dict({
-            "trace_id": trace_b64,
-            "span_id": _b64_id(s.span_id),
-            "parent_span_id": _b64_id(s.parent_id) if s.parent_id else None,
-            "name": s.name,
-            "start_time_unix_nano": s.start_time_ns or 0,
-            "end_time_unix_nano": s.end_time_ns,
-            "status": {"code": f"STATUS_CODE_{s.status.status_code}", "message": s.status.description},
-            "attributes": attributes,
-            "events": [{"name": e.name, "time_unix_nano": e.timestamp or 0, "attributes": e.attributes}
-                       for e in s.events],
-        }))
+        spans.append(
+            Span.from_dict(
+                {
+                    "trace_id": trace_b64,
+                    "span_id": _b64_id(s.span_id),
+                    "parent_span_id": _b64_id(s.parent_id) if s.parent_id else None,
+                    "name": s.name,
+                    "start_time_unix_nano": s.start_time_ns or 0,
+                    "end_time_unix_nano": s.end_time_ns,
+                    "status": {"code": f"STATUS_CODE_{s.status.status_code}", "message": s.status.description},
+                    "attributes": attributes,
+                    "events": [
+                        {"name": e.name, "time_unix_nano": e.timestamp or 0, "attributes": e.attributes}
+                        for e in s.events
+                    ],
+                }
+            )
+        )
     info = TraceInfo(
         trace_id=light.info.trace_id,
         trace_location=_trace_location(location),
@@ -92,6 +105,10 @@ def _trace_location(location: UCTraceLocation):
     from mlflow.entities.trace_location import TraceLocation, TraceLocationType, UCSchemaLocation, UnityCatalog
 
     if location.prefix:
-        return TraceLocation(type=TraceLocationType.UC_TABLE_PREFIX,
-                             uc_table_prefix=UnityCatalog(location.catalog, location.schema, location.prefix))
-    return TraceLocation(type=TraceLocationType.UC_SCHEMA, uc_schema=UCSchemaLocation(location.catalog, location.schema))
+        return TraceLocation(
+            type=TraceLocationType.UC_TABLE_PREFIX,
+            uc_table_prefix=UnityCatalog(location.catalog, location.schema, location.prefix),
+        )
+    return TraceLocation(
+        type=TraceLocationType.UC_SCHEMA, uc_schema=UCSchemaLocation(location.catalog, location.schema)
+    )

@@ -26,8 +26,10 @@ _CLAUSE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 _SPLIT_AND = re.compile(r"\s+AND\s+(?=(?:[^'\"`]|'[^']*'|\"[^\"]*\"|`[^`]*`)*$)", re.IGNORECASE)
-_HELP = ("supported on uc: sources: attributes.status / execution_time_ms / timestamp_ms / name, tags.<key>, "
-         "metadata.<key>, span.type / name / status; = != < <= > >= LIKE ILIKE; clauses joined by AND")
+_HELP = (
+    "supported on uc: sources: attributes.status / execution_time_ms / timestamp_ms / name, tags.<key>, "
+    "metadata.<key>, span.type / name / status; = != < <= > >= LIKE ILIKE; clauses joined by AND"
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def parse_filter(text: str | None) -> list[Clause]:
         field_, op, raw = match.group("field"), match.group("op").upper(), match.group("value")
         value: object = raw[1:-1].replace("\\'", "'").replace('\\"', '"') if raw[0] in "'\"" else float(raw)
         prefix, _, key = field_.partition(".")
-        prefix, key = prefix.lower(), key.strip("`\"")
+        prefix, key = prefix.lower(), key.strip('`"')
         if prefix in ("attributes", "trace") or not key:
             key = (key or prefix).lower()
             if key not in ("status", "execution_time_ms", "timestamp_ms", "name"):
@@ -124,8 +126,11 @@ def selected_trace_ids(tables, filter_string: str | None, since_ms: int | None):
     if not clauses and since_ms is None:
         return None
     spans = tables.spans
-    roots = spans.where(F.col("parent_span_id").isNull()).groupBy("trace_id").agg(
-        F.min(F.struct("start_time_unix_nano", "end_time_unix_nano", "status_code", "name")).alias("r"))
+    roots = (
+        spans.where(F.col("parent_span_id").isNull())
+        .groupBy("trace_id")
+        .agg(F.min(F.struct("start_time_unix_nano", "end_time_unix_nano", "status_code", "name")).alias("r"))
+    )
     start, end = F.col("r.start_time_unix_nano"), F.col("r.end_time_unix_nano")
     status = status_expr(F.col("r.status_code"))
     trace = {
@@ -148,7 +153,8 @@ def selected_trace_ids(tables, filter_string: str | None, since_ms: int | None):
         meta = tables.metadata.select(
             F.col("otel_trace_id").alias("trace_id"),
             F.from_json("tags", "map<string,string>").alias("_tags"),
-            F.from_json("trace_metadata", "map<string,string>").alias("_meta"))
+            F.from_json("trace_metadata", "map<string,string>").alias("_meta"),
+        )
         selected = selected.join(meta, on="trace_id", how="left")
     for c in clauses:
         if c.scope == "trace":
@@ -158,8 +164,11 @@ def selected_trace_ids(tables, filter_string: str | None, since_ms: int | None):
             selected = selected.where(_compare(column, c.op, c.value))
     for c in clauses:
         if c.scope == "span":
-            column = {"type": _attribute_text(F.col("attributes"), "mlflow.spanType"), "name": F.col("name"),
-                      "status": status_expr(F.col("status_code"))}[c.key]
+            column = {
+                "type": _attribute_text(F.col("attributes"), "mlflow.spanType"),
+                "name": F.col("name"),
+                "status": status_expr(F.col("status_code")),
+            }[c.key]
             value = str(c.value).upper() if c.key in ("status", "type") and c.op in ("=", "!=") else c.value
             matching = spans.where(_compare(column, c.op, value)).select("trace_id").distinct()
             selected = selected.join(matching, on="trace_id", how="left_semi")

@@ -50,7 +50,7 @@ class UCTraceLocation:
         text = str(source).strip()
         if not is_uc_source(text):
             raise Trace2EvalError(f"{text!r} is not a Unity Catalog trace location", _USAGE)
-        parts = [p.strip().strip("`") for p in text[len(UC_PREFIX):].split(".")]
+        parts = [p.strip().strip("`") for p in text[len(UC_PREFIX) :].split(".")]
         if len(parts) not in (2, 3) or not all(parts):
             raise Trace2EvalError(f"cannot read the Unity Catalog trace location {text!r}", _USAGE)
         bad = [p for p in parts if not _NAME.match(p)]

@@ -53,34 +53,44 @@ def trace_to_span_rows(trace: Any) -> list[dict[str, Any]]:
     for span in trace.data.spans:
         d = span.to_dict()  # MLflow's own OTel-shaped dict: base64 ids, serialized attributes
         status = d.get("status") or {}
-        rows.append({
-            "trace_id": _hex(d["trace_id"], 32),
-            "span_id": _hex(d["span_id"], 16),
-            "trace_state": "",
-            # OTLP writes an empty parent id for a root span, not a null.
-            "parent_span_id": _hex(d.get("parent_span_id"), 16),
-            "flags": 0,
-            "name": d.get("name") or "",
-            "kind": "SPAN_KIND_INTERNAL",
-            "start_time_unix_nano": int(d["start_time_unix_nano"]),
-            "end_time_unix_nano": int(d["end_time_unix_nano"]) if d.get("end_time_unix_nano") else None,
-            "attributes": {str(k): _string(v) for k, v in (d.get("attributes") or {}).items()},
-            "dropped_attributes_count": 0,
-            "events": [
-                {"time_unix_nano": int(e.get("time_unix_nano") or 0), "name": e.get("name") or "",
-                 "attributes": {str(k): _string(v) for k, v in (e.get("attributes") or {}).items()},
-                 "dropped_attributes_count": 0}
-                for e in d.get("events") or []
-            ],
-            "dropped_events_count": 0,
-            "links": [],
-            "dropped_links_count": 0,
-            "status": {"message": status.get("message") or "", "code": status.get("code") or "STATUS_CODE_UNSET"},
-            "resource": {"attributes": {}, "dropped_attributes_count": 0},
-            "resource_schema_url": "",
-            "instrumentation_scope": {"name": "mlflow", "version": "", "attributes": {}, "dropped_attributes_count": 0},
-            "span_schema_url": "",
-        })
+        rows.append(
+            {
+                "trace_id": _hex(d["trace_id"], 32),
+                "span_id": _hex(d["span_id"], 16),
+                "trace_state": "",
+                # OTLP writes an empty parent id for a root span, not a null.
+                "parent_span_id": _hex(d.get("parent_span_id"), 16),
+                "flags": 0,
+                "name": d.get("name") or "",
+                "kind": "SPAN_KIND_INTERNAL",
+                "start_time_unix_nano": int(d["start_time_unix_nano"]),
+                "end_time_unix_nano": int(d["end_time_unix_nano"]) if d.get("end_time_unix_nano") else None,
+                "attributes": {str(k): _string(v) for k, v in (d.get("attributes") or {}).items()},
+                "dropped_attributes_count": 0,
+                "events": [
+                    {
+                        "time_unix_nano": int(e.get("time_unix_nano") or 0),
+                        "name": e.get("name") or "",
+                        "attributes": {str(k): _string(v) for k, v in (e.get("attributes") or {}).items()},
+                        "dropped_attributes_count": 0,
+                    }
+                    for e in d.get("events") or []
+                ],
+                "dropped_events_count": 0,
+                "links": [],
+                "dropped_links_count": 0,
+                "status": {"message": status.get("message") or "", "code": status.get("code") or "STATUS_CODE_UNSET"},
+                "resource": {"attributes": {}, "dropped_attributes_count": 0},
+                "resource_schema_url": "",
+                "instrumentation_scope": {
+                    "name": "mlflow",
+                    "version": "",
+                    "attributes": {},
+                    "dropped_attributes_count": 0,
+                },
+                "span_schema_url": "",
+            }
+        )
     return rows
 
 

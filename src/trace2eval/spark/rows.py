@@ -26,8 +26,14 @@ TOKEN_USAGE_METADATA = "mlflow.trace.tokenUsage"
 # instead of MLflow's; Databricks documents this mapping for how MLflow shows them.
 GEN_AI_OPERATION = "gen_ai.operation.name"
 GEN_AI_SPAN_TYPES = {
-    "chat": "CHAT_MODEL", "text_completion": "LLM", "generate_content": "LLM", "response": "LLM",
-    "embeddings": "EMBEDDING", "execute_tool": "TOOL", "create_agent": "AGENT", "invoke_agent": "AGENT",
+    "chat": "CHAT_MODEL",
+    "text_completion": "LLM",
+    "generate_content": "LLM",
+    "response": "LLM",
+    "embeddings": "EMBEDDING",
+    "execute_tool": "TOOL",
+    "create_agent": "AGENT",
+    "invoke_agent": "AGENT",
 }
 GEN_AI_INPUTS = "gen_ai.input.messages"
 GEN_AI_OUTPUTS = "gen_ai.output.messages"
@@ -166,8 +172,13 @@ def span_from_row(row: dict[str, Any]) -> RowSpan:
     events = []
     for event in _json_list(row.get("events")):
         if isinstance(event, dict):
-            events.append(RowEvent(str(event.get("name") or ""), _int(event.get("time_unix_nano")),
-                                   _json_object(event.get("attributes"))))
+            events.append(
+                RowEvent(
+                    str(event.get("name") or ""),
+                    _int(event.get("time_unix_nano")),
+                    _json_object(event.get("attributes")),
+                )
+            )
     parent = row.get("parent_span_id") or None
     return RowSpan(
         span_id=str(row.get("span_id") or ""),
@@ -198,8 +209,13 @@ def dedupe_spans(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _completeness(row: dict[str, Any]) -> tuple:
     end = _int(row.get("end_time_unix_nano")) or -1
-    return (end, str(row.get("attributes") or ""), str(row.get("events") or ""),
-            str(row.get("status_code") or ""), str(row.get("name") or ""))
+    return (
+        end,
+        str(row.get("attributes") or ""),
+        str(row.get("events") or ""),
+        str(row.get("status_code") or ""),
+        str(row.get("name") or ""),
+    )
 
 
 def order_spans(spans: list[RowSpan]) -> list[RowSpan]:
@@ -211,8 +227,15 @@ def order_spans(spans: list[RowSpan]) -> list[RowSpan]:
     MLflow's order (and then only if their contents differ).
     """
     never = float("inf")
-    return sorted(spans, key=lambda s: (0 if s.parent_id is None else 1, s.start_time_ns or 0,
-                                        s.end_time_ns if s.end_time_ns is not None else never, s.span_id))
+    return sorted(
+        spans,
+        key=lambda s: (
+            0 if s.parent_id is None else 1,
+            s.start_time_ns or 0,
+            s.end_time_ns if s.end_time_ns is not None else never,
+            s.span_id,
+        ),
+    )
 
 
 def trace_from_record(record: dict[str, Any], usage_from_spans=None) -> RowTrace | None:

@@ -77,22 +77,39 @@ def stratified_sample(df, total: int, budget: int, seed: int = 0):
         return df, None
     bounds = df.agg(F.min("timestamp_ms").alias("lo"), F.max("timestamp_ms").alias("hi")).collect()[0]
     lo, span = int(bounds["lo"] or 0), max(1, int(bounds["hi"] or 0) - int(bounds["lo"] or 0) + 1)
-    paths = [r["tool_path"] for r in df.groupBy("tool_path").count()
-             .orderBy(F.desc("count"), F.asc("tool_path")).limit(TOP_TOOL_PATHS).collect()]
-    keyed = df.withColumn("_status", F.when(F.col("status").isin("OK", "ERROR"), F.col("status")).otherwise("OTHER")) \
-        .withColumn("_window", F.least(F.lit(TIME_WINDOWS - 1),
-                                       F.floor((F.col("timestamp_ms") - F.lit(lo)) * TIME_WINDOWS / F.lit(span))).cast("int")) \
+    paths = [
+        r["tool_path"]
+        for r in df.groupBy("tool_path")
+        .count()
+        .orderBy(F.desc("count"), F.asc("tool_path"))
+        .limit(TOP_TOOL_PATHS)
+        .collect()
+    ]
+    keyed = (
+        df.withColumn("_status", F.when(F.col("status").isin("OK", "ERROR"), F.col("status")).otherwise("OTHER"))
+        .withColumn(
+            "_window",
+            F.least(
+                F.lit(TIME_WINDOWS - 1), F.floor((F.col("timestamp_ms") - F.lit(lo)) * TIME_WINDOWS / F.lit(span))
+            ).cast("int"),
+        )
         .withColumn("_path", F.when(F.col("tool_path").isin(paths), F.col("tool_path")).otherwise(F.lit("<other>")))
+    )
     strata_cols = ["_status", "_window", "_path"]
     counts = {tuple(r[c] for c in strata_cols): r["count"] for r in keyed.groupBy(*strata_cols).count().collect()}
     alloc = allocate(counts, budget)
-    plan = df.sparkSession.createDataFrame([(*k, int(v)) for k, v in alloc.items() if v > 0],
-                                           "_status STRING, _window INT, _path STRING, _take INT")
+    plan = df.sparkSession.createDataFrame(
+        [(*k, int(v)) for k, v in alloc.items() if v > 0], "_status STRING, _window INT, _path STRING, _take INT"
+    )
     order = Window.partitionBy(*strata_cols).orderBy(F.xxhash64(F.col("trace_id"), F.lit(int(seed))), F.col("trace_id"))
-    picked = (keyed.join(F.broadcast(plan), on=strata_cols, how="inner")
-              .withColumn("_rn", F.row_number().over(order))
-              .where(F.col("_rn") <= F.col("_take"))
-              .drop("_status", "_window", "_path", "_take", "_rn"))
-    strata = [{"status": k[0], "window": k[1], "tool_path": k[2], "traces": counts[k], "sampled": alloc.get(k, 0)}
-              for k in sorted(counts, key=lambda k: (-counts[k], str(k)))]
+    picked = (
+        keyed.join(F.broadcast(plan), on=strata_cols, how="inner")
+        .withColumn("_rn", F.row_number().over(order))
+        .where(F.col("_rn") <= F.col("_take"))
+        .drop("_status", "_window", "_path", "_take", "_rn")
+    )
+    strata = [
+        {"status": k[0], "window": k[1], "tool_path": k[2], "traces": counts[k], "sampled": alloc.get(k, 0)}
+        for k in sorted(counts, key=lambda k: (-counts[k], str(k)))
+    ]
     return picked, SampleDesign(population=total, size=sum(alloc.values()), strata=strata)

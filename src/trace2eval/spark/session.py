@@ -26,8 +26,9 @@ def require_pyspark():
         import pyspark  # noqa: F401
         from pyspark.sql import SparkSession
     except ImportError:
-        raise SourceError("reading traces from Unity Catalog needs pyspark, which is not installed",
-                          INSTALL_HINT) from None
+        raise SourceError(
+            "reading traces from Unity Catalog needs pyspark, which is not installed", INSTALL_HINT
+        ) from None
     return SparkSession
 
 
@@ -46,8 +47,10 @@ def get_spark(mode: str | None = None):
         try:
             return SparkSession.builder.getOrCreate()  # pyspark connects to SPARK_REMOTE
         except Exception as exc:
-            raise SourceError(f"cannot open a Spark Connect session to SPARK_REMOTE={os.environ['SPARK_REMOTE']} ({exc})",
-                              "check the server address, or unset SPARK_REMOTE") from None
+            raise SourceError(
+                f"cannot open a Spark Connect session to SPARK_REMOTE={os.environ['SPARK_REMOTE']} ({exc})",
+                "check the server address, or unset SPARK_REMOTE",
+            ) from None
     if mode == "local":
         return local_session(os.environ.get(WAREHOUSE_ENV) or "spark-warehouse")
     raise SourceError(
@@ -61,14 +64,18 @@ def _connect_session():
     try:
         from databricks.connect import DatabricksSession
     except ImportError:
-        raise SourceError(f"{SPARK_MODE_ENV}=connect needs databricks-connect, which is not installed",
-                          "pip install 'trace2eval[connect]' (its version must match the cluster's runtime)") from None
+        raise SourceError(
+            f"{SPARK_MODE_ENV}=connect needs databricks-connect, which is not installed",
+            "pip install 'trace2eval[connect]' (its version must match the cluster's runtime)",
+        ) from None
     try:
         return DatabricksSession.builder.getOrCreate()
     except Exception as exc:  # auth and connection errors come in many types
-        raise SourceError(f"databricks-connect could not open a session ({exc})",
-                          "check DATABRICKS_HOST, auth (databricks auth login) and DATABRICKS_CLUSTER_ID "
-                          "or DATABRICKS_SERVERLESS_COMPUTE_ID=auto") from None
+        raise SourceError(
+            f"databricks-connect could not open a session ({exc})",
+            "check DATABRICKS_HOST, auth (databricks auth login) and DATABRICKS_CLUSTER_ID "
+            "or DATABRICKS_SERVERLESS_COMPUTE_ID=auto",
+        ) from None
 
 
 def local_session(warehouse: str, cores: int = 2, shuffle_partitions: int = 4, app_name: str = "trace2eval"):
@@ -81,7 +88,8 @@ def local_session(warehouse: str, cores: int = 2, shuffle_partitions: int = 4, a
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     warehouse = os.path.abspath(warehouse)
     return (
-        SparkSession.builder.master(f"local[{cores}]").appName(app_name)
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app_name)
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.default.parallelism", str(cores))
         .config("spark.sql.warehouse.dir", warehouse)

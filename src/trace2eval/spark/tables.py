@@ -20,10 +20,20 @@ from typing import Any
 from trace2eval.errors import SourceError
 from trace2eval.spark.location import UCTraceLocation
 
-REQUIRED_SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "name", "start_time_unix_nano",
-                         "end_time_unix_nano", "attributes")
-METADATA_MAP_COLUMNS = {"trace_metadata": ("trace_metadata", "request_metadata", "metadata"),
-                        "tags": ("tags",), "assessments": ("assessments",)}
+REQUIRED_SPAN_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "start_time_unix_nano",
+    "end_time_unix_nano",
+    "attributes",
+)
+METADATA_MAP_COLUMNS = {
+    "trace_metadata": ("trace_metadata", "request_metadata", "metadata"),
+    "tags": ("tags",),
+    "assessments": ("assessments",),
+}
 
 
 @dataclass
@@ -98,7 +108,7 @@ def _warehouse_dir(spark) -> str | None:
         return None
     if not value or (":" in value.split("/")[0] and not value.startswith("file:")):
         return None  # dbfs:/, s3://, abfss://: a cluster's warehouse, not a local folder
-    path = value[len("file:"):] if value.startswith("file:") else value
+    path = value[len("file:") :] if value.startswith("file:") else value
     return path if os.path.isdir(path) else None
 
 
@@ -170,6 +180,8 @@ def project_metadata(df):
         out.append((_as_json_text(df, found) if found else F.lit(None).cast("string")).alias(target))
     # One row per trace, whatever the view does: the first row per id in a deterministic order.
     projected = df.select(*out).where(F.col("otel_trace_id") != "")
-    return projected.groupBy("otel_trace_id").agg(
-        F.min(F.struct("trace_metadata", "tags", "assessments")).alias("m")
-    ).select("otel_trace_id", "m.trace_metadata", "m.tags", "m.assessments")
+    return (
+        projected.groupBy("otel_trace_id")
+        .agg(F.min(F.struct("trace_metadata", "tags", "assessments")).alias("m"))
+        .select("otel_trace_id", "m.trace_metadata", "m.tags", "m.assessments")
+    )

@@ -10,8 +10,9 @@ from trace2eval.sessions.ownership import write_generated
 from trace2eval.sessions.session import Session
 
 
-def write_dataset(session: Session, rows: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = None,
-                  merged: bool = False) -> None:
+def write_dataset(
+    session: Session, rows: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = None, merged: bool = False
+) -> None:
     """`merged=True`: the rows start from the file's current rows, so a person's edits are in them."""
     covered = sorted({f for r in rows for f in (_metadata(r).get("findings") or []) if isinstance(f, str)})
     data = {"rows": rows, "skipped": skipped or [], "findings_covered": covered}
@@ -28,9 +29,14 @@ def is_curated(row: dict[str, Any]) -> bool:
     case type). Only rows drawn automatically from traces may be shed.
     """
     metadata = _metadata(row)
-    return bool(row.get("expectations") or metadata.get("pinned") or metadata.get("source") == "llm"
-                or metadata.get("expectations_source") or not metadata.get("source_trace")
-                or not metadata.get("case_type"))
+    return bool(
+        row.get("expectations")
+        or metadata.get("pinned")
+        or metadata.get("source") == "llm"
+        or metadata.get("expectations_source")
+        or not metadata.get("source_trace")
+        or not metadata.get("case_type")
+    )
 
 
 def _metadata(row: dict[str, Any]) -> dict[str, Any]:

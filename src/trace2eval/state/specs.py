@@ -12,8 +12,10 @@ from trace2eval.state.versions import SPECS_VERSION, upgrade_specs
 
 
 def save_specs(session: Session, specs: list[ScorerSpec], dropped: list[dict[str, Any]]) -> None:
-    write_json(session.scorer_specs_file,
-               {"version": SPECS_VERSION, "scorers": [s.to_dict() for s in specs], "dropped": dropped})
+    write_json(
+        session.scorer_specs_file,
+        {"version": SPECS_VERSION, "scorers": [s.to_dict() for s in specs], "dropped": dropped},
+    )
 
 
 def load_specs(session: Session) -> tuple[list[ScorerSpec], list[dict[str, Any]]]:

@@ -23,9 +23,17 @@ if TYPE_CHECKING:
 
 ValidatedBy = Literal["validate", "fix", "llm_fix", "llm_fix_reverted"]
 ProblemKind = Literal[
-    "crash", "nonzero_exit", "timeout", "no_rows", "run_not_logged",  # the run itself
-    "scorer_error", "scorer_no_value", "scorer_missing", "nan_metric",  # one scorer
-    "judge_unavailable", "judge_model_missing",  # configuration: no repair of the suite fixes these
+    "crash",
+    "nonzero_exit",
+    "timeout",
+    "no_rows",
+    "run_not_logged",  # the run itself
+    "scorer_error",
+    "scorer_no_value",
+    "scorer_missing",
+    "nan_metric",  # one scorer
+    "judge_unavailable",
+    "judge_model_missing",  # configuration: no repair of the suite fixes these
     "gate_regression",
 ]
 VALIDATION_VERSION = 1

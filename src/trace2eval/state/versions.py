@@ -24,10 +24,14 @@ SPECS_VERSION = 2
 def _version(data: dict[str, Any], key: str, current: int, what: str) -> int:
     version = data.get(key, 1)
     if not isinstance(version, int) or version < 1:
-        raise SessionError(f"{what} has an unreadable {key} ({version!r})", "restore the file or rerun the task that writes it")
+        raise SessionError(
+            f"{what} has an unreadable {key} ({version!r})", "restore the file or rerun the task that writes it"
+        )
     if version > current:
-        raise SessionError(f"{what} was written by a newer trace2eval ({key} {version}; this one reads up to {current})",
-                           "upgrade trace2eval (pip install -U trace2eval) where this task runs")
+        raise SessionError(
+            f"{what} was written by a newer trace2eval ({key} {version}; this one reads up to {current})",
+            "upgrade trace2eval (pip install -U trace2eval) where this task runs",
+        )
     return version
 
 
@@ -40,18 +44,26 @@ def upgrade_analysis(data: Any) -> dict[str, Any]:
         raise SessionError("analysis.json is not an object", "rerun the initializer")
     if _version(data, "schema_version", ANALYSIS_VERSION, "analysis.json") < 2:
         data = {k: v for k, v in data.items() if k != "recommended_scorers"}
-        data["findings"] = [{**f, "check": _canonical(f.get("check"))}
-                            for f in data.get("findings", []) if isinstance(f, dict)]
+        data["findings"] = [
+            {**f, "check": _canonical(f.get("check"))} for f in data.get("findings", []) if isinstance(f, dict)
+        ]
         data["schema_version"] = 2
     return data
 
 
 def upgrade_specs(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("scorers"), list):
-        raise SessionError("scorer_specs.json must be an object with a \"scorers\" list",
-                           "restore it, or rerun the scorers task")
+        raise SessionError(
+            'scorer_specs.json must be an object with a "scorers" list', "restore it, or rerun the scorers task"
+        )
     if _version(data, "version", SPECS_VERSION, "scorer_specs.json") < 2:
-        data = {**data, "version": 2, "scorers": [
-            {**s, "check": _canonical(s.get("check"))} if s.get("kind") == "code" else s
-            for s in data["scorers"] if isinstance(s, dict)]}
+        data = {
+            **data,
+            "version": 2,
+            "scorers": [
+                {**s, "check": _canonical(s.get("check"))} if s.get("kind") == "code" else s
+                for s in data["scorers"]
+                if isinstance(s, dict)
+            ],
+        }
     return data

@@ -20,6 +20,7 @@ CANONICAL: dict[str, str] = {}  # every registered name (aliases included) -> th
 def register_check(name: str, *aliases: str):
     """Register a check under its finding's name; `aliases` are names earlier versions wrote into
     scorer specs, so a living suite's scorers.py keeps rendering and running."""
+
     def register(fn):
         for key in (name, *aliases):
             CHECKS[key] = fn
@@ -113,7 +114,10 @@ def _check_has_answer(f, p):
 def _check_no_repeated_calls(f, p):
     limit = int(p.get("max", 1))
     if f["max_identical_calls"] > limit:
-        return False, f"the same tool call with the same arguments was made {f['max_identical_calls']} times (limit {limit})"
+        return (
+            False,
+            f"the same tool call with the same arguments was made {f['max_identical_calls']} times (limit {limit})",
+        )
     streak = int(p.get("max_streak", 10**6))
     if f.get("max_same_tool_streak", 0) > streak:
         return False, f"one tool was called {f['max_same_tool_streak']} times in a row (limit {streak})"
@@ -181,7 +185,10 @@ def _check_routing_path(f, p):
     if watched:
         used &= watched
     if len(used) > limit:
-        return False, f"called {len(used)} different {'sub-agents' if watched else 'tools'} ({', '.join(sorted(used))}); common paths use at most {limit}"
+        return (
+            False,
+            f"called {len(used)} different {'sub-agents' if watched else 'tools'} ({', '.join(sorted(used))}); common paths use at most {limit}",
+        )
     return True, f"called {len(used)} different {'sub-agents' if watched else 'tools'} (limit {limit})"
 
 
@@ -211,7 +218,10 @@ def _check_uses_tools(f, p):
     if p.get("exempt_types") and classify_request(f.get("request", ""), p.get("types", [])) in p["exempt_types"]:
         return True, "a kind of request usually answered without tools"
     if f["n_tool_calls"] < minimum:
-        return False, f"answered with {f['n_tool_calls']} tool call(s) where this agent almost always consults its tools"
+        return (
+            False,
+            f"answered with {f['n_tool_calls']} tool call(s) where this agent almost always consults its tools",
+        )
     return True, f"{f['n_tool_calls']} tool call(s)"
 
 
@@ -227,19 +237,60 @@ def _check_uses_tools(f, p):
 # attribute access, no names but the ones listed below: evaluation is a bounded walk over data.
 
 RULE_FEATURES = (
-    "duration_ms", "n_spans", "answer_chars", "n_tool_calls", "n_distinct_tools", "n_tool_errors",
-    "n_unrecovered_tool_errors", "max_identical_calls", "max_same_tool_streak", "n_write_calls",
-    "n_unconfirmed_writes", "max_write_repeats", "n_ungrounded_writes", "n_agent_spans", "llm_calls",
-    "llm_errors", "n_exceptions", "tokens_in", "tokens_out", "n_user_turns",
-    "has_answer", "answer_truncated", "gives_up", "handoff", "status", "root_name", "request_shape",
+    "duration_ms",
+    "n_spans",
+    "answer_chars",
+    "n_tool_calls",
+    "n_distinct_tools",
+    "n_tool_errors",
+    "n_unrecovered_tool_errors",
+    "max_identical_calls",
+    "max_same_tool_streak",
+    "n_write_calls",
+    "n_unconfirmed_writes",
+    "max_write_repeats",
+    "n_ungrounded_writes",
+    "n_agent_spans",
+    "llm_calls",
+    "llm_errors",
+    "n_exceptions",
+    "tokens_in",
+    "tokens_out",
+    "n_user_turns",
+    "has_answer",
+    "answer_truncated",
+    "gives_up",
+    "handoff",
+    "status",
+    "root_name",
+    "request_shape",
 )
 RULE_TEXTS = ("request", "answer", "user_turns", "last_user_turn", "tool_names", "tool_args", "tool_errors")
 RULE_OPS = ("<", "<=", ">", ">=", "==", "!=")
 # Features that only a trace carries: with no spans to read, a rule using them has nothing to check.
-_TRACE_ONLY = {"n_spans", "n_tool_calls", "n_distinct_tools", "n_tool_errors", "n_unrecovered_tool_errors",
-               "max_identical_calls", "max_same_tool_streak", "n_write_calls", "n_unconfirmed_writes",
-               "max_write_repeats", "n_ungrounded_writes", "n_agent_spans", "llm_calls", "llm_errors",
-               "n_exceptions", "tokens_in", "tokens_out", "handoff", "tool_names", "tool_args", "tool_errors"}
+_TRACE_ONLY = {
+    "n_spans",
+    "n_tool_calls",
+    "n_distinct_tools",
+    "n_tool_errors",
+    "n_unrecovered_tool_errors",
+    "max_identical_calls",
+    "max_same_tool_streak",
+    "n_write_calls",
+    "n_unconfirmed_writes",
+    "max_write_repeats",
+    "n_ungrounded_writes",
+    "n_agent_spans",
+    "llm_calls",
+    "llm_errors",
+    "n_exceptions",
+    "tokens_in",
+    "tokens_out",
+    "handoff",
+    "tool_names",
+    "tool_args",
+    "tool_errors",
+}
 
 
 def _compare(left: Any, op: str, right: Any) -> bool:
@@ -275,7 +326,7 @@ def _texts(f: dict[str, Any], field: str) -> list[str]:
 def _has_words(text: str, phrase: str) -> bool:
     words, wanted = re.findall(r"[a-z0-9]+", text.lower()), re.findall(r"[a-z0-9]+", phrase.lower())
     n = len(wanted)
-    return bool(n) and any(words[i:i + n] == wanted for i in range(len(words) - n + 1))
+    return bool(n) and any(words[i : i + n] == wanted for i in range(len(words) - n + 1))
 
 
 def _tool_matches(call: dict[str, Any], flt: dict[str, Any]) -> bool:

@@ -42,7 +42,11 @@ def read_label(info: Any, name: str) -> bool | None:
     """The newest valid feedback called `name`: True = good, False = bad, None = absent/unclear."""
     found = None
     for a in getattr(info, "assessments", None) or []:
-        if getattr(a, "name", None) != name or getattr(a, "feedback", None) is None or getattr(a, "valid", True) is False:
+        if (
+            getattr(a, "name", None) != name
+            or getattr(a, "feedback", None) is None
+            or getattr(a, "valid", True) is False
+        ):
             continue
         value = a.feedback.value
         if isinstance(value, bool):

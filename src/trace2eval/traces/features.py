@@ -24,11 +24,53 @@ AGENT_SPAN_TYPES = {"AGENT"}
 
 # Verbs that name state-changing actions in tool names (domain-agnostic English).
 WRITE_VERBS = (
-    "add", "apply", "approve", "assign", "book", "buy", "cancel", "change", "charge", "close",
-    "create", "delete", "deposit", "edit", "exchange", "execute", "grant", "insert", "issue",
-    "modify", "move", "open", "order", "pay", "place", "post", "purchase", "refund", "register",
-    "reject", "remove", "rename", "reserve", "reset", "return", "revoke", "schedule", "send",
-    "set", "submit", "transfer", "update", "upgrade", "downgrade", "upsert", "withdraw", "write",
+    "add",
+    "apply",
+    "approve",
+    "assign",
+    "book",
+    "buy",
+    "cancel",
+    "change",
+    "charge",
+    "close",
+    "create",
+    "delete",
+    "deposit",
+    "edit",
+    "exchange",
+    "execute",
+    "grant",
+    "insert",
+    "issue",
+    "modify",
+    "move",
+    "open",
+    "order",
+    "pay",
+    "place",
+    "post",
+    "purchase",
+    "refund",
+    "register",
+    "reject",
+    "remove",
+    "rename",
+    "reserve",
+    "reset",
+    "return",
+    "revoke",
+    "schedule",
+    "send",
+    "set",
+    "submit",
+    "transfer",
+    "update",
+    "upgrade",
+    "downgrade",
+    "upsert",
+    "withdraw",
+    "write",
 )
 HANDOFF_WORDS = ("human", "escalat", "handoff", "hand_off", "operator", "live_agent", "supervisor_review")
 GIVE_UP_PATTERNS = re.compile(
@@ -123,7 +165,9 @@ class _SpanRecord:
         self.start_time_ns = int(start) if start is not None else None
         self.end_time_ns = int(end) if end else None
         status = data.get("status") or {}
-        code = str(status.get("code") or "UNSET").removeprefix("STATUS_CODE_")  # OTel name, or the bare one older layouts keep
+        code = str(status.get("code") or "UNSET").removeprefix(
+            "STATUS_CODE_"
+        )  # OTel name, or the bare one older layouts keep
         self.status = _Status(code, status.get("message") or "")
         self.events = [_Event(e.get("name", ""), e.get("attributes") or {}) for e in data.get("events") or []]
         self._raw = data.get("attributes") or {}
@@ -210,9 +254,7 @@ def _message_text(message: Any) -> str:
     if isinstance(message, dict):
         content = message.get("content")
         if isinstance(content, list):  # content blocks
-            return " ".join(
-                str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in content
-            ).strip()
+            return " ".join(str(b.get("text", "")) if isinstance(b, dict) else str(b) for b in content).strip()
         return "" if content is None else str(content)
     return "" if message is None else str(message)
 
@@ -342,8 +384,12 @@ def looks_truncated(answer: str) -> bool:
     if not stripped:
         return False
     return stripped.endswith(("...", "…", ",", ":", ";", "(", "-")) or (
-        len(stripped) > 80 and stripped[-1].isalpha() and "\n" not in stripped[-40:] and " " in stripped[-40:]
-        and not stripped.endswith(("!", "?", ".")) and stripped.count(".") == 0
+        len(stripped) > 80
+        and stripped[-1].isalpha()
+        and "\n" not in stripped[-40:]
+        and " " in stripped[-40:]
+        and not stripped.endswith(("!", "?", "."))
+        and stripped.count(".") == 0
     )
 
 
@@ -351,8 +397,9 @@ def looks_truncated(answer: str) -> bool:
 # The features
 
 
-def trace_features(trace: Any, inputs: Any = None, outputs: Any = None,
-                   scrub: Callable[[str], str] | None = None) -> dict[str, Any]:
+def trace_features(
+    trace: Any, inputs: Any = None, outputs: Any = None, scrub: Callable[[str], str] | None = None
+) -> dict[str, Any]:
     """Small, JSON-able facts about one trace.
 
     `inputs`/`outputs` are used when given (a dataset row), otherwise the root span's.
@@ -425,16 +472,18 @@ def trace_features(trace: Any, inputs: Any = None, outputs: Any = None,
             if not ok:
                 excs = span_exceptions(span)
                 error = normalize_message(excs[0][1] if excs else to_text(out, 200, scrub) or "error status", scrub)
-            tools.append({
-                "name": name,
-                "args": to_text(getattr(span, "inputs", None), 160, scrub),
-                "key": args_key(getattr(span, "inputs", None)),
-                "ok": ok,
-                "error": error,
-                "ms": round(span_duration_ms(span), 1),
-                # A tool that runs its own spans (LLM calls, tools) is a sub-agent.
-                "nested": getattr(span, "span_id", None) in parents,
-            })
+            tools.append(
+                {
+                    "name": name,
+                    "args": to_text(getattr(span, "inputs", None), 160, scrub),
+                    "key": args_key(getattr(span, "inputs", None)),
+                    "ok": ok,
+                    "error": error,
+                    "ms": round(span_duration_ms(span), 1),
+                    # A tool that runs its own spans (LLM calls, tools) is a sub-agent.
+                    "nested": getattr(span, "span_id", None) in parents,
+                }
+            )
             span_args = getattr(span, "inputs", None)
             if is_write_tool(name):
                 timeline.append(("write", name))

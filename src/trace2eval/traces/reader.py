@@ -28,8 +28,14 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from trace2eval.traces.source import (SkippedTraces, TraceQuery, digest_or_skip, is_evaluation_trace, is_unreadable,
-                                      iter_trace_pages)
+from trace2eval.traces.source import (
+    SkippedTraces,
+    TraceQuery,
+    digest_or_skip,
+    is_evaluation_trace,
+    is_unreadable,
+    iter_trace_pages,
+)
 
 INDEX_PAGE = 500  # span-free pages are small, but an `mlflow server` rejects max_results above 500
 SHARD_SIZE = 500  # traces per shard: a page of full traces per worker call
@@ -131,12 +137,15 @@ def plan_shards(index: TraceIndex, max_traces: int | None, seed: int = 0, shard_
     picked = sorted({min(len(ranges) - 1, int(offset + i * step)) for i in range(wanted)})
     shards = [Shard(*ranges[i]) for i in picked]
     expected = int(len(picked) * per_shard)
-    note = (f"a sample of about {expected} of {total} traces: {len(picked)} time windows of ~{shard_size} "
-            f"spread evenly over the whole period")
+    note = (
+        f"a sample of about {expected} of {total} traces: {len(picked)} time windows of ~{shard_size} "
+        f"spread evenly over the whole period"
+    )
 
     # Stratified by status: errors from the windows not picked, up to ERROR_SHARE of the budget.
     error_ts = sorted(ts for ts, err in zip(index.timestamps, index.errors) if err)
     if error_ts:
+
         def errors_in(lo: int, hi: int) -> int:
             return bisect.bisect_left(error_ts, hi) - bisect.bisect_left(error_ts, lo)
 
@@ -173,8 +182,12 @@ def _digest_shard(args: tuple) -> list[dict[str, Any]]:
     from trace2eval.traces.source import open_client_unchecked
 
     client = open_client_unchecked(tracking_uri)
-    digests = [digest_or_skip(t, label_name) for page in iter_trace_pages(client, _shard_query(query, shard), SHARD_SIZE)
-               for t in page if not is_evaluation_trace(t)]
+    digests = [
+        digest_or_skip(t, label_name)
+        for page in iter_trace_pages(client, _shard_query(query, shard), SHARD_SIZE)
+        for t in page
+        if not is_evaluation_trace(t)
+    ]
     digests.sort(key=lambda d: (-int(d.get("timestamp_ms") or 0), str(d.get("trace_id"))))
     return digests
 
@@ -212,14 +225,23 @@ def _spark_is_live() -> bool:
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
 
-        return SparkSession.getActiveSession() is not None or getattr(SparkContext, "_active_spark_context", None) is not None
+        return (
+            SparkSession.getActiveSession() is not None
+            or getattr(SparkContext, "_active_spark_context", None) is not None
+        )
     except Exception:  # cannot tell: the safe choice
         return True
 
 
-def read_digests(tracking_uri: str, query: TraceQuery, plan: ReadPlan, label_name: str | None = None,
-                 workers: int | None = None, method: str | None = None,
-                 skipped: SkippedTraces | None = None) -> Iterator[dict[str, Any]]:
+def read_digests(
+    tracking_uri: str,
+    query: TraceQuery,
+    plan: ReadPlan,
+    label_name: str | None = None,
+    workers: int | None = None,
+    method: str | None = None,
+    skipped: SkippedTraces | None = None,
+) -> Iterator[dict[str, Any]]:
     """Digests of every trace in the plan that could be read; the others are counted in `skipped`."""
     for digest in _read_all(tracking_uri, query, plan, label_name, workers, method):
         if is_unreadable(digest):
@@ -229,11 +251,20 @@ def read_digests(tracking_uri: str, query: TraceQuery, plan: ReadPlan, label_nam
         yield digest
 
 
-def _read_all(tracking_uri: str, query: TraceQuery, plan: ReadPlan, label_name: str | None,
-              workers: int | None, method: str | None) -> Iterator[dict[str, Any]]:
+def _read_all(
+    tracking_uri: str,
+    query: TraceQuery,
+    plan: ReadPlan,
+    label_name: str | None,
+    workers: int | None,
+    method: str | None,
+) -> Iterator[dict[str, Any]]:
     """Digests and skip records of every trace in the plan, newest shard first, at most 2 shards in
     flight per worker."""
-    jobs = [(tracking_uri, query, shard, label_name) for shard in sorted(plan.shards, key=lambda s: (-s.hi_ms, s.status or ""))]
+    jobs = [
+        (tracking_uri, query, shard, label_name)
+        for shard in sorted(plan.shards, key=lambda s: (-s.hi_ms, s.status or ""))
+    ]
     workers = workers or workers_for(plan.expected)
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
@@ -241,8 +272,9 @@ def _read_all(tracking_uri: str, query: TraceQuery, plan: ReadPlan, label_name: 
         return
     import multiprocessing as mp
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method or start_method()),
-                             initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=mp.get_context(method or start_method()), initializer=_init_worker
+    ) as pool:
         pending: dict[int, Any] = {}
         done: dict[int, list[dict[str, Any]]] = {}
         next_submit, next_yield = 0, 0

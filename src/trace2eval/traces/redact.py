@@ -42,56 +42,110 @@ def _gate(source: str) -> re.Pattern[str]:
 # `end` group, so the text stays readable: `password=[REDACTED:password]`.
 # Prefixes specific enough to be a key on their own match wherever they start, also glued to a
 # word (`call_sk-proj-…`); generic ones (`sk-`) must not follow a letter or digit (`task-…`).
-_KEYWORDS = (r"password|passwd|passphrase|(?<![a-z])pwd|client[_\-]?secret|secret[_\-]?key|api[_\-]?key|x[_\-]api[_\-]key"
-             r"|access[_\-]?token|auth[_\-]?token|refresh[_\-]token|id[_\-]token|private[_\-]?key")
+_KEYWORDS = (
+    r"password|passwd|passphrase|(?<![a-z])pwd|client[_\-]?secret|secret[_\-]?key|api[_\-]?key|x[_\-]api[_\-]key"
+    r"|access[_\-]?token|auth[_\-]?token|refresh[_\-]token|id[_\-]token|private[_\-]?key"
+)
 _ACCESS = r"acc(?:ountkey|ess[_\-]?(?:key|token))"
 _RULES: tuple[_Rule, ...] = (
     # PEM blocks of any length; one whose end is missing (cut upstream) is redacted to the end.
-    _rule("private-key", r"(?i)-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
-                         r"(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)", "private"),
+    _rule(
+        "private-key",
+        r"(?i)-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+        r"(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+        "private",
+    ),
     # scheme://user:password@host (database URIs, proxies, git remotes).
     # Starts at the literal "://" (fast to find); the scheme before it is kept as it is.
-    _rule("url-password", r"(?P<keep>://[^\s:/?#@\"'<>\\]*:)"
-                          r"(?!\[(?i:redacted))[^\s/?#@\"'<>\\]{1,300}(?P<end>@)", "://"),
+    _rule(
+        "url-password",
+        r"(?P<keep>://[^\s:/?#@\"'<>\\]*:)"
+        r"(?!\[(?i:redacted))[^\s/?#@\"'<>\\]{1,300}(?P<end>@)",
+        "://",
+    ),
     _rule("databricks-token", r"(?i)(?:dapi|dose)[0-9a-f]{32}(?:-\d+)?", "dapi", "dose"),
     _rule("anthropic-key", r"sk-ant-[A-Za-z0-9_\-]{20,}", "sk-"),
-    _rule("openai-key", r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}"
-                        r"|sk-(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{32,}"  # legacy keys: long, no dashes
-                        r"|(?<![A-Za-z0-9])sk-(?=[A-Za-z_\-]*\d)[A-Za-z0-9_\-]{20,}", "sk-"),
-    _rule("stripe-key", r"(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{10,}|whsec_[0-9A-Za-z]{20,}",
-          "_live_", "_test_", "whsec_"),
-    _rule("github-token", r"gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}",
-          r"gh[pousr]_", "github_pat_"),
+    _rule(
+        "openai-key",
+        r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}"
+        r"|sk-(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{32,}"  # legacy keys: long, no dashes
+        r"|(?<![A-Za-z0-9])sk-(?=[A-Za-z_\-]*\d)[A-Za-z0-9_\-]{20,}",
+        "sk-",
+    ),
+    _rule(
+        "stripe-key",
+        r"(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{10,}|whsec_[0-9A-Za-z]{20,}",
+        "_live_",
+        "_test_",
+        "whsec_",
+    ),
+    _rule("github-token", r"gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}", r"gh[pousr]_", "github_pat_"),
     _rule("gitlab-token", r"glpat-[A-Za-z0-9_\-]{20,}", "glpat-"),
-    _rule("slack-token", r"xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,}"
-                         r"|hooks\.slack\.com/services/[A-Za-z0-9/_\-]{10,}", "xox", "xapp-", r"hooks\.slack"),
-    _rule("google-api-key", r"AIza[0-9A-Za-z_\-]{35}|GOCSPX-[A-Za-z0-9_\-]{20,}|ya29\.[A-Za-z0-9_\-]{20,}",
-          "aiza", "gocspx", r"ya29\."),
+    _rule(
+        "slack-token",
+        r"xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-\d-[A-Za-z0-9\-]{10,}"
+        r"|hooks\.slack\.com/services/[A-Za-z0-9/_\-]{10,}",
+        "xox",
+        "xapp-",
+        r"hooks\.slack",
+    ),
+    _rule(
+        "google-api-key",
+        r"AIza[0-9A-Za-z_\-]{35}|GOCSPX-[A-Za-z0-9_\-]{20,}|ya29\.[A-Za-z0-9_\-]{20,}",
+        "aiza",
+        "gocspx",
+        r"ya29\.",
+    ),
     _rule("huggingface-token", r"hf_[A-Za-z0-9]{30,}", "hf_"),
     _rule("aws-access-key", r"(?:AKIA|ASIA)[0-9A-Z]{16}", "akia", "asia"),
     # Azure storage/service-bus connection strings and SAS signatures.
-    _rule("azure-key", r"(?i)(?P<keep>(?:AccountKey|SharedAccessKey|AccessKey)\s*=\s*)[A-Za-z0-9+/]{20,}={0,2}"
-                       r"|(?P<keep2>(?<![A-Za-z0-9_])sig=)[A-Za-z0-9%+/_\-]{16,}={0,2}", _ACCESS, "sig="),
+    _rule(
+        "azure-key",
+        r"(?i)(?P<keep>(?:AccountKey|SharedAccessKey|AccessKey)\s*=\s*)[A-Za-z0-9+/]{20,}={0,2}"
+        r"|(?P<keep2>(?<![A-Za-z0-9_])sig=)[A-Za-z0-9%+/_\-]{16,}={0,2}",
+        _ACCESS,
+        "sig=",
+    ),
     _rule("jwt", r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*", "eyj"),
     # JSON escapes whitespace: "Bearer\\n<token>" in serialized text is still a bearer token.
     _rule("bearer-token", r"(?i)(?P<keep>bearer(?:\s|\\[ntr])+)[A-Za-z0-9._~+/=\-]{16,}", "bearer"),
-    _rule("basic-auth", r"(?i)(?P<keep>authorization[\"'\\]{0,3}\s*[:=]\s*[\"'\\]{0,2}basic(?:\s|\\[ntr])+)"
-                        r"[A-Za-z0-9+/]{8,}={0,2}", r"auth(?:orization|[_\-]?token)"),
-    _rule("aws-secret-key", r"(?i)(?P<keep>(?:aws_secret_access_key|secret_access_key)[\"'\\]{0,3}\s*[=:]\s*[\"'\\]{0,2})"
-                            r"[A-Za-z0-9/+=]{40}", "secret"),
+    _rule(
+        "basic-auth",
+        r"(?i)(?P<keep>authorization[\"'\\]{0,3}\s*[:=]\s*[\"'\\]{0,2}basic(?:\s|\\[ntr])+)"
+        r"[A-Za-z0-9+/]{8,}={0,2}",
+        r"auth(?:orization|[_\-]?token)",
+    ),
+    _rule(
+        "aws-secret-key",
+        r"(?i)(?P<keep>(?:aws_secret_access_key|secret_access_key)[\"'\\]{0,3}\s*[=:]\s*[\"'\\]{0,2})"
+        r"[A-Za-z0-9/+=]{40}",
+        "secret",
+    ),
     # password=…, "api_key": "…", pwd: … (a quoted value up to its closing quote).
-    _rule("password", r"(?i)(?P<keep>(?:" + _KEYWORDS + r")[\"'\\]{0,3}\s*[:=]\s*)"
-                      r"(?:(?P<q>\\?[\"'])(?!\[REDACTED)(?!(?P=q))[^\n]{1,500}?(?P<end>(?P=q))"
-                      r"|(?!\[REDACTED)[^\s\"'\\&,;<>{}\[\]()]{2,})",
-          r"pass[wp]", "pwd", "secret", r"api[_\-]?key", "_token", "-token", _ACCESS,
-          r"auth(?:orization|[_\-]?token)", "private"),
+    _rule(
+        "password",
+        r"(?i)(?P<keep>(?:" + _KEYWORDS + r")[\"'\\]{0,3}\s*[:=]\s*)"
+        r"(?:(?P<q>\\?[\"'])(?!\[REDACTED)(?!(?P=q))[^\n]{1,500}?(?P<end>(?P=q))"
+        r"|(?!\[REDACTED)[^\s\"'\\&,;<>{}\[\]()]{2,})",
+        r"pass[wp]",
+        "pwd",
+        "secret",
+        r"api[_\-]?key",
+        "_token",
+        "-token",
+        _ACCESS,
+        r"auth(?:orization|[_\-]?token)",
+        "private",
+    ),
 )
 
 # A bare AWS secret access key: 40 characters of base64 that mix upper case, lower case and digits
 # (a hex hash or an ordinary id does not), within a short distance of "aws"/"secret" or a key id.
 _AWS_CONTEXT = re.compile(r"(?i)(?<![a-z])aws|secret|(?:AKIA|ASIA)[0-9A-Z]{16}")
-_AWS_CANDIDATE = re.compile(r"(?<![A-Za-z0-9/+])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])"
-                            r"(?=[A-Za-z0-9/+]{0,39}[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])")
+_AWS_CANDIDATE = re.compile(
+    r"(?<![A-Za-z0-9/+])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])"
+    r"(?=[A-Za-z0-9/+]{0,39}[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
+)
 _AWS_WINDOW = 120
 
 # A base64 blob that decodes to text holding a secret (a Kubernetes secret, a Docker auth, an
@@ -122,6 +176,7 @@ def _replacement(label: str) -> Callable[[re.Match[str]], str]:
         if quote:  # the quote was consumed by the value alternative: put it back on both sides
             end = quote
         return f"{keep}{quote}[REDACTED:{label}]{end}"
+
     return replace
 
 
@@ -165,7 +220,7 @@ def _redact_aws_secret(text: str) -> str:
     out, last = [], 0
     for m in _AWS_CANDIDATE.finditer(text):
         if any(lo <= m.start() and m.end() <= hi for lo, hi in spans):
-            out.append(text[last:m.start()] + "[REDACTED:aws-secret-key]")
+            out.append(text[last : m.start()] + "[REDACTED:aws-secret-key]")
             last = m.end()
     return "".join(out) + text[last:] if out else text
 
@@ -202,7 +257,9 @@ def contains_secret(text: str) -> bool:
 
 # Dict keys whose value is a credential whatever it looks like: {"password": "hunter2"}.
 _SECRET_KEY = re.compile(r"(?i)(?:^|[_\-.])(?:" + _KEYWORDS + r"|secret|authorization|credentials?|token)$")
-_NOT_SECRET_KEY = re.compile(r"(?i)(?:max|num|n|total|input|output|prompt|completion|page|next|cache|stop)[_\-]?tokens?$")
+_NOT_SECRET_KEY = re.compile(
+    r"(?i)(?:max|num|n|total|input|output|prompt|completion|page|next|cache|stop)[_\-]?tokens?$"
+)
 
 
 def is_secret_key(key: str) -> bool:
@@ -216,8 +273,13 @@ def redact(value: Any) -> Any:
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            if isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool) and v != "" \
-                    and is_secret_key(k):
+            if (
+                isinstance(k, str)
+                and isinstance(v, (str, int, float))
+                and not isinstance(v, bool)
+                and v != ""
+                and is_secret_key(k)
+            ):
                 out[redact_text(k)] = "[REDACTED:password]"
             else:
                 out[redact_text(k) if isinstance(k, str) else k] = redact(v)

@@ -40,7 +40,7 @@ class TraceQuery:
 
 def _sqlite_path(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
-        return uri[len("sqlite:///"):] if not uri.startswith("sqlite:////") else uri[len("sqlite:///"):]
+        return uri[len("sqlite:///") :] if not uri.startswith("sqlite:////") else uri[len("sqlite:///") :]
     return None
 
 
@@ -61,7 +61,10 @@ def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
         )
     if tracking_uri.startswith(("http://", "https://")):
         parts = urllib.parse.urlsplit(tracking_uri)  # no user:password@ (urllib cannot send it; MLflow does)
-        url = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", "")).rstrip("/") + "/health"
+        url = (
+            urllib.parse.urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, "", "")).rstrip("/")
+            + "/health"
+        )
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (user's server)
                 response.read(64)
@@ -86,7 +89,11 @@ def open_client(tracking_uri: str, experiment_id: str):
         experiment = client.get_experiment(str(experiment_id))
     except MlflowException as exc:
         code = getattr(exc, "error_code", "")
-        if "RESOURCE_DOES_NOT_EXIST" in str(code) or "does not exist" in str(exc).lower() or "INVALID_PARAMETER" in str(code):
+        if (
+            "RESOURCE_DOES_NOT_EXIST" in str(code)
+            or "does not exist" in str(exc).lower()
+            or "INVALID_PARAMETER" in str(code)
+        ):
             raise SourceError(
                 f"experiment {experiment_id} does not exist in {tracking_uri}",
                 "check --experiment-id (`mlflow experiments search` lists them)",
@@ -111,7 +118,9 @@ def open_client_unchecked(tracking_uri: str):
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def iter_trace_pages(client, query: TraceQuery, page_size: int = PAGE_SIZE, include_spans: bool = True) -> Iterator[list[Any]]:
+def iter_trace_pages(
+    client, query: TraceQuery, page_size: int = PAGE_SIZE, include_spans: bool = True
+) -> Iterator[list[Any]]:
     """Yield pages of full traces, newest first, stopping at `query.max_traces`.
 
     A trace MLflow cannot load (a corrupt span row, spans missing, JSON nested too deep) must not
@@ -127,8 +136,13 @@ def iter_trace_pages(client, query: TraceQuery, page_size: int = PAGE_SIZE, incl
             want = min(want, query.max_traces - seen)
             if want <= 0:
                 return
-        search = dict(locations=[query.experiment_id], filter_string=query.mlflow_filter(), max_results=want,
-                      order_by=["timestamp_ms DESC"], page_token=token)
+        search = dict(
+            locations=[query.experiment_id],
+            filter_string=query.mlflow_filter(),
+            max_results=want,
+            order_by=["timestamp_ms DESC"],
+            page_token=token,
+        )
         try:
             page = client.search_traces(**search, include_spans=include_spans)
             traces = list(page)
@@ -143,8 +157,10 @@ def iter_trace_pages(client, query: TraceQuery, page_size: int = PAGE_SIZE, incl
             if len(traces) >= ALL_FAILED_PAGE and all(isinstance(t, UnreadableTrace) for t in traces):
                 # Not poison in a few traces: the store (or the network) fails. Skipping would move
                 # a nightly watermark past traces nothing is wrong with.
-                raise SourceError(f"no trace of a page of {len(traces)} could be read ({traces[0].reason})",
-                                  "check that the tracking store is reachable and not damaged, then rerun")
+                raise SourceError(
+                    f"no trace of a page of {len(traces)} could be read ({traces[0].reason})",
+                    "check that the tracking store is reachable and not damaged, then rerun",
+                )
         if traces:
             seen += len(traces)
             yield traces
@@ -161,8 +177,10 @@ def _search_error(exc: Exception) -> SourceError:
             f"MLflow rejected the trace search ({exc.message if hasattr(exc, 'message') else exc})",
             "check --filter: e.g. \"attributes.status = 'OK'\" or \"tags.env = 'prod'\" (no IN / OR)",
         )
-    return SourceError(f"cannot search the traces: {type(exc).__name__}: {exc}",
-                       "check that the tracking store is reachable and not damaged")
+    return SourceError(
+        f"cannot search the traces: {type(exc).__name__}: {exc}",
+        "check that the tracking store is reachable and not damaged",
+    )
 
 
 def _read_one(client, info_only) -> Any:
@@ -188,7 +206,9 @@ def is_evaluation_trace(trace) -> bool:
     return EVAL_TAG in tags or STAND_IN_TAG in tags
 
 
-def iter_digests(client, query: TraceQuery, page_size: int = PAGE_SIZE, label_name: str | None = None) -> Iterator[dict[str, Any]]:
+def iter_digests(
+    client, query: TraceQuery, page_size: int = PAGE_SIZE, label_name: str | None = None
+) -> Iterator[dict[str, Any]]:
     """Digests, and skip records (`is_unreadable`) for traces that could not be read or digested."""
     for page in iter_trace_pages(client, query, page_size):
         for trace in page:
@@ -213,8 +233,12 @@ class UnreadableTrace:
     info = None  # not a Trace: `is_evaluation_trace` and friends see no info
 
     def record(self) -> dict[str, Any]:
-        return {"trace_id": self.trace_id, "timestamp_ms": self.timestamp_ms, UNREADABLE: self.reason,
-                "stage": self.stage}
+        return {
+            "trace_id": self.trace_id,
+            "timestamp_ms": self.timestamp_ms,
+            UNREADABLE: self.reason,
+            "stage": self.stage,
+        }
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -271,14 +295,22 @@ class SkippedTraces:
             self.examples.append({"trace_id": record.get("trace_id"), "stage": stage, "reason": record.get(UNREADABLE)})
 
     def summary(self) -> dict[str, Any]:
-        return {"count": self.count, "by_stage": dict(self.by_stage), "traces": list(self.examples),
-                "note": ("traces that could not be read (MLflow failed to load them) or digested (their content "
-                         "broke feature extraction); skipped, not analyzed")}
+        return {
+            "count": self.count,
+            "by_stage": dict(self.by_stage),
+            "traces": list(self.examples),
+            "note": (
+                "traces that could not be read (MLflow failed to load them) or digested (their content "
+                "broke feature extraction); skipped, not analyzed"
+            ),
+        }
 
     def message(self) -> str:
         first = self.examples[0] if self.examples else {}
-        return (f"{self.count} trace(s) could not be read and were skipped (e.g. {first.get('trace_id')}: "
-                f"{first.get('reason')}); the list is in state/analysis.json under skipped_traces")
+        return (
+            f"{self.count} trace(s) could not be read and were skipped (e.g. {first.get('trace_id')}: "
+            f"{first.get('reason')}); the list is in state/analysis.json under skipped_traces"
+        )
 
 
 def fetch_trace(client, trace_id: str):

@@ -91,12 +91,17 @@ class MlflowTraceSource:
             raise SourceError(what, "log traces from your agent first, or widen --filter / --since")
         plan = plan_shards(index, config.max_traces, seed=config.seed)
         if window is not None and plan.expected < index.count:
-            ui.warn(f"more new traces ({index.count}) than --max-traces {config.max_traces}: a sample is analyzed and "
-                    "the watermark moves past the rest (raise max_traces to cover a night's traffic)")
+            ui.warn(
+                f"more new traces ({index.count}) than --max-traces {config.max_traces}: a sample is analyzed and "
+                "the watermark moves past the rest (raise max_traces to cover a night's traffic)"
+            )
         analyzer = Analyzer(seed=config.seed, label_name=config.labels)
         skipped = SkippedTraces()  # poison traces: left out with their reason, never the end of the run
-        digests = (read_digests(config.tracking_uri, query, plan, label_name=config.labels, skipped=skipped)
-                   if index.count else iter(()))
+        digests = (
+            read_digests(config.tracking_uri, query, plan, label_name=config.labels, skipped=skipped)
+            if index.count
+            else iter(())
+        )
         for n, digest in enumerate(ui.track(digests, "Reading traces", total=plan.expected)):
             if n == 0:
                 prewarm()  # worker processes exist by now (no thread is forked along)
@@ -105,10 +110,14 @@ class MlflowTraceSource:
         if skipped.count:
             ui.warn(skipped.message())
             if not analyzer.rows and not (window and window.previous):
-                raise SourceError(f"none of the {skipped.count} traces could be read (e.g. "
-                                  f"{skipped.examples[0]['trace_id']}: {skipped.examples[0]['reason']})",
-                                  "check the tracking store; the traces may be damaged")
-        noted = dict(skipped_note=skipped.message(), skipped_traces=skipped.summary()["traces"]) if skipped.count else {}
+                raise SourceError(
+                    f"none of the {skipped.count} traces could be read (e.g. "
+                    f"{skipped.examples[0]['trace_id']}: {skipped.examples[0]['reason']})",
+                    "check the tracking store; the traces may be damaged",
+                )
+        noted = (
+            dict(skipped_note=skipped.message(), skipped_traces=skipped.summary()["traces"]) if skipped.count else {}
+        )
         extra = {"skipped_traces": skipped.count} if skipped.count else {}
         if window is not None and not analyzer.rows and window.previous is not None:
             return SourceAnalysis(None, **noted, extra=extra)  # nothing new since the last successful run
@@ -117,10 +126,12 @@ class MlflowTraceSource:
             analysis = analyzer.finish(sample_note=plan.note)
             progress.update(len(analyzer.rows), len(analyzer.rows))
         analysis["population"] = {
-            "traces": index.count, "by_status": dict(index.statuses), "latency_ms": distribution(index.durations),
+            "traces": index.count,
+            "by_status": dict(index.statuses),
+            "latency_ms": distribution(index.durations),
             "tokens_per_trace": distribution(index.tokens) if index.tokens else {"count": 0},
-            "note": "every matching trace, read without spans" + ("" if plan.expected >= index.count else
-                                                                  "; findings come from the sample"),
+            "note": "every matching trace, read without spans"
+            + ("" if plan.expected >= index.count else "; findings come from the sample"),
         }
         if skipped.count:
             analysis["skipped_traces"] = skipped.summary()
@@ -131,6 +142,7 @@ class MlflowTraceSource:
         # One trace at a time, as rows are built: full traces are never all held at once.
         client = self.client
         with ui.activity("Fetching dataset traces", unit="traces") as progress:
+
             def fetch_one(trace_id: str):
                 trace = fetch_row_trace(client, trace_id)
                 progress.update(progress.done + 1, len(trace_ids))
@@ -155,8 +167,10 @@ class UnityCatalogTraceSource:
         if not skipped.get("count"):
             return SourceAnalysis(analysis, points=points)
         # The engine warned already; the note reaches SUITE.md and the report.
-        note = (f"{skipped['count']} trace(s) could not be digested on the cluster and were skipped; "
-                "see state/analysis.json skipped_traces")
+        note = (
+            f"{skipped['count']} trace(s) could not be digested on the cluster and were skipped; "
+            "see state/analysis.json skipped_traces"
+        )
         return SourceAnalysis(analysis, skipped_note=note, skipped_traces=skipped["traces"], points=points)
 
     @contextlib.contextmanager

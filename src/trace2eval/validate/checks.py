@@ -18,7 +18,9 @@ def validation_checks(run: EvalRun, run_exists: bool, expected_scorers: list[str
     # one problem each, with their first error and how many rows got a value.
     failed = {f["scorer"]: f for f in results.get("scorer_failures", []) if isinstance(f, dict) and f.get("scorer")}
     errored = {name: c for name, c in counts.items() if c.get("errors") and name not in failed}
-    missing_values = {name: c for name, c in counts.items() if c.get("values", 0) < c.get("rows", 0) and name not in failed}
+    missing_values = {
+        name: c for name, c in counts.items() if c.get("values", 0) < c.get("rows", 0) and name not in failed
+    }
     nan = sorted(k for k, v in means.items() if v is None or (isinstance(v, float) and math.isnan(v)))
     absent = sorted(n for n in expected_scorers if n not in counts and n not in failed)
     evaluated = bool(results.get("run_id"))
@@ -38,24 +40,47 @@ def validation_checks(run: EvalRun, run_exists: bool, expected_scorers: list[str
     if run.timed_out:
         problems.append({"kind": "timeout", "detail": f"run_eval.py did not finish in time ({run.seconds} s)"})
     elif early:  # run_eval.py stopped before evaluating, and said why (a judge that does not answer)
-        problems.append({k: v for k, v in {"kind": early.get("kind", "crash"), "scorer": early.get("scorer"),
-                                           "detail": early.get("detail") or _tail(run)}.items() if v is not None})
+        problems.append(
+            {
+                k: v
+                for k, v in {
+                    "kind": early.get("kind", "crash"),
+                    "scorer": early.get("scorer"),
+                    "detail": early.get("detail") or _tail(run),
+                }.items()
+                if v is not None
+            }
+        )
     elif not evaluated:
         problems.append({"kind": "crash", "detail": _tail(run)})
     if evaluated and not run_exists:
-        problems.append({"kind": "run_not_logged", "detail": f"run {results.get('run_id')} has no */mean metrics in the tracking store"})
+        problems.append(
+            {
+                "kind": "run_not_logged",
+                "detail": f"run {results.get('run_id')} has no */mean metrics in the tracking store",
+            }
+        )
     if evaluated:
         for name, f in failed.items():
             # The kinds fix already knows: an error, or no value and no error (it returned nothing).
-            problems.append({"kind": "scorer_error" if f.get("first_error") else "scorer_no_value", "scorer": name,
-                             "rows": f.get("rows"), "values": f.get("values"), "most_rows": True,
-                             "detail": f"a value for only {f.get('values')} of {f.get('rows')} rows; first error: "
-                                       f"{f.get('first_error') or 'none recorded (it returned nothing)'}"})
+            problems.append(
+                {
+                    "kind": "scorer_error" if f.get("first_error") else "scorer_no_value",
+                    "scorer": name,
+                    "rows": f.get("rows"),
+                    "values": f.get("values"),
+                    "most_rows": True,
+                    "detail": f"a value for only {f.get('values')} of {f.get('rows')} rows; first error: "
+                    f"{f.get('first_error') or 'none recorded (it returned nothing)'}",
+                }
+            )
     for name, c in errored.items():
         problems.append({"kind": "scorer_error", "scorer": name, "detail": c.get("first_error"), "rows": c["errors"]})
     for name, c in missing_values.items():
         if name not in errored:
-            problems.append({"kind": "scorer_no_value", "scorer": name, "detail": f"{c['values']}/{c['rows']} rows scored"})
+            problems.append(
+                {"kind": "scorer_no_value", "scorer": name, "detail": f"{c['values']}/{c['rows']} rows scored"}
+            )
     for name in nan:
         problems.append({"kind": "nan_metric", "metric": name})
     if evaluated:

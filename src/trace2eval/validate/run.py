@@ -20,11 +20,34 @@ OUTPUT_TAIL = 4000
 # (and, through the judges, model output about untrusted traces), so the generator's own tokens,
 # cloud keys and CI secrets must not reach it.
 PASS_ALWAYS = (
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "PYTHONPATH",
-    "LD_LIBRARY_PATH", "SYSTEMROOT", "SYSTEMDRIVE", "USERPROFILE", "APPDATA", "LOCALAPPDATA",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "PYTHONPATH",
+    "LD_LIBRARY_PATH",
+    "SYSTEMROOT",
+    "SYSTEMDRIVE",
+    "USERPROFILE",
+    "APPDATA",
+    "LOCALAPPDATA",
     # Reaching a judge or a tracking server through a corporate proxy or a private CA.
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
 )
 PASS_PREFIXES = ("LC_", "MLFLOW_")  # MLflow's settings, and its tracking-server credentials
 # The trace2eval settings run_eval.py and scorers.py read.
@@ -32,10 +55,15 @@ PASS_TRACE2EVAL = ("TRACE2EVAL_JUDGE_MODEL", "TRACE2EVAL_JUDGE_TIMEOUT")
 # A judge model `<provider>:/<name>` gets its provider's variables only; any other provider gets
 # `<PROVIDER>_*`.
 PROVIDER_PREFIXES = {
-    "databricks": ("DATABRICKS_",), "endpoints": ("DATABRICKS_",),
-    "openai": ("OPENAI_",), "azure": ("AZURE_",), "anthropic": ("ANTHROPIC_",),
-    "bedrock": ("AWS_",), "sagemaker": ("AWS_",),
-    "gemini": ("GEMINI_", "GOOGLE_"), "vertex_ai": ("VERTEX_", "GOOGLE_"),
+    "databricks": ("DATABRICKS_",),
+    "endpoints": ("DATABRICKS_",),
+    "openai": ("OPENAI_",),
+    "azure": ("AZURE_",),
+    "anthropic": ("ANTHROPIC_",),
+    "bedrock": ("AWS_",),
+    "sagemaker": ("AWS_",),
+    "gemini": ("GEMINI_", "GOOGLE_"),
+    "vertex_ai": ("VERTEX_", "GOOGLE_"),
 }
 
 
@@ -55,9 +83,16 @@ _ROW_PROGRESS = re.compile(r"Evaluating:.*?\|\s*(\d+)/(\d+)")
 ProgressCallback = Callable[[int, int], None]
 
 
-def run_eval_script(evaluation_dir: Path, results_path: Path, timeout_s: int, extra_args: list[str] | None = None,
-                    env: dict[str, str] | None = None, on_progress: ProgressCallback | None = None,
-                    judge_model: str | None = None, tracking_uri: str | None = None) -> EvalRun:
+def run_eval_script(
+    evaluation_dir: Path,
+    results_path: Path,
+    timeout_s: int,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    on_progress: ProgressCallback | None = None,
+    judge_model: str | None = None,
+    tracking_uri: str | None = None,
+) -> EvalRun:
     """`python run_eval.py` from its own folder, as a user would run it, in a scrubbed environment:
     only what Python, MLflow and the judge model's provider need (see scrubbed_env); `env` adds to it.
 
@@ -103,7 +138,9 @@ def provider_of(model_or_uri: str | None) -> str:
     return text.split(":", 1)[0] if ":" in text else ""
 
 
-def scrubbed_env(parent: Mapping[str, str], judge_model: str | None = None, tracking_uri: str | None = None) -> dict[str, str]:
+def scrubbed_env(
+    parent: Mapping[str, str], judge_model: str | None = None, tracking_uri: str | None = None
+) -> dict[str, str]:
     """The part of `parent` that run_eval.py may see.
 
     Python's and the locale's basics, MLflow's settings (MLFLOW_*: the tracking store and its

@@ -27,24 +27,48 @@ def analysis_section(analysis: dict[str, Any], section: str) -> Any:
     if section == "overview":
         out = _pick(analysis, ("agent", "trace_summary", "sample", "dataset_strategy", "span_types"))
         out["request_shapes"] = [_pick(s, ("shape", "count")) for s in analysis.get("request_shapes", [])]
-        out["findings"] = [_pick(f, ("id", "title", "severity")) | {"traces": f.get("prevalence", {}).get("traces")}
-                           for f in analysis.get("findings", [])]
+        out["findings"] = [
+            _pick(f, ("id", "title", "severity")) | {"traces": f.get("prevalence", {}).get("traces")}
+            for f in analysis.get("findings", [])
+        ]
         out["query_types"] = [_pick(q, ("name", "count")) for q in analysis.get("query_types", [])]
         return out
     if section == "findings":
-        return [_pick(f, ("id", "title", "severity", "check", "params", "description", "threshold_rationale",
-                          "prevalence", "query_types", "examples"))
-                | {"evidence": f.get("evidence", [])[:6], "counter_examples": f.get("counter_examples", [])[:3]}
-                for f in analysis.get("findings", [])]
+        return [
+            _pick(
+                f,
+                (
+                    "id",
+                    "title",
+                    "severity",
+                    "check",
+                    "params",
+                    "description",
+                    "threshold_rationale",
+                    "prevalence",
+                    "query_types",
+                    "examples",
+                ),
+            )
+            | {"evidence": f.get("evidence", [])[:6], "counter_examples": f.get("counter_examples", [])[:3]}
+            for f in analysis.get("findings", [])
+        ]
     if section == "query_types":
-        return [_pick(q, ("name", "terms", "count", "error_rate", "tool_calls_p50", "findings", "examples"))
-                | {"evidence": q.get("evidence", [])[:5]} for q in analysis.get("query_types", [])]
+        return [
+            _pick(q, ("name", "terms", "count", "error_rate", "tool_calls_p50", "findings", "examples"))
+            | {"evidence": q.get("evidence", [])[:5]}
+            for q in analysis.get("query_types", [])
+        ]
     if section == "tools":
-        return [_pick(t, ("tool", "calls", "traces", "failures", "failure_rate", "p50_ms", "p95_ms", "evidence"))
-                for t in analysis.get("tool_usage", [])]
+        return [
+            _pick(t, ("tool", "calls", "traces", "failures", "failure_rate", "p50_ms", "p95_ms", "evidence"))
+            for t in analysis.get("tool_usage", [])
+        ]
     if section == "errors":
-        return [_pick(e, ("where", "name", "message", "count", "traces")) | {"evidence": e.get("evidence", [])[:3]}
-                for e in analysis.get("error_patterns", [])[:15]]
+        return [
+            _pick(e, ("where", "name", "message", "count", "traces")) | {"evidence": e.get("evidence", [])[:3]}
+            for e in analysis.get("error_patterns", [])[:15]
+        ]
     raise ToolError(f"unknown section {section!r}")
 
 
@@ -64,15 +88,25 @@ def _dataset(ctx: ToolContext, page: int) -> dict[str, Any]:
     rows = read_json(path)["rows"]
     start = page * ROWS_PER_PAGE
     shown = []
-    for row in rows[start:start + ROWS_PER_PAGE]:
+    for row in rows[start : start + ROWS_PER_PAGE]:
         meta = row.get("metadata", {})
-        shown.append({"source_trace": meta.get("source_trace"), "case_type": meta.get("case_type"),
-                      "query_type": meta.get("query_type"), "findings": meta.get("findings", []),
-                      "request": to_text(request_text(row.get("inputs")), 160),
-                      "expectations": sorted((row.get("expectations") or {}).keys())})
+        shown.append(
+            {
+                "source_trace": meta.get("source_trace"),
+                "case_type": meta.get("case_type"),
+                "query_type": meta.get("query_type"),
+                "findings": meta.get("findings", []),
+                "request": to_text(request_text(row.get("inputs")), 160),
+                "expectations": sorted((row.get("expectations") or {}).keys()),
+            }
+        )
         ctx.seen_traces.add(meta.get("source_trace"))
-    return {"rows": shown, "total": len(rows), "page": page,
-            "next_page": page + 1 if start + ROWS_PER_PAGE < len(rows) else None}
+    return {
+        "rows": shown,
+        "total": len(rows),
+        "page": page,
+        "next_page": page + 1 if start + ROWS_PER_PAGE < len(rows) else None,
+    }
 
 
 def read_state(ctx: ToolContext, args: dict[str, Any]) -> Any:
@@ -82,22 +116,31 @@ def read_state(ctx: ToolContext, args: dict[str, Any]) -> Any:
         return [{"task": t.name, "status": t.status, "description": t.description} for t in session.plan().tasks]
     if name == "agent_profile":
         path = session.state_dir / PROFILE_FILE
-        return read_json(path) if path.exists() else {"note": "no agent profile yet (the initializer session writes it)"}
+        return (
+            read_json(path) if path.exists() else {"note": "no agent profile yet (the initializer session writes it)"}
+        )
     if name == "scorers":
         if not session.scorer_specs_file.exists():
             raise ToolError("no scorer specs yet (the scorers task writes them)")
         data = read_json(session.scorer_specs_file)
         keep = ("name", "kind", "doc", "check", "params", "finding", "guidelines", "instructions", "code", "source")
-        return {"scorers": [{k: s[k] for k in keep if s.get(k) not in (None, [], {})} for s in data["scorers"]],
-                "dropped": data.get("dropped", [])}
+        return {
+            "scorers": [{k: s[k] for k in keep if s.get(k) not in (None, [], {})} for s in data["scorers"]],
+            "dropped": data.get("dropped", []),
+        }
     if name == "dataset":
         return _dataset(ctx, int(args.get("page", 0)))
     if name == "validation":
         validation = session.validation()
         if not validation:
             raise ToolError("no validation has run yet")
-        out = {"validation_status": validation.validation_status, "validation_checks": validation.validation_checks,
-               "problems": validation.problem_list(), "metrics": validation.metrics, "gate_status": validation.gate_status}
+        out = {
+            "validation_status": validation.validation_status,
+            "validation_checks": validation.validation_checks,
+            "problems": validation.problem_list(),
+            "metrics": validation.metrics,
+            "gate_status": validation.gate_status,
+        }
         details = validation.details
         out["details"] = _pick(details, ("rows", "rows_with_trace", "judges_run", "exit_code", "timed_out", "scorers"))
         out["stderr_tail"] = (details.get("stderr_tail") or "")[-1500:]
@@ -120,28 +163,52 @@ def finish(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 
 TOOLS = [
-    Tool("read_analysis",
-         "Read the deterministic analysis of the traces. section=overview (agent, volumes, finding and query type "
-         "names), findings (checks, thresholds, evidence ids), query_types, tools (usage and failures), errors.",
-         {"type": "object", "additionalProperties": False, "properties": {
-             "section": {"enum": ["overview", "findings", "query_types", "tools", "errors"]}}},
-         read_analysis),
-    Tool("read_state",
-         "Read a state file of this session: plan, agent_profile, scorers (specs incl. code), dataset (rows, paged), "
-         "validation (last result and fix log), proposals (what you submitted in this session and what was refused).",
-         {"type": "object", "additionalProperties": False, "required": ["name"], "properties": {
-             "name": {"enum": ["plan", "agent_profile", "scorers", "dataset", "validation", "proposals"]},
-             "page": {"type": "integer", "minimum": 0, "maximum": 100}}},
-         read_state),
-    Tool("load_skill",
-         "Load a file of the mlflow-evaluation skill (verified MLflow 3 patterns). Load the matching reference "
-         "before you write scorers, judges or dataset rows.",
-         {"type": "object", "additionalProperties": False, "required": ["path"], "properties": {
-             "path": {"enum": list(skill_files())}}},
-         load_skill),
-    Tool("finish",
-         "End the session when your proposals are submitted (or there is nothing worth adding).",
-         {"type": "object", "additionalProperties": False, "properties": {
-             "summary": {"type": "string", "maxLength": 1500}}},
-         finish),
+    Tool(
+        "read_analysis",
+        "Read the deterministic analysis of the traces. section=overview (agent, volumes, finding and query type "
+        "names), findings (checks, thresholds, evidence ids), query_types, tools (usage and failures), errors.",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"section": {"enum": ["overview", "findings", "query_types", "tools", "errors"]}},
+        },
+        read_analysis,
+    ),
+    Tool(
+        "read_state",
+        "Read a state file of this session: plan, agent_profile, scorers (specs incl. code), dataset (rows, paged), "
+        "validation (last result and fix log), proposals (what you submitted in this session and what was refused).",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name"],
+            "properties": {
+                "name": {"enum": ["plan", "agent_profile", "scorers", "dataset", "validation", "proposals"]},
+                "page": {"type": "integer", "minimum": 0, "maximum": 100},
+            },
+        },
+        read_state,
+    ),
+    Tool(
+        "load_skill",
+        "Load a file of the mlflow-evaluation skill (verified MLflow 3 patterns). Load the matching reference "
+        "before you write scorers, judges or dataset rows.",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["path"],
+            "properties": {"path": {"enum": list(skill_files())}},
+        },
+        load_skill,
+    ),
+    Tool(
+        "finish",
+        "End the session when your proposals are submitted (or there is nothing worth adding).",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"summary": {"type": "string", "maxLength": 1500}},
+        },
+        finish,
+    ),
 ]

@@ -64,8 +64,14 @@ def _check_replaces(ctx: ToolContext, kind: str, name: str, replaces: str | None
     if target is None and not was_dropped:
         ctx.refuse(kind, name, [f"replaces {replaces!r}, which is neither a scorer nor a dropped scorer"])
     if target is not None and target.kind not in allowed_kinds:
-        ctx.refuse(kind, name, [f"{replaces!r} is a {target.kind} scorer; only {', '.join(sorted(allowed_kinds))} "
-                                "scorers can be replaced this way"])
+        ctx.refuse(
+            kind,
+            name,
+            [
+                f"{replaces!r} is a {target.kind} scorer; only {', '.join(sorted(allowed_kinds))} "
+                "scorers can be replaced this way"
+            ],
+        )
 
 
 def _finding_ok(ctx: ToolContext, kind: str, name: str, finding: str | None) -> None:
@@ -103,8 +109,15 @@ def sample_rows(ctx: ToolContext) -> list[dict[str, Any]]:
             trace = None
         if trace is None:
             continue
-        samples.append({"inputs": row["inputs"], "outputs": row["outputs"], "expectations": row.get("expectations") or {},
-                        "source_trace": source, "trace": trace.to_json()})
+        samples.append(
+            {
+                "inputs": row["inputs"],
+                "outputs": row["outputs"],
+                "expectations": row.get("expectations") or {},
+                "source_trace": source,
+                "trace": trace.to_json(),
+            }
+        )
     if not samples:
         raise ToolError("no dataset rows with readable traces to test scorers on")
     ctx.samples = samples
@@ -127,7 +140,9 @@ def submit_agent_profile(ctx: ToolContext, args: dict[str, Any]) -> dict[str, An
     clusters = {q["name"] for q in analysis.get("query_types", [])}
     for q in args.get("query_types", []):
         if q["cluster"] not in clusters:
-            reasons.append(f"query type {q['cluster']!r} is not in the analysis (they are: {', '.join(sorted(clusters))})")
+            reasons.append(
+                f"query type {q['cluster']!r} is not in the analysis (they are: {', '.join(sorted(clusters))})"
+            )
     findings = {f["id"] for f in analysis.get("findings", [])}
     for d in args["evaluation_dimensions"]:
         if d.get("finding") and d["finding"] not in findings:
@@ -138,8 +153,11 @@ def submit_agent_profile(ctx: ToolContext, args: dict[str, Any]) -> dict[str, An
     if reasons:
         ctx.refuse("agent_profile", name, reasons)
     ctx.staged.profile = redact(args)
-    ctx.accept("agent_profile", name, f"{len(args.get('query_types', []))} query types, "
-                                      f"{len(args['evaluation_dimensions'])} dimensions")
+    ctx.accept(
+        "agent_profile",
+        name,
+        f"{len(args.get('query_types', []))} query types, {len(args['evaluation_dimensions'])} dimensions",
+    )
     return {"accepted": True, "note": "the profile is saved when the session ends; later sessions read it"}
 
 
@@ -156,7 +174,9 @@ def submit_dataset_rows(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
         tid = row["source_trace"]
         reasons = []
         if tid not in ctx.seen_traces and tid not in existing:
-            reasons.append("unknown trace id: use ids that search_traces, get_trace, read_analysis or the dataset showed you")
+            reasons.append(
+                "unknown trace id: use ids that search_traces, get_trace, read_analysis or the dataset showed you"
+            )
         else:
             try:
                 fetch_checked(ctx, tid)
@@ -165,13 +185,21 @@ def submit_dataset_rows(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
         if not reasons and len(ctx.staged.rows) >= MAX_STAGED_ROWS:
             reasons.append(f"at most {MAX_STAGED_ROWS} rows per session")
         if not reasons and tid in existing and not row.get("expectations"):
-            reasons.append("this trace is already a dataset row: add expectations to annotate it, or pick another trace")
+            reasons.append(
+                "this trace is already a dataset row: add expectations to annotate it, or pick another trace"
+            )
         if reasons:
             ctx.refused.append({"kind": "dataset_row", "name": tid, "reasons": reasons})
             results.append({"source_trace": tid, "accepted": False, "reasons": reasons})
             continue
-        staged = redact({"source_trace": tid, "reason": row["reason"], "case_type": row.get("case_type", "edge_case"),
-                         "expectations": row.get("expectations")})
+        staged = redact(
+            {
+                "source_trace": tid,
+                "reason": row["reason"],
+                "case_type": row.get("case_type", "edge_case"),
+                "expectations": row.get("expectations"),
+            }
+        )
         ctx.staged.rows = [r for r in ctx.staged.rows if r["source_trace"] != tid] + [staged]
         action = "annotates the existing row" if tid in existing else "adds a row"
         ctx.accept("dataset_row", tid, f"{action}: {row['reason']}")
@@ -191,8 +219,10 @@ def submit_edge_cases(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         keys = sorted(case["inputs"])
         reasons = []
         if shapes and keys not in shapes:
-            reasons.append(f"inputs have keys {keys}; the agent's real inputs have {shapes[0]}"
-                           + (f" (or {shapes[1:4]})" if len(shapes) > 1 else ""))
+            reasons.append(
+                f"inputs have keys {keys}; the agent's real inputs have {shapes[0]}"
+                + (f" (or {shapes[1:4]})" if len(shapes) > 1 else "")
+            )
         if case.get("variant_of") and case["variant_of"] not in ctx.seen_traces:
             reasons.append(f"variant_of {case['variant_of']!r} was never shown to you")
         if reasons:
@@ -223,8 +253,14 @@ def submit_guidelines_judge(ctx: ToolContext, args: dict[str, Any]) -> dict[str,
             reasons.append(f"MLflow rejected the judge: {str(exc)[:300]}")
     if reasons:
         ctx.refuse("guidelines", name, reasons)
-    spec = ScorerSpec(name=name, kind="guidelines", guidelines=redact(args["guidelines"]), finding=args.get("finding"),
-                      doc=redact(args["doc"]) + (f" (rewrites {replaces})" if replaces else ""), source="llm")
+    spec = ScorerSpec(
+        name=name,
+        kind="guidelines",
+        guidelines=redact(args["guidelines"]),
+        finding=args.get("finding"),
+        doc=redact(args["doc"]) + (f" (rewrites {replaces})" if replaces else ""),
+        source="llm",
+    )
     _stage_spec(ctx, spec, replaces)
     ctx.accept("guidelines", name, args["doc"])
     return {"accepted": True, "name": name, "replaces": replaces}
@@ -239,9 +275,11 @@ def submit_custom_judge(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
     if not used & JUDGE_VARS:
         reasons.append("the instructions must use {{ inputs }}, {{ outputs }} or {{ trace }}")
     if used - JUDGE_VARS:
-        reasons.append(f"only {{{{ inputs }}}}, {{{{ outputs }}}} and {{{{ trace }}}} may be used (got "
-                       f"{', '.join(sorted(used - JUDGE_VARS))}): rows without expectations would make "
-                       "{{ expectations }} judges error; put row-specific rules in dataset expectations instead")
+        reasons.append(
+            f"only {{{{ inputs }}}}, {{{{ outputs }}}} and {{{{ trace }}}} may be used (got "
+            f"{', '.join(sorted(used - JUDGE_VARS))}): rows without expectations would make "
+            "{{ expectations }} judges error; put row-specific rules in dataset expectations instead"
+        )
     if not reasons:
         try:
             from mlflow.genai.judges import make_judge
@@ -251,8 +289,14 @@ def submit_custom_judge(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
             reasons.append(f"MLflow rejected the judge: {str(exc)[:300]}")
     if reasons:
         ctx.refuse("make_judge", name, reasons)
-    spec = ScorerSpec(name=name, kind="make_judge", instructions=redact(instructions), finding=args.get("finding"),
-                      doc=redact(args["doc"]), source="llm")
+    spec = ScorerSpec(
+        name=name,
+        kind="make_judge",
+        instructions=redact(instructions),
+        finding=args.get("finding"),
+        doc=redact(args["doc"]),
+        source="llm",
+    )
     _stage_spec(ctx, spec, None)
     ctx.accept("make_judge", name, args["doc"])
     return {"accepted": True, "name": name}
@@ -268,18 +312,33 @@ def submit_custom_check(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
     if reasons:
         ctx.refuse("rule", name, reasons)
     params = {"fail_when": redact(args["fail_when"]), "message": redact(args["message"])}
-    spec = ScorerSpec(name=name, kind="rule", check="rule", params=params, finding=args.get("finding"),
-                      doc=f"{redact(args['doc'])} Fails when {rules.describe(params['fail_when'])}.", source="llm")
+    spec = ScorerSpec(
+        name=name,
+        kind="rule",
+        check="rule",
+        params=params,
+        finding=args.get("finding"),
+        doc=f"{redact(args['doc'])} Fails when {rules.describe(params['fail_when'])}.",
+        source="llm",
+    )
     verdicts = _try_on_samples(ctx, params)
     _stage_spec(ctx, spec, replaces)
     counts = {"pass": sum(v for v, _ in verdicts), "fail": sum(not v for v, _ in verdicts)}
     ctx.accept("rule", name, f"{args['doc']} (sample rows: {counts})")
-    note = ("it fails every sample row: is the condition inverted? (fail_when says when the check FAILS)"
-            if verdicts and not counts["pass"] else
-            "it gives the same verdict on every sample row: check that it discriminates" if len(set(v for v, _ in verdicts)) < 2
-            else "")
-    return {"accepted": True, "name": name, "sample_rows": counts,
-            "examples": [{"passed": v, "rationale": why} for v, why in verdicts[:4]], "note": note}
+    note = (
+        "it fails every sample row: is the condition inverted? (fail_when says when the check FAILS)"
+        if verdicts and not counts["pass"]
+        else "it gives the same verdict on every sample row: check that it discriminates"
+        if len(set(v for v, _ in verdicts)) < 2
+        else ""
+    )
+    return {
+        "accepted": True,
+        "name": name,
+        "sample_rows": counts,
+        "examples": [{"passed": v, "rationale": why} for v, why in verdicts[:4]],
+        "note": note,
+    }
 
 
 def _try_on_samples(ctx: ToolContext, params: dict[str, Any]) -> list[tuple[bool, str]]:
@@ -313,45 +372,76 @@ def run_validation(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     ctx.applied_during_session.append(applied)
     outcome = ctx.revalidate("llm_fix", ctx.validations)
     ctx.validated = outcome.passed
-    return {"applied": applied, "validation_status": outcome.status, "problems": outcome.problems[:8],
-            "metrics": {k: v for k, v in outcome.metrics.items() if k.endswith("/mean")}}
+    return {
+        "applied": applied,
+        "validation_status": outcome.status,
+        "problems": outcome.problems[:8],
+        "metrics": {k: v for k, v in outcome.metrics.items() if k.endswith("/mean")},
+    }
 
 
 # ------------------------------------------------------------------------------------------------
 # Tool definitions
 
-PROFILE = Tool("submit_agent_profile",
-               "Describe the agent: name, purpose, domains, a readable label for each clustered query type, the "
-               "evaluation dimensions that matter (each tied to a finding or evidence), and notes for the dataset "
-               "and scorers sessions.", schemas.AGENT_PROFILE, submit_agent_profile)
-ROWS = Tool("submit_dataset_rows",
-            "Add real traces as dataset rows (edge cases the automatic selection missed), or annotate existing rows, "
-            "with expectations (expected_facts, expected_response, guidelines). Each row is checked separately.",
-            schemas.DATASET_ROWS, submit_dataset_rows)
-EDGE = Tool("submit_edge_cases",
-            "Propose synthetic requests (variants, adversarial or out-of-scope cases) with expectations. They have no "
-            "recorded outputs, so they are saved for evaluation with a predict_fn, not run in this suite.",
-            schemas.EDGE_CASES, submit_edge_cases)
-GUIDELINES = Tool("submit_guidelines_judge",
-                  "Add a Guidelines LLM judge (pass/fail rules in this agent's own terms), or rewrite an existing one "
-                  "with `replaces`.", schemas.GUIDELINES_JUDGE, submit_guidelines_judge)
-JUDGE = Tool("submit_custom_judge",
-             "Add a make_judge LLM judge with your own instructions (template variables {{ inputs }}, {{ outputs }}, "
-             "{{ trace }}); it answers pass (true) or fail (false).", schemas.CUSTOM_JUDGE, submit_custom_judge)
-RULE = Tool("submit_custom_check",
-            "Add a deterministic check as DATA (no code): `fail_when` is a condition over the features trace2eval "
-            "extracts from every trace (numbers and flags like n_tool_calls, n_tool_errors, gives_up; text fields "
-            "like answer, request, user_turns, tool_names, tool_args, tool_errors; counts of tool calls matching a "
-            "filter), combined with all/any/not. The check FAILS when the condition holds; `message` is the "
-            "rationale shown then. It is tried on sample rows and must work on any trace of the experiment.",
-            schemas.CUSTOM_CHECK, submit_custom_check)
-CHECK = Tool("check_scorers",
-             "Run every code scorer (existing and staged) on sample dataset rows in a sandbox; returns per-scorer values "
-             "and problems, and whether the judges construct.", {"type": "object", "additionalProperties": False,
-                                                                 "properties": {}}, check_scorers)
-VALIDATE = Tool("run_validation",
-                "Apply your accepted proposals and run the real validation (run_eval.py); at most twice per session.",
-                {"type": "object", "additionalProperties": False, "properties": {}}, run_validation)
+PROFILE = Tool(
+    "submit_agent_profile",
+    "Describe the agent: name, purpose, domains, a readable label for each clustered query type, the "
+    "evaluation dimensions that matter (each tied to a finding or evidence), and notes for the dataset "
+    "and scorers sessions.",
+    schemas.AGENT_PROFILE,
+    submit_agent_profile,
+)
+ROWS = Tool(
+    "submit_dataset_rows",
+    "Add real traces as dataset rows (edge cases the automatic selection missed), or annotate existing rows, "
+    "with expectations (expected_facts, expected_response, guidelines). Each row is checked separately.",
+    schemas.DATASET_ROWS,
+    submit_dataset_rows,
+)
+EDGE = Tool(
+    "submit_edge_cases",
+    "Propose synthetic requests (variants, adversarial or out-of-scope cases) with expectations. They have no "
+    "recorded outputs, so they are saved for evaluation with a predict_fn, not run in this suite.",
+    schemas.EDGE_CASES,
+    submit_edge_cases,
+)
+GUIDELINES = Tool(
+    "submit_guidelines_judge",
+    "Add a Guidelines LLM judge (pass/fail rules in this agent's own terms), or rewrite an existing one "
+    "with `replaces`.",
+    schemas.GUIDELINES_JUDGE,
+    submit_guidelines_judge,
+)
+JUDGE = Tool(
+    "submit_custom_judge",
+    "Add a make_judge LLM judge with your own instructions (template variables {{ inputs }}, {{ outputs }}, "
+    "{{ trace }}); it answers pass (true) or fail (false).",
+    schemas.CUSTOM_JUDGE,
+    submit_custom_judge,
+)
+RULE = Tool(
+    "submit_custom_check",
+    "Add a deterministic check as DATA (no code): `fail_when` is a condition over the features trace2eval "
+    "extracts from every trace (numbers and flags like n_tool_calls, n_tool_errors, gives_up; text fields "
+    "like answer, request, user_turns, tool_names, tool_args, tool_errors; counts of tool calls matching a "
+    "filter), combined with all/any/not. The check FAILS when the condition holds; `message` is the "
+    "rationale shown then. It is tried on sample rows and must work on any trace of the experiment.",
+    schemas.CUSTOM_CHECK,
+    submit_custom_check,
+)
+CHECK = Tool(
+    "check_scorers",
+    "Run every code scorer (existing and staged) on sample dataset rows in a sandbox; returns per-scorer values "
+    "and problems, and whether the judges construct.",
+    {"type": "object", "additionalProperties": False, "properties": {}},
+    check_scorers,
+)
+VALIDATE = Tool(
+    "run_validation",
+    "Apply your accepted proposals and run the real validation (run_eval.py); at most twice per session.",
+    {"type": "object", "additionalProperties": False, "properties": {}},
+    run_validation,
+)
 
 
 def tools_for(task: str) -> list[Tool]:

@@ -12,8 +12,15 @@ from typing import Any
 
 from trace2eval.llm.tools.base import Tool
 from trace2eval.llm.tools.context import ToolContext, ToolError
-from trace2eval.traces.features import (root_span, span_duration_ms, span_status, span_type, to_text, trace_features,
-                                        trace_spans)
+from trace2eval.traces.features import (
+    root_span,
+    span_duration_ms,
+    span_status,
+    span_type,
+    to_text,
+    trace_features,
+    trace_spans,
+)
 from trace2eval.traces.redact import redact, redact_text
 from trace2eval.traces.source import TraceQuery
 
@@ -46,13 +53,21 @@ def _summary(ctx: ToolContext, trace: Any) -> dict[str, Any]:
         tools[t["name"]] = tools.get(t["name"], 0) + 1
     case = (ctx.analysis().get("case_index") or {}).get(tid, {})
     ctx.seen_traces.add(tid)
-    return redact({
-        "trace_id": tid, "status": f["status"], "duration_ms": f["duration_ms"],
-        "request": _cut(f["request"], 240), "answer": _cut(f["answer"], 240),
-        "user_turns": f["n_user_turns"], "tool_calls": f["n_tool_calls"], "tools": dict(list(tools.items())[:10]),
-        "failed_tool_calls": f["n_tool_errors"], "findings": ctx.findings_by_trace().get(tid, []),
-        **({"query_type": case["query_type"]} if case.get("query_type") else {}),
-    })
+    return redact(
+        {
+            "trace_id": tid,
+            "status": f["status"],
+            "duration_ms": f["duration_ms"],
+            "request": _cut(f["request"], 240),
+            "answer": _cut(f["answer"], 240),
+            "user_turns": f["n_user_turns"],
+            "tool_calls": f["n_tool_calls"],
+            "tools": dict(list(tools.items())[:10]),
+            "failed_tool_calls": f["n_tool_errors"],
+            "findings": ctx.findings_by_trace().get(tid, []),
+            **({"query_type": case["query_type"]} if case.get("query_type") else {}),
+        }
+    )
 
 
 def fetch_checked(ctx: ToolContext, trace_id: str):
@@ -75,18 +90,22 @@ def search_traces(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     if args.get("finding"):
         finding = next((f for f in ctx.analysis().get("findings", []) if f["id"] == args["finding"]), None)
         if finding is None:
-            raise ToolError(f"no finding {args['finding']!r}; the findings are: "
-                            + ", ".join(f["id"] for f in ctx.analysis().get("findings", [])))
+            raise ToolError(
+                f"no finding {args['finding']!r}; the findings are: "
+                + ", ".join(f["id"] for f in ctx.analysis().get("findings", []))
+            )
         ids = finding.get("all_evidence") or finding.get("evidence", [])
     elif args.get("query_type"):
         qtype = next((q for q in ctx.analysis().get("query_types", []) if q["name"] == args["query_type"]), None)
         if qtype is None:
-            raise ToolError(f"no query type {args['query_type']!r}; they are: "
-                            + ", ".join(q["name"] for q in ctx.analysis().get("query_types", [])))
+            raise ToolError(
+                f"no query type {args['query_type']!r}; they are: "
+                + ", ".join(q["name"] for q in ctx.analysis().get("query_types", []))
+            )
         ids = qtype.get("evidence", [])
     if ids is not None:
         start = int(args.get("page_token") or 0) if str(args.get("page_token") or "0").isdigit() else 0
-        page = [t for t in (_fetch_quiet(ctx, tid) for tid in ids[start:start + size]) if t is not None]
+        page = [t for t in (_fetch_quiet(ctx, tid) for tid in ids[start : start + size]) if t is not None]
         nxt = str(start + size) if start + size < len(ids) else None
         total = len(ids)
     else:
@@ -125,8 +144,11 @@ def _search(ctx: ToolContext, args: dict[str, Any], size: int):
         parts.append(f"span.name = '{args['tool']}'")
     try:
         page = ctx.mlflow_client().search_traces(
-            locations=[config.experiment_id], filter_string=" AND ".join(p for p in parts if p) or None,
-            max_results=size, order_by=["timestamp_ms DESC"], page_token=args.get("page_token") or None,
+            locations=[config.experiment_id],
+            filter_string=" AND ".join(p for p in parts if p) or None,
+            max_results=size,
+            order_by=["timestamp_ms DESC"],
+            page_token=args.get("page_token") or None,
             include_spans=True,
         )
     except MlflowException as exc:
@@ -156,11 +178,21 @@ def _conversation(trace: Any) -> dict[str, Any]:
             if said:
                 items.append({"assistant": _cut(said, ITEM_CHARS)})
         elif kind in ("TOOL", "RETRIEVER"):
-            items.append({"tool": span.name, "args": _cut(span.inputs, 300),
-                          "result": _cut(span.outputs, 400), "status": span_status(span)})
+            items.append(
+                {
+                    "tool": span.name,
+                    "args": _cut(span.inputs, 300),
+                    "result": _cut(span.outputs, 400),
+                    "status": span_status(span),
+                }
+            )
     root = root_span(spans)
-    body: dict[str, Any] = {"system_prompt": system, "request": _cut(root.inputs, ITEM_CHARS) if root else None,
-                            "final_answer": _cut(root.outputs, 1500) if root else None, "turns": []}
+    body: dict[str, Any] = {
+        "system_prompt": system,
+        "request": _cut(root.inputs, ITEM_CHARS) if root else None,
+        "final_answer": _cut(root.outputs, 1500) if root else None,
+        "turns": [],
+    }
     used = 0
     for item in items:
         size = len(to_text(item))
@@ -177,9 +209,17 @@ def _spans(trace: Any) -> list[dict[str, Any]]:
     names = {s.span_id: s.name for s in spans}
     shown = []
     for s in spans[:MAX_SPANS_SHOWN]:
-        shown.append({"name": s.name, "type": span_type(s), "parent": names.get(s.parent_id),
-                      "status": span_status(s), "ms": round(span_duration_ms(s), 1),
-                      "inputs": _cut(s.inputs, 240), "outputs": _cut(s.outputs, 240)})
+        shown.append(
+            {
+                "name": s.name,
+                "type": span_type(s),
+                "parent": names.get(s.parent_id),
+                "status": span_status(s),
+                "ms": round(span_duration_ms(s), 1),
+                "inputs": _cut(s.inputs, 240),
+                "outputs": _cut(s.outputs, 240),
+            }
+        )
     if len(spans) > MAX_SPANS_SHOWN:
         shown.append({"note": f"{len(spans) - MAX_SPANS_SHOWN} more spans"})
     return shown
@@ -191,10 +231,23 @@ def get_trace(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     out = _summary(ctx, trace)
     if detail == "summary":
         f = trace_features(trace, scrub=redact_text)
-        out.update({"tool_sequence": [{"tool": t["name"], "ok": t["ok"], "args": t["args"], **({"error": t["error"]} if t["error"] else {})}
-                                      for t in f["tools"][:30]],
-                    "user_messages": f["user_turns"][:8], "exceptions": f["exceptions"],
-                    "tokens": f["tokens_in"] + f["tokens_out"], "unconfirmed_writes": f["n_unconfirmed_writes"]})
+        out.update(
+            {
+                "tool_sequence": [
+                    {
+                        "tool": t["name"],
+                        "ok": t["ok"],
+                        "args": t["args"],
+                        **({"error": t["error"]} if t["error"] else {}),
+                    }
+                    for t in f["tools"][:30]
+                ],
+                "user_messages": f["user_turns"][:8],
+                "exceptions": f["exceptions"],
+                "tokens": f["tokens_in"] + f["tokens_out"],
+                "unconfirmed_writes": f["n_unconfirmed_writes"],
+            }
+        )
     elif detail == "conversation":
         out["conversation"] = _conversation(trace)
     else:
@@ -202,30 +255,46 @@ def get_trace(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     return redact(out)
 
 
-
 _STATUS = {"enum": ["OK", "ERROR"]}
 TOOLS = [
-    Tool("search_traces",
-         "Find traces of the experiment. Filter by status, a tool (span) name, minimum duration, a finding id or "
-         "query type from the analysis, and/or text in the request/answer. Returns short summaries (id, request, "
-         "answer, tools, findings) and next_page_token.",
-         {"type": "object", "additionalProperties": False, "properties": {
-             "status": _STATUS,
-             "tool": {"type": "string", "maxLength": 100, "description": "traces that called this tool/span"},
-             "min_duration_ms": {"type": "integer", "minimum": 0},
-             "finding": {"type": "string", "maxLength": 80, "description": "traces that exhibit this finding id"},
-             "query_type": {"type": "string", "maxLength": 120, "description": "example traces of this query type"},
-             "text": {"type": "string", "maxLength": 100, "description": "case-insensitive substring of request or answer"},
-             "page_token": {"type": "string", "maxLength": 2000},
-             "page_size": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
-         }},
-         search_traces),
-    Tool("get_trace",
-         "Read one trace. detail=summary: tool sequence, user messages, errors (smallest). detail=conversation: the "
-         "agent's system prompt/policy and the whole exchange in order. detail=spans: the span tree with previews.",
-         {"type": "object", "additionalProperties": False, "required": ["trace_id"], "properties": {
-             "trace_id": {"type": "string", "minLength": 3, "maxLength": 100},
-             "detail": {"enum": ["summary", "conversation", "spans"]},
-         }},
-         get_trace),
+    Tool(
+        "search_traces",
+        "Find traces of the experiment. Filter by status, a tool (span) name, minimum duration, a finding id or "
+        "query type from the analysis, and/or text in the request/answer. Returns short summaries (id, request, "
+        "answer, tools, findings) and next_page_token.",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "status": _STATUS,
+                "tool": {"type": "string", "maxLength": 100, "description": "traces that called this tool/span"},
+                "min_duration_ms": {"type": "integer", "minimum": 0},
+                "finding": {"type": "string", "maxLength": 80, "description": "traces that exhibit this finding id"},
+                "query_type": {"type": "string", "maxLength": 120, "description": "example traces of this query type"},
+                "text": {
+                    "type": "string",
+                    "maxLength": 100,
+                    "description": "case-insensitive substring of request or answer",
+                },
+                "page_token": {"type": "string", "maxLength": 2000},
+                "page_size": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+            },
+        },
+        search_traces,
+    ),
+    Tool(
+        "get_trace",
+        "Read one trace. detail=summary: tool sequence, user messages, errors (smallest). detail=conversation: the "
+        "agent's system prompt/policy and the whole exchange in order. detail=spans: the span tree with previews.",
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["trace_id"],
+            "properties": {
+                "trace_id": {"type": "string", "minLength": 3, "maxLength": 100},
+                "detail": {"enum": ["summary", "conversation", "spans"]},
+            },
+        },
+        get_trace,
+    ),
 ]

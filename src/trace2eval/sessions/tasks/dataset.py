@@ -26,11 +26,15 @@ def run(session: Session) -> dict[str, Any]:
     merge: dict[str, int] = {}
     if nightly:  # append rows for traces the living suite has never used to its rows (edits kept)
         rows, merge = suite.merge_rows(session, rows)
-        ui.say(f"Suite dataset: {merge['kept']} rows kept, {merge['added']} added, {merge['duplicates']} already in the suite"
-               + (f", {merge['evicted']} oldest dropped (max_suite_rows)" if merge["evicted"] else ""))
+        ui.say(
+            f"Suite dataset: {merge['kept']} rows kept, {merge['added']} added, {merge['duplicates']} already in the suite"
+            + (f", {merge['evicted']} oldest dropped (max_suite_rows)" if merge["evicted"] else "")
+        )
     if not rows:
-        raise SourceError("none of the selected traces could be read back for the dataset",
-                          "check that the traces still exist in the experiment, then rerun the dataset task")
+        raise SourceError(
+            "none of the selected traces could be read back for the dataset",
+            "check that the traces still exist in the experiment, then rerun the dataset task",
+        )
     write_dataset(session, rows, skipped, merged=nightly)
     kinds = _case_types(rows)
     ui.say(f"Dataset: {len(rows)} rows ({', '.join(f'{n} {k}' for k, n in kinds.most_common())})")
@@ -41,8 +45,12 @@ def after_llm(session: Session, summary: dict[str, Any], refinement: Refinement)
     """The LLM may have added rows or expectations: report what is on disk now."""
     rows = read_json(session.dataset_json)["rows"]
     kinds = _case_types(rows)
-    return {**summary, "rows": len(rows), "case_types": dict(kinds),
-            "rows_with_expectations": sum(bool(r.get("expectations")) for r in rows)}
+    return {
+        **summary,
+        "rows": len(rows),
+        "case_types": dict(kinds),
+        "rows_with_expectations": sum(bool(r.get("expectations")) for r in rows),
+    }
 
 
 def _metadata(row: dict[str, Any]) -> dict[str, Any]:

@@ -34,8 +34,10 @@ def run(session: Session) -> dict[str, Any]:
     except ValidationFailed as failure:
         return {REFINE: Refinement(why="the deterministic repairs could not make validation pass", failure=failure)}
     dropped = any(c.startswith("dropped") for c in summary.get("changes") or [])
-    return {**summary, REFINE: Refinement(why="the deterministic repairs dropped scorers") if dropped
-            else Refinement.not_wanted()}
+    return {
+        **summary,
+        REFINE: Refinement(why="the deterministic repairs dropped scorers") if dropped else Refinement.not_wanted(),
+    }
 
 
 def after_llm(session: Session, summary: dict[str, Any], refinement: Refinement) -> dict[str, Any]:
@@ -86,9 +88,11 @@ def refuse_to_repair_configuration(problems: list[dict[str, Any]]) -> None:
     found = [p for p in problems if p.get("kind") in CONFIGURATION_PROBLEMS]
     if found:
         detail = " ".join(str(found[0].get("detail") or found[0]["kind"]).split())[:400]
-        raise ValidationFailed(f"the judges cannot run: {detail}",
-                               "check the judge model name and its credentials (or the secret scope on Databricks), "
-                               "or run without judges (no --judge-model)")
+        raise ValidationFailed(
+            f"the judges cannot run: {detail}",
+            "check the judge model name and its credentials (or the secret scope on Databricks), "
+            "or run without judges (no --judge-model)",
+        )
 
 
 def refuse_to_repair_edited_files(session: Session, problems: list[dict[str, Any]]) -> None:
@@ -101,14 +105,21 @@ def refuse_to_repair_edited_files(session: Session, problems: list[dict[str, Any
         ui.say(f"{', '.join(missing)} missing: rendering it again from its spec")
         return
     blame = []
-    if ownership.is_edited(session.dir, "evaluation/scorers.py") and any(p.get("scorer") or p["kind"] == "nan_metric" for p in problems):
+    if ownership.is_edited(session.dir, "evaluation/scorers.py") and any(
+        p.get("scorer") or p["kind"] == "nan_metric" for p in problems
+    ):
         blame.append("evaluation/scorers.py")
     if any(p["kind"] in ("crash", "nonzero_exit", "timeout") for p in problems):  # any edited code file can cause these
-        blame += [rel for rel in ("evaluation/scorers.py", "evaluation/run_eval.py", "evaluation/eval_dataset.py")
-                  if rel not in blame and ownership.is_edited(session.dir, rel)]
+        blame += [
+            rel
+            for rel in ("evaluation/scorers.py", "evaluation/run_eval.py", "evaluation/eval_dataset.py")
+            if rel not in blame and ownership.is_edited(session.dir, rel)
+        ]
     if blame:
-        detail = "; ".join(f"{p['kind']}{' ' + p['scorer'] if p.get('scorer') else ''}: {' '.join(str(p.get('detail') or '').split())[-200:]}"
-                           for p in problems)
+        detail = "; ".join(
+            f"{p['kind']}{' ' + p['scorer'] if p.get('scorer') else ''}: {' '.join(str(p.get('detail') or '').split())[-200:]}"
+            for p in problems
+        )
         home = session.config().suite_dir or str(session.dir)  # where the person edits: the suite, or this session
         raise ValidationFailed(
             f"validation fails and {', '.join(blame)} was edited by a person, so trace2eval does not repair it ({detail})",
@@ -127,7 +138,13 @@ def repair(session: Session, problems: list[dict[str, Any]], attempt: int) -> li
     if bad:
         keep = [s for s in specs if s.name not in bad]
         for name, problem in bad.items():
-            dropped.append({"name": name, "reason": f"{problem['kind']}: {str(problem.get('detail') or '')[:300]}", "attempt": attempt})
+            dropped.append(
+                {
+                    "name": name,
+                    "reason": f"{problem['kind']}: {str(problem.get('detail') or '')[:300]}",
+                    "attempt": attempt,
+                }
+            )
             changes.append(f"dropped scorer {name} ({problem['kind']})")
         specs = keep
 
@@ -136,7 +153,13 @@ def repair(session: Session, problems: list[dict[str, Any]], attempt: int) -> li
         if attempt >= 2 and any(s.source != "deterministic" for s in specs):
             for s in specs:
                 if s.source != "deterministic":
-                    dropped.append({"name": s.name, "reason": "LLM-written scorer removed after repeated failures", "attempt": attempt})
+                    dropped.append(
+                        {
+                            "name": s.name,
+                            "reason": "LLM-written scorer removed after repeated failures",
+                            "attempt": attempt,
+                        }
+                    )
             specs = [s for s in specs if s.source == "deterministic"]
             changes.append("dropped LLM-written scorers")
         if "timeout" in structural:
@@ -180,12 +203,15 @@ def shed_rows(session: Session, attempt: int) -> str | None:
     reason = f"shed after run_eval.py timed out (fix attempt {attempt})"
     shed = [rows[i] for i in sorted(drop)]
     skipped = list(data.get("skipped") or []) + [
-        {"trace_id": (r.get("metadata") or {}).get("source_trace"), "reason": reason} for r in shed]
+        {"trace_id": (r.get("metadata") or {}).get("source_trace"), "reason": reason} for r in shed
+    ]
     kept = [r for i, r in enumerate(rows) if i not in drop]
     write_dataset(session, kept, skipped, merged=True)
     curated = sum(1 for r in kept if is_curated(r))
-    summary = (f"shed {len(shed)} of {len(rows)} dataset rows drawn automatically (run_eval.py timed out); "
-               f"kept {len(kept)}, all {curated} curated rows (pinned, with expectations, hand-written) among them")
+    summary = (
+        f"shed {len(shed)} of {len(rows)} dataset rows drawn automatically (run_eval.py timed out); "
+        f"kept {len(kept)}, all {curated} curated rows (pinned, with expectations, hand-written) among them"
+    )
     _note_shed(session, shed, reason)
     return summary
 
@@ -194,9 +220,16 @@ def _note_shed(session: Session, shed: list[dict[str, Any]], reason: str) -> Non
     """One note for the run, counting every attempt's shedding."""
     previous = next((n for n in run_notes(session.state_dir) if n.get("kind") == "shed_rows"), {})
     traces = list(previous.get("traces") or []) + [
-        {"trace_id": (r.get("metadata") or {}).get("source_trace"), "case_type": (r.get("metadata") or {}).get("case_type"),
-         "reason": reason} for r in shed]
-    text = (f"{len(traces)} automatically drawn dataset row(s) were shed because run_eval.py timed out "
-            f"(after {session.config().validate_timeout_s} s); curated rows were all kept. Shed rows do not come back: "
-            "pin the ones the suite needs, or lower max_suite_rows so validation finishes in time.")
+        {
+            "trace_id": (r.get("metadata") or {}).get("source_trace"),
+            "case_type": (r.get("metadata") or {}).get("case_type"),
+            "reason": reason,
+        }
+        for r in shed
+    ]
+    text = (
+        f"{len(traces)} automatically drawn dataset row(s) were shed because run_eval.py timed out "
+        f"(after {session.config().validate_timeout_s} s); curated rows were all kept. Shed rows do not come back: "
+        "pin the ones the suite needs, or lower max_suite_rows so validation finishes in time."
+    )
     add_run_note(session.state_dir, "shed_rows", text, traces=traces)

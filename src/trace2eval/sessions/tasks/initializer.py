@@ -40,28 +40,44 @@ def run(session: Session) -> dict[str, Any]:
         extra = {"new_traces": len(window.seen), "already_processed": window.skipped, **extra}
     analysis = result.analysis
     if analysis is None:  # a nightly window with nothing new since the last successful run
-        suite.skip_generation(session, f"no new traces since the last successful run ({window_info.get('already_processed', 0)} already in the suite)")
+        suite.skip_generation(
+            session,
+            f"no new traces since the last successful run ({window_info.get('already_processed', 0)} already in the suite)",
+        )
         ui.say("No new traces since the last successful run: validating the suite as it is")
-        return {"traces": 0, "new_traces": 0, "findings": 0, "query_types": 0,
-                REFINE: Refinement.not_wanted()}  # nothing new for an LLM to look at
+        return {
+            "traces": 0,
+            "new_traces": 0,
+            "findings": 0,
+            "query_types": 0,
+            REFINE: Refinement.not_wanted(),
+        }  # nothing new for an LLM to look at
     write_json(session.analysis_file, analysis)
     summary = analysis["trace_summary"]
-    ui.say(f"Analyzed {summary['total_analyzed']} traces: {len(analysis['findings'])} findings, "
-           f"{len(analysis['query_types'])} query types")
+    ui.say(
+        f"Analyzed {summary['total_analyzed']} traces: {len(analysis['findings'])} findings, "
+        f"{len(analysis['query_types'])} query types"
+    )
     meta = analysis.get("meta_evaluation")
     if meta:
         if meta.get("labelled", 0) == 0:
             ui.warn(meta["note"])
         else:
             combined = meta.get("combined") or {}
-            ui.say(f"Against labels '{config.labels}' ({meta['labelled']} labelled traces): kept {len(meta['kept'])} "
-                   f"code scorers, dropped {len(meta['dropped'])}; together recall {fmt_rate(combined.get('recall'))}, "
-                   f"false-alarm rate {fmt_rate(combined.get('false_alarm_rate'))}")
+            ui.say(
+                f"Against labels '{config.labels}' ({meta['labelled']} labelled traces): kept {len(meta['kept'])} "
+                f"code scorers, dropped {len(meta['dropped'])}; together recall {fmt_rate(combined.get('recall'))}, "
+                f"false-alarm rate {fmt_rate(combined.get('false_alarm_rate'))}"
+            )
             for what in meta.get("unmeasured", []):
                 ui.warn(f"labels '{config.labels}' cannot measure {what}")
     update_plan(session, analysis)
-    return {"traces": summary["total_analyzed"], "findings": len(analysis["findings"]),
-            "query_types": len(analysis["query_types"]), **extra}
+    return {
+        "traces": summary["total_analyzed"],
+        "findings": len(analysis["findings"]),
+        "query_types": len(analysis["query_types"]),
+        **extra,
+    }
 
 
 def update_plan(session: Session, analysis: dict[str, Any]) -> None:

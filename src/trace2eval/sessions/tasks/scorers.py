@@ -21,8 +21,10 @@ def run(session: Session) -> dict[str, Any]:
     save_specs(session, specs, dropped=dropped)
     write_scorers(session, specs, config.judge_model)
     code = sum(s.is_code for s in specs)
-    ui.say(f"Scorers: {code} code scorers, {len(specs) - code} LLM judges"
-           + ("" if config.judge_model else " (judges not run: no --judge-model)"))
+    ui.say(
+        f"Scorers: {code} code scorers, {len(specs) - code} LLM judges"
+        + ("" if config.judge_model else " (judges not run: no --judge-model)")
+    )
     return {"code_scorers": code, "judges": len(specs) - code, "judge_model": config.judge_model}
 
 
@@ -30,5 +32,9 @@ def after_llm(session: Session, summary: dict[str, Any], refinement: Refinement)
     """The LLM may have added or rewritten scorers: count what is on disk now."""
     specs, _ = load_specs(session)
     code = sum(s.is_code for s in specs)
-    return {**summary, "code_scorers": code, "judges": len(specs) - code,
-            "llm_scorers": sum(s.source == "llm" for s in specs)}
+    return {
+        **summary,
+        "code_scorers": code,
+        "judges": len(specs) - code,
+        "llm_scorers": sum(s.source == "llm" for s in specs),
+    }

@@ -11,8 +11,16 @@ from trace2eval.sessions.session import Session
 
 def run(session: Session) -> dict[str, Any]:
     config = session.config()
-    write_generated(session.dir, "evaluation/run_eval.py", render_run_eval(
-        # Generated code never holds a password: run_eval.py takes the full URI from MLFLOW_TRACKING_URI.
-        config.shown_tracking_uri, config.experiment_id, config.judge_model, run_name=f"trace2eval-{session.id}",
-    ), "script")
+    write_generated(
+        session.dir,
+        "evaluation/run_eval.py",
+        render_run_eval(
+            # Generated code never holds a password: run_eval.py takes the full URI from MLFLOW_TRACKING_URI.
+            config.shown_tracking_uri,
+            config.experiment_id,
+            config.judge_model,
+            run_name=f"trace2eval-{session.id}",
+        ),
+        "script",
+    )
     return {"file": "evaluation/run_eval.py"}

@@ -15,8 +15,14 @@ from trace2eval.validate.checks import validation_checks
 from trace2eval.validate.run import run_eval_script
 
 # Checks that say the suite works; the others (gates) report on the agent, not the suite.
-REQUIRED = ("script_executes", "mlflow_run_logged", "metrics_logged", "all_scorers_ran",
-            "all_scorers_returned_values", "no_nan_scores")
+REQUIRED = (
+    "script_executes",
+    "mlflow_run_logged",
+    "metrics_logged",
+    "all_scorers_ran",
+    "all_scorers_returned_values",
+    "no_nan_scores",
+)
 
 
 def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dict[str, Any]:
@@ -36,9 +42,16 @@ def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dic
     # them, and without a model they are left out on purpose, not by accident.
     args += ["--judge-model", config.judge_model] if config.judge_model else ["--no-judges"]
     with ui.activity("Validating: running evaluation/run_eval.py", unit="rows") as progress:
-        result = run_eval_script(session.evaluation_dir, session.state_dir / "last_eval_results.json",
-                                 config.validate_timeout_s, args, env=env, on_progress=progress.update,
-                                 judge_model=config.judge_model, tracking_uri=config.tracking_uri)
+        result = run_eval_script(
+            session.evaluation_dir,
+            session.state_dir / "last_eval_results.json",
+            config.validate_timeout_s,
+            args,
+            env=env,
+            on_progress=progress.update,
+            judge_model=config.judge_model,
+            tracking_uri=config.tracking_uri,
+        )
     run_id = result.results.get("run_id")
     specs, _ = load_specs(session)
     expected = [s.name for s in specs if s.is_code] + (
@@ -70,7 +83,9 @@ def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dic
             "rows": result.results.get("rows"),
             "rows_with_trace": result.results.get("rows_with_trace"),
             "judges_run": result.results.get("judges_run", False),
-            "judges_note": None if config.judge_model else "LLM judges generated but not run: no judge model configured",
+            "judges_note": None
+            if config.judge_model
+            else "LLM judges generated but not run: no judge model configured",
             # Rows whose production trace is gone (retention): evaluated from their stored inputs/outputs.
             "missing_source_traces": result.results.get("missing_source_traces", []),
             "scorers": result.results.get("scorers", {}),
@@ -83,8 +98,15 @@ def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dic
     if passed:
         ui.say(f"Validation passed: run {run_id}, {len(validation['metrics'])} metrics in {result.seconds:.0f} s")
     else:
-        ui.say(f"Validation failed: {', '.join(p['kind'] for p in judged['problems']) or 'see state/validation_results.json'}")
-    return {"validation_status": status, "run_id": run_id, "problems": len(judged["problems"]), "seconds": result.seconds}
+        ui.say(
+            f"Validation failed: {', '.join(p['kind'] for p in judged['problems']) or 'see state/validation_results.json'}"
+        )
+    return {
+        "validation_status": status,
+        "run_id": run_id,
+        "problems": len(judged["problems"]),
+        "seconds": result.seconds,
+    }
 
 
 def _run_logged(tracking_uri: str, run_id: str | None) -> bool:
