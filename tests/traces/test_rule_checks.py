@@ -118,3 +118,12 @@ def test_limits_and_description():
     assert rules.describe(
         {"all": [{"text": "answer", "words_any": ["sorry"]}, {"tool_calls": {"ok": False}, "op": ">", "value": 0}]}
     ) == ("(answer has any of the words ['sorry'] and count of tool calls (ok=False) > 0)")
+
+
+def test_the_features_contract_is_what_trace_features_returns(store):
+    from trace2eval.traces.features import ToolCall, TraceFeatures, trace_features
+
+    tid = store.add("Cancel order 7", "Done.", tools=[{"name": "cancel_order", "args": {"id": 7}, "error": True}])
+    features = trace_features(store.trace(tid))
+    assert set(features) == set(TraceFeatures.__annotations__)
+    assert set(features["tools"][0]) == set(ToolCall.__annotations__)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 PREVIEW_CHARS = 600
 MAX_TOOL_CALLS_KEPT = 60
@@ -397,9 +397,61 @@ def looks_truncated(answer: str) -> bool:
 # The features
 
 
+class ToolCall(TypedDict):
+    """One tool (or retriever) call as the features record it."""
+
+    name: str
+    args: str  # the arguments as bounded text
+    key: str  # the arguments' fingerprint, to spot identical calls
+    ok: bool
+    error: str | None  # normalized (and redacted, when a scrub is given)
+    ms: float
+    nested: bool  # the call ran spans of its own: a sub-agent
+
+
+class TraceFeatures(TypedDict):
+    """What `trace_features` returns: the contract between the analyzer, the checks in checks.py
+    (and the declarative checks), and the generated scorers, which all read these keys."""
+
+    status: str
+    duration_ms: float
+    n_spans: int
+    root_name: str
+    span_types: dict[str, int]
+    request: str
+    request_shape: str
+    answer: str
+    answer_chars: int
+    has_answer: bool
+    answer_truncated: bool
+    gives_up: bool
+    tools: list[ToolCall]
+    n_tool_calls: int
+    n_distinct_tools: int
+    n_tool_errors: int
+    n_unrecovered_tool_errors: int
+    max_identical_calls: int
+    max_same_tool_streak: int
+    n_write_calls: int
+    n_unconfirmed_writes: int
+    max_write_repeats: int
+    n_ungrounded_writes: int
+    ungrounded_writes: list[str]
+    handoff: bool
+    n_agent_spans: int
+    llm_calls: int
+    llm_errors: int
+    exceptions: list[tuple[str, str]]
+    n_exceptions: int
+    tokens_in: int
+    tokens_out: int
+    n_user_turns: int
+    user_turns: list[str]
+
+
 def trace_features(
     trace: Any, inputs: Any = None, outputs: Any = None, scrub: Callable[[str], str] | None = None
-) -> dict[str, Any]:
+) -> TraceFeatures:
     """Small, JSON-able facts about one trace.
 
     `inputs`/`outputs` are used when given (a dataset row), otherwise the root span's.
@@ -422,7 +474,7 @@ def trace_features(
         duration = span_duration_ms(root) if root is not None else 0.0
 
     answer = answer_text(outputs)
-    tools: list[dict[str, Any]] = []
+    tools: list[ToolCall] = []
     exceptions: list[tuple[str, str]] = []
     llm_calls = llm_errors = agent_spans = 0
     user_turns: list[str] = []
