@@ -267,30 +267,24 @@ RULE_FEATURES = (
 )
 RULE_TEXTS = ("request", "answer", "user_turns", "last_user_turn", "tool_names", "tool_args", "tool_errors")
 RULE_OPS = ("<", "<=", ">", ">=", "==", "!=")
-# Features that only a trace carries: with no spans to read, a rule using them has nothing to check.
-_TRACE_ONLY = {
-    "n_spans",
-    "n_tool_calls",
-    "n_distinct_tools",
-    "n_tool_errors",
-    "n_unrecovered_tool_errors",
-    "max_identical_calls",
-    "max_same_tool_streak",
-    "n_write_calls",
-    "n_unconfirmed_writes",
-    "max_write_repeats",
-    "n_ungrounded_writes",
-    "n_agent_spans",
-    "llm_calls",
-    "llm_errors",
-    "n_exceptions",
-    "tokens_in",
-    "tokens_out",
-    "handoff",
-    "tool_names",
-    "tool_args",
-    "tool_errors",
+# What a rule can read without the trace's spans (a dataset row's inputs and outputs, its status and
+# timing): a rule using anything else has nothing to check when there are no spans.
+_WITHOUT_SPANS = {
+    "duration_ms",
+    "answer_chars",
+    "n_user_turns",
+    "has_answer",
+    "answer_truncated",
+    "gives_up",
+    "status",
+    "root_name",
+    "request_shape",
+    "request",
+    "answer",
+    "user_turns",
+    "last_user_turn",
 }
+_TRACE_ONLY = (set(RULE_FEATURES) | set(RULE_TEXTS)) - _WITHOUT_SPANS
 
 
 def _compare(left: Any, op: str, right: Any) -> bool:
