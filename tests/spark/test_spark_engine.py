@@ -94,6 +94,56 @@ def test_filters_and_since_select_what_mlflow_selects(uc_tables, demo_store):
         spark_analysis(uc_tables["demo"], uri, exp, since_ms=newest)
 
 
+def _windows(previous=None, **fields):
+    """Two equal nightly windows, one for each engine (a window records what its engine read)."""
+    from trace2eval.sessions.watermark import TraceWindow
+
+    return TraceWindow(previous=previous, **fields), TraceWindow(previous=previous, **fields)
+
+
+def test_nightly_window_reads_what_the_local_engine_reads(uc_tables, demo_store):
+    """A nightly run over Unity Catalog tables honours the suite's watermark like the MLflow source:
+    only traces past its start, minus the ids already processed in the overlap."""
+    from mlflow import MlflowClient
+
+    from trace2eval.sessions.watermark import Watermark
+    from trace2eval.traces.sources import MlflowTraceSource, UnityCatalogTraceSource
+
+    uri, exp = demo_store["uri"], demo_store["experiment_id"]
+    infos = sorted(
+        MlflowClient(uri).search_traces(locations=[exp], max_results=100, include_spans=False),
+        key=lambda t: (t.info.timestamp_ms, t.info.trace_id),
+    )
+    since = infos[15].info.timestamp_ms
+    newer = [t.info.trace_id for t in infos if t.info.timestamp_ms > since]
+    processed = frozenset(newer[:3])  # read by the last run inside its overlap
+    config = SessionConfig(experiment_id=exp, tracking_uri=uri, source=str(uc_tables["demo"]))
+    spark_window, local_window = _windows(since_ms=since, overlap_ms=0, skip_ids=processed)
+    spark_result = _json(UnityCatalogTraceSource(config).analyze(spark_window).analysis)
+    local_result = _json(
+        MlflowTraceSource(SessionConfig(experiment_id=exp, tracking_uri=uri)).analyze(local_window).analysis
+    )
+    assert spark_result["trace_summary"]["total_analyzed"] == len(newer) - 3
+    assert spark_window.skipped == local_window.skipped == 3
+    assert spark_window.seen == local_window.seen and set(spark_window.seen) == set(newer) - processed
+    # The MLflow index counts what the query matched, processed ids included; Spark what it kept.
+    for result in (spark_result, local_result):
+        result.pop("population"), result.pop("sample")
+    assert_same_but_population(spark_result, local_result)
+
+    # Nothing new since the last successful run: no analysis, no error, the watermark stays.
+    last = Watermark(timestamp_ms=infos[-1].info.timestamp_ms, overlap_ms=0)
+    spark_window, local_window = _windows(previous=last, since_ms=last.timestamp_ms, overlap_ms=0)
+    assert UnityCatalogTraceSource(config).analyze(spark_window).analysis is None
+    assert spark_window.seen == {}
+
+
+def assert_same_but_population(spark_result, local_result):
+    assert set(spark_result) == set(local_result)
+    for key in local_result:
+        assert spark_result[key] == local_result[key], key
+
+
 def test_more_traces_than_max_traces_are_sampled_by_strata(uc_tables, demo_store):
     uri, exp = demo_store["uri"], demo_store["experiment_id"]
     full = local_analysis(uri, exp)

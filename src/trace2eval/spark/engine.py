@@ -1,9 +1,11 @@
 """The initializer and dataset steps on Unity Catalog trace tables.
 
-`analyze(config)`: spans → per-trace digests (Spark) → population sections over every trace
+`analyze(config, window)`: spans → per-trace digests (Spark) → population sections over every trace
 (Spark) → a stratified sample of at most `max_traces` digests streamed to the driver → the same
 `Analyzer` the local engine uses, with the population sections handed over. When the sample
-holds every trace the result equals the local engine's on the same traces.
+holds every trace the result equals the local engine's on the same traces. A nightly `window`
+(the suite's watermark) narrows the read the way it does for the local engine: traces newer than
+its start, minus the ids already processed in its overlap.
 
 `fetch(config, ids)`: the full traces the dataset task turns into rows.
 """
@@ -15,7 +17,7 @@ import json
 import os
 import re
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from trace2eval import ui
 from trace2eval.analysis.analyze import Analyzer
@@ -24,6 +26,9 @@ from trace2eval.config import SessionConfig
 from trace2eval.errors import SourceError
 from trace2eval.spark.location import UCTraceLocation
 
+if TYPE_CHECKING:
+    from trace2eval.sessions.watermark import TraceWindow
+
 # Grouped traces are big rows (every span's payload): keep Arrow batches to the Python worker small.
 ARROW_RECORDS_PER_BATCH = 64
 SCRATCH_ENV = "TRACE2EVAL_SPARK_SCRATCH"  # <catalog>.<schema> for staging digests where caching is unavailable
@@ -31,17 +36,17 @@ POINTS_LIMIT = 50_000  # the report draws at most the newest 50k traces
 
 
 class UCAnalysis(NamedTuple):
-    analysis: dict[str, Any]  # `state/analysis.json`
-    points: dict[str, list]  # the newest traces' time, duration and status, for the report's pictures
+    analysis: dict[str, Any] | None  # `state/analysis.json`; None when a nightly window holds nothing new
+    points: dict[str, list] | None  # the newest traces' time, duration and status, for the report's pictures
 
 
-def analyze(config: SessionConfig) -> UCAnalysis:
+def analyze(config: SessionConfig, window: TraceWindow | None = None) -> UCAnalysis:
     """The analysis of the Unity Catalog trace tables, and the points the report draws."""
     with _spark_errors("analyzing the traces"):
-        return _analyze(config)
+        return _analyze(config, window)
 
 
-def _analyze(config: SessionConfig) -> UCAnalysis:
+def _analyze(config: SessionConfig, window: TraceWindow | None = None) -> UCAnalysis:
     from trace2eval.spark.digests import digest_frame
     from trace2eval.spark.filters import selected_trace_ids
     from trace2eval.spark.population import population_sections
@@ -57,7 +62,8 @@ def _analyze(config: SessionConfig) -> UCAnalysis:
         + (f" (+ {tables.metadata_name})" if tables.metadata_name else "")
     )
     prewarm()
-    selected = selected_trace_ids(tables, config.filter_string, config.since_ms)
+    since_ms = window.since_ms if window is not None else config.since_ms
+    selected = selected_trace_ids(tables, config.filter_string, since_ms)
     with _job_settings(spark), _staged(digest_frame(tables, selected, config.labels), spark) as frame:
         from pyspark.sql import functions as F
 
@@ -71,12 +77,30 @@ def _analyze(config: SessionConfig) -> UCAnalysis:
         total = outcome.get("ok", (0, None))[0]
         ui.say(f"Digested {total} traces on the cluster in {time.monotonic() - started:.1f} s")
         _report_skipped(outcome)
+        digests = frame.where(F.col("skipped").isNull())
+        if window is not None and window.skip_ids and total:
+            # Already processed inside the overlap below the watermark: left out and counted, like the local engine.
+            processed = F.col("trace_id").isin(sorted(window.skip_ids))
+            again = digests.where(processed).count()
+            window.skipped += again
+            digests, total = digests.where(~processed), total - again
+        if total == 0 and window is not None and window.previous is not None:
+            return UCAnalysis(None, None)  # nothing new since the last successful run
         if total == 0:
             what = f"{location} holds no traces"
-            if config.filter_string or config.since_ms is not None:
+            if config.filter_string or since_ms is not None:
                 what += " matching --filter / --since"
             raise SourceError(what, "check the trace location, or widen --filter / --since")
-        digests = frame.where(F.col("skipped").isNull())
+        if window is not None:
+            # The watermark moves past what was read: every digested trace's id and time reach the driver
+            # (two small columns; a night's traffic, not the table).
+            for row in digests.select("trace_id", "timestamp_ms").toLocalIterator():
+                window.accepts(row["trace_id"], int(row["timestamp_ms"] or 0))
+            if config.max_traces and total > config.max_traces:
+                ui.warn(
+                    f"more new traces ({total}) than --max-traces {config.max_traces}: a sample is analyzed and "
+                    "the watermark moves past the rest (raise max_traces to cover a night's traffic)"
+                )
         population = population_sections(digests, total)
         info_population = population.pop("population")
         budget = config.max_traces or total

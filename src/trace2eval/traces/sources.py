@@ -154,7 +154,7 @@ class MlflowTraceSource:
 class UnityCatalogTraceSource:
     """The OpenTelemetry trace tables of a Unity Catalog location, read with Spark."""
 
-    reads_windows = False  # nightly windows are read through MLflow only, for now
+    reads_windows = True
 
     def __init__(self, config: SessionConfig):
         self.config = config
@@ -162,7 +162,9 @@ class UnityCatalogTraceSource:
     def analyze(self, window: TraceWindow | None = None) -> SourceAnalysis:
         from trace2eval.spark.engine import analyze
 
-        analysis, points = analyze(self.config)
+        analysis, points = analyze(self.config, window)
+        if analysis is None:  # a nightly window with nothing new since the last successful run
+            return SourceAnalysis(None)
         skipped = analysis.get("skipped_traces") or {}
         if not skipped.get("count"):
             return SourceAnalysis(analysis, points=points)
