@@ -13,14 +13,15 @@ import pytest
 
 from frameworks import agents, truth
 from frameworks.servers import ModelServer
-from trace2eval.traces.features import trace_features
+from trace2eval.analysis.analyze import Analyzer
+from trace2eval.traces.digest import digest_trace
 
 pytestmark = pytest.mark.slow  # about 30 s for all five frameworks
 
 
 @pytest.fixture(scope="session")
 def layouts(tmp_path_factory):
-    """{layout: (features of its traces in time order, model calls, tokens reported)}."""
+    """{layout: (digests of its traces in time order, model calls, tokens reported)}."""
     import mlflow
 
     pytest.importorskip("langgraph")
@@ -36,7 +37,7 @@ def layouts(tmp_path_factory):
                 traces = mlflow.search_traces(locations=[exp], return_type="list")
                 traces.sort(key=lambda t: t.info.request_time)
                 tokens = sum(a + b for a, b in server.usage[n_usage:])
-                out[name] = ([trace_features(t) for t in traces], len(server.requests) - n_requests, tokens)
+                out[name] = ([digest_trace(t) for t in traces], len(server.requests) - n_requests, tokens)
     finally:
         mlflow.set_tracking_uri(previous)
     return out
@@ -79,3 +80,23 @@ def test_streamed_responses_agent_carries_no_tokens(layouts):
     features, _, tokens = layouts["responses_agent"]
     assert tokens == 0 and all(f["tokens_in"] == f["tokens_out"] == 0 for f in features)
     assert all(f["n_agent_spans"] == 0 for f in features)  # predict -> predict_stream is one agent
+
+
+@pytest.mark.parametrize("layout", agents.LAYOUTS)
+def test_findings_match_the_script(layouts, layout):
+    digests, _, _ = layouts[layout]
+    analyzer = Analyzer()
+    for d in digests:
+        analyzer.add(d)
+    analysis = analyzer.finish()
+    found = {f["id"]: f["prevalence"]["traces"] for f in analysis["findings"]}
+    assert found.get("unconfirmed_writes") == 1  # the address change, and not the repeated "Yes please."
+    assert found.get("tool_failures") == 2  # the write that returned an error, the tool that raised
+    if layout != "dspy":
+        assert "ungrounded_writes" not in found
+    coverage = analysis["coverage"]
+    if layout == "responses_agent":  # streamed without usage: no token finding can be made
+        assert coverage["missing"] == ["tokens"] and "token_outliers" in coverage["findings_not_made"]
+        assert "token_outliers" not in found
+    else:
+        assert coverage["missing"] == []
