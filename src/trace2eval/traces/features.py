@@ -497,6 +497,7 @@ def trace_features(
     parents = {getattr(s, "parent_id", None) for s in spans}
     span_types: dict[str, int] = {}
     history = _History()
+    read: dict[Any, list[Message]] = {}  # messages by span id, read once
     evidence.add(request_text(inputs))
     usage_spans: list[tuple[Any, dict[str, Any]]] = []
     n_tool_spans = 0
@@ -526,9 +527,9 @@ def trace_features(
                 usage_spans.append((span, usage))
             # The wrapper and the wrapped span carry the same messages: read the outer one,
             # unless it has none (DSPy's Predict wraps the LM call that holds the prompt).
-            if outer is not span and read_messages(getattr(outer, "inputs", None)):
+            if outer is not span and _messages_of(outer, read):
                 continue
-            for message, where in history.read(read_messages(getattr(span, "inputs", None))):
+            for message, where in history.read(_messages_of(span, read)):
                 if where == "seen":  # an earlier call of this trace already carried it
                     continue
                 for result in message.results:
@@ -719,6 +720,13 @@ class _History:
         for call in m.calls:
             if call.get("name"):
                 self.calls.setdefault(call.get("id"), call)
+
+
+def _messages_of(span: Any, read: dict[Any, list[Message]]) -> list[Message]:
+    key = getattr(span, "span_id", None) or id(span)
+    if key not in read:
+        read[key] = read_messages(getattr(span, "inputs", None))
+    return read[key]
 
 
 def _ancestor_ids(span: Any, by_id: dict[Any, Any]) -> list[Any]:

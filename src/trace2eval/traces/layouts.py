@@ -173,7 +173,13 @@ def read_message(raw: Any) -> Message | None:
     if role in ("tool", "function"):
         failed = str(raw.get("status", "")).lower() == "error" or None
         results.append(_result(raw.get("tool_call_id") or raw.get("name"), content, failed))
-    return Message(role, " ".join(p for p in text_parts if p).strip(), calls, results)
+    # Plain text content stays as written; blocks are joined
+    text = (
+        content
+        if isinstance(content, str) and role not in ("tool", "function")
+        else " ".join(p for p in text_parts if p).strip()
+    )
+    return Message(role, text, calls, results)
 
 
 def _result(call_id: Any, content: Any, failed: Any = None) -> dict[str, Any]:
