@@ -68,7 +68,7 @@ def main() -> int:
             for name in agents.LAYOUTS:
                 n_requests, n_usage = len(server.requests), len(server.usage)
                 started = time.time()
-                exp = agents.run(name, server)
+                exp = agents.run(name, server, Path(tmp) / "artifacts")
                 seconds = time.time() - started
                 traces = sorted(
                     mlflow.search_traces(locations=[exp], return_type="list"), key=lambda t: t.info.request_time

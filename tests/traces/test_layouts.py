@@ -25,7 +25,8 @@ def layouts(tmp_path_factory):
     import mlflow
 
     pytest.importorskip("langgraph")
-    uri = f"sqlite:///{tmp_path_factory.mktemp('layouts') / 'mlflow.db'}"
+    tmp = tmp_path_factory.mktemp("layouts")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     out = {}
@@ -33,7 +34,7 @@ def layouts(tmp_path_factory):
         with ModelServer() as server:
             for name in agents.LAYOUTS:
                 n_requests, n_usage = len(server.requests), len(server.usage)
-                exp = agents.run(name, server)
+                exp = agents.run(name, server, tmp / "artifacts")
                 traces = mlflow.search_traces(locations=[exp], return_type="list")
                 traces.sort(key=lambda t: t.info.request_time)
                 tokens = sum(a + b for a, b in server.usage[n_usage:])

@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import uuid
+from pathlib import Path
 from typing import Any, Callable, Generator
 
 from . import script
@@ -23,10 +24,16 @@ LAYOUTS = ("openai", "anthropic", "langgraph", "responses_agent", "dspy")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
+ARTIFACTS: list[Path] = []  # where experiments keep trace artifacts; set by `run`
+
+
 def _experiment(name: str) -> str:
     import mlflow
 
-    return mlflow.set_experiment(f"{name}-{uuid.uuid4().hex[:6]}").experiment_id
+    name = f"{name}-{uuid.uuid4().hex[:6]}"
+    # Trace payloads go beside the store, not into ./mlruns of the working directory.
+    location = (ARTIFACTS[-1] / name).as_uri() if ARTIFACTS else None
+    return mlflow.set_experiment(experiment_id=mlflow.create_experiment(name, artifact_location=location)).experiment_id
 
 
 def run_openai(server: ModelServer) -> str:
@@ -242,11 +249,14 @@ def run_responses_agent(server: ModelServer) -> str:
     return exp
 
 
-def run(name: str, server: ModelServer) -> str:
-    """Play the script through one framework; its traces are in the store when this returns."""
+def run(name: str, server: ModelServer, artifacts: Path) -> str:
+    """Play the script through one framework; its traces are in the store when this returns.
+
+    `artifacts`: a folder for the experiments' trace artifacts."""
     import httpx  # noqa: F401  (imported whole before a framework's client imports it from another thread)
     import mlflow
 
+    ARTIFACTS[:] = [artifacts]
     exp = RUNNERS[name](server)
     mlflow.flush_trace_async_logging()
     return exp
