@@ -2,7 +2,7 @@
 
 A spec is data (`state/scorer_specs.json`); the code is rendered from a template with every value
 written as a Python literal (`repr`), so the file compiles by construction and trace text can only
-ever appear as data. The trace-reading helpers (`features.py`, `checks.py`) are copied verbatim,
+ever appear as data. The trace-reading helpers (`layouts.py`, `features.py`, `checks.py`) are copied verbatim,
 so the generated checks are exactly the ones the analysis ran.
 """
 
