@@ -25,6 +25,8 @@ from trace2eval.traces.layouts import read_messages, result_failed, tool_identit
         # a tool of its own whose argument is called "name": not a dispatcher
         ("find_customer", {"name": "Ada"}, ("find_customer", {"name": "Ada"})),
         ("cancel_order", {"order_id": "A1"}, ("cancel_order", {"order_id": "A1"})),
+        ("dispatch", {"tool_name": "get_order", "args": {"id": 1}}, ("get_order", {"id": 1})),
+        ("get_tool_docs", {"tool_name": "refund"}, ("get_tool_docs", {"tool_name": "refund"})),
     ],
 )
 def test_tool_identity(name, inputs, want):

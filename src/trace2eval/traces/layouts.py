@@ -53,9 +53,11 @@ def tool_identity(name: str, inputs: Any, attribute: Any = None) -> tuple[str, A
     a span attribute.
     """
     if isinstance(inputs, dict):
-        named = inputs.get("tool_name")
-        if not isinstance(named, str) and _DISPATCHER.match(name):
+        named = None
+        if _DISPATCHER.match(name):
             named = next((inputs[k] for k in _TOOL_NAME_KEYS if isinstance(inputs.get(k), str)), None)
+        elif isinstance(inputs.get("tool_name"), str) and any(k in inputs for k in _TOOL_ARG_KEYS):
+            named = inputs["tool_name"]  # a dispatcher by another name: {"tool_name", "args"}
         if isinstance(named, str) and named:
             args = next((inputs[k] for k in _TOOL_ARG_KEYS if k in inputs), None)
             if args is None:
