@@ -15,7 +15,7 @@ def _analysis(store, ids):
 
 
 def test_traces_without_tools_or_tokens_say_so(store):
-    ids = [store.add({"query": f"question {i}"}, f"answer {i}." if i % 5 else "") for i in range(30)]
+    ids = [store.add({"query": f"question {i}"}, f"answer {i}." if i % 4 else "") for i in range(12)]
     analysis = _analysis(store, ids)
     coverage = analysis["coverage"]
     assert coverage["carries"] == {"tools": False, "tokens": False, "answers": True}
