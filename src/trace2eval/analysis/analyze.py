@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from trace2eval.analysis.agreement import meta_evaluate
-from trace2eval.analysis.findings import candidates
+from trace2eval.analysis.findings import REGISTRY, candidates
 from trace2eval.state.versions import ANALYSIS_VERSION
 from trace2eval.analysis.querytypes import cluster_requests
 from trace2eval.analysis.sections import (
@@ -21,6 +21,7 @@ from trace2eval.analysis.sections import (
     TRACE_NO_EXCEPTION,
     AgentCounts,
     describe_agent,
+    describe_coverage,
     describe_error_pattern,
     describe_tool,
     describe_trace_summary,
@@ -78,7 +79,8 @@ class Analyzer:
         for row, label in zip(rows, types.labels):
             row["query_type"] = types.names[label]
 
-        findings = build_findings(rows, types)
+        coverage = trace_coverage(rows)
+        findings = build_findings(rows, types, set(coverage["missing"]))
         analysis = {
             "schema_version": ANALYSIS_VERSION,
             "agent": describe_agent(agent_counts(rows)),
@@ -88,6 +90,7 @@ class Analyzer:
             "tool_usage": tool_usage(rows),
             "span_types": dict(Counter(t for r in rows for t in r.get("span_types", {}))),
             "request_shapes": request_shapes(rows),
+            "coverage": coverage,
             "query_types": query_type_table(rows, types, findings),
             "findings": findings,
             "dataset_strategy": {
@@ -233,9 +236,24 @@ def query_type_table(rows, types, findings) -> list[dict[str, Any]]:
 # Findings: each one is a check with data-derived parameters that some traces fail
 
 
-def build_findings(rows: list[dict[str, Any]], types) -> list[dict[str, Any]]:
+def trace_coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether any trace carries tool calls, token usage and answers: a finding built on a
+    feature no trace carries would read the layout, not the agent."""
+    carries = {
+        "tools": any(r["n_tool_calls"] > 0 for r in rows),
+        "tokens": any(r["tokens_in"] + r["tokens_out"] > 0 for r in rows),
+        "answers": any(r["has_answer"] for r in rows),
+    }
+    skipped = [fid for fid, spec in REGISTRY.items() if any(not carries.get(n, True) for n in spec.needs)]
+    return describe_coverage(carries, skipped)
+
+
+def build_findings(rows: list[dict[str, Any]], types, missing: set[str] | None = None) -> list[dict[str, Any]]:
+    """Findings that some traces fail; none that needs what the traces do not carry (`missing`)."""
     findings = []
     for cand in candidates(rows, types):
+        if missing and set(REGISTRY[cand["id"]].needs) & missing:
+            continue
         failing, passing = [], []
         rationale_counts: Counter[str] = Counter()
         for r in rows:

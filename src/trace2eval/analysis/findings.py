@@ -41,6 +41,9 @@ class FindingDef:
     derive: Callable[[Rows, Any], Derived | None]
     scorer: Literal["code", "judge"] = "code"  # "judge": reported and judged, no pass/fail code scorer
     judge_guidelines: tuple[str, ...] = field(default_factory=tuple)
+    # What the traces must carry for the finding to mean anything: "tools", "tokens", "answers"
+    # (see analysis/sections.py, describe_coverage). Without it the finding is not made.
+    needs: tuple[str, ...] = ()
 
     @property
     def check(self) -> str:
@@ -59,13 +62,14 @@ def finding(
     description: str,
     scorer: Literal["code", "judge"] = "code",
     judge: tuple[str, ...] = (),
+    needs: tuple[str, ...] = (),
 ):
     """Register the decorated `derive(rows, types) -> Derived | None` as finding `id`."""
 
     def register(derive: Callable[[Rows, Any], Derived | None]) -> Callable[[Rows, Any], Derived | None]:
         if id in REGISTRY:
             raise ValueError(f"finding {id!r} is defined twice")
-        REGISTRY[id] = FindingDef(id, title, severity, summary, description, derive, scorer, tuple(judge))
+        REGISTRY[id] = FindingDef(id, title, severity, summary, description, derive, scorer, tuple(judge), tuple(needs))
         return derive
 
     return register
@@ -139,6 +143,7 @@ def _error_traces(rows, types):
 
 @finding(
     "tool_failures",
+    needs=("tools",),
     title="Failed tool calls",
     severity="high",
     summary="a tool call fails — or, when the agent usually recovers, a failure nothing succeeded after",
@@ -183,6 +188,7 @@ def _llm_failures(rows, types):
 
 @finding(
     "missing_answer",
+    needs=("answers",),
     title="Empty or cut-off answers",
     severity="high",
     summary="the answer is empty or cut off",
@@ -198,6 +204,10 @@ def _missing_answer(rows, types):
 
 @finding(
     "answered_without_tools",
+    needs=(
+        "tools",
+        "answers",
+    ),
     title="Answers given without consulting any tool",
     severity="medium",
     summary="no tool call where nearly every request uses tools",
@@ -231,6 +241,7 @@ def _answered_without_tools(rows, types):
 
 @finding(
     "repeated_calls",
+    needs=("tools",),
     title="Loops: the same tool call repeated",
     severity="medium",
     summary="the same call repeats beyond the usual",
@@ -253,6 +264,7 @@ def _repeated_calls(rows, types):
 
 @finding(
     "long_tool_chains",
+    needs=("tools",),
     title="Unusually long tool chains",
     severity="medium",
     summary="more tool calls than the experiment's p90",
@@ -288,6 +300,7 @@ def _long_conversations(rows, types):
 
 @finding(
     "unconfirmed_writes",
+    needs=("tools",),
     title="State changes without the user's go-ahead",
     severity="high",
     summary="a state-changing call comes without a go-ahead in the user's latest turn",
@@ -309,6 +322,7 @@ def _unconfirmed_writes(rows, types):
 
 @finding(
     "ungrounded_writes",
+    needs=("tools",),
     title="State changes with values nobody provided",
     severity="high",
     summary="a state-changing call uses values (ids, amounts, dates) that neither the user nor a tool provided",
@@ -330,6 +344,7 @@ def _ungrounded_writes(rows, types):
 
 @finding(
     "repeated_writes",
+    needs=("tools",),
     title="The same state change repeated",
     severity="medium",
     summary="the same state change repeats beyond the usual",
@@ -349,6 +364,7 @@ def _repeated_writes(rows, types):
 
 @finding(
     "extra_routing",
+    needs=("tools",),
     title="Requests routed to more sub-agents than needed",
     severity="medium",
     summary="more sub-agents than the common path for a request",
@@ -400,6 +416,7 @@ def _slow_traces(rows, types):
 
 @finding(
     "token_outliers",
+    needs=("tokens",),
     title="Token usage outliers",
     severity="low",
     summary="tokens above the p95 for the request type",

@@ -106,3 +106,26 @@ def describe_error_pattern(
         "traces": traces,
         "evidence": evidence[:EVIDENCE_IDS],
     }
+
+
+# What a finding can need from the traces, and what the analysis says when no trace carries it.
+CANNOT_READ = {
+    "tools": "no trace shows a tool call (no TOOL spans, no tool calls in the messages): "
+    "nothing can be said about tool use, failures or state changes; if the agent calls tools, trace them "
+    '(the framework\'s MLflow autolog, or `@mlflow.trace(span_type="TOOL")`)',
+    "tokens": "no trace carries token usage (a streamed reply without usage, or an integration that does not "
+    "record it): nothing can be said about token cost",
+    "answers": "no trace carries an answer in its outputs: nothing can be said about missing, cut-off or "
+    "give-up answers; log the agent's reply as the root span's outputs",
+}
+
+
+def describe_coverage(carries: dict[str, bool], skipped: list[str]) -> dict[str, Any]:
+    """Which kinds of evidence the traces carry; the findings not made for want of one."""
+    missing = [k for k in CANNOT_READ if not carries.get(k, True)]
+    return {
+        "carries": {k: bool(carries.get(k, True)) for k in CANNOT_READ},
+        "missing": missing,
+        "notes": [CANNOT_READ[k] for k in missing],
+        "findings_not_made": skipped,
+    }

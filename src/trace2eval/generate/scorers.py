@@ -2,7 +2,7 @@
 
 A spec is data (`state/scorer_specs.json`); the code is rendered from a template with every value
 written as a Python literal (`repr`), so the file compiles by construction and trace text can only
-ever appear as data. The trace-reading helpers (`features.py`, `checks.py`) are copied verbatim,
+ever appear as data. The trace-reading helpers (`layouts.py`, `features.py`, `checks.py`) are copied verbatim,
 so the generated checks are exactly the ones the analysis ran.
 """
 
@@ -124,15 +124,18 @@ def render_scorers(specs: list[ScorerSpec], judge_model: str | None) -> str:
         if not IDENTIFIER.match(spec.name) or keyword.iskeyword(spec.name):
             raise ValueError(f"scorer name {spec.name!r} is not a valid Python identifier")
     specs, _ = legacy_code_specs(specs)
-    features_src = (Path(__file__).parents[1] / "traces" / "features.py").read_text(encoding="utf-8")
-    checks_src = (Path(__file__).parents[1] / "traces" / "checks.py").read_text(encoding="utf-8")
+    traces = Path(__file__).parents[1] / "traces"
+    layouts_src = (traces / "layouts.py").read_text(encoding="utf-8")
+    features_src = (traces / "features.py").read_text(encoding="utf-8")
+    checks_src = (traces / "checks.py").read_text(encoding="utf-8")
     code = render(
         "scorers.py.j2",
         code_specs=[s for s in specs if s.kind in ("code", "rule")],
         judge_specs=[s for s in specs if not s.is_code],
         builtin=BUILTIN_JUDGES,
         judge_model=judge_model,
-        features_src=_strip_module_header(features_src),
+        # layouts.py first: features.py reads spans through it (its import of it is dropped)
+        features_src=_strip_module_header(layouts_src) + "\n\n" + _strip_module_header(features_src),
         checks_src=_strip_module_header(checks_src),
     )
     ast.parse(code)  # rendered from literals: a syntax error here is a trace2eval bug
@@ -146,5 +149,13 @@ def _strip_module_header(src: str) -> str:
     start = 0
     if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
         start = body[0].end_lineno or 0
-    lines = src.splitlines()[start:]
+    # Package-relative imports (features.py's `from .layouts import ...`) name modules that the
+    # rendered file holds inline.
+    relative = {
+        n
+        for node in body
+        if isinstance(node, ast.ImportFrom) and node.level
+        for n in range(node.lineno - 1, node.end_lineno or node.lineno)
+    }
+    lines = [l for i, l in enumerate(src.splitlines()) if i >= start and i not in relative]
     return "\n".join(l for l in lines if not l.startswith("from __future__")).strip() + "\n"

@@ -32,7 +32,7 @@ def reserved_names() -> frozenset[str]:
         "os",
     }
     traces = Path(__file__).parents[1] / "traces"
-    for module in ("features.py", "checks.py"):
+    for module in ("layouts.py", "features.py", "checks.py"):
         tree = ast.parse((traces / module).read_text(encoding="utf-8"))
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):

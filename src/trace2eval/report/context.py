@@ -243,7 +243,8 @@ def trace_section(analysis: dict[str, Any]) -> dict[str, Any]:
                 "the list is in state/analysis.json",
             )
         )
-    return {"rows": [{"name": a, "value": b, "note": c} for a, b, c in rows], "summary": s}
+    cannot = [str(n) for n in _list(_dict(analysis.get("coverage")).get("notes"))]
+    return {"rows": [{"name": a, "value": b, "note": c} for a, b, c in rows], "summary": s, "cannot": cannot}
 
 
 def findings_section(

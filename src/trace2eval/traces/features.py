@@ -14,6 +14,20 @@ import json
 import re
 from typing import Any, Callable, TypedDict
 
+# How frameworks lay out spans and messages. In the generated suite layouts.py is copied in just
+# before this file, and this import is dropped.
+from .layouts import (  # noqa: F401  (ERROR_TEXT: part of this module's names)
+    ERROR_TEXT,
+    Message,
+    answer_from_outputs,
+    llm_reply,
+    read_messages,
+    request_from_messages,
+    result_failed,
+    tool_identity,
+    unwrap_request,
+)
+
 PREVIEW_CHARS = 600
 MAX_TOOL_CALLS_KEPT = 60
 MAX_USER_TURNS_KEPT = 12
@@ -84,9 +98,6 @@ AFFIRMATION = re.compile(
     r"\b(yes|yeah|yep|yup|sure|ok(?:ay)?|confirm(?:ed)?|correct|go ahead|proceed|please do|do it"
     r"|sounds good|that'?s right|absolutely|definitely|approved?|agreed?)\b",
     re.IGNORECASE,
-)
-ERROR_TEXT = re.compile(
-    r"^\s*(?:error\b|exception\b|traceback\b|failed\b|failure\b|\{?\s*\"?error\"?\s*:)", re.IGNORECASE
 )
 
 
@@ -263,11 +274,11 @@ def request_text(inputs: Any) -> str:
     """The user's request: the last user message, a query-like field, or the whole input."""
     if isinstance(inputs, str):
         return inputs
+    inputs = unwrap_request(inputs)
     if isinstance(inputs, dict):
-        messages = inputs.get("messages") or inputs.get("input")
-        if isinstance(messages, list) and messages:
-            users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-            return _message_text((users or messages)[-1])
+        said = request_from_messages(inputs)  # the last user turn, by position, in any message shape
+        if said is not None:
+            return said
         for key in ("query", "question", "prompt", "input", "request", "text", "message", "q"):
             if isinstance(inputs.get(key), str):
                 return inputs[key]
@@ -284,6 +295,7 @@ def request_shape(inputs: Any) -> str:
         return "none"
     if isinstance(inputs, str):
         return "string"
+    inputs = unwrap_request(inputs)
     if isinstance(inputs, dict):
         if isinstance(inputs.get("messages"), list):
             return "messages"
@@ -298,6 +310,9 @@ def answer_text(outputs: Any) -> str:
         return ""
     if isinstance(outputs, str):
         return outputs
+    framed = answer_from_outputs(outputs)  # Responses items, LangGraph state, a reply asking for tools
+    if framed is not None:
+        return framed
     if isinstance(outputs, dict):
         for key in ("response", "answer", "output", "content", "text", "result", "output_text"):
             value = outputs.get(key)
@@ -372,11 +387,7 @@ def is_handoff_tool(name: str) -> bool:
 
 
 def output_looks_failed(output: Any) -> bool:
-    if isinstance(output, dict):
-        return bool(output.get("error")) or str(output.get("status", "")).lower() in {"error", "failed"}
-    if isinstance(output, str):
-        return bool(ERROR_TEXT.match(output))
-    return False
+    return result_failed(output)
 
 
 def looks_truncated(answer: str) -> bool:
@@ -478,14 +489,27 @@ def trace_features(
     exceptions: list[tuple[str, str]] = []
     llm_calls = llm_errors = agent_spans = 0
     user_turns: list[str] = []
-    seen_users: set[str] = set()
     timeline: list[tuple[str, str]] = []  # ("user", text) / ("assistant", text) / ("write", tool)
-    tokens_in = tokens_out = 0
     evidence = _Evidence()  # what the user said and tools returned so far, to ground arguments
     ungrounded: list[str] = []
     n_ungrounded = 0
+    by_id = {getattr(s, "span_id", None): s for s in spans}
     parents = {getattr(s, "parent_id", None) for s in spans}
     span_types: dict[str, int] = {}
+    history = _History()
+    read: dict[Any, list[Message]] = {}  # messages by span id, read once
+    evidence.add(request_text(inputs))
+    usage_spans: list[tuple[Any, dict[str, Any]]] = []
+    n_tool_spans = 0
+
+    def record_write(name: str, args: Any) -> None:
+        nonlocal n_ungrounded
+        timeline.append(("write", name))
+        missing = [v for v in _argument_values(args) if not evidence.has(v)]
+        if missing:
+            n_ungrounded += 1
+            if len(ungrounded) < 5:
+                ungrounded.append(f"{name}({', '.join(to_text(v, 40, scrub) for v in missing[:3])})")
 
     for span in spans:
         kind = span_type(span)
@@ -494,30 +518,50 @@ def trace_features(
         for exc in span_exceptions(span):
             exceptions.append((exc[0], normalize_message(exc[1], scrub)))
         if kind in LLM_SPAN_TYPES:
-            llm_calls += 1
-            llm_errors += failed
-            span_inputs = getattr(span, "inputs", None)
-            messages = span_inputs.get("messages") if isinstance(span_inputs, dict) else None
-            for m in messages if isinstance(messages, list) else []:
-                if isinstance(m, dict) and m.get("role") in ("tool", "function"):
-                    evidence.add(_message_text(m))
-                if isinstance(m, dict) and m.get("role") == "user":
-                    text = _message_text(m)
-                    evidence.add(text)
-                    if text and text not in seen_users:  # chat histories repeat earlier turns
-                        seen_users.add(text)
-                        user_turns.append(text)
-                        timeline.append(("user", text))
-            out = getattr(span, "outputs", None)
-            said = _message_text(out) if isinstance(out, dict) else (out if isinstance(out, str) else "")
-            if said:
-                timeline.append(("assistant", said))
+            outer = _outermost_llm(span, by_id)
+            if outer is span:  # an LLM span wrapping another is one call, not two
+                llm_calls += 1
+                llm_errors += failed
             usage = _attribute(span, "mlflow.chat.tokenUsage")
             if isinstance(usage, dict):
-                tokens_in += int(usage.get("input_tokens") or 0)
-                tokens_out += int(usage.get("output_tokens") or 0)
+                usage_spans.append((span, usage))
+            # The wrapper and the wrapped span carry the same messages: read the outer one,
+            # unless it has none (DSPy's Predict wraps the LM call that holds the prompt).
+            if outer is not span and _messages_of(outer, read):
+                continue
+            for message, where in history.read(_messages_of(span, read)):
+                if where == "seen":  # an earlier call of this trace already carried it
+                    continue
+                for result in message.results:
+                    call = history.calls.get(result["id"])
+                    if where == "new" and call is not None:
+                        name = str(call["name"])
+                        missing = []
+                        if is_write_tool(name):
+                            missing = [v for v in _argument_values(call["args"]) if not evidence.has(v)]
+                            history.message_writes.add(len(timeline))
+                            timeline.append(("write", name))
+                        history.found.append((call, result, missing))
+                    evidence.add(to_text(result["content"]))
+                if message.is_user_turn:
+                    evidence.add(message.text)
+                    user_turns.append(message.text)
+                    timeline.append(("user", message.text))
+                elif message.role == "assistant" and message.text:
+                    timeline.append(("assistant", message.text))
+                    if where == "history":  # said in an earlier trace, whose tool results this one lacks
+                        evidence.add(message.text)
+            reply = llm_reply(getattr(span, "outputs", None))
+            if reply is not None:
+                history.said(reply)
+                if reply.text:
+                    timeline.append(("assistant", reply.text))
         elif kind in TOOL_SPAN_TYPES:
-            name = str(getattr(span, "name", "tool"))
+            n_tool_spans += 1
+            span_args = getattr(span, "inputs", None)
+            name, span_args = tool_identity(
+                str(getattr(span, "name", "tool")), span_args, lambda k: _attribute(span, k)
+            )
             out = getattr(span, "outputs", None)
             ok = not failed and not output_looks_failed(out)
             error = None
@@ -527,8 +571,8 @@ def trace_features(
             tools.append(
                 {
                     "name": name,
-                    "args": to_text(getattr(span, "inputs", None), 160, scrub),
-                    "key": args_key(getattr(span, "inputs", None)),
+                    "args": to_text(span_args, 160, scrub),
+                    "key": args_key(span_args),
                     "ok": ok,
                     "error": error,
                     "ms": round(span_duration_ms(span), 1),
@@ -536,28 +580,56 @@ def trace_features(
                     "nested": getattr(span, "span_id", None) in parents,
                 }
             )
-            span_args = getattr(span, "inputs", None)
             if is_write_tool(name):
-                timeline.append(("write", name))
-                missing = [v for v in _argument_values(span_args) if not evidence.has(v)]
-                if missing:
-                    n_ungrounded += 1
-                    if len(ungrounded) < 5:
-                        ungrounded.append(f"{name}({', '.join(to_text(v, 40, scrub) for v in missing[:3])})")
+                record_write(name, span_args)
             evidence.add(to_text(out))
-        elif kind in AGENT_SPAN_TYPES and span is not root:
+        elif kind in AGENT_SPAN_TYPES and span is not root and not _same_call_as_parent(span, by_id):
             agent_spans += 1
 
-    usage = getattr(info, "token_usage", None) if info is not None else None
-    if isinstance(usage, dict) and (usage.get("input_tokens") or usage.get("output_tokens")):
-        tokens_in = int(usage.get("input_tokens") or 0)
-        tokens_out = int(usage.get("output_tokens") or 0)
+    if not n_tool_spans:
+        # No TOOL spans (a bare SDK loop): the tool calls are the ones whose results the
+        # messages carry, each counted in the trace of the model call that first saw its result.
+        for call, result, missing in history.found:
+            name = str(call["name"])
+            tools.append(
+                {
+                    "name": name,
+                    "args": to_text(call["args"], 160, scrub),
+                    "key": args_key(call["args"]),
+                    "ok": not result["failed"],
+                    "error": normalize_message(to_text(result["content"], 200, scrub), scrub)
+                    if result["failed"]
+                    else None,
+                    "ms": 0.0,
+                    "nested": False,
+                }
+            )
+            if missing:
+                n_ungrounded += 1
+                if len(ungrounded) < 5:
+                    ungrounded.append(f"{name}({', '.join(to_text(v, 40, scrub) for v in missing[:3])})")
+    else:  # the TOOL spans are the record; writes seen in the messages are counted there
+        timeline = [e for i, e in enumerate(timeline) if i not in history.message_writes]
 
-    if not user_turns:
+    tokens_in = tokens_out = 0
+    covered = {a for span, _ in usage_spans for a in _ancestor_ids(span, by_id)}
+    for span, usage in usage_spans:
+        if getattr(span, "span_id", None) not in covered:  # a wrapper's usage repeats the wrapped call's
+            tokens_in += int(usage.get("input_tokens") or 0)
+            tokens_out += int(usage.get("output_tokens") or 0)
+    usage = getattr(info, "token_usage", None) if info is not None else None
+    if isinstance(usage, dict):
+        # MLflow's trace total can leave out a span's usage (seen with LangGraph) and the span sum
+        # misses usage recorded only on the trace (DSPy): the larger one is the complete one.
+        total_in, total_out = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+        if total_in + total_out > tokens_in + tokens_out:
+            tokens_in, tokens_out = total_in, total_out
+
+    if not user_turns:  # no chat messages, or only a framework's prompts: the request is the turn
         first = request_text(inputs)
         if first:
             user_turns.append(first)
-
+            timeline.insert(0, ("user", first))
     calls = [(t["name"], t["key"]) for t in tools]
     repeats = max((calls.count(c) for c in set(calls)), default=0)
     streak = best = 0
@@ -606,6 +678,84 @@ def trace_features(
         "n_user_turns": len(user_turns),
         "user_turns": [to_text(u, 200, scrub) for u in user_turns[:MAX_USER_TURNS_KEPT]],
     }
+
+
+class _History:
+    """The messages the LLM spans of one trace carried, read by position.
+
+    Chat histories repeat: each call's messages usually extend the previous call's. A message is
+    `seen` when an earlier call of this trace carried it at the same position, `history` when the
+    first call got it from before this trace (earlier turns), and `new` otherwise. Positions, not
+    texts: a user who says "Yes please." twice said it twice.
+    """
+
+    def __init__(self):
+        self.prev: list[tuple[Any, ...]] | None = None
+        self.calls: dict[Any, dict[str, Any]] = {}  # tool calls by id, to pair results with
+        self.found: list[tuple[dict[str, Any], dict[str, Any], list[Any]]] = []  # (call, result, ungrounded)
+        self.message_writes: set[int] = set()  # timeline positions of writes read from messages
+
+    @staticmethod
+    def _key(m: Message) -> tuple[Any, ...]:
+        return (m.role, m.text, tuple(str(c.get("id")) for c in m.calls), tuple(str(r["id"]) for r in m.results))
+
+    def read(self, messages: list[Message]) -> list[tuple[Message, str]]:
+        keys = [self._key(m) for m in messages]
+        for m in messages:
+            self._register(m)
+        prev, self.prev = self.prev, keys
+        if prev is None:
+            # The first call: what follows the model's last reply is new to this trace (the turn's
+            # tool results); the rest came from earlier traces of the conversation.
+            last_reply = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
+            return [(m, "new" if i > last_reply else "history") for i, m in enumerate(messages)]
+        if len(keys) > len(prev) and keys[: len(prev)] == prev:
+            return [(m, "seen" if i < len(prev) else "new") for i, m in enumerate(messages)]
+        return [(m, "new") for m in messages]
+
+    def said(self, reply: Message) -> None:
+        self._register(reply)
+
+    def _register(self, m: Message) -> None:
+        for call in m.calls:
+            if call.get("name"):
+                self.calls.setdefault(call.get("id"), call)
+
+
+def _messages_of(span: Any, read: dict[Any, list[Message]]) -> list[Message]:
+    key = getattr(span, "span_id", None) or id(span)
+    if key not in read:
+        read[key] = read_messages(getattr(span, "inputs", None))
+    return read[key]
+
+
+def _ancestor_ids(span: Any, by_id: dict[Any, Any]) -> list[Any]:
+    found = []
+    parent = by_id.get(getattr(span, "parent_id", None))
+    while parent is not None and len(found) < 100:
+        found.append(getattr(parent, "span_id", None))
+        parent = by_id.get(getattr(parent, "parent_id", None))
+    return found
+
+
+def _outermost_llm(span: Any, by_id: dict[Any, Any]) -> Any:
+    """The outermost LLM span around this one (itself when none wraps it)."""
+    outer = span
+    for span_id in _ancestor_ids(span, by_id):
+        if span_type(by_id[span_id]) in LLM_SPAN_TYPES:
+            outer = by_id[span_id]
+    return outer
+
+
+def _same_call_as_parent(span: Any, by_id: dict[Any, Any]) -> bool:
+    """An AGENT span run by its parent agent with the same inputs (ResponsesAgent's
+    `predict` -> `predict_stream`) is the same agent, not a sub-agent."""
+    parent = by_id.get(getattr(span, "parent_id", None))
+    return (
+        parent is not None
+        and span_type(parent) in AGENT_SPAN_TYPES
+        and getattr(span, "inputs", None) == getattr(parent, "inputs", None)
+    )
 
 
 class _Evidence:

@@ -1,0 +1,199 @@
+"""A loopback model server speaking OpenAI Chat Completions and Anthropic Messages.
+
+It plays the scripted conversation (script.TURNS): the driver says which user turn is running
+(`server.turn`), and the request itself says how far the turn has got (the tool results after
+the last user message, or the observations in a DSPy trajectory). Every reply's token usage is
+recorded, so a test can compare the tokens the traces carry with what the model reported.
+"""
+
+from __future__ import annotations
+
+import http.server
+import itertools
+import json
+import re
+import threading
+from typing import Any
+
+from . import script
+
+_ids = itertools.count(1)
+
+
+class ModelServer:
+    def __init__(self):
+        self.turn = 0
+        self.usage: list[tuple[int, int]] = []  # (input, output) of every non-streamed reply
+        self.requests: list[dict[str, Any]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                server.requests.append(body)
+                if self.path.rstrip("/").endswith("/messages"):
+                    self._json(server.anthropic(body))
+                elif body.get("stream"):
+                    self._stream(server.openai_chunks(body))
+                else:
+                    self._json(server.openai(body))
+
+            def _json(self, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _stream(self, chunks: list[dict[str, Any]]) -> None:
+                data = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "ModelServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # -- what the model does next ---------------------------------------------------------------
+
+    def next_step(self, done: int) -> script.Step | None:
+        steps = script.TURNS[self.turn].steps
+        return steps[done] if done < len(steps) else None
+
+    def _usage(self, messages: list[Any], done: int) -> tuple[int, int]:
+        used = (40 + 10 * len(messages), 5 + done)
+        self.usage.append(used)
+        return used
+
+    # -- OpenAI Chat Completions -------------------------------------------------------------------
+
+    @staticmethod
+    def _openai_done(messages: list[dict[str, Any]]) -> int:
+        last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+        if last_user >= 0 and "[[ ## " in str(messages[last_user].get("content")):  # a DSPy adapter prompt
+            return len(re.findall(r"observation_\d+", str(messages[last_user].get("content"))))
+        return sum(1 for m in messages[last_user + 1 :] if m.get("role") == "tool")
+
+    def _openai_message(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        messages = body.get("messages") or []
+        done = self._openai_done(messages)
+        step = self.next_step(done)
+        system = " ".join(str(m.get("content")) for m in messages if m.get("role") == "system")
+        if "next_tool_name" in system:  # DSPy ReAct: choose the next tool, or finish
+            name, args = (step.tool, step.args) if step else ("finish", {})
+            content = (
+                f"[[ ## next_thought ## ]]\nI should {name}.\n\n[[ ## next_tool_name ## ]]\n{name}\n\n"
+                f"[[ ## next_tool_args ## ]]\n{json.dumps(args)}\n\n[[ ## completed ## ]]"
+            )
+            return {"role": "assistant", "content": content}, done
+        if "[[ ## answer ## ]]" in system or "`answer`" in system:  # DSPy's extract step
+            answer = script.TURNS[self.turn].answer
+            content = f"[[ ## reasoning ## ]]\nDone.\n\n[[ ## answer ## ]]\n{answer}\n\n[[ ## completed ## ]]"
+            return {"role": "assistant", "content": content}, done
+        if step is None:
+            return {"role": "assistant", "content": script.TURNS[self.turn].answer}, done
+        call = {
+            "id": f"call_{next(_ids):06d}",
+            "type": "function",
+            "function": {"name": step.tool, "arguments": json.dumps(step.args)},
+        }
+        return {"role": "assistant", "content": None, "tool_calls": [call]}, done
+
+    def openai(self, body: dict[str, Any]) -> dict[str, Any]:
+        message, done = self._openai_message(body)
+        tokens_in, tokens_out = self._usage(body.get("messages") or [], done)
+        return {
+            "id": f"chatcmpl-{next(_ids)}",
+            "object": "chat.completion",
+            "created": 1,
+            "model": body.get("model", "scripted"),
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": tokens_in,
+                "completion_tokens": tokens_out,
+                "total_tokens": tokens_in + tokens_out,
+            },
+        }
+
+    def openai_chunks(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """A streamed reply; usage only when the client asks for it (`include_usage`)."""
+        message, done = self._openai_message(body)
+        base = {"id": f"chatcmpl-{next(_ids)}", "object": "chat.completion.chunk", "created": 1, "model": "scripted"}
+        if message.get("tool_calls"):
+            call = message["tool_calls"][0]
+            delta = {"role": "assistant", "tool_calls": [{"index": 0, **call}]}
+            finish = "tool_calls"
+        else:
+            delta = {"role": "assistant", "content": message["content"]}
+            finish = "stop"
+        chunks = [
+            {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
+        ]
+        if (body.get("stream_options") or {}).get("include_usage"):
+            tokens_in, tokens_out = self._usage(body.get("messages") or [], done)
+            usage = {
+                "prompt_tokens": tokens_in,
+                "completion_tokens": tokens_out,
+                "total_tokens": tokens_in + tokens_out,
+            }
+            chunks.append({**base, "choices": [], "usage": usage})
+        return chunks
+
+    # -- Anthropic Messages ----------------------------------------------------------------------
+
+    def anthropic(self, body: dict[str, Any]) -> dict[str, Any]:
+        messages = body.get("messages") or []
+
+        def is_user_text(m: dict[str, Any]) -> bool:
+            content = m.get("content")
+            return m.get("role") == "user" and (
+                isinstance(content, str) or any(b.get("type") == "text" for b in content or [])
+            )
+
+        last_user = max((i for i, m in enumerate(messages) if is_user_text(m)), default=-1)
+        done = sum(
+            1
+            for m in messages[last_user + 1 :]
+            if isinstance(m.get("content"), list)
+            for b in m["content"]
+            if b.get("type") == "tool_result"
+        )
+        step = self.next_step(done)
+        if step is None:
+            content = [{"type": "text", "text": script.TURNS[self.turn].answer}]
+        else:
+            content = [
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": f"toolu_{next(_ids):06d}", "name": step.tool, "input": step.args},
+            ]
+        tokens_in, tokens_out = self._usage(messages, done)
+        return {
+            "id": f"msg_{next(_ids)}",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", "scripted"),
+            "content": content,
+            "stop_reason": "tool_use" if step else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+        }

@@ -1,0 +1,144 @@
+"""The layout adapters on the payload shapes frameworks write (fast; the real frameworks run in
+test_layouts.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trace2eval.traces.features import answer_text, request_shape, request_text
+from trace2eval.traces.layouts import read_messages, result_failed, tool_identity
+
+
+@pytest.mark.parametrize(
+    "name, inputs, want",
+    [
+        (
+            "execute_tool",
+            {"tool_name": "cancel_order", "args": {"order_id": "A1"}},
+            ("cancel_order", {"order_id": "A1"}),
+        ),
+        ("call_tool", {"name": "refund", "arguments": '{"amount": 12}'}, ("refund", {"amount": 12})),
+        ("Tool.cancel_order", {"order_id": "A1"}, ("cancel_order", {"order_id": "A1"})),
+        ("functions.get_order", {"id": 3}, ("get_order", {"id": 3})),
+        # a tool of its own whose argument is called "name": not a dispatcher
+        ("find_customer", {"name": "Ada"}, ("find_customer", {"name": "Ada"})),
+        ("cancel_order", {"order_id": "A1"}, ("cancel_order", {"order_id": "A1"})),
+        ("dispatch", {"tool_name": "get_order", "args": {"id": 1}}, ("get_order", {"id": 1})),
+        ("get_tool_docs", {"tool_name": "refund"}, ("get_tool_docs", {"tool_name": "refund"})),
+    ],
+)
+def test_tool_identity(name, inputs, want):
+    assert tool_identity(name, inputs) == want
+
+
+@pytest.mark.parametrize(
+    "output, failed",
+    [
+        ({"content": '{"error": "address service unavailable"}', "status": "success", "type": "tool"}, True),
+        ({"content": '{"order_id": "A1", "status": "cancelled"}', "status": "success", "type": "tool"}, False),
+        ({"content": [{"type": "text", "text": "Error: not found"}], "isError": True}, True),  # MCP
+        ({"type": "tool_result", "content": "no such order", "is_error": True}, True),  # Anthropic
+        ('{"error": "timeout"}', True),
+        ("Error executing tool: boom", True),
+        ("Execution error in check_inventory: RuntimeError", True),
+        ({"status": "failed"}, True),
+        ({"result": {"error": "denied"}}, True),
+        ("The order shipped; no errors so far.", False),
+        ({"orders": [1, 2]}, False),
+    ],
+)
+def test_result_failed(output, failed):
+    assert result_failed(output) is failed
+
+
+def test_requests_unwrapped_from_a_responses_envelope():
+    inputs = {
+        "request": {
+            "tool_choice": None,
+            "input": [
+                {"role": "user", "content": "Where is A1?", "type": "message", "status": None},
+                {"role": "assistant", "content": "Shipped. Cancel it?", "type": "message"},
+                {"role": "user", "content": [{"type": "input_text", "text": "Yes please."}], "type": "message"},
+            ],
+        }
+    }
+    assert request_text(inputs) == "Yes please."
+    assert request_shape(inputs) == "input"
+
+
+def test_a_tool_result_is_not_the_request():
+    inputs = {
+        "messages": [
+            {"role": "user", "content": "Cancel A1"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "cancel_order", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]},
+        ]
+    }
+    assert request_text(inputs) == "Cancel A1"
+    messages = read_messages(inputs)
+    assert messages[1].calls[0]["name"] == "cancel_order" and messages[2].results[0]["content"] == "ok"
+    assert [m.is_user_turn for m in messages] == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    "outputs, want",
+    [
+        # LangGraph state: the last AI message, not the state
+        (
+            {
+                "messages": [
+                    {"type": "human", "content": "hi"},
+                    {"type": "ai", "content": "", "tool_calls": [{"name": "x", "args": {}, "id": "1"}]},
+                    {"type": "tool", "content": "{}", "tool_call_id": "1", "status": "success"},
+                    {"type": "ai", "content": "All done."},
+                ]
+            },
+            "All done.",
+        ),
+        # Responses output items
+        (
+            {
+                "object": "response",
+                "output": [
+                    {"type": "function_call", "call_id": "c1", "name": "x", "arguments": "{}"},
+                    {"type": "function_call_output", "call_id": "c1", "output": "{}"},
+                    {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Done."}]},
+                ],
+            },
+            "Done.",
+        ),
+        # An Anthropic reply asking for a tool answers nothing yet
+        (
+            {
+                "role": "assistant",
+                "stop_reason": "tool_use",
+                "content": [{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": "t", "name": "x"}],
+            },
+            "",
+        ),
+        (
+            {"role": "assistant", "stop_reason": "end_turn", "content": [{"type": "text", "text": "Hi there."}]},
+            "Hi there.",
+        ),
+        ({"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}}]}, ""),
+        ({"response": "plain"}, "plain"),
+    ],
+)
+def test_answers(outputs, want):
+    assert answer_text(outputs) == want
+    assert "tool_use" not in answer_text(json.loads(json.dumps(outputs)))
+
+
+def test_the_same_go_ahead_twice_is_two_turns(store):
+    from trace2eval.traces.features import trace_features
+
+    tid = store.add(
+        {"query": "Cancel A1 and refund it"},
+        "Done.",
+        user_turns=["Cancel A1 and refund it", "Yes please.", "Yes please."],
+        tools=[{"name": "cancel_order", "args": {"order_id": "A1"}, "output": "ok"}],
+    )
+    f = trace_features(store.trace(tid))
+    assert f["n_user_turns"] == 3 and f["user_turns"].count("Yes please.") == 2

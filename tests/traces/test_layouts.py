@@ -1,0 +1,103 @@
+"""The features read right on the traces real frameworks write with MLflow autologging.
+
+Each framework (OpenAI and Anthropic SDK loops, LangChain/LangGraph's agent, Databricks'
+tool-calling ResponsesAgent template, DSPy ReAct) plays the same scripted support conversation
+against a loopback model server into a real sqlite MLflow store; the features of its traces
+must say what the script did: which tools ran, which wrote, which failed, how many user turns,
+which writes had a go-ahead, the answers, the model calls and the tokens.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from frameworks import agents, truth
+from frameworks.servers import ModelServer
+from trace2eval.analysis.analyze import Analyzer
+from trace2eval.traces.digest import digest_trace
+
+pytestmark = pytest.mark.slow  # about 30 s for all five frameworks
+
+
+@pytest.fixture(scope="session")
+def layouts(tmp_path_factory):
+    """{layout: (digests of its traces in time order, model calls, tokens reported)}."""
+    import mlflow
+
+    pytest.importorskip("langgraph")
+    tmp = tmp_path_factory.mktemp("layouts")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    out = {}
+    try:
+        with ModelServer() as server:
+            for name in agents.LAYOUTS:
+                n_requests, n_usage = len(server.requests), len(server.usage)
+                exp = agents.run(name, server, tmp / "artifacts")
+                traces = mlflow.search_traces(locations=[exp], return_type="list")
+                traces.sort(key=lambda t: t.info.request_time)
+                tokens = sum(a + b for a, b in server.usage[n_usage:])
+                out[name] = ([digest_trace(t) for t in traces], len(server.requests) - n_requests, tokens)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return out
+
+
+@pytest.mark.parametrize("layout", agents.LAYOUTS)
+def test_features_match_the_script(layouts, layout):
+    features, n_calls, tokens = layouts[layout]
+    verdicts = truth.grade(layout, features, n_calls, tokens)
+    if layout == "dspy":  # its traces do not carry the turns that named the order: nothing to ground on
+        verdicts.pop("ungrounded_writes")
+    wrong = {k: (v["got"], v["want"]) for k, v in verdicts.items() if not v["ok"]}
+    assert not wrong
+
+
+def test_dispatcher_tool_spans_are_named_after_the_tool(layouts):
+    features, _, _ = layouts["responses_agent"]
+    names = {t["name"] for f in features for t in f["tools"]}
+    assert "execute_tool" not in names and "cancel_order" in names
+
+
+def test_a_repeated_go_ahead_confirms_each_write(layouts):
+    # "Yes please." twice: the refund, after the second one, is confirmed too.
+    for layout in ("openai", "anthropic", "langgraph", "responses_agent"):
+        features, _, _ = layouts[layout]
+        refund = [f for f in features if any(t["name"] == "issue_refund" for t in f["tools"])]
+        assert len(refund) == 1 and refund[0]["n_unconfirmed_writes"] == 0, layout
+        assert refund[0]["user_turns"].count("Yes please.") == 2, layout
+
+
+def test_per_call_traces_read_the_turn_not_the_tool_result(layouts):
+    for layout in ("openai", "anthropic"):
+        features, _, _ = layouts[layout]
+        assert all(f["request"] for f in features)
+        asking = [f for f in features if not f["has_answer"]]  # calls that asked for a tool
+        assert asking and all("tool_use" not in f["answer"] and not f["answer"] for f in asking)
+
+
+def test_streamed_responses_agent_carries_no_tokens(layouts):
+    features, _, tokens = layouts["responses_agent"]
+    assert tokens == 0 and all(f["tokens_in"] == f["tokens_out"] == 0 for f in features)
+    assert all(f["n_agent_spans"] == 0 for f in features)  # predict -> predict_stream is one agent
+
+
+@pytest.mark.parametrize("layout", agents.LAYOUTS)
+def test_findings_match_the_script(layouts, layout):
+    digests, _, _ = layouts[layout]
+    analyzer = Analyzer()
+    for d in digests:
+        analyzer.add(d)
+    analysis = analyzer.finish()
+    found = {f["id"]: f["prevalence"]["traces"] for f in analysis["findings"]}
+    assert found.get("unconfirmed_writes") == 1  # the address change, and not the repeated "Yes please."
+    assert found.get("tool_failures") == 2  # the write that returned an error, the tool that raised
+    if layout != "dspy":
+        assert "ungrounded_writes" not in found
+    coverage = analysis["coverage"]
+    if layout == "responses_agent":  # streamed without usage: no token finding can be made
+        assert coverage["missing"] == ["tokens"] and "token_outliers" in coverage["findings_not_made"]
+        assert "token_outliers" not in found
+    else:
+        assert coverage["missing"] == []
