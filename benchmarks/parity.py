@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         base_tree = Path(tmp) / "base"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(base_tree), args.base], check=True)
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(base_tree), args.base], check=True
+        )
         try:
             old = initializer(base_tree / "src", args.tracking_uri, args.experiment_id, Path(tmp) / "old-session")
             new = initializer(REPO / "src", args.tracking_uri, args.experiment_id, Path(tmp) / "new-session")
@@ -89,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         if a != b:
             differ += 1
             print(f"{path}\n  {args.base}: {json.dumps(a)[:200]}\n  now: {json.dumps(b)[:200]}")
-    same = len(set(old_flat) & set(new_flat)) - sum(1 for k in set(old_flat) & set(new_flat) if old_flat[k] != new_flat[k])
+    same = len(set(old_flat) & set(new_flat)) - sum(
+        1 for k in set(old_flat) & set(new_flat) if old_flat[k] != new_flat[k]
+    )
     print(f"\n{same} fields equal, {differ} differ ({len(old_flat)} in {args.base}, {len(new_flat)} now)")
     return 0 if differ == 0 else 1
 
