@@ -18,7 +18,6 @@ def test_the_factory_picks_the_source_the_setting_names():
     uc = trace_source(_config("uc:cat.schema.prefix"))
     assert isinstance(uc, UnityCatalogTraceSource)
     assert uc.config.source == "uc:cat.schema.prefix"
-    assert not uc.reads_windows  # nightly windows are MLflow's only, and the initializer asks
     assert trace_source(_config("mlflow")).reads_windows
 
 

@@ -43,12 +43,9 @@ class SourceAnalysis:
 class TraceSource(Protocol):
     """The operations the initializer and dataset tasks need of a trace store."""
 
-    # Whether `analyze` honours a nightly `TraceWindow` (the watermark): a source that does not
-    # reads every matching trace and leaves the suite's watermark alone.
-    reads_windows: bool
-
     def analyze(self, window: TraceWindow | None = None) -> SourceAnalysis:
-        """Analyze every matching trace (or a sample of at most `max_traces`)."""
+        """Analyze every matching trace (or a sample of at most `max_traces`); with a nightly `window`
+        (the suite's watermark), only those past it that it has not processed yet."""
         ...
 
     def fetching(self, trace_ids: list[str]) -> contextlib.AbstractContextManager[TraceGetter]:
@@ -66,8 +63,6 @@ def trace_source(config: SessionConfig, client: Any = None) -> TraceSource:
 
 class MlflowTraceSource:
     """The experiment's traces read through MLflow, page by page, in worker processes."""
-
-    reads_windows = True
 
     def __init__(self, config: SessionConfig, client: Any = None):
         self.config = config
@@ -153,8 +148,6 @@ class MlflowTraceSource:
 
 class UnityCatalogTraceSource:
     """The OpenTelemetry trace tables of a Unity Catalog location, read with Spark."""
-
-    reads_windows = True
 
     def __init__(self, config: SessionConfig):
         self.config = config

@@ -20,7 +20,7 @@ def run(session: Session) -> dict[str, Any]:
     source = trace_source(config, client)
     # Nightly runs start from the living suite and read only traces past its watermark.
     window = None
-    if source.reads_windows and suite.is_nightly(session):
+    if suite.is_nightly(session):
         suite.seed_session(session)
         window = suite.trace_window(session)
     result = source.analyze(window)
