@@ -18,7 +18,6 @@ def test_the_factory_picks_the_source_the_setting_names():
     uc = trace_source(_config("uc:cat.schema.prefix"))
     assert isinstance(uc, UnityCatalogTraceSource)
     assert uc.config.source == "uc:cat.schema.prefix"
-    assert trace_source(_config("mlflow")).reads_windows
 
 
 def test_a_bad_source_is_a_clear_error():
