@@ -465,13 +465,15 @@ def stop_all(target: Target) -> list[str]:
     return stopped
 
 
-def identity(target: Target, names: list[str]) -> dict[str, Any]:
+def identity(target: Target, names: list[str], all_traces: bool = False) -> dict[str, Any]:
     """Load the registered code scorers back in a fresh process and run them beside the suite's own
-    on every dataset row (monitor_identity.py): `differ` names the ones that disagree."""
+    on every dataset row, or every trace of the experiment (monitor_identity.py): `differ` names
+    the ones that disagree."""
     script = Path(__file__).with_name("monitor_identity.py")
     env = {**scrubbed_env(os.environ, None, target.tracking_uri), "MLFLOW_TRACKING_URI": target.tracking_uri}
     env.pop("MLFLOW_EXPERIMENT_ID", None)
-    cmd = [sys.executable, str(script), str(target.evaluation_dir), target.experiment_id, PREFIX, *names]
+    cmd = [sys.executable, str(script), *(["--all-traces"] if all_traces else [])]
+    cmd += [str(target.evaluation_dir), target.experiment_id, PREFIX, *names]
     with ui.activity("Checking the registered scorers against the suite's", unit="rows"):
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=IDENTITY_TIMEOUT_S, env=env)
