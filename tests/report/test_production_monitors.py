@@ -52,3 +52,24 @@ def test_monitor_verdicts_per_day_and_a_regression_called_out(store):
     chart = charts.monitor_trend_chart(found["scorers"])
     assert chart is not None and chart.png.startswith(b"\x89PNG") and "50 verdicts" in chart.caption
     assert charts.monitor_trend_chart({}) is None
+
+
+def test_suite_page_calls_out_a_moved_monitor():
+    from trace2eval.sessions.ownership import Manifest
+    from trace2eval.sessions.suite import suite_page
+
+    run = {
+        "session": "s1",
+        "published_at": "now",
+        "new_traces": 3,
+        "rows_added": 1,
+        "rows_total": 9,
+        "validation_status": "passed",
+        "run_id": "r",
+        "gate_status": "ok",
+        "session_dir": "/x",
+    }
+    lines = ["## Production monitors", "", "- **tool_failures fell** from 100.0% to 60.0%", ""]
+    page = suite_page("/suite", run, Manifest(), None, lines)
+    assert "## Production monitors" in page and "tool_failures fell" in page
+    assert "## Production monitors" not in suite_page("/suite", run, Manifest(), None)
