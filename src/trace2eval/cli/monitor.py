@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from trace2eval import ui
-from trace2eval.cli.options import JudgeModel, Quiet, TrackingUri
+from trace2eval.cli.options import JudgeModel, Quiet
 from trace2eval.errors import Trace2EvalError
 from trace2eval.printable import printable
 from trace2eval.sessions import monitor as monitors
@@ -16,7 +16,12 @@ from trace2eval.sessions import monitor as monitors
 
 def monitor(
     suite: Annotated[Path, typer.Argument(help="Session folder or living suite folder.")],
-    tracking_uri: TrackingUri = None,
+    # No environment variable: an inherited MLFLOW_TRACKING_URI (notebooks set one) must not point
+    # the monitors at another store than the one the suite was generated from.
+    tracking_uri: Annotated[
+        Optional[str],
+        typer.Option("--tracking-uri", help="The experiment's tracking store, when the suite does not keep it."),
+    ] = None,
     sample_rate: Annotated[
         float,
         typer.Option("--sample-rate", envvar="TRACE2EVAL_MONITOR_SAMPLE_RATE", help="Share of new traces scored."),

@@ -18,6 +18,7 @@ from typing import Any
 SOURCE_RUN_KEY = "mlflow.assessment.sourceRunId"
 DAY_MS = 86_400_000
 MIN_TRACES = 20  # on each side of a comparison: fewer and a 5-point move is noise
+MAX_TRACES = 20_000  # newest first: a report reads at most this many traces' verdicts
 
 
 def verdict(value: Any) -> bool | None:
@@ -46,6 +47,7 @@ def read_verdicts(
             filter_string=f"attributes.timestamp_ms > {since}",
             include_spans=False,
             max_results=500,
+            order_by=["timestamp_ms DESC"],
             page_token=token,
         )
         for trace in page:
@@ -64,7 +66,7 @@ def read_verdicts(
                 counts[0] += passed
                 counts[1] += 1
         token = page.token
-        if not token:
+        if not token or traces >= MAX_TRACES:
             break
     return {"days": days, "read_at_ms": now_ms, "traces": traces, "scorers": scorers}
 
