@@ -253,7 +253,7 @@ def write_report(
     if analysis:
         points = fetch_points(session, analysis) if read_traces else load_cached(session)
     ctx.charts = build_charts(analysis, points, ctx) if analysis else []
-    if read_traces:
+    if read_traces and analysis:  # no analysis: the store was never read (it may not even exist)
         ctx.production = _production(session, ctx)
         trend = draw.monitor_trend_chart(ctx.production["scorers"]) if ctx.production else None
         if trend is not None:
