@@ -15,6 +15,7 @@ apply_safe_mlflow_env()  # before anything imports mlflow
 
 from trace2eval.cli.demo import demo  # noqa: E402
 from trace2eval.cli.job import run_local  # noqa: E402
+from trace2eval.cli.monitor import monitor  # noqa: E402
 from trace2eval.cli.report import report  # noqa: E402
 from trace2eval.cli.run import resume, run, task  # noqa: E402
 from trace2eval.cli.status import status  # noqa: E402
@@ -94,7 +95,7 @@ def handle_errors(command):
     return wrapper
 
 
-for command in (run, task, resume, status, report, demo):
+for command in (run, task, resume, status, report, demo, monitor):
     app.command()(handle_errors(command))
 
 job_app = typer.Typer(help="The Databricks job of the bundle (databricks.yml), run locally.", no_args_is_help=True)

@@ -9,6 +9,7 @@ so the generated checks are exactly the ones the analysis ran.
 from __future__ import annotations
 
 import ast
+import copy
 import keyword
 import re
 from dataclasses import asdict, dataclass, field
@@ -159,3 +160,119 @@ def _strip_module_header(src: str) -> str:
     }
     lines = [l for i, l in enumerate(src.splitlines()) if i >= start and i not in relative]
     return "\n".join(l for l in lines if not l.startswith("from __future__")).strip() + "\n"
+
+
+# -- the registerable form ---------------------------------------------------------------------
+# MLflow registers a `@scorer` function by its body's source (`inspect.getsource`) and rebuilds it
+# on the tracking server with `exec` and almost nothing in scope, so a registered scorer cannot call
+# the helpers at the bottom of scorers.py. The form below inlines into each function the part of
+# features.py and checks.py that its check reaches, taken from the same files scorers.py copies.
+
+REGISTERABLE_KINDS = ("code", "rule")
+_HELPER_FILES = ("features.py", "checks.py")
+
+
+def registerable(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[str, str]]]:
+    """The code scorers that have a registerable form, and the others with the reason why not."""
+    from trace2eval.traces.checks import CHECKS
+
+    kept: list[ScorerSpec] = []
+    skipped: list[dict[str, str]] = []
+    for spec in specs:
+        if spec.kind not in REGISTERABLE_KINDS:
+            continue
+        if spec.check not in CHECKS:
+            skipped.append({"name": spec.name, "reason": f"check {spec.check!r} is unknown to this trace2eval"})
+        else:
+            kept.append(spec)
+    return kept, skipped
+
+
+def render_registerable(specs: list[ScorerSpec], prefix: str = "") -> str:
+    """A module of self-contained `@scorer` functions (one per code scorer), named `prefix + name`."""
+    specs, skipped = registerable(specs)
+    if skipped:
+        raise ValueError(f"no registerable form for {[s['name'] for s in skipped]}")
+    for spec in specs:
+        if not IDENTIFIER.match(spec.name) or keyword.iskeyword(spec.name):
+            raise ValueError(f"scorer name {spec.name!r} is not a valid Python identifier")
+    tree = ast.parse(render("monitor_scorer.py.j2", specs=specs, prefix=prefix))
+    by_name = {s.name: s for s in specs}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name in by_name:
+            marker = node.body[0]
+            assert isinstance(marker, ast.Expr) and isinstance(marker.value, ast.Name)
+            node.body[0:1] = _helpers(str(by_name[node.name].check))
+    code = ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+    ast.parse(code)
+    return code
+
+
+def _helpers(check: str) -> list[ast.stmt]:
+    """The top-level statements of features.py and checks.py that `run_check(check, trace_features(...))`
+    reaches, in their order, without docstrings: other checks' functions are left out."""
+    statements: list[ast.stmt] = []
+    for name in _HELPER_FILES:
+        src = (Path(__file__).parents[1] / "traces" / name).read_text(encoding="utf-8")
+        statements += ast.parse(src).body
+    candidates = []
+    needed = {"trace_features", "run_check"}
+    for stmt in statements:
+        if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
+            continue
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+            continue  # a module docstring
+        registered = _registered_checks(stmt)
+        if registered is not None and check not in registered:
+            continue  # another check: not this scorer's business
+        if registered is not None:
+            needed |= _uses(stmt)
+        candidates.append(stmt)
+    kept: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for i, stmt in enumerate(candidates):
+            if i not in kept and (_defines(stmt) & needed or _registered_checks(stmt) is not None):
+                kept.add(i)
+                needed |= _uses(stmt)
+                changed = True
+    return [_without_docstrings(candidates[i]) for i in sorted(kept)]
+
+
+def _registered_checks(stmt: ast.stmt) -> set[str] | None:
+    """The names a `@register_check(...)` function registers, None for any other statement."""
+    if not isinstance(stmt, ast.FunctionDef):
+        return None
+    for deco in stmt.decorator_list:
+        if isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name) and deco.func.id == "register_check":
+            return {a.value for a in deco.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
+    return None
+
+
+def _defines(stmt: ast.stmt) -> set[str]:
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return {(a.asname or a.name).split(".")[0] for a in stmt.names}
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def _uses(stmt: ast.stmt) -> set[str]:
+    return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+
+
+def _without_docstrings(stmt: ast.stmt) -> ast.stmt:
+    stmt = copy.deepcopy(stmt)
+    for node in ast.walk(stmt):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return stmt

@@ -444,3 +444,35 @@ def agreement_chart(
         else f"Agreement of each scorer with '{label}'"
     )
     return Chart("label_agreement", "Scorers against the labels", caption, _png(fig))
+
+
+def monitor_trend_chart(scorers: dict[str, dict[str, Sequence[int]]]) -> Chart | None:
+    """Each production monitor's pass rate per day (UTC), from the verdicts it attached to traces."""
+    series = {name: by_day for name, by_day in scorers.items() if by_day}
+    days = sorted({d for by_day in series.values() for d in by_day})
+    if not series or not days:
+        return None
+    fig = _figure(2.9)
+    ax = fig.subplots()
+    xs = [datetime.strptime(d, "%Y-%m-%d").replace(tzinfo=timezone.utc) for d in days]
+    for name, by_day in sorted(series.items()):
+        points = [(x, by_day[d][0] / by_day[d][1]) for x, d in zip(xs, days) if d in by_day and by_day[d][1]]
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", linewidth=1.4, label=_label(name))
+    from matplotlib import dates as mdates
+
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    ax.yaxis.set_major_formatter(_percent_formatter())
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("pass rate", fontsize=9)
+    ax.legend(fontsize=7.5, frameon=False, loc="lower left", ncol=2)
+    _style(ax)
+    ax.grid(axis="y", color="#e4e7eb", linewidth=0.8)
+    total = sum(n for by_day in series.values() for _, n in by_day.values())
+    return Chart(
+        "monitor_trend",
+        "Production monitors over time",
+        f"pass rate per day of {len(series)} monitored scorers, {total} verdicts on production traces over "
+        f"{len(days)} day(s) (UTC); evaluation runs' verdicts are not counted",
+        _png(fig),
+    )

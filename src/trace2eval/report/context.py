@@ -52,6 +52,8 @@ class ReportContext:
     tasks: list[dict[str, Any]]
     mlflow: dict[str, Any]
     labels: dict[str, Any] | None = None
+    # The production monitors' verdicts (report/production.py `summary`), when they were read.
+    production: dict[str, Any] | None = None
     charts: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 

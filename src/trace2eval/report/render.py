@@ -19,7 +19,7 @@ from trace2eval.report import charts as draw
 from trace2eval.report.compare import Change, Changes, compare, find_previous
 from trace2eval.report.context import ReportContext, build_context, fmt_ms, normalized, read_state
 from trace2eval.report.points import fetch_points, load_cached
-from trace2eval.sessions.files import write_text
+from trace2eval.sessions.files import write_json, write_text
 from trace2eval.sessions.session import Session
 
 HTML_NAME = "report.html"
@@ -207,6 +207,35 @@ def _write_bytes(path: Path, data: bytes) -> None:
 # -- the report --------------------------------------------------------------------------------
 
 
+PRODUCTION_FILE = "production_verdicts.json"
+DEFAULT_TOLERANCE = 0.05  # run_eval.py's GATE_TOLERANCE, when eval_gates.json says none
+
+
+def _production(session: Session, ctx) -> dict[str, Any] | None:
+    """The production monitors' verdicts on the experiment (trace2eval monitor), also kept in
+    state/production_verdicts.json for SUITE.md; None when none were found or the store cannot be read."""
+    from trace2eval.report.production import summary
+    from trace2eval.sessions.monitor import PREFIX
+
+    try:
+        config = session.config()
+        gates = read_state(session.evaluation_dir / "eval_gates.json")
+        tolerance = gates.get("tolerance") if isinstance(gates, dict) else None
+        found = summary(
+            config.tracking_uri,
+            config.experiment_id,
+            PREFIX,
+            float(tolerance) if isinstance(tolerance, (int, float)) else DEFAULT_TOLERANCE,
+        )
+    except Exception as exc:
+        ctx.notes.append(f"The production monitors' verdicts could not be read: {type(exc).__name__}: {exc}"[:300])
+        return None
+    if not found["scorers"]:
+        return None
+    write_json(session.state_dir / PRODUCTION_FILE, found)
+    return found
+
+
 def write_report(
     session: Session, ui_url: str | None = None, previous: Session | None | str = "auto", read_traces: bool = True
 ) -> ReportFiles:
@@ -224,6 +253,11 @@ def write_report(
     if analysis:
         points = fetch_points(session, analysis) if read_traces else load_cached(session)
     ctx.charts = build_charts(analysis, points, ctx) if analysis else []
+    if read_traces and analysis:  # no analysis: the store was never read (it may not even exist)
+        ctx.production = _production(session, ctx)
+        trend = draw.monitor_trend_chart(ctx.production["scorers"]) if ctx.production else None
+        if trend is not None:
+            ctx.charts.append(trend)
     if points is not None and points.experiment_name:
         ctx.meta["experiment_name"] = points.experiment_name
 

@@ -318,7 +318,8 @@ def publish(session: Session) -> dict[str, Any]:
         _put_json(suite, "state/runs.json", history[-MAX_HISTORY:])
         if watermark is not None:
             _put_json(suite, "state/watermark.json", watermark.model_dump(mode="json"))  # last: the commit point
-        suite.write_bytes("SUITE.md", printable(suite_page(suite.location, run, manifest, watermark)).encode("utf-8"))
+        page = suite_page(suite.location, run, manifest, watermark, production_lines(session))
+        suite.write_bytes("SUITE.md", printable(page).encode("utf-8"))
     for conflict in manifest.conflicts:
         ui.warn(
             f"kept your edited {conflict.file}; the generated version is {suite.location}/{conflict.new_version} — merge it, "
@@ -412,7 +413,47 @@ def _run_record(
     }
 
 
-def suite_page(location: str, run: dict[str, Any], manifest: Manifest, watermark: Watermark | None) -> str:
+def production_lines(session: Session) -> list[str]:
+    """SUITE.md's section on the production monitors (`trace2eval monitor`): the scorers whose
+    production pass rate moved beyond the gates' tolerance, read from the experiment; none when
+    nothing is monitored or the verdicts cannot be read (the page is written either way)."""
+    from trace2eval.report.production import summary
+    from trace2eval.sessions.monitor import PREFIX
+
+    try:
+        config = session.config()
+        gates_file = session.evaluation_dir / "eval_gates.json"
+        tolerance = (read_json(gates_file) if gates_file.exists() else {}).get("tolerance", 0.05)
+        found = summary(config.tracking_uri, config.experiment_id, PREFIX, float(tolerance))
+    except Exception:
+        return []
+    if not found["scorers"]:
+        return []
+    lines = [
+        "## Production monitors",
+        "",
+        f"{len(found['scorers'])} monitored scorers judged {found['traces']} production traces in the last "
+        f"{found['days']} days (evaluation runs' verdicts are not counted).",
+        "",
+    ]
+    for m in found["moved"]:
+        lines.append(
+            f"- **{m['scorer']} {'fell' if m['regressed'] else 'rose'}** from {m['before']:.1%} ({m['traces_before']} "
+            f"traces) to {m['after']:.1%} on {m['day']} ({m['traces_after']} traces), beyond the gates' tolerance "
+            f"of {found['tolerance']:.0%}."
+        )
+    if not found["moved"]:
+        lines.append(f"No monitored pass rate moved beyond the gates' tolerance of {found['tolerance']:.0%}.")
+    return lines + [""]
+
+
+def suite_page(
+    location: str,
+    run: dict[str, Any],
+    manifest: Manifest,
+    watermark: Watermark | None,
+    production: list[str] | None = None,
+) -> str:
     """SUITE.md: what a person opening the Volume needs first."""
     lines = [
         "# Evaluation suite (maintained by trace2eval)",
@@ -438,6 +479,7 @@ def suite_page(location: str, run: dict[str, Any], manifest: Manifest, watermark
         ]
     else:
         lines += ["No open conflicts.", ""]
+    lines += production or []
     if watermark is not None:
         lines += [
             f"Traces read up to timestamp {watermark.timestamp_ms} ms ({watermark.traces_total} traces over "

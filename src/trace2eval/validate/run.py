@@ -175,3 +175,56 @@ def _drain(stream, chunks: list[bytes], on_progress: ProgressCallback | None) ->
                 except Exception:
                     on_progress = None  # a broken progress display must not break validation
     stream.close()
+
+
+# -- validation's own assessments -------------------------------------------------------------
+# evaluate() logs each scorer's verdict as an assessment on the trace a row came from: the
+# production trace. Left alone, every validation adds one per scorer to each source trace (five
+# runs leave five of each). A validation run is tagged; after it, the assessments earlier tagged
+# runs left on the traces it evaluated are deleted, so each trace keeps exactly one per scorer: the
+# latest validation's. Any assessment that carries a source run (`SOURCE_RUN_KEY`) came from an
+# evaluation, not from production monitoring, and is never counted as a production verdict.
+
+VALIDATION_TAG = "trace2eval.validation"
+SOURCE_RUN_KEY = "mlflow.assessment.sourceRunId"
+
+
+def settle_validation_assessments(tracking_uri: str, experiment_id: str, run_id: str) -> dict[str, int]:
+    """Tag `run_id` as a trace2eval validation and delete what earlier validations left on its traces.
+
+    Returns how many traces were looked at and how many assessments were deleted. Assessments of
+    any other run (a person's own `python run_eval.py`, another tool) and people's feedback stay.
+    """
+    from mlflow import MlflowClient
+    from mlflow.tracing.client import TracingClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    tracing = TracingClient(tracking_uri=tracking_uri)
+    client.set_tag(run_id, VALIDATION_TAG, "true")
+    is_validation: dict[str, bool] = {run_id: True}
+
+    def validation_run(source: str) -> bool:
+        if source not in is_validation:
+            try:
+                is_validation[source] = client.get_run(source).data.tags.get(VALIDATION_TAG) == "true"
+            except Exception:  # a deleted run: not known to be ours, so its assessments stay
+                is_validation[source] = False
+        return is_validation[source]
+
+    traces = deleted = 0
+    token = None
+    while True:
+        page = client.search_traces(
+            locations=[experiment_id], run_id=run_id, include_spans=False, max_results=200, page_token=token
+        )
+        for trace in page:
+            traces += 1
+            for assessment in trace.info.assessments or []:
+                source = (assessment.metadata or {}).get(SOURCE_RUN_KEY)
+                if source and source != run_id and validation_run(source):
+                    tracing.delete_assessment(trace.info.trace_id, assessment.assessment_id)
+                    deleted += 1
+        token = page.token
+        if not token:
+            break
+    return {"traces": traces, "deleted": deleted}

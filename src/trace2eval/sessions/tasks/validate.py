@@ -12,7 +12,7 @@ from trace2eval.sessions.session import Session
 from trace2eval.state.specs import load_specs
 from trace2eval.state.validation import VALIDATION_VERSION, ValidatedBy, ValidationResult
 from trace2eval.validate.checks import validation_checks
-from trace2eval.validate.run import run_eval_script
+from trace2eval.validate.run import run_eval_script, settle_validation_assessments
 
 # Checks that say the suite works; the others (gates) report on the agent, not the suite.
 REQUIRED = (
@@ -53,6 +53,7 @@ def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dic
             tracking_uri=config.tracking_uri,
         )
     run_id = result.results.get("run_id")
+    settled = _settle(config.tracking_uri, config.experiment_id, run_id)
     specs, _ = load_specs(session)
     expected = [s.name for s in specs if s.is_code] + (
         [s.name for s in specs if not s.is_code] if result.results.get("judges_run") else []
@@ -89,6 +90,8 @@ def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dic
             # Rows whose production trace is gone (retention): evaluated from their stored inputs/outputs.
             "missing_source_traces": result.results.get("missing_source_traces", []),
             "scorers": result.results.get("scorers", {}),
+            # This run's verdicts replaced the ones earlier validations left on the production traces.
+            "validation_assessments": settled,
             "stdout_tail": result.stdout_tail[-2000:],
             "stderr_tail": result.stderr_tail[-2000:] if not passed else "",
         },
@@ -107,6 +110,16 @@ def run(session: Session, attempt: int = 0, by: ValidatedBy = "validate") -> dic
         "problems": len(judged["problems"]),
         "seconds": result.seconds,
     }
+
+
+def _settle(tracking_uri: str, experiment_id: str, run_id: str | None) -> dict[str, Any]:
+    if not run_id:
+        return {}
+    try:
+        return settle_validation_assessments(tracking_uri, experiment_id, run_id)
+    except Exception as exc:  # the verdicts stay where evaluate() put them: untidy, not wrong
+        ui.warn(f"could not tidy the earlier validations' assessments: {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
 
 
 def _run_logged(tracking_uri: str, run_id: str | None) -> bool:
