@@ -29,6 +29,7 @@ class Derived(NamedTuple):
     rationale: str
     title: str | None = None
     description: str | None = None
+    severity: Severity | None = None  # replaces the registry's (an outlier that is only reported is "low")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class FindingDef:
     derive: Callable[[Rows, Any], Derived | None]
     scorer: Literal["code", "judge"] = "code"  # "judge": reported and judged, no pass/fail code scorer
     judge_guidelines: tuple[str, ...] = field(default_factory=tuple)
+    outlier: bool = False  # the threshold is a percentile of this experiment: see `_outlier`
 
     @property
     def check(self) -> str:
@@ -59,13 +61,14 @@ def finding(
     description: str,
     scorer: Literal["code", "judge"] = "code",
     judge: tuple[str, ...] = (),
+    outlier: bool = False,
 ):
     """Register the decorated `derive(rows, types) -> Derived | None` as finding `id`."""
 
     def register(derive: Callable[[Rows, Any], Derived | None]) -> Callable[[Rows, Any], Derived | None]:
         if id in REGISTRY:
             raise ValueError(f"finding {id!r} is defined twice")
-        REGISTRY[id] = FindingDef(id, title, severity, summary, description, derive, scorer, tuple(judge))
+        REGISTRY[id] = FindingDef(id, title, severity, summary, description, derive, scorer, tuple(judge), outlier)
         return derive
 
     return register
@@ -78,12 +81,14 @@ def candidates(rows: Rows, types: Any) -> list[dict[str, Any]]:
         derived = spec.derive(rows, types)
         if derived is None:
             continue
+        if spec.outlier:
+            derived = _outlier(rows, spec.check, derived)
         found.append(
             {
                 "id": spec.id,
                 "check": spec.check,
                 "title": derived.title or spec.title,
-                "severity": spec.severity,
+                "severity": derived.severity or spec.severity,
                 "params": derived.params,
                 "threshold_rationale": derived.rationale,
                 "description": derived.description or spec.description,
@@ -102,6 +107,8 @@ def readme_table() -> str:
             if spec.scorer == "code" and spec.judge_guidelines
             else ("code" if spec.scorer == "code" else "LLM judge only")
         )
+        if spec.outlier:
+            kind += " (outlier: reported, a failure only where outliers fail more often)"
         lines.append(f"| `{spec.id}` | {spec.summary} | {kind} |")
     return "\n".join(lines)
 
@@ -121,6 +128,56 @@ def _per_type_limits(
         "by_type": by_type,
         "types": [{"name": n, "terms": t} for n, t in zip(types.names, types.terms) if n in by_type],
     }
+
+
+# -- outliers: reported, counted as failures only where this experiment shows they fail -----------
+
+
+# What any conversation shows when it went wrong, read without labels: the run ended in ERROR, the
+# user pushed back (corrected the agent, insisted, complained), the user's need was left open, or a
+# tool failure nothing recovered from. Give-ups and hand-offs are not in it: a hand-off is often the
+# right outcome (policy requires it), and on real agents it is as common in good conversations.
+def distressed(row: dict[str, Any]) -> bool:
+    return bool(
+        row.get("status") == "ERROR"
+        or row.get("n_user_pushback")
+        or row.get("need_open")
+        or row.get("n_unrecovered_tool_errors")
+        or row.get("n_unbacked_claims")
+    )
+
+
+OUTLIER_LIFT = 1.5  # flagged traces must show distress 1.5x as often as the rest to count as failures
+OUTLIER_MIN_DISTRESSED = 3  # and at least this many flagged traces must show it: fewer is chance
+
+
+def _outlier(rows: Rows, check: str, derived: Derived) -> Derived:
+    """An outlier threshold (a percentile of this experiment) flags the tail of a healthy agent too.
+
+    It counts as a failure only when the experiment's own traces show that its outliers go wrong
+    more often than the rest (`distressed`, at least OUTLIER_LIFT times as often and in at least
+    OUTLIER_MIN_DISTRESSED flagged traces); otherwise the finding is reported at low severity and
+    its scorer passes the trace with a rationale saying it is an outlier (`report_only`).
+    """
+    from trace2eval.traces.checks import run_check
+
+    flagged = [r for r in rows if not run_check(check, r, derived.params)[0]]
+    rest = [r for r in rows if r not in flagged] if flagged else rows
+    hit = sum(map(distressed, flagged))
+    flagged_rate = hit / len(flagged) if flagged else 0.0
+    rest_rate = sum(map(distressed, rest)) / len(rest) if rest else 0.0
+    seen = (
+        f"{hit} of {len(flagged)} outliers ({flagged_rate:.0%}) end in an error, user push-back or an open need, "
+        f"against {rest_rate:.0%} of the other traces"
+    )
+    if flagged and hit >= OUTLIER_MIN_DISTRESSED and flagged_rate >= OUTLIER_LIFT * rest_rate:
+        return derived._replace(rationale=f"{derived.rationale}; counted as a failure: {seen}")
+    return derived._replace(
+        params={**derived.params, "report_only": True},
+        rationale=f"{derived.rationale}; reported as an outlier, not a failure: {seen}",
+        title=f"{derived.title or REGISTRY[check].title} (outliers, not failures)",
+        severity="low",
+    )
 
 
 # -- execution failures ---------------------------------------------------------------------------
@@ -193,6 +250,52 @@ def _missing_answer(rows, types):
     return Derived({"min_chars": 1}, "the final answer is empty or ends mid-sentence")
 
 
+# -- what the conversation itself says went wrong (any domain: conversational English) -------------
+
+
+@finding(
+    "user_pushback",
+    title="The user pushes back",
+    severity="high",
+    summary="a later user turn corrects the agent, insists, or voices frustration",
+    description="The user had to correct the agent, insist or complain: the agent was not meeting their need.",
+    judge=(
+        "The agent understands the user's request the first time; the user never has to correct it, repeat "
+        "themselves or insist.",
+    ),
+)
+def _user_pushback(rows, types):
+    if not any(r["n_user_turns"] > 1 for r in rows):
+        return None
+    return Derived(
+        {"max": 0},
+        "any user turn after the first says the agent got it wrong, that they already said so, that they "
+        "insist, or that they are frustrated (one is enough: a satisfied user does not say it)",
+    )
+
+
+@finding(
+    "unbacked_claims",
+    title="Actions claimed but never done",
+    severity="high",
+    summary="the agent says an action is done when no state-changing call succeeded before it",
+    description="The agent told the user something was done (cancelled, booked, refunded) that its tools never did.",
+    judge=(
+        "The agent only says an action is done after a tool call that did it succeeded; it never claims a "
+        "change that failed or was not made.",
+    ),
+)
+def _unbacked_claims(rows, types):
+    if not any(r["n_tool_calls"] for r in rows):
+        return None
+    return Derived(
+        {"max": 0},
+        'an agent message says an action is done ("I\'ve cancelled", "has been refunded") while no '
+        "state-changing tool call had succeeded before it, or the latest one had failed (one is enough: "
+        "the user was told something untrue)",
+    )
+
+
 # -- behaviour relative to this experiment's own distribution -------------------------------------
 
 
@@ -235,6 +338,7 @@ def _answered_without_tools(rows, types):
     severity="medium",
     summary="the same call repeats beyond the usual",
     description="The agent repeated itself: a retry loop or a lost thread.",
+    outlier=True,
 )
 def _repeated_calls(rows, types):
     with_tools = [r for r in rows if r["n_tool_calls"]]
@@ -257,6 +361,7 @@ def _repeated_calls(rows, types):
     severity="medium",
     summary="more tool calls than the experiment's p90",
     description="Far more tool calls than this agent usually needs: it is searching, retrying or lost.",
+    outlier=True,
 )
 def _long_tool_chains(rows, types):
     if not any(r["n_tool_calls"] for r in rows):
@@ -274,6 +379,7 @@ def _long_tool_chains(rows, types):
     severity="medium",
     summary="more user turns than the experiment's p90",
     description="Conversations that drag on usually mean the agent is not resolving the request.",
+    outlier=True,
 )
 def _long_conversations(rows, types):
     turns = [r["n_user_turns"] for r in rows]
@@ -334,6 +440,7 @@ def _ungrounded_writes(rows, types):
     severity="medium",
     summary="the same state change repeats beyond the usual",
     description="Repeating an action usually means earlier attempts were wrong.",
+    outlier=True,
 )
 def _repeated_writes(rows, types):
     writers = [r for r in rows if r["n_write_calls"]]
@@ -384,6 +491,7 @@ def _extra_routing(rows, types):
     severity="low",
     summary="latency above the p95 for the request type",
     description="Requests much slower than usual for their kind.",
+    outlier=True,
 )
 def _slow_traces(rows, types):
     durations = [r["duration_ms"] for r in rows]
@@ -404,6 +512,7 @@ def _slow_traces(rows, types):
     severity="low",
     summary="tokens above the p95 for the request type",
     description="Requests that cost far more than usual for their kind.",
+    outlier=True,
 )
 def _token_outliers(rows, types):
     used = [r for r in rows if r["tokens_in"] + r["tokens_out"]]
