@@ -38,7 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TRACES = REPO.parent / "shared" / "traces"
-PROTOCOLS = ("per-agent", "per-agent-holdout", "leave-one-domain-out", "labels-20")
+PROTOCOLS = ("per-agent", "leave-one-domain-out", "labels-20", "per-agent-holdout")
 LABEL = "reviewer"
 LABELLED_SHARE = 0.2
 
@@ -99,14 +99,26 @@ def load_store(loader: Path, files: list[Path], uri: str, work: Path, per_turn: 
     return experiment_id, answers
 
 
-def generate(uri: str, experiment_id: str, out: Path, where: str, labels: bool) -> tuple[Path, float]:
+def generate(uri: str, experiment_id: str, out: Path, where: str, labels: bool, full: bool) -> tuple[Path, float]:
+    """A session generated on the traces `where` selects. By default only the tasks that write `scorers.py`
+    (initializer, dataset, scorers): the script and validation tasks do not change the code scorers
+    unless validation fails, and they cost most of the time. `full`: `trace2eval run`, every task."""
     start = time.monotonic()
-    cmd = [sys.executable, "-m", "trace2eval", "run", "-e", experiment_id, "--tracking-uri", uri]
-    cmd += ["--out", str(out), "--quiet", "--filter", where] + (["--labels", LABEL] if labels else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 and not proc.stdout.strip():
-        raise SystemExit(f"trace2eval run failed ({where}):\n{proc.stderr[-3000:]}")
-    return Path(proc.stdout.strip().splitlines()[-1]), time.monotonic() - start
+    common = ["--tracking-uri", uri, "--quiet", "--filter", where] + (["--labels", LABEL] if labels else [])
+    if full:
+        cmd = [sys.executable, "-m", "trace2eval", "run", "-e", experiment_id, "--out", str(out), *common]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 and not proc.stdout.strip():
+            raise SystemExit(f"trace2eval run failed ({where}):\n{proc.stderr[-3000:]}")
+        return Path(proc.stdout.strip().splitlines()[-1]), time.monotonic() - start
+    session = out / "session"
+    for task in ("initializer", "dataset", "scorers"):
+        cmd = [sys.executable, "-m", "trace2eval", "task", task, "--session", str(session)]
+        cmd += ["-e", experiment_id, *common] if task == "initializer" else ["--quiet"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"trace2eval task {task} failed ({where}):\n{proc.stderr[-3000:]}")
+    return session, time.monotonic() - start
 
 
 def flags_on(session: Path, traces: dict) -> dict[str, dict[str, bool]]:
@@ -156,21 +168,34 @@ def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: a.get(k, 0) + b[k] for k in b}
 
 
-def run_protocol(name, plan, uri, experiment_id, traces, answers, work) -> dict:
+def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full) -> dict:
     """`plan`: [(agent, generator filter, labels?, {trace ids evaluated})]; pooled per agent."""
     per_agent: dict[str, dict] = {}
     by_scorer: dict[str, dict[str, int]] = defaultdict(dict)
     seconds = []
     for i, (agent, where, labels, evaluated) in enumerate(plan):
-        session, gen_s = generate(uri, experiment_id, work / f"{name}-{i}", where, labels)
+        session, gen_s = generate(uri, experiment_id, work / f"{name}-{i}", where, labels, full)
         seconds.append(gen_s)
+        if labels:
+            meta = json.loads((session / "state" / "analysis.json").read_text()).get("meta_evaluation") or {}
+            learned = meta.get("learned") or {}
+            cv = learned.get("cross_validation")
+            said = (
+                f"chose {', '.join(learned['chosen']) or 'nothing'}; cross-validated on its {cv['bad']}+{cv['good']} "
+                f"labels: {cv['flagged_bad']}/{cv['bad']} bad, {cv['flagged_good']}/{cv['good']} good flagged"
+                if cv
+                else learned.get("reason", meta.get("note", ""))
+            )
+            print(f"  [{agent}] labels: {said}")
         flags = flags_on(session, {t: traces[t] for t in evaluated})
         convs = conversations(flags, answers)
         for target in sorted({answers[t]["agent"] for t in evaluated}):
             mine = {k: v for k, v in convs.items() if k.split("#")[0] == target}
             per_agent[target] = add(per_agent.get(target, {}), counts(mine))
             for scorer in sorted({n for _, ns in mine.values() for n in ns}):
-                by_scorer[scorer] = add(by_scorer[scorer], counts(mine, scorer))
+                by_scorer[scorer] = add(
+                    by_scorer[scorer], {k: v for k, v in counts(mine, scorer).items() if k.startswith("flag")}
+                )
     pooled = {}
     for c in per_agent.values():
         pooled = add(pooled, c)
@@ -180,8 +205,10 @@ def run_protocol(name, plan, uri, experiment_id, traces, answers, work) -> dict:
     print(f"  {'POOLED':36s} flags failed {rate(pooled)} false alarms")
     print("  by scorer (flags failed / flags good, pooled):")
     for scorer, c in sorted(by_scorer.items(), key=lambda kv: -kv[1]["flag_failed"]):
-        print(f"    {scorer:34s} {c['flag_failed']:>3d}/{c['failed']:<3d}  {c['flag_good']:>3d}/{c['good']:<3d}")
-    return {"pooled": pooled, "per_agent": per_agent, "by_scorer": dict(by_scorer), "generator_s": sum(seconds)}
+        print(
+            f"    {scorer:34s} {c['flag_failed']:>3d}/{pooled['failed']:<3d}  {c['flag_good']:>3d}/{pooled['good']:<3d}"
+        )
+    return {"pooled": pooled, "per_agent": per_agent, "by_scorer_flags": dict(by_scorer), "generator_s": sum(seconds)}
 
 
 def main(argv=None) -> int:
@@ -191,6 +218,7 @@ def main(argv=None) -> int:
     p.add_argument("--protocol", choices=[*PROTOCOLS, "all"], default="all")
     p.add_argument("--per-turn", action="store_true", help="one trace per user turn, grouped by session")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--full-run", action="store_true", help="generate with `trace2eval run` (validation too): slower")
     p.add_argument("--json", type=Path, help="also write the results here")
     a = p.parse_args(argv)
     files = sorted(a.traces_dir.glob("*.json"))
@@ -242,7 +270,9 @@ def main(argv=None) -> int:
                 plan = [(d, f"tags.bench_domain != '{d}'", False, ids(domain=d)) for d in domains]
             elif name == "labels-20":
                 plan = [(ag, f"tags.bench_agent = '{ag}'", True, ids(agent=ag, labelled=False)) for ag in agents]
-            results[name] = run_protocol(name, plan, uri, experiment_id, traces, answers, work)
+            results[name] = run_protocol(name, plan, uri, experiment_id, traces, answers, work, a.full_run)
+            if a.json:  # after each protocol: a long run interrupted keeps what it measured
+                a.json.write_text(json.dumps(results, indent=2))
     results["total_s"] = round(time.monotonic() - start)
     print(f"\ntotal {results['total_s']} s")
     if a.json:
