@@ -97,3 +97,14 @@ def test_folds_are_stratified():
     for fold in folds(LABELS):
         bad = sum(not LABELS[t] for t in fold)
         assert bad in (1, 2) and len(fold) == 4
+
+
+def test_labels_that_cannot_beat_the_unlabelled_suite_leave_it_standing():
+    # One failure check that catches every bad trace: label-chosen combinations can only tie with it.
+    fs = [{"id": "loops", "scorer": "code", "params": {}, "all_evidence": [f"t{i}" for i in range(8)]}]
+    result = learn(fs, LABELS)
+    assert not result["learned"] and result["strategy"] == "unlabelled" and result["chosen"] == ["loops"]
+    assert "did not beat the unlabelled suite" in result["reason"]
+    assert result["cross_validation"]["flagged_bad"] == 8 and result["cross_validation"]["flagged_good"] == 0
+    meta, records = meta_evaluate([{"trace_id": t, "label": v} for t, v in LABELS.items()], fs, "thumbs")
+    assert records["loops"]["kept"] and not meta["dropped"]

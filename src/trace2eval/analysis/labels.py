@@ -8,6 +8,8 @@ and its agreement (Cohen's kappa) is positive. How well that rule generalizes is
 stratified k-fold cross-validation **on the labelled traces only**: each fold's choice is made on the
 other folds and scored on it; the pooled counts and a Wilson 95% interval are reported.
 
+The label-chosen combination replaces the unlabelled suite only when it does better out of sample
+(cross-validated recall minus false-alarm rate); otherwise the suite stands and the reason is said.
 With fewer than MIN_LABELLED labels, or fewer than MIN_PER_CLASS of either class, nothing is learned:
 the unlabelled suite stands and the reason is said.
 """
@@ -85,14 +87,22 @@ def folds(labels: dict[str, bool], seed: int = 0) -> list[set[str]]:
     return out
 
 
+def unlabelled(flags: dict[str, set[str]], labels: dict[str, bool], gating: set[str]) -> list[str]:
+    """The suite as the unlabelled analysis wrote it: every failure check, outliers only reported."""
+    return [fid for fid in flags if fid in gating]
+
+
+STRATEGIES = {"unlabelled": unlabelled, "learned": choose}
+
+
 def cross_validate(
-    flags: dict[str, set[str]], labels: dict[str, bool], gating: set[str], seed: int = 0
+    flags: dict[str, set[str]], labels: dict[str, bool], gating: set[str], seed: int = 0, strategy=choose
 ) -> dict[str, Any]:
-    """Out-of-sample counts of the learned combination: chosen on k-1 folds, scored on the held-out one."""
+    """Out-of-sample counts of a strategy's combination: chosen on k-1 folds, scored on the held-out one."""
     tp = fp = 0
     for held in folds(labels, seed):
         train = {t: v for t, v in labels.items() if t not in held}
-        chosen = choose(flags, train, gating)
+        chosen = strategy(flags, train, gating)
         flagged = set().union(*(flags[c] for c in chosen)) if chosen else set()
         tp += sum(1 for t in held if not labels[t] and t in flagged)
         fp += sum(1 for t in held if labels[t] and t in flagged)
@@ -122,10 +132,25 @@ def learn(findings: list[dict[str, Any]], labels: dict[str, bool], seed: int = 0
     reason = too_few(labels)
     if reason:
         return {"learned": False, "reason": reason + "; the unlabelled suite stands"}
-    chosen = choose(flags, labels, gating)
+    # Which is better on traces it was not chosen on, the label-chosen combination or the unlabelled suite
+    # (recall minus false-alarm rate, cross-validated)? A few labels often cannot beat the suite: then it stands.
+    scored = {name: cross_validate(flags, labels, gating, seed, fn) for name, fn in STRATEGIES.items()}
+    youden = {n: (cv["recall"] or 0.0) - (cv["false_alarm_rate"] or 0.0) for n, cv in scored.items()}
+    best = "learned" if youden["learned"] > youden["unlabelled"] else "unlabelled"
     return {
-        "learned": True,
-        "chosen": chosen,
+        "learned": best == "learned",
+        "strategy": best,
+        "chosen": STRATEGIES[best](flags, labels, gating),
         "evidence": {fid: _signal(flagged, labels)[1] for fid, flagged in flags.items()},
-        "cross_validation": cross_validate(flags, labels, gating, seed),
+        "cross_validation": scored[best],
+        "cross_validation_other": scored["unlabelled" if best == "learned" else "learned"],
+        **(
+            {}
+            if best == "learned"
+            else {
+                "reason": "on the labelled traces the label-chosen scorers did not beat the unlabelled suite "
+                f"out of sample (recall minus false-alarm rate {youden['learned']:.2f} vs {youden['unlabelled']:.2f}); "
+                "the unlabelled suite stands"
+            }
+        ),
     }
