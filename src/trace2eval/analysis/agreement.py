@@ -1,14 +1,17 @@
 """Meta-evaluation: how well each code scorer agrees with labels people already gave.
 
 Labels (user thumbs, reviewer verdicts: any yes/no feedback named with `--labels`) never shape a
-finding or a threshold; they only measure the finished scorers and decide which ones add signal.
+finding's threshold; they measure the finished scorers and, when there are enough of them
+(`analysis/labels.py`), decide which scorers a trace fails on: scorers without signal are dropped,
+outliers with signal count as failures, and the combination's cross-validated recall and false-alarm
+rate on the labelled traces are reported with their 95% intervals.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-MIN_LABELLED = 10  # below this, agreement numbers are noise: report, don't drop
+from trace2eval.analysis.labels import MIN_LABELLED, learn
 
 
 def confusion(flagged: list[bool], bad: list[bool]) -> dict[str, Any]:
@@ -74,6 +77,8 @@ def meta_evaluate(
         }, {}
     bad = [r["label"] is False for r in labelled]
     base_rate = sum(bad) / len(bad)
+    learned = learn(findings, {r["trace_id"]: r["label"] is True for r in labelled})
+    chosen = set(learned.get("chosen", ()))
     kept, dropped = [], []
     records: dict[str, dict[str, Any]] = {}
     for f in findings:
@@ -81,33 +86,55 @@ def meta_evaluate(
             continue
         failing = set(f.get("all_evidence") or ())
         stats = confusion([r["trace_id"] in failing for r in labelled], bad)
-        if len(labelled) < MIN_LABELLED:
-            keep, reason = True, f"only {len(labelled)} labelled traces: too few to judge"
-        elif not any(bad) or all(bad):
-            keep, reason = True, "every labelled trace has the same label: no evidence either way"
-        elif stats["flagged_bad"] + stats["flagged_good"] == 0:
-            keep, reason = True, "flags no labelled trace: no evidence either way"
-        elif stats["cohen_kappa"] > 0 and (stats["precision"] or 0) > base_rate:
-            keep, reason = (
-                True,
-                (
-                    f"adds signal: precision {stats['precision']:.2f} above the {base_rate:.2f} base rate of bad traces, "
-                    f"kappa {stats['cohen_kappa']:.2f}"
-                ),
+        outlier = bool((f.get("params") or {}).get("report_only"))
+        record: dict[str, Any] = {"agreement": stats}
+        seen = (
+            f"flags {stats['flagged_bad']} of {sum(bad)} bad and {stats['flagged_good']} of "
+            f"{len(bad) - sum(bad)} good labelled traces"
+        )
+        if not learned["learned"]:
+            keep, reason = True, learned["reason"]
+        elif f["id"] in chosen and outlier:
+            keep, reason = True, f"labels show these outliers fail: {seen}, counted as failures"
+            params = {k: v for k, v in f["params"].items() if k != "report_only"}
+            record.update(
+                params=params,
+                severity="medium",
+                threshold_rationale=f"{f['threshold_rationale']}; labelled evidence: {seen}, so counted as failures",
             )
+        elif f["id"] in chosen:
+            keep = True
+            reason = (
+                "flags no labelled trace: no evidence either way"
+                if not stats["flagged_bad"] + stats["flagged_good"]
+                else f"adds signal: {seen}, precision {stats['precision']:.2f} above the {base_rate:.2f} base rate, "
+                f"kappa {stats['cohen_kappa']:.2f}"
+            )
+        elif outlier:
+            keep, reason = True, f"an outlier without signal in the labels ({seen}): still reported, not a failure"
         else:
             keep, reason = (
                 False,
-                (
-                    f"no signal: precision {stats['precision'] or 0:.2f} vs base rate {base_rate:.2f}, "
-                    f"kappa {stats['cohen_kappa']:.2f}"
-                ),
+                f"no signal: {seen}, precision {stats['precision'] or 0:.2f} vs base rate {base_rate:.2f}, "
+                f"kappa {stats['cohen_kappa']:.2f}",
             )
-        records[f["id"]] = {"agreement": stats, "kept": keep, "kept_reason": reason}
+        record.update(kept=keep, kept_reason=reason)
+        records[f["id"]] = record
         (kept if keep else dropped).append(f["id"])
-    union = set().union(*[set(f.get("all_evidence") or ()) for f in findings if f["id"] in kept]) if kept else set()
+    failing_ids = [
+        fid
+        for fid in kept
+        if not (records[fid].get("params") or next(f for f in findings if f["id"] == fid).get("params") or {}).get(
+            "report_only"
+        )
+    ]
+    union = set().union(*[set(f.get("all_evidence") or ()) for f in findings if f["id"] in failing_ids])
     missing = unmeasured(len(labelled), sum(bad))
-    note = "labels only measured the scorers; findings and thresholds come from unlabelled traces"
+    note = (
+        "labels chose the scorers a trace fails on (cross-validated on the labelled traces)"
+        if learned["learned"]
+        else "labels only measured the scorers: " + learned["reason"]
+    )
     return {
         "label": label_name,
         "labelled": len(labelled),
@@ -117,6 +144,7 @@ def meta_evaluate(
         "kept": kept,
         "dropped": dropped,
         "combined": confusion([r["trace_id"] in union for r in labelled], bad),
+        "learned": learned,
         "unmeasured": missing,
         "note": note + ("; not measured: " + "; ".join(missing) if missing else ""),
     }, records

@@ -29,6 +29,7 @@ class Derived(NamedTuple):
     rationale: str
     title: str | None = None
     description: str | None = None
+    severity: Severity | None = None  # replaces the registry's (an outlier that is only reported is "low")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class FindingDef:
     # What the traces must carry for the finding to mean anything: "tools", "tokens", "answers"
     # (see analysis/sections.py, describe_coverage). Without it the finding is not made.
     needs: tuple[str, ...] = ()
+    outlier: bool = False  # the threshold is a percentile of this experiment: see `_outlier`
+    habit: bool = False  # a heuristic reading of intent: see `_habit`
 
     @property
     def check(self) -> str:
@@ -63,13 +66,17 @@ def finding(
     scorer: Literal["code", "judge"] = "code",
     judge: tuple[str, ...] = (),
     needs: tuple[str, ...] = (),
+    outlier: bool = False,
+    habit: bool = False,
 ):
     """Register the decorated `derive(rows, types) -> Derived | None` as finding `id`."""
 
     def register(derive: Callable[[Rows, Any], Derived | None]) -> Callable[[Rows, Any], Derived | None]:
         if id in REGISTRY:
             raise ValueError(f"finding {id!r} is defined twice")
-        REGISTRY[id] = FindingDef(id, title, severity, summary, description, derive, scorer, tuple(judge), tuple(needs))
+        REGISTRY[id] = FindingDef(
+            id, title, severity, summary, description, derive, scorer, tuple(judge), tuple(needs), outlier, habit
+        )
         return derive
 
     return register
@@ -82,12 +89,16 @@ def candidates(rows: Rows, types: Any) -> list[dict[str, Any]]:
         derived = spec.derive(rows, types)
         if derived is None:
             continue
+        if spec.outlier:
+            derived = _outlier(rows, spec.check, derived)
+        if spec.habit:
+            derived = _habit(rows, spec.check, derived)
         found.append(
             {
                 "id": spec.id,
                 "check": spec.check,
                 "title": derived.title or spec.title,
-                "severity": spec.severity,
+                "severity": derived.severity or spec.severity,
                 "params": derived.params,
                 "threshold_rationale": derived.rationale,
                 "description": derived.description or spec.description,
@@ -106,6 +117,10 @@ def readme_table() -> str:
             if spec.scorer == "code" and spec.judge_guidelines
             else ("code" if spec.scorer == "code" else "LLM judge only")
         )
+        if spec.outlier:
+            kind += " (outlier: reported, a failure only where outliers fail more often)"
+        elif spec.habit:
+            kind += " (reported, not a failure, where it holds for most traces)"
         lines.append(f"| `{spec.id}` | {spec.summary} | {kind} |")
     return "\n".join(lines)
 
@@ -125,6 +140,81 @@ def _per_type_limits(
         "by_type": by_type,
         "types": [{"name": n, "terms": t} for n, t in zip(types.names, types.terms) if n in by_type],
     }
+
+
+# -- outliers: reported, counted as failures only where this experiment shows they fail -----------
+
+
+# What any conversation shows when it went wrong, read without labels: the run ended in ERROR, the
+# user pushed back (corrected the agent, insisted, complained), the user's need was left open, or a
+# tool failure nothing recovered from. Give-ups and hand-offs are not in it: a hand-off is often the
+# right outcome (policy requires it), and on real agents it is as common in good conversations.
+def distressed(row: dict[str, Any]) -> bool:
+    return bool(
+        row.get("status") == "ERROR"
+        or row.get("n_user_pushback")
+        or row.get("need_open")
+        or row.get("n_unrecovered_tool_errors")
+        or row.get("n_unbacked_claims")
+    )
+
+
+OUTLIER_LIFT = 1.5  # flagged traces must show distress 1.5x as often as the rest to count as failures
+OUTLIER_MIN_DISTRESSED = 3  # and at least this many flagged traces must show it: fewer is chance
+
+
+def _outlier(rows: Rows, check: str, derived: Derived) -> Derived:
+    """An outlier threshold (a percentile of this experiment) flags the tail of a healthy agent too.
+
+    It counts as a failure only when the experiment's own traces show that its outliers go wrong
+    more often than the rest (`distressed`, at least OUTLIER_LIFT times as often and in at least
+    OUTLIER_MIN_DISTRESSED flagged traces); otherwise the finding is reported at low severity and
+    its scorer passes the trace with a rationale saying it is an outlier (`report_only`).
+    """
+    from trace2eval.traces.checks import run_check
+
+    flagged = [r for r in rows if not run_check(check, r, derived.params)[0]]
+    rest = [r for r in rows if r not in flagged] if flagged else rows
+    hit = sum(map(distressed, flagged))
+    flagged_rate = hit / len(flagged) if flagged else 0.0
+    rest_rate = sum(map(distressed, rest)) / len(rest) if rest else 0.0
+    seen = (
+        f"{hit} of {len(flagged)} outliers ({flagged_rate:.0%}) end in an error, user push-back or an open need, "
+        f"against {rest_rate:.0%} of the other traces"
+    )
+    if flagged and hit >= OUTLIER_MIN_DISTRESSED and flagged_rate >= OUTLIER_LIFT * rest_rate:
+        return derived._replace(rationale=f"{derived.rationale}; counted as a failure: {seen}")
+    return derived._replace(
+        params={**derived.params, "report_only": True},
+        rationale=f"{derived.rationale}; reported as an outlier, not a failure: {seen}",
+        title=f"{derived.title or REGISTRY[check].title} (outliers, not failures)",
+        severity="low",
+    )
+
+
+HABIT_SHARE = 0.3  # a heuristic failing more traces than this describes how the agent works
+
+
+def _habit(rows: Rows, check: str, derived: Derived) -> Derived:
+    """A heuristic check (a go-ahead read from the user's words, a value found in earlier text) that fails
+    a large share of an experiment's traces describes the agent's way of working (an agent that acts
+    on the user's first request by design, values it computes), not a failure in each of them: it is
+    reported at low severity and passes (`report_only`). Failures are the exception in an agent anyone
+    runs; a check failing more than HABIT_SHARE of the traces cannot be telling them apart."""
+    from trace2eval.traces.checks import run_check
+
+    if derived.params.get("report_only") or not rows:
+        return derived
+    n = sum(not run_check(check, r, derived.params)[0] for r in rows)
+    if n <= HABIT_SHARE * len(rows):
+        return derived
+    return derived._replace(
+        params={**derived.params, "report_only": True},
+        rationale=f"{derived.rationale}; reported, not a failure: it holds for {n} of {len(rows)} traces "
+        f"({n / len(rows):.0%}, more than {HABIT_SHARE:.0%}), so it is how this agent works",
+        title=f"{derived.title or REGISTRY[check].title} (this agent's habit, not failures)",
+        severity="low",
+    )
 
 
 # -- execution failures ---------------------------------------------------------------------------
@@ -199,6 +289,52 @@ def _missing_answer(rows, types):
     return Derived({"min_chars": 1}, "the final answer is empty or ends mid-sentence")
 
 
+# -- what the conversation itself says went wrong (any domain: conversational English) -------------
+
+
+@finding(
+    "user_pushback",
+    title="The user pushes back",
+    severity="high",
+    summary="a later user turn corrects the agent, insists, or voices frustration",
+    description="The user had to correct the agent, insist or complain: the agent was not meeting their need.",
+    judge=(
+        "The agent understands the user's request the first time; the user never has to correct it, repeat "
+        "themselves or insist.",
+    ),
+)
+def _user_pushback(rows, types):
+    if not any(r["n_user_turns"] > 1 for r in rows):
+        return None
+    return Derived(
+        {"max": 0},
+        "any user turn after the first says the agent got it wrong, that they already said so, that they "
+        "insist, or that they are frustrated (one is enough: a satisfied user does not say it)",
+    )
+
+
+@finding(
+    "unbacked_claims",
+    title="Actions claimed but never done",
+    severity="high",
+    summary="the agent says an action is done when no state-changing call succeeded before it",
+    description="The agent told the user something was done (cancelled, booked, refunded) that its tools never did.",
+    judge=(
+        "The agent only says an action is done after a tool call that did it succeeded; it never claims a "
+        "change that failed or was not made.",
+    ),
+)
+def _unbacked_claims(rows, types):
+    if not any(r["n_tool_calls"] for r in rows):
+        return None
+    return Derived(
+        {"max": 0},
+        'an agent message says an action is done ("I\'ve cancelled", "has been refunded") while no '
+        "state-changing tool call had succeeded before it, or the latest one had failed (one is enough: "
+        "the user was told something untrue)",
+    )
+
+
 # -- behaviour relative to this experiment's own distribution -------------------------------------
 
 
@@ -213,6 +349,7 @@ def _missing_answer(rows, types):
     summary="no tool call where nearly every request uses tools",
     description="The agent answered from its own knowledge where it nearly always looks things up first.",
     judge=("Facts in the response come from the agent's tools, not from its own assumptions.",),
+    habit=True,
 )
 def _answered_without_tools(rows, types):
     n = len(rows)
@@ -246,6 +383,7 @@ def _answered_without_tools(rows, types):
     severity="medium",
     summary="the same call repeats beyond the usual",
     description="The agent repeated itself: a retry loop or a lost thread.",
+    outlier=True,
 )
 def _repeated_calls(rows, types):
     with_tools = [r for r in rows if r["n_tool_calls"]]
@@ -269,6 +407,7 @@ def _repeated_calls(rows, types):
     severity="medium",
     summary="more tool calls than the experiment's p90",
     description="Far more tool calls than this agent usually needs: it is searching, retrying or lost.",
+    outlier=True,
 )
 def _long_tool_chains(rows, types):
     if not any(r["n_tool_calls"] for r in rows):
@@ -286,6 +425,7 @@ def _long_tool_chains(rows, types):
     severity="medium",
     summary="more user turns than the experiment's p90",
     description="Conversations that drag on usually mean the agent is not resolving the request.",
+    outlier=True,
 )
 def _long_conversations(rows, types):
     turns = [r["n_user_turns"] for r in rows]
@@ -309,6 +449,7 @@ def _long_conversations(rows, types):
         "Before changing anything on the user's behalf (creating, updating, cancelling, paying, sending), "
         "the agent states exactly what it will change and gets the user's explicit confirmation.",
     ),
+    habit=True,
 )
 def _unconfirmed_writes(rows, types):
     if not any(r["n_write_calls"] for r in rows):
@@ -331,6 +472,7 @@ def _unconfirmed_writes(rows, types):
         "Every value the agent acts on (ids, amounts, dates, names) comes from the user or from a tool "
         "result; the agent never guesses or invents one.",
     ),
+    habit=True,
 )
 def _ungrounded_writes(rows, types):
     if not any(r["n_write_calls"] for r in rows):
@@ -349,6 +491,7 @@ def _ungrounded_writes(rows, types):
     severity="medium",
     summary="the same state change repeats beyond the usual",
     description="Repeating an action usually means earlier attempts were wrong.",
+    outlier=True,
 )
 def _repeated_writes(rows, types):
     writers = [r for r in rows if r["n_write_calls"]]
@@ -400,6 +543,7 @@ def _extra_routing(rows, types):
     severity="low",
     summary="latency above the p95 for the request type",
     description="Requests much slower than usual for their kind.",
+    outlier=True,
 )
 def _slow_traces(rows, types):
     durations = [r["duration_ms"] for r in rows]
@@ -421,6 +565,7 @@ def _slow_traces(rows, types):
     severity="low",
     summary="tokens above the p95 for the request type",
     description="Requests that cost far more than usual for their kind.",
+    outlier=True,
 )
 def _token_outliers(rows, types):
     used = [r for r in rows if r["tokens_in"] + r["tokens_out"]]

@@ -225,6 +225,25 @@ def _check_uses_tools(f, p):
     return True, f"{f['n_tool_calls']} tool call(s)"
 
 
+@register_check("user_pushback")
+def _check_user_pushback(f, p):
+    """The user corrected the agent, insisted or complained after their first turn."""
+    n = f.get("n_user_pushback", 0)
+    if n > int(p.get("max", 0)):
+        return False, f"{n} user turn(s) push back (correct the agent, insist or complain)"
+    return True, f"{f.get('n_user_turns', 0)} user turn(s), none pushing back"
+
+
+@register_check("unbacked_claims")
+def _check_unbacked_claims(f, p):
+    """The agent said an action was done that no successful state-changing call did."""
+    n = f.get("n_unbacked_claims", 0)
+    if n > int(p.get("max", 0)):
+        example = (f.get("unbacked_claims") or [""])[0]
+        return False, f"{n} message(s) claim an action no successful state-changing call performed: {example!r}"
+    return True, "every action the agent claims follows a successful state-changing call"
+
+
 # ------------------------------------------------------------------------------------------------
 # Declarative checks: a check an LLM session proposes is data, evaluated here, never code it wrote.
 # The language (schema and limits in trace2eval's generate/rules.py): a condition is
@@ -264,6 +283,10 @@ RULE_FEATURES = (
     "status",
     "root_name",
     "request_shape",
+    "n_user_pushback",
+    "n_user_repeats",
+    "need_open",
+    "n_unbacked_claims",
 )
 RULE_TEXTS = ("request", "answer", "user_turns", "last_user_turn", "tool_names", "tool_args", "tool_errors")
 RULE_OPS = ("<", "<=", ">", ">=", "==", "!=")

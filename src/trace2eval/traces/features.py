@@ -458,6 +458,12 @@ class TraceFeatures(TypedDict):
     tokens_out: int
     n_user_turns: int
     user_turns: list[str]
+    # conversation signals (see `conversation_signals`)
+    n_user_pushback: int
+    n_user_repeats: int
+    need_open: bool
+    n_unbacked_claims: int
+    unbacked_claims: list[str]
 
 
 def trace_features(
@@ -641,7 +647,7 @@ def trace_features(
     writes = [t["name"] for t in tools if is_write_tool(t["name"])]
     last_ok = max((i for i, t in enumerate(tools) if t["ok"]), default=-1)
     unrecovered = [t for i, t in enumerate(tools) if not t["ok"] and i > last_ok]
-    return {
+    features: TraceFeatures = {
         "status": state,
         "duration_ms": round(float(duration or 0.0), 1),
         "n_spans": len(spans),
@@ -678,6 +684,8 @@ def trace_features(
         "n_user_turns": len(user_turns),
         "user_turns": [to_text(u, 200, scrub) for u in user_turns[:MAX_USER_TURNS_KEPT]],
     }
+    features.update(conversation_signals(user_turns, timeline, tools))  # type: ignore[typeddict-item]
+    return features
 
 
 class _History:
@@ -831,3 +839,83 @@ def _unconfirmed_writes(timeline: list[tuple[str, str]]) -> int:
             # The agent spoke again: a later write needs a new go-ahead.
             confirmed_turn = False if text.strip().endswith("?") else confirmed_turn
     return count
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversation signals: failure evidence any multi-turn conversation shows, whatever the domain.
+# Read from the user's turns, the agent's words and the tool calls in order (the timeline built
+# above); generic conversational English, no domain vocabulary.
+
+# The user pushing back: correcting the agent, insisting, repeating themselves, or frustrated.
+PUSHBACK = re.compile(
+    r"\b(?:that(?:'|’)?s not (?:what|right|correct)|that is not (?:what|right|correct)|not what i (?:asked|wanted|said|meant)"
+    r"|i (?:already|just) (?:told|said|gave|provided|explained|mentioned)|as i (?:said|mentioned)|i said\b"
+    r"|you (?:didn(?:'|’)?t|did not|haven(?:'|’)?t|have not|misunderstood|got it wrong)|still (?:not|haven|hasn|isn|don|doesn|waiting)"
+    r"|i (?:still )?insist|that(?:'|’)?s (?:wrong|incorrect)|this is (?:wrong|incorrect|ridiculous|unacceptable)"
+    r"|frustrat\w*|ridiculous|unacceptable|disappoint\w*|annoy\w*|not helpful|doesn(?:'|’)?t help|useless)",
+    re.IGNORECASE,
+)
+# The agent saying an action is done: "I've cancelled", "has been refunded", "successfully updated".
+CLAIM = re.compile(
+    r"\b(?:i(?:'|’)ve|i have|we(?:'|’)ve|we have|has been|have been|is now|are now)\s+(?:now\s+|successfully\s+|also\s+)?"
+    r"(?:cancel+ed|booked|updated|changed|modified|processed|refunded|issued|submitted|sent|placed|exchanged|returned"
+    r"|removed|added|applied|transferred|scheduled|reset|upgraded|downgraded|reserved|charged|paid|deleted)\b",
+    re.IGNORECASE,
+)
+# A sentence that only talks about an action (a question, a condition, a refusal, a plan) claims nothing.
+NOT_A_CLAIM = re.compile(
+    r"\?|\b(?:if|once|when|after|will|would|can|could|cannot|can(?:'|’)t|not|no|unable|before)\b", re.I
+)
+CLOSING = re.compile(r"\b(?:thank|thanks|that(?:'|’)?s all|all set|bye|goodbye|perfect|great)\b", re.IGNORECASE)
+REPEAT_MIN_WORDS = 6  # shorter turns ("yes please", ids) repeat legitimately
+REPEAT_OVERLAP = 0.6  # share of the shorter turn's distinct words found in an earlier turn
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def conversation_signals(
+    user_turns: list[str], timeline: list[tuple[str, str]], tools: list[ToolCall]
+) -> dict[str, Any]:
+    """What the conversation itself says about whether the user's need was met.
+
+    - `n_user_pushback`: later user turns that correct the agent, insist, or voice frustration.
+    - `n_user_repeats`: later user turns restating an earlier request (most of its words again).
+    - `need_open`: the user's last turn pushes back, or asks a question and is not a closing.
+    - `n_unbacked_claims`: agent messages saying an action is done ("I've cancelled it") when no
+      state-changing call had succeeded before them, or the latest one before them failed.
+    """
+    pushback = sum(bool(PUSHBACK.search(t)) for t in user_turns[1:])
+    repeats = 0
+    seen: list[set[str]] = []
+    for turn in user_turns:
+        words = _words(turn)
+        if len(words) >= REPEAT_MIN_WORDS and any(
+            len(words & earlier) >= REPEAT_OVERLAP * min(len(words), len(earlier)) for earlier in seen
+        ):
+            repeats += 1
+        seen.append(words)
+    last = user_turns[-1] if len(user_turns) > 1 else ""
+    need_open = bool(last) and (bool(PUSHBACK.search(last)) or ("?" in last[-200:] and not CLOSING.search(last[-200:])))
+    # The k-th ("write", name) event of the timeline is the k-th state-changing tool call.
+    write_ok = iter([t["ok"] for t in tools if is_write_tool(t["name"])])
+    succeeded = False
+    latest_ok: bool | None = None
+    claims: list[str] = []
+    for kind, text in timeline:
+        if kind == "write":
+            latest_ok = next(write_ok, True)
+            succeeded = succeeded or latest_ok
+        elif kind == "assistant" and (not succeeded or latest_ok is False):
+            for sentence in re.split(r"(?<=[.!?\n])\s+", text):
+                if CLAIM.search(sentence) and not NOT_A_CLAIM.search(sentence):
+                    claims.append(sentence.strip())
+                    break
+    return {
+        "n_user_pushback": pushback,
+        "n_user_repeats": repeats,
+        "need_open": need_open,
+        "n_unbacked_claims": len(claims),
+        "unbacked_claims": [c[:160] for c in claims[:3]],
+    }

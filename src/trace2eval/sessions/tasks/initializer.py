@@ -69,6 +69,15 @@ def run(session: Session) -> dict[str, Any]:
                 f"code scorers, dropped {len(meta['dropped'])}; together recall {fmt_rate(combined.get('recall'))}, "
                 f"false-alarm rate {fmt_rate(combined.get('false_alarm_rate'))}"
             )
+            cv = (meta.get("learned") or {}).get("cross_validation")
+            if cv:
+                ui.say(
+                    f"Cross-validated on the labelled traces ({cv['folds']} folds): flags {cv['flagged_bad']} of "
+                    f"{cv['bad']} bad (95% {cv['recall_95']}) and {cv['flagged_good']} of {cv['good']} good "
+                    f"(95% {cv['false_alarm_95']})"
+                )
+            elif meta.get("learned"):
+                ui.say(f"Labels '{config.labels}': {meta['learned']['reason']}")
             for what in meta.get("unmeasured", []):
                 ui.warn(f"labels '{config.labels}' cannot measure {what}")
     update_plan(session, analysis)

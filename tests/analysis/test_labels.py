@@ -1,0 +1,110 @@
+"""Learning from a few labels: the choice is made and cross-validated on the labelled traces only, too
+few or one-sided labels fall back to the unlabelled suite, and outliers count as failures only where
+the labels say so."""
+
+import pytest
+
+from trace2eval.analysis.agreement import meta_evaluate
+from trace2eval.analysis.labels import cross_validate, folds, learn, too_few, wilson
+
+
+def test_wilson_interval_is_honest_about_small_counts():
+    assert wilson(0, 0) is None
+    low, high = wilson(3, 4)
+    assert 0.25 < low < 0.75 < high <= 1.0  # 3 of 4 says little
+    low, high = wilson(300, 400)
+    assert high - low < 0.1
+
+
+@pytest.mark.parametrize(
+    "labels, said",
+    [
+        ({}, "only 0 labelled"),
+        ({"t0": False}, "only 1 labelled"),
+        ({"t0": False, "t1": True}, "only 2 labelled"),
+        ({f"t{i}": True for i in range(20)}, "0 bad and 20 good"),
+        ({f"t{i}": i < 2 for i in range(20)}, "18 bad and 2 good"),
+    ],
+)
+def test_too_few_labels_learn_nothing_and_say_why(labels, said):
+    result = learn([{"id": "loops", "scorer": "code", "all_evidence": ["t0"]}], labels)
+    assert not result["learned"] and said in result["reason"] and "unlabelled suite stands" in result["reason"]
+    assert said in too_few(labels)
+
+
+def findings():
+    # 20 labelled traces: t0..t7 bad. `loops` flags 6 bad + 1 good, `noise` flags 2 bad + 6 good, `slow` is
+    # an outlier flagging 4 bad + 0 good, `long` an outlier flagging 1 bad + 4 good.
+    return [
+        {
+            "id": "loops",
+            "scorer": "code",
+            "params": {"max": 1},
+            "all_evidence": [f"t{i}" for i in (0, 1, 2, 3, 4, 5, 12)],
+        },
+        {
+            "id": "noise",
+            "scorer": "code",
+            "params": {},
+            "all_evidence": [f"t{i}" for i in (6, 7, 8, 9, 10, 11, 13, 14)],
+        },
+        {
+            "id": "slow",
+            "scorer": "code",
+            "params": {"max_ms": 9, "report_only": True},
+            "threshold_rationale": "slower than 9 ms",
+            "all_evidence": ["t0", "t1", "t6", "t7"],
+        },
+        {
+            "id": "long",
+            "scorer": "code",
+            "params": {"max": 3, "report_only": True},
+            "threshold_rationale": "more than 3 turns",
+            "all_evidence": ["t2", "t15", "t16", "t17", "t18"],
+        },
+        {"id": "quiet", "scorer": "code", "params": {"max": 0}, "all_evidence": ["t99"]},  # flags nothing labelled
+    ]
+
+
+LABELS = {f"t{i}": i >= 8 for i in range(20)}
+
+
+def test_signal_is_kept_noise_dropped_and_outliers_promoted_only_with_evidence():
+    result = learn(findings(), LABELS)
+    assert result["learned"]
+    assert set(result["chosen"]) == {"loops", "slow", "quiet"}
+    assert result["evidence"]["loops"] == {"flagged_bad": 6, "bad": 8, "flagged_good": 1, "good": 12}
+    meta, records = meta_evaluate([{"trace_id": t, "label": v} for t, v in LABELS.items()], findings(), "thumbs")
+    assert meta["dropped"] == ["noise"] and "no signal" in records["noise"]["kept_reason"]
+    assert "report_only" not in records["slow"]["params"] and records["slow"]["severity"] == "medium"
+    assert "labelled evidence: flags 4 of 8 bad and 0 of 12 good" in records["slow"]["threshold_rationale"]
+    assert records["long"]["kept"] and "params" not in records["long"]  # still only reported
+    # the combined measure counts failing scorers only: loops + slow (+ quiet, which flags no labelled trace)
+    assert meta["combined"]["flagged_bad"] == 8 and meta["combined"]["flagged_good"] == 1
+
+
+def test_cross_validation_scores_each_fold_on_a_choice_made_without_it():
+    cv = cross_validate({f["id"]: set(f["all_evidence"]) for f in findings()}, LABELS, {"loops", "noise", "quiet"})
+    assert cv["bad"] == 8 and cv["good"] == 12 and cv["folds"] == 5
+    assert 0 < cv["flagged_bad"] <= 8 and cv["flagged_good"] <= 2
+    low, high = cv["recall_95"]
+    assert low <= cv["recall"] <= high
+    every = [t for fold in folds(LABELS) for t in fold]
+    assert sorted(every) == sorted(LABELS)  # every labelled trace is held out exactly once
+
+
+def test_folds_are_stratified():
+    for fold in folds(LABELS):
+        bad = sum(not LABELS[t] for t in fold)
+        assert bad in (1, 2) and len(fold) == 4
+
+
+def test_labels_that_cannot_beat_the_unlabelled_suite_leave_it_standing():
+    # One failure check that catches every bad trace: label-chosen combinations can only tie with it.
+    fs = [{"id": "loops", "scorer": "code", "params": {}, "all_evidence": [f"t{i}" for i in range(8)]}]
+    result = learn(fs, LABELS)
+    assert not result["learned"] and result["strategy"] == "unlabelled" and result["chosen"] == ["loops"]
+    assert "did not beat the unlabelled suite" in result["reason"]
+    assert result["cross_validation"]["flagged_bad"] == 8 and result["cross_validation"]["flagged_good"] == 0
+    meta, records = meta_evaluate([{"trace_id": t, "label": v} for t, v in LABELS.items()], fs, "thumbs")
+    assert records["loops"]["kept"] and not meta["dropped"]
