@@ -879,7 +879,7 @@ def print_comparison(comparison, prod_rows, cand_records, sources, rationales, f
         if not c["rows"]:
             print(
                 f"{c['scorer'].ljust(width)}  {0:>4}  {'':>5}  {'':>5}  {'':>7}  {'':>15}  {'':>4}  {'':>4}  "
-                f"{'':>6}  {c['verdict']}"
+                f"{'':>6}  " + (f"{c['no_trace']} row(s): {NO_TRACE}" if c.get("no_trace") else "no rows to compare")
             )
             continue
         interval = f"[{c['interval'][0]:+.2f}, {c['interval'][1]:+.2f}]"
