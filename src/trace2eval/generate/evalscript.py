@@ -528,10 +528,20 @@ def _conversation_key(inputs):
 
 
 def _answer(outputs):
+    """The answer text of an output (scorers.py's own reader when the suite is there)."""
     try:
         return _suite()[1].answer_text(outputs)
     except Exception:
-        return outputs if isinstance(outputs, str) else json.dumps(outputs, default=str)
+        pass
+    if isinstance(outputs, dict):
+        for key in ("response", "answer", "content", "output_text"):
+            if isinstance(outputs.get(key), str):
+                return outputs[key]
+        try:
+            return outputs["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            pass
+    return outputs if isinstance(outputs, str) else json.dumps(outputs, default=str)
 
 
 def replay(inputs, ask):
