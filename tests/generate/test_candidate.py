@@ -13,14 +13,13 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from agent_server import AgentServer
+from candidate_suite import CANDIDATE, make_suite
 
 pytestmark = pytest.mark.slow
-CANDIDATE = Path(__file__).with_name("support_candidate.py")
 OUTPUT_SCORER = """
 
 _generated_code_scorers = get_code_scorers
@@ -40,11 +39,7 @@ def get_code_scorers():
 def generated(tmp_path_factory):
     """A suite generated offline from 12 order-support traces; its dataset holds every trace (rows
     a user added by hand), and the traces a served agent would return for each order."""
-    from mlflow import MlflowClient
-
     from tracefactory import TraceStore, add_support_traces
-    from trace2eval.config import SessionConfig
-    from trace2eval.sessions import runner
 
     folder = tmp_path_factory.mktemp("candidate-store")
     served = TraceStore(folder / "endpoint.db", experiment="agent-endpoint")
@@ -53,21 +48,7 @@ def generated(tmp_path_factory):
         trace = served.trace(trace_id).to_dict()
         trace["info"].pop("trace_location", None)  # recorded by the endpoint elsewhere, not in this experiment
         served_traces[i] = trace
-    store = TraceStore(folder / "mlflow.db")
-    add_support_traces(store, 0, 12)
-    config = SessionConfig.from_inputs(store.experiment_id, store.uri)
-    session = runner.create_session(config, folder / "sessions")
-    assert runner.run_all(session)
-    rows = []
-    for trace in MlflowClient(store.uri).search_traces(locations=[store.experiment_id], max_results=100):
-        root = trace.data.spans[0] if trace.data.spans[0].parent_id is None else None
-        if root is not None and root.name == "agent":
-            rows.append(
-                {"inputs": root.inputs, "outputs": root.outputs, "metadata": {"source_trace": trace.info.trace_id}}
-            )
-    assert len(rows) == 12
-    dataset = session.evaluation_dir / "eval_dataset.json"
-    dataset.write_text(json.dumps({**json.loads(dataset.read_text()), "rows": rows}))
+    session, store = make_suite(folder)
     return {"folder": folder, "session": session, "experiment_id": store.experiment_id, "served": served_traces}
 
 

@@ -8,34 +8,18 @@ command says and what CI says cannot differ; the exit code is run_eval.py's: 0 n
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from trace2eval import ui
-from trace2eval.errors import Trace2EvalError
+from trace2eval.sessions.candidate import run_candidate, suite_folder
 from trace2eval.sessions.files import write_json
 from trace2eval.sessions.workdirs import session_workdir
 
 CANDIDATE_FILE = "candidate.json"  # in a session's state/: the latest comparison, for the report
-
-
-def suite_folder(folder: Path) -> tuple[Path, Path | None]:
-    """(the folder holding run_eval.py, the session folder when it is a session)."""
-    if (folder / "run_eval.py").is_file():
-        return folder, folder.parent if (folder.parent / "state").is_dir() else None
-    if (folder / "evaluation" / "run_eval.py").is_file():
-        return folder / "evaluation", folder if (folder / "state").is_dir() else None
-    raise Trace2EvalError(
-        f"{folder} holds no evaluation suite (no run_eval.py in it or in its evaluation/ folder) — "
-        "give a session folder, its evaluation/ folder, or the living suite's folder"
-    )
 
 
 def compare(
@@ -77,15 +61,10 @@ def compare(
                 env.setdefault("MLFLOW_EXPERIMENT_ID", str(config.experiment_id))
             except Exception:  # run_eval.py's own defaults then apply
                 pass
-        with tempfile.TemporaryDirectory() as tmp:
-            results = Path(tmp) / "results.json"
-            command = [sys.executable, "run_eval.py", "--agent", agent, "--results-json", str(results)]
-            command += ["--judge-model", judge_model] if judge_model else ["--no-judges"]
-            command += ["--agent-timeout", str(agent_timeout)] if agent_timeout else []
-            command += ["--agent-workers", str(agent_workers)] if agent_workers else []
-            ui.say(f"Comparing {agent} with production on {evaluation} …")
-            code = subprocess.run(command, cwd=evaluation, env=env).returncode
-            report = json.loads(results.read_text()) if results.exists() else {}
+        extra = ["--agent-timeout", str(agent_timeout)] if agent_timeout else []
+        extra += ["--agent-workers", str(agent_workers)] if agent_workers else []
+        ui.say(f"Comparing {agent} with production on {evaluation} …")
+        code, report, _ = run_candidate(evaluation, agent, env, judge_model, extra)
         if session_dir is not None and report.get("candidate", {}).get("scorers"):
             write_json(session_dir / "state" / CANDIDATE_FILE, report["candidate"])
             try:
