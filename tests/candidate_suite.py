@@ -18,6 +18,10 @@ def make_suite(folder: Path):
     from trace2eval.config import SessionConfig
     from trace2eval.sessions import runner
 
+    # The experiment keeps its artifacts (the candidate runs log their comparison) beside the store.
+    MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").create_experiment(
+        "agent-prod", artifact_location=str(folder / "artifacts")
+    )
     store = TraceStore(folder / "mlflow.db")
     add_support_traces(store, 0, 12)
     session = runner.create_session(SessionConfig.from_inputs(store.experiment_id, store.uri), folder / "sessions")

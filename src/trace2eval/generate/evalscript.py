@@ -4,6 +4,7 @@
     python run_eval.py --judge-model databricks:/databricks-claude-sonnet-4-5
     python run_eval.py --no-judges           # code scorers only: no LLM, no network
     python run_eval.py --update-gates        # accept this run's metrics as the new baseline
+    python run_eval.py --agent endpoints:/my-agent-v2   # a candidate version against production
 
 Run it with the Python environment trace2eval was installed in (it needs mlflow).
 
@@ -26,6 +27,15 @@ Nothing is skipped silently:
 - A row whose source trace no longer exists (deleted by retention) is evaluated from its stored
   inputs and outputs: span-level checks see a one-span stand-in trace for it, and the run says how
   many rows that was.
+
+--agent TARGET (endpoints:/NAME, apps:/NAME, module:function, path/to/file.py:function, or an
+http(s):// OpenAI-compatible chat endpoint) sends each row's recorded request to a candidate version,
+scores it with the same scorers and compares it row by row with the production answers: a scorer
+regresses when it lost significantly more rows than it won (exact McNemar, p < 0.05) or dropped past
+a tolerance set for it in eval_gates.json. Exit codes then: 0 no regression, 1 regression, 2 the
+candidate could not be evaluated. Conversations are replayed statically (the recorded user turns,
+the candidate's own replies between them); rows whose candidate returned no trace are "no trace to
+check" for the scorers that read spans.
 """
 
 from __future__ import annotations
@@ -78,7 +88,7 @@ def _suite():
 def parse_args(argv=None):
     lines = __doc__.splitlines()
     p = argparse.ArgumentParser(
-        description=lines[0], epilog="\n".join(lines[7:]), formatter_class=argparse.RawDescriptionHelpFormatter
+        description=lines[0], epilog="\n".join(lines[8:]), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
     p.add_argument("--experiment-id", default=os.environ.get("MLFLOW_EXPERIMENT_ID") or DEFAULT_EXPERIMENT_ID)
