@@ -537,6 +537,12 @@ def _conversation_key(inputs):
     return None
 
 
+def user_turns(inputs):
+    """How many recorded user turns a request holds (0 when it is not a message list)."""
+    key = _conversation_key(inputs)
+    return sum(1 for m in inputs[key] if m.get("role") == "user") if key else 0
+
+
 def _answer(outputs):
     """The answer text of an output (scorers.py's own reader when the suite is there)."""
     try:
@@ -718,17 +724,7 @@ def call_candidate(candidate, rows, workers, timeout_s, on_done=None):
                 i = todo.get_nowait()
             except queue.Empty:
                 return
-            turns = (
-                len(
-                    [
-                        m
-                        for m in (rows[i]["inputs"].get(_conversation_key(rows[i]["inputs"])) or [])
-                        if m.get("role") == "user"
-                    ]
-                )
-                if _conversation_key(rows[i]["inputs"])
-                else 1
-            )
+            turns = max(1, user_turns(rows[i]["inputs"]))
             start = time.monotonic()
             try:
                 outputs, trace_id, turns = _bounded(
@@ -965,15 +961,7 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
         f"Candidate: {args.agent} ({candidate.kind}); {len(rows)} rows, {args.agent_workers} at once, "
         f"{args.agent_timeout:g} s per call"
     )
-    multi = (
-        sum(
-            1
-            for r in rows
-            if len([m for m in (r["inputs"].get(_conversation_key(r["inputs"])) or []) if m.get("role") == "user"]) > 1
-        )
-        if rows
-        else 0
-    )
+    multi = sum(1 for r in rows if user_turns(r["inputs"]) > 1)
     if multi:
         print(
             f"Note: {multi} multi-turn row(s) are replayed statically: the recorded user turns are sent one at a "
