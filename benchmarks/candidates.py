@@ -33,10 +33,14 @@ sys.path.insert(0, str(HERE))
 from replay_agent import key  # noqa: E402
 
 
-def load(traces: Path, files: list[str], uri: str, per_turn: bool) -> str:
+def load(traces: Path, files: list[str], uri: str, per_turn: bool, folder: Path) -> str:
+    from mlflow import MlflowClient
+
+    # Artifacts (the candidate runs log their comparison) stay in the temporary folder.
+    MlflowClient(uri).create_experiment("bench-candidates", artifact_location=str(folder / "artifacts"))
     cmd = [sys.executable, str(traces / "load_traces.py"), "--tracking-uri", uri, "--experiment", "bench-candidates"]
     cmd += (["--per-turn"] if per_turn else []) + [str(traces / f) for f in files]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=folder).stdout
     return out.strip().splitlines()[-1].split()[-1]
 
 
@@ -141,7 +145,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         uri = f"sqlite:///{tmp / 'bench.db'}"
-        experiment_id = load(args.traces, args.files.split(","), uri, args.per_turn)
+        experiment_id = load(args.traces.resolve(), args.files.split(","), uri, args.per_turn, tmp)
         evaluation = generate(uri, experiment_id, tmp / "sessions")
         rows = replay_file(uri, evaluation, tmp / "replay.json")
         print(f"suite: {rows} rows from {args.files}{' (per turn)' if args.per_turn else ''}")
