@@ -7,6 +7,8 @@ load_traces.py) this generates a suite offline (`trace2eval run`, no LLM), then 
   replay          replays each production trace exactly                 expected: exit 0
   reword x N      the same calls, answers reworded at random (N seeds)  expected: exit 0 (no false alarm)
   drop_tools:S    stops calling its tools on a share S of the requests  expected: exit 1 once S is large enough
+  repeat_tool:S   repeats every tool call 3 times on a share S          expected: exit 1 once S is large enough
+  break_tool:S    its tool calls fail on a share S of the requests      expected: exit 1 once S is large enough
 
 and prints, with counts: the false-regression rate over the reworded repeats, the smallest injected
 share caught (at the suite's dataset size), and the time per row of a local candidate.
@@ -139,6 +141,7 @@ def main(argv=None) -> int:
     p.add_argument("--per-turn", action="store_true", help="one trace per user turn (load_traces.py --per-turn)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--shares", default="0.05,0.1,0.2,0.4,1.0")
+    p.add_argument("--inject", default="drop_tools,repeat_tool,break_tool", help="injected regressions to try")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
 
@@ -165,14 +168,19 @@ def main(argv=None) -> int:
         )
     reworded = [r for r in runs if r["mode"].startswith("reword")]
     false_alarms = sum(r["exit"] == 1 for r in reworded)
-    caught = [float(r["mode"].split(":")[1]) for r in runs if r["mode"].startswith("drop_tools") and r["exit"] == 1]
+    injected = [r for r in runs if r["mode"].split(":")[0] in ("drop_tools", "break_tool", "repeat_tool")]
+    caught = {}
+    for r in injected:
+        kind, share = r["mode"].split(":")[0], float(r["mode"].split(":")[1])
+        if r["exit"] == 1:
+            caught[kind] = min(caught.get(kind, share), share)
     per_row = [r["seconds_per_row"] for r in runs if r["seconds_per_row"] is not None]
     summary = {
         "rows": rows,
         "replay_exit": runs[0]["exit"],
         "false_regressions": false_alarms,
         "reworded_runs": len(reworded),
-        "smallest_share_caught": min(caught) if caught else None,
+        "smallest_share_caught": caught,
         "shares_tried": shares,
         "seconds_per_row_median": sorted(per_row)[len(per_row) // 2] if per_row else None,
         "runs": runs,
@@ -181,7 +189,10 @@ def main(argv=None) -> int:
     print(
         f"false regressions: {false_alarms} of {len(reworded)} reworded runs ({false_alarms / max(1, len(reworded)):.0%})"
     )
-    print(f"smallest injected share caught (tools dropped): {summary['smallest_share_caught']} of {rows} rows")
+    for kind in args.inject.split(","):
+        print(
+            f"smallest injected share caught ({kind}): {caught.get(kind, 'none of ' + args.shares)} (suite of {rows} rows)"
+        )
     print(f"candidate time per row (local, median of runs): {summary['seconds_per_row_median']} s")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))

@@ -6,6 +6,10 @@ The recorded traces come from the JSON file in REPLAY_FILE (written by candidate
   reword:SEED            the same calls, the answer reworded at random (a nondeterministic model)
   drop_tools:SHARE:SEED  on SHARE of the requests (chosen at random), it stops calling its tools and
                          answers from the model alone: an injected regression
+  repeat_tool:SHARE:SEED on SHARE of the requests, every tool call is made three times with the same
+                         arguments (a retry loop that ignores the first success): an injected regression
+  break_tool:SHARE:SEED  on SHARE of the requests, every call of a tool fails (a broken integration
+                         after a refactor) and the agent carries on: an injected regression
 """
 
 from __future__ import annotations
@@ -46,9 +50,16 @@ def _reword(text: str, rng: random.Random) -> str:
     return rng.choice(OPENERS) + text
 
 
-def _emit(span: dict, children: dict, drop_tools: bool) -> None:
+def _emit(span: dict, children: dict, drop_tools: bool, break_tools: bool = False, repeat: int = 1) -> None:
+    for _ in range(repeat if span["type"] == "TOOL" else 1):
+        _emit_one(span, children, drop_tools, break_tools, repeat)
+
+
+def _emit_one(span: dict, children: dict, drop_tools: bool, break_tools: bool, repeat: int) -> None:
     if drop_tools and span["type"] == "TOOL":
         return
+    if break_tools and span["type"] == "TOOL":
+        span = {**span, "status": "ERROR", "outputs": {"error": "tool call failed: 503 Service Unavailable"}}
     with mlflow.start_span(name=span["name"], span_type=span["type"]) as live:
         live.set_inputs(span["inputs"])
         for attr, value in span.get("attributes", {}).items():
@@ -56,7 +67,7 @@ def _emit(span: dict, children: dict, drop_tools: bool) -> None:
         for event in span.get("events", []):
             live.add_event(SpanEvent(name=event["name"], attributes=event.get("attributes") or {}))
         for child in children.get(span["id"], []):
-            _emit(child, children, drop_tools)
+            _emit(child, children, drop_tools, break_tools, repeat)
         live.set_outputs(span["outputs"])
         if span["status"] == "ERROR":
             live.set_status("ERROR")
@@ -66,12 +77,13 @@ def predict(**inputs):
     k = key(inputs)
     recorded = _recorded()[k]
     mode, *args = os.environ.get("REPLAY_MODE", "replay").split(":")
-    drop = mode == "drop_tools" and _coin(k, args[1]) < float(args[0])
+    hit = mode in ("drop_tools", "break_tool", "repeat_tool") and _coin(k, args[1]) < float(args[0])
+    drop, broken = hit and mode == "drop_tools", hit and mode == "break_tool"
     children: dict = {}
     for span in recorded["spans"]:
         children.setdefault(span["parent"], []).append(span)
     for top in children.get(recorded["root"], []):
-        _emit(top, children, drop)
+        _emit(top, children, drop, broken, 3 if hit and mode == "repeat_tool" else 1)
     outputs = recorded["outputs"]
     if mode == "reword" and isinstance(outputs, dict) and isinstance(outputs.get("response"), str):
         outputs = {**outputs, "response": _reword(outputs["response"], random.Random(f"{args[0]}:{k}"))}
