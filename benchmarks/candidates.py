@@ -158,9 +158,10 @@ def main(argv=None) -> int:
             for i in range(args.repeats)
         ]
         shares = [float(s) for s in args.shares.split(",")]
-        runs += [
-            run_candidate(evaluation, uri, experiment_id, tmp / "replay.json", f"drop_tools:{s}:1") for s in shares
-        ]
+        for kind in args.inject.split(","):
+            runs += [
+                run_candidate(evaluation, uri, experiment_id, tmp / "replay.json", f"{kind}:{s}:1") for s in shares
+            ]
     for r in runs:
         print(
             f"  {r['mode']:<22} exit {r['exit']}  {r['seconds']:>6.1f} s  lost rows {r['lost'] or '-'}"
