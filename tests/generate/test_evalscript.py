@@ -53,3 +53,48 @@ def test_rendering_replaces_only_the_settings(text):
     assert shape(render_run_eval(text, text, text, text)) == shape(render_run_eval("u", "1", "m", "n"))
     code = render_run_eval("sqlite:////s.db", "7", None, "run-x")
     assert "DEFAULT_EXPERIMENT_ID = '7'" in code and "DEFAULT_JUDGE_MODEL = None" in code
+
+
+def test_mcnemar_exact_one_sided_and_the_bootstrap_interval():
+    assert evalscript.mcnemar_p(0, 0) == 1.0
+    assert evalscript.mcnemar_p(5, 0) == pytest.approx(1 / 32)  # five regressions, no fixes: significant
+    assert evalscript.mcnemar_p(4, 0) == pytest.approx(1 / 16)  # four are not, at 0.05
+    assert evalscript.mcnemar_p(3, 3) > 0.5
+    low, high = evalscript.bootstrap_interval([(True, True)] * 10)
+    assert low == high == 0.0
+    low, high = evalscript.bootstrap_interval([(True, False)] * 6 + [(True, True)] * 14)
+    assert -0.55 <= low < -0.3 and -0.2 <= high < 0  # around the observed change, -0.3
+
+
+def test_compare_scorer_gates_on_significance_or_on_an_explicit_tolerance():
+    prod = [(True, "")] * 20
+    cand = [(False, "")] * 5 + [(True, "")] * 15
+    result = evalscript.compare_scorer("s", prod, cand, range(20), None)
+    assert result["verdict"] == "REGRESSED" and result["regressed"] == [0, 1, 2, 3, 4]
+    few = [(False, "")] * 2 + [(True, "")] * 18
+    assert evalscript.compare_scorer("s", prod, few, range(20), None)["verdict"] == "ok"
+    strict = evalscript.compare_scorer("s", prod, few, range(20), {"min": 1.0, "tolerance": 0.05})
+    assert strict["verdict"] == "REGRESSED" and "tolerance" in strict["why"]
+    errored = evalscript.compare_scorer("s", prod, [(None, "boom")] + few[1:], range(20), None)
+    assert errored["rows"] == 19 and errored["unscored"] == 1
+
+
+def test_a_conversation_is_replayed_turn_by_turn_with_the_candidates_replies():
+    seen = []
+
+    def ask(request):
+        seen.append(request["messages"])
+        return {"response": f"reply {len(seen)}"}
+
+    inputs = {
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "cancel my order"},
+            {"role": "assistant", "content": "recorded reply"},
+            {"role": "user", "content": "yes, go ahead"},
+        ]
+    }
+    outputs, turns = evalscript.replay(inputs, ask)
+    assert turns == 2 and outputs == {"response": "reply 2"}
+    assert [m["content"] for m in seen[1]] == ["be brief", "cancel my order", "reply 1", "yes, go ahead"]
+    assert evalscript.replay({"query": "hi"}, lambda r: r["query"]) == ("hi", 1)

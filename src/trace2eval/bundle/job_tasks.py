@@ -38,6 +38,9 @@ JOB_PARAMETERS = (
 )
 TASK_PARAMETERS = ("run_id",)
 PARAMETERS = JOB_PARAMETERS + TASK_PARAMETERS
+# The regression job (resources/trace2eval_regression.job.yml): its job parameters, then the task's.
+REGRESSION_JOB_PARAMETERS = ("agent", "experiment_id", "tracking_uri", "volume", "judge_model", "secret_scope")
+REGRESSION_PARAMETERS = REGRESSION_JOB_PARAMETERS + TASK_PARAMETERS
 TASKS = tuple(TASK_ORDER)
 # Keys read from the secret scope, and the environment variable each one becomes (process only).
 SECRET_KEYS = {"anthropic-api-key": "ANTHROPIC_API_KEY", "openai-api-key": "OPENAI_API_KEY"}
@@ -142,6 +145,51 @@ def run_job_task(task: str, params: Mapping[str, Any], dbutils: Any = None) -> d
         finally:
             sync()
         return task_values(session, task, status, settings)
+
+
+class CandidateRegressed(Trace2EvalError):
+    """The candidate regressed, or could not be evaluated: the task fails so the run's alerts fire."""
+
+
+def run_regression(params: Mapping[str, Any], dbutils: Any = None) -> dict[str, Any]:
+    """The regression job's one task: the living suite's run_eval.py --agent against a candidate.
+
+    Returns the task values when no scorer regressed; raises CandidateRegressed otherwise."""
+    from trace2eval.sessions.candidate import NO_REGRESSION, REGRESSION, run_candidate, suite_folder, summary_line
+    from trace2eval.sessions.workdirs import session_workdir
+
+    agent = str(params.get("agent") or "").strip()
+    if not agent:
+        raise JobParameterError(
+            "job parameter 'agent' is empty",
+            "run the job with --params agent=endpoints:/<candidate endpoint> (or apps:/NAME, or an https:// URL)",
+        )
+    settings = JobTaskSettings.from_params({**params, "run_id": params.get("run_id") or "regression"})
+    apply_safe_mlflow_env()
+    if dbutils is not None:
+        _use_notebook_identity(dbutils)
+        _load_secrets(dbutils, settings.secret_scope)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_EXPERIMENT_ID": settings.experiment_id}
+    ui.say(f"[regression] candidate {agent} on the living suite {settings.suite_dir}")
+    with session_workdir(settings.suite_dir, read_only=True) as (local_dir, _sync):
+        evaluation, _ = suite_folder(local_dir)
+        code, report, _ = run_candidate(evaluation, agent, env, settings.judge_model)
+    line = summary_line(code, report)
+    candidate = report.get("candidate") or {}
+    if code != NO_REGRESSION:
+        what = "regressed" if code == REGRESSION else "could not be evaluated"
+        raise CandidateRegressed(
+            f"candidate {agent} {what}: {line} (candidate run {candidate.get('run_id') or report.get('run_id') or '-'})",
+            "see the rows that flipped in the task's output; fix the candidate, or accept the change deliberately",
+        )
+    return {
+        "status": "passed",
+        "agent": agent[:200],
+        "summary": line[:500],
+        "mlflow_run_id": str(candidate.get("run_id") or report.get("run_id") or ""),
+        "baseline_run_id": str(candidate.get("baseline_run") or ""),
+        "errors": int(candidate.get("errors") or 0),
+    }
 
 
 def session_config(settings: JobTaskSettings):

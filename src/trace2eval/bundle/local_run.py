@@ -47,6 +47,9 @@ def parse_variables(bundle_root: Path | None, pairs: list[str] | None) -> dict[s
     return out
 
 
+DEFAULT_JOB = "trace2eval_nightly"
+
+
 def run_local(
     bundle_root: Path | None = None,
     target: str | None = None,
@@ -58,6 +61,8 @@ def run_local(
 ) -> JobRun:
     """Resolve the bundle for `target`, then run the job's task graph. Returns the run's record."""
     bundle = definition.load(bundle_root, target, variables)
+    if job_key is None and len(bundle.jobs) > 1 and DEFAULT_JOB in bundle.jobs:
+        job_key = DEFAULT_JOB  # the nightly job, unless --job names another (trace2eval_regression)
     key, job = bundle.job(job_key)
     check_tracking_store(job, parameters)
     run_id = run_id or new_run_id()

@@ -13,6 +13,7 @@ from trace2eval.env import apply_safe_mlflow_env
 
 apply_safe_mlflow_env()  # before anything imports mlflow
 
+from trace2eval.cli.compare import compare  # noqa: E402
 from trace2eval.cli.demo import demo  # noqa: E402
 from trace2eval.cli.job import run_local  # noqa: E402
 from trace2eval.cli.monitor import monitor  # noqa: E402
@@ -95,7 +96,7 @@ def handle_errors(command):
     return wrapper
 
 
-for command in (run, task, resume, status, report, demo, monitor):
+for command in (run, task, resume, status, report, demo, compare, monitor):
     app.command()(handle_errors(command))
 
 job_app = typer.Typer(help="The Databricks job of the bundle (databricks.yml), run locally.", no_args_is_help=True)

@@ -4,6 +4,7 @@
     python run_eval.py --judge-model databricks:/databricks-claude-sonnet-4-5
     python run_eval.py --no-judges           # code scorers only: no LLM, no network
     python run_eval.py --update-gates        # accept this run's metrics as the new baseline
+    python run_eval.py --agent endpoints:/my-agent-v2   # a candidate version against production
 
 Run it with the Python environment trace2eval was installed in (it needs mlflow).
 
@@ -26,6 +27,15 @@ Nothing is skipped silently:
 - A row whose source trace no longer exists (deleted by retention) is evaluated from its stored
   inputs and outputs: span-level checks see a one-span stand-in trace for it, and the run says how
   many rows that was.
+
+--agent TARGET (endpoints:/NAME, apps:/NAME, module:function, path/to/file.py:function, or an
+http(s):// OpenAI-compatible chat endpoint) sends each row's recorded request to a candidate version,
+scores it with the same scorers and compares it row by row with the production answers: a scorer
+regresses when it lost significantly more rows than it won (exact McNemar, p < 0.05) or dropped past
+a tolerance set for it in eval_gates.json. Exit codes then: 0 no regression, 1 regression, 2 the
+candidate could not be evaluated. Conversations are replayed statically (the recorded user turns,
+the candidate's own replies between them); rows whose candidate returned no trace are "no trace to
+check" for the scorers that read spans.
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ for _key, _value in {
     "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
     "MLFLOW_MODEL_CATALOG_URI": "",
     "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
 }.items():
     os.environ.setdefault(_key, _value)
 
@@ -77,7 +88,7 @@ def _suite():
 def parse_args(argv=None):
     lines = __doc__.splitlines()
     p = argparse.ArgumentParser(
-        description=lines[0], epilog="\n".join(lines[7:]), formatter_class=argparse.RawDescriptionHelpFormatter
+        description=lines[0], epilog="\n".join(lines[8:]), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
     p.add_argument("--experiment-id", default=os.environ.get("MLFLOW_EXPERIMENT_ID") or DEFAULT_EXPERIMENT_ID)
@@ -103,6 +114,15 @@ def parse_args(argv=None):
     p.add_argument("--no-gate", action="store_true", help="neither check nor write gates")
     p.add_argument("--results-json", type=Path, help="also write run id, metrics and per-scorer counts here")
     p.add_argument("--run-name", default=RUN_NAME)
+    p.add_argument(
+        "--agent",
+        metavar="TARGET",
+        help="evaluate a candidate version on the rows and compare it with production: endpoints:/NAME, "
+        "apps:/NAME, module:function, path/to/file.py:function, or an http(s):// OpenAI-compatible chat endpoint",
+    )
+    p.add_argument("--agent-timeout", type=float, default=AGENT_TIMEOUT_S, help="seconds per candidate call")
+    p.add_argument("--agent-workers", type=int, default=AGENT_WORKERS, help="candidate calls under way at once")
+    p.add_argument("--agent-model", default=os.environ.get("TRACE2EVAL_AGENT_MODEL"), help="`model` for http targets")
     return p.parse_args(argv)
 
 
@@ -118,10 +138,11 @@ def load_rows(attach_traces: bool, experiment_id: str):
     """Dataset rows for evaluate(): metadata dropped, the source trace attached when readable so
     span-level scorers see the real tool calls (and assessments land on the production trace).
 
-    Returns (rows, attached, missing): `missing` lists the source traces that no longer exist."""
-    rows, attached, missing = [], 0, []
+    Returns (rows, attached, missing, sources): `missing` lists the source traces that no longer
+    exist; `sources` is each row's source trace id (None for a row added by hand)."""
+    rows, attached, missing, sources = [], 0, [], []
     for row in _suite()[0].get_eval_dataset():
-        item = {"inputs": row["inputs"], "outputs": row["outputs"]}
+        item = {"inputs": row["inputs"], "outputs": row.get("outputs")}
         if row.get("expectations"):
             item["expectations"] = row["expectations"]
         source = (row.get("metadata") or {}).get("source_trace")
@@ -136,6 +157,7 @@ def load_rows(attach_traces: bool, experiment_id: str):
             else:
                 missing.append((item, source))
         rows.append(item)
+        sources.append(source if isinstance(source, str) and source else None)
     if attached and missing:
         # Once one row carries a trace, evaluate() needs every row to ("'float' object has no
         # attribute 'data'" otherwise, on every row): give the others the one-span trace that
@@ -147,8 +169,9 @@ def load_rows(attach_traces: bool, experiment_id: str):
                 item["trace"] = kept  # one stand-in per deleted trace, not one per run
             else:
                 item["trace"] = stand_in_trace(item, source)
-        rows = [r for r in rows if r.get("trace", True) is not None]
-    return rows, attached, [source for _, source in missing]
+        kept = [k for k, r in enumerate(rows) if r.get("trace", True) is not None]
+        rows, sources = [rows[k] for k in kept], [sources[k] for k in kept]
+    return rows, attached, [source for _, source in missing], sources
 
 
 STAND_IN_TAG = "trace2eval.stand_in_for"
@@ -471,6 +494,644 @@ def failure_message(failures, judge_names, judge_model):
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------------------------
+# --agent TARGET: run the rows against a candidate version and compare it with production.
+# ------------------------------------------------------------------------------------------------
+AGENT_TIMEOUT_S = 120  # one call of the candidate (one turn of a replayed conversation) waits at most this long
+AGENT_WORKERS = 4  # calls of the candidate under way at once
+ALPHA = 0.05  # a regression is significant when the exact one-sided McNemar p-value is below this
+BOOTSTRAP_RESAMPLES = 2000
+CANDIDATE_TAG = "trace2eval.candidate"
+BASELINE_TAG = "trace2eval.baseline_run"
+NO_TRACE = "no trace to check"
+# Checks of scorers.py that read only a row's inputs and outputs: every other code scorer reads the
+# trace's spans, so on a candidate that returned no trace its verdict would be a silent pass.
+OUTPUT_ONLY_CHECKS = {
+    "missing_answer",
+    "has_answer",
+    "give_up_or_handoff",
+    "no_give_up",
+    "long_conversations",
+    "conversation_length",
+}
+
+
+class CandidateUnreachable(EvalError):
+    """The candidate could not be called at all (exit 2)."""
+
+
+def _auth_header():
+    # Read from the environment at call time, never stored or printed.
+    token = os.environ.get("TRACE2EVAL_AGENT_TOKEN") or os.environ.get("OPENAI_API_KEY")
+    return {"Authorization": "Bearer " + token} if token else {}
+
+
+def _conversation_key(inputs):
+    """The key of a request's message list ("messages" for chat completions, "input" for Responses)."""
+    if not isinstance(inputs, dict):
+        return None
+    for key in ("messages", "input"):
+        value = inputs.get(key)
+        if isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value):
+            return key
+    return None
+
+
+def user_turns(inputs):
+    """How many recorded user turns a request holds (0 when it is not a message list)."""
+    key = _conversation_key(inputs)
+    return sum(1 for m in inputs[key] if m.get("role") == "user") if key else 0
+
+
+def _answer(outputs):
+    """The answer text of an output (scorers.py's own reader when the suite is there)."""
+    try:
+        return _suite()[1].answer_text(outputs)
+    except Exception:
+        pass
+    if isinstance(outputs, dict):
+        for key in ("response", "answer", "content", "output_text"):
+            if isinstance(outputs.get(key), str):
+                return outputs[key]
+        try:
+            return outputs["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            pass
+    return outputs if isinstance(outputs, str) else json.dumps(outputs, default=str)
+
+
+def replay(inputs, ask):
+    """Send the recorded request; a conversation is replayed one recorded user turn at a time, each
+    turn seeing the candidate's own earlier replies (a static replay: the user's turns do not adapt
+    to what the candidate says). Returns (outputs of the last turn, number of turns sent)."""
+    key = _conversation_key(inputs)
+    users = [i for i, m in enumerate(inputs[key]) if m.get("role") == "user"] if key else []
+    if len(users) <= 1:
+        return ask(inputs), 1
+    messages = inputs[key]
+    history = list(messages[: users[0]])  # the system prompt, if any
+    outputs = None
+    for n, index in enumerate(users):
+        history.append(messages[index])
+        outputs = ask({**inputs, key: list(history)})
+        if n < len(users) - 1:
+            history.append({"role": "assistant", "content": _answer(outputs)})
+    return outputs, len(users)
+
+
+def _invoke(fn, request):
+    """MLflow's predict_fn convention: a dict request is passed as keyword arguments."""
+    return fn(**request) if isinstance(request, dict) else fn(request)
+
+
+def _load_callable(target):
+    import importlib
+    import importlib.util
+
+    where, _, name = target.rpartition(":")
+    if where.endswith(".py") or os.sep in where or "/" in where:
+        path = Path(where).expanduser().resolve()
+        if not path.is_file():
+            raise CandidateUnreachable(f"--agent {target}: no file {path} — give path/to/file.py:function")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.parent))
+        spec.loader.exec_module(module)
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        module = importlib.import_module(where)
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise CandidateUnreachable(f"--agent {target}: {where} has no function {name!r}")
+    return fn
+
+
+def _http_caller(url, model):
+    """A chat endpoint speaking OpenAI chat completions (or the Responses API when the URL ends in /responses)."""
+    import urllib.error
+    import urllib.request
+
+    path = url.split("?")[0].rstrip("/")
+    responses = path.endswith("/responses")
+    if not (responses or path.endswith(("/chat/completions", "/invocations"))):
+        url = path + "/chat/completions"
+
+    def messages_of(request):
+        key = _conversation_key(request)
+        if key:
+            return request[key]
+        text = _suite()[1].request_text(request) if hasattr(_suite()[1], "request_text") else str(request)
+        return [{"role": "user", "content": text}]
+
+    def ask(request, timeout):
+        body = {"input": messages_of(request)} if responses else {"messages": messages_of(request)}
+        if model:
+            body["model"] = model
+        req = urllib.request.Request(
+            url,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", **_auth_header()},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return json.loads(resp.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"HTTP {exc.code} from {url}: {exc.read()[:300].decode('utf-8', 'replace')}") from None
+
+    return ask
+
+
+class Candidate:
+    """One way of calling the candidate. call(inputs) -> (outputs, trace_id or None, turns)."""
+
+    def __init__(self, target, timeout_s, model=None):
+        self.target, self.timeout_s, self.model = target, timeout_s, model
+        if target.startswith(("http://", "https://")):
+            self.kind = "http"
+            self._http = _http_caller(target, model)
+        elif target.startswith(("endpoints:/", "apps:/")):
+            self.kind = "serving"
+            # to_predict_fn looks the endpoint up: bounded, since the SDK retries a dead host for minutes.
+            self._predict = _bounded(lambda: mlflow.genai.to_predict_fn(target), timeout_s, f"--agent {target}")
+        elif ":" in target:
+            self.kind = "local"
+            self._fn = _load_callable(target)
+        else:
+            raise CandidateUnreachable(
+                f"--agent {target!r} is not a target — give endpoints:/NAME, apps:/NAME, module:function, "
+                "path/to/file.py:function or an http(s):// chat endpoint"
+            )
+
+    def call(self, inputs):
+        if self.kind == "local":
+            # MLflow traces the call: the candidate's own autolog/instrumentation spans nest inside.
+            with mlflow.start_span(name="candidate", span_type="AGENT") as span:
+                span.set_inputs(inputs)
+                outputs, turns = replay(inputs, lambda r: _invoke(self._fn, r))
+                span.set_outputs(outputs)
+            return outputs, span.trace_id, turns
+        if self.kind == "serving":
+            # to_predict_fn asks the endpoint for its trace (databricks_options.return_trace) and
+            # copies it into this experiment; without one it writes a one-span "predict" trace.
+            outputs, turns = replay(inputs, lambda r: _invoke(self._predict, r))
+            trace_id = mlflow.get_last_active_trace_id(thread_local=True)
+            trace = mlflow.get_trace(trace_id, silent=True) if trace_id else None
+            spans = trace.data.spans if trace is not None else []
+            returned = len(spans) > 1 or (len(spans) == 1 and spans[0].name != "predict")
+            return outputs, (trace_id if returned else None), turns
+        outputs, turns = replay(inputs, lambda r: self._http(r, self.timeout_s))
+        return outputs, None, turns
+
+
+def _bounded(fn, timeout_s, what):
+    """fn() in a daemon thread, waited for at most timeout_s: a hung call is left behind, never waited on."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise CandidateUnreachable(f"{what}: no answer within {timeout_s:g} s (--agent-timeout)")
+    if "error" in outcome:
+        exc = outcome["error"]
+        if isinstance(exc, CandidateUnreachable):
+            raise exc
+        raise CandidateUnreachable(f"{what}: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}")
+    return outcome["value"]
+
+
+def call_candidate(candidate, rows, workers, timeout_s, on_done=None):
+    """Every row's request sent to the candidate, at most `workers` at once, each call bounded by
+    `timeout_s` per turn. Returns one record per row: outputs, trace_id, turns, seconds, error."""
+    import queue
+
+    results = [None] * len(rows)
+    todo = queue.Queue()
+    for i in range(len(rows)):
+        todo.put(i)
+
+    def supervise():
+        while True:
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            turns = max(1, user_turns(rows[i]["inputs"]))
+            start = time.monotonic()
+            try:
+                outputs, trace_id, turns = _bounded(
+                    lambda i=i: candidate.call(rows[i]["inputs"]), timeout_s * max(1, turns), "candidate"
+                )
+                results[i] = {"outputs": outputs, "trace_id": trace_id, "turns": turns, "error": None}
+            except CandidateUnreachable as exc:
+                results[i] = {
+                    "outputs": None,
+                    "trace_id": None,
+                    "turns": turns,
+                    "error": str(exc)[len("candidate: ") :],
+                }
+            results[i]["seconds"] = round(time.monotonic() - start, 3)
+            if on_done:
+                on_done(i, results[i])
+
+    threads = [threading.Thread(target=supervise, daemon=True) for _ in range(max(1, min(workers, len(rows))))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def trace_reading_scorers(scorer_names, judge_names):
+    """Code scorers whose verdict reads the trace's spans (read from scorers.py beside this script:
+    a generated scorer's check; a scorer written by hand counts as reading the trace)."""
+    import ast
+
+    readers = set(scorer_names) - set(judge_names)
+    try:
+        tree = ast.parse((HERE / "scorers.py").read_text(encoding="utf-8"))
+        module = _suite()[1]
+    except Exception:
+        return readers
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        name = next(
+            (
+                kw.value.value
+                for d in node.decorator_list
+                if isinstance(d, ast.Call)
+                for kw in d.keywords
+                if kw.arg == "name" and isinstance(kw.value, ast.Constant)
+            ),
+            node.name,
+        )
+        calls = [n for n in ast.walk(node) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "_check"]
+        if name not in readers or len(calls) != 1 or len(calls[0].args) < 2:
+            continue
+        try:
+            kind, params = ast.literal_eval(calls[0].args[0]), ast.literal_eval(calls[0].args[1])
+        except ValueError:
+            continue
+        if kind in OUTPUT_ONLY_CHECKS:
+            readers.discard(name)
+        elif kind == "rule" and hasattr(module, "_rule_names") and hasattr(module, "_TRACE_ONLY"):
+            if not module._rule_names(params.get("fail_when")) & module._TRACE_ONLY:
+                readers.discard(name)
+    return readers
+
+
+def verdict(value):
+    """True (pass), False (fail) or None (no value) from a scorer's value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        low = value.strip().lower()
+        return True if low in ("yes", "true", "pass") else False if low in ("no", "false", "fail") else None
+    if isinstance(value, (bool, int, float)):
+        return bool(value >= 0.5) if not isinstance(value, bool) else value
+    return None
+
+
+def per_row(result, names, trace_ids=None):
+    """{scorer: [(verdict, rationale) per row, in the order of the rows]}: matched by trace id when
+    every row was given a trace."""
+    df = result.result_df
+    if trace_ids and all(trace_ids) and "trace_id" in df.columns and set(df["trace_id"]) == set(trace_ids):
+        df = df.set_index("trace_id").loc[list(trace_ids)].reset_index()
+    out = {}
+    for name in names:
+        values = df[f"{name}/value"].tolist() if f"{name}/value" in df.columns else [None] * len(df)
+        why = df[f"{name}/rationale"].tolist() if f"{name}/rationale" in df.columns else [None] * len(df)
+        out[name] = [(verdict(v), r if isinstance(r, str) else None) for v, r in zip(values, why)]
+    return out
+
+
+def mcnemar_p(regressed, fixed):
+    """Exact one-sided McNemar p-value: the chance of at least `regressed` regressions among the
+    discordant pairs if the candidate were no worse (each discordant pair a fair coin)."""
+    n = regressed + fixed
+    if n == 0:
+        return 1.0
+    return min(1.0, sum(math.comb(n, k) for k in range(regressed, n + 1)) / 2**n)
+
+
+def bootstrap_interval(pairs, resamples=BOOTSTRAP_RESAMPLES, seed=0):
+    """95% paired-bootstrap interval for the change in pass rate (candidate minus production)."""
+    import random
+
+    if not pairs:
+        return None, None
+    rng = random.Random(seed)
+    diffs = [int(c) - int(p) for p, c in pairs]
+    n = len(diffs)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    return means[int(0.025 * resamples)], means[min(resamples - 1, int(0.975 * resamples))]
+
+
+def compare_scorer(name, prod, cand, usable, gate_entry, alpha=ALPHA):
+    """One scorer's paired comparison over the rows in `usable` (candidate answered, trace if needed)."""
+    pairs, regressed, fixed, unscored = [], [], [], 0
+    for i in usable:
+        p, c = prod[i][0], cand[i][0]
+        if p is None or c is None:
+            unscored += 1
+            continue
+        pairs.append((p, c))
+        if p and not c:
+            regressed.append(i)
+        elif c and not p:
+            fixed.append(i)
+    n = len(pairs)
+    prod_rate = sum(p for p, _ in pairs) / n if n else None
+    cand_rate = sum(c for _, c in pairs) / n if n else None
+    change = cand_rate - prod_rate if n else None
+    low, high = bootstrap_interval(pairs)
+    p_value = mcnemar_p(len(regressed), len(fixed))
+    tolerance = gate_entry.get("tolerance") if isinstance(gate_entry, dict) else None
+    reasons = []
+    if regressed and len(regressed) > len(fixed) and p_value < alpha:
+        reasons.append(f"significant (p={p_value:.3g} < {alpha})")
+    if tolerance is not None and change is not None and change < -float(tolerance):
+        reasons.append(f"drop {-change:.3f} > tolerance {float(tolerance):g}")
+    return {
+        "scorer": name,
+        "rows": n,
+        "unscored": unscored,
+        "production": prod_rate,
+        "candidate": cand_rate,
+        "change": change,
+        "interval": [low, high],
+        "regressed": regressed,
+        "fixed": fixed,
+        "p_value": p_value,
+        "verdict": "REGRESSED" if reasons else ("improved" if len(fixed) > len(regressed) else "ok"),
+        "why": "; ".join(reasons),
+    }
+
+
+def _clip(text, width):
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_comparison(comparison, prod_rows, cand_records, sources, rationales, flipped_limit=10):
+    names = [c["scorer"] for c in comparison]
+    width = max([len(n) for n in names] + [10])
+    print(f"\nCandidate vs production (paired, per row; {ALPHA:g} one-sided exact McNemar, 95% bootstrap interval)")
+    print(
+        f"{'scorer'.ljust(width)}  {'rows':>4}  {'prod':>5}  {'cand':>5}  {'change':>7}  {'interval':>15}  "
+        f"{'lost':>4}  {'won':>4}  {'p':>6}  verdict"
+    )
+    for c in comparison:
+        if not c["rows"]:
+            print(
+                f"{c['scorer'].ljust(width)}  {0:>4}  {'':>5}  {'':>5}  {'':>7}  {'':>15}  {'':>4}  {'':>4}  "
+                f"{'':>6}  " + (f"{c['no_trace']} row(s): {NO_TRACE}" if c.get("no_trace") else "no rows to compare")
+            )
+            continue
+        interval = f"[{c['interval'][0]:+.2f}, {c['interval'][1]:+.2f}]"
+        print(
+            f"{c['scorer'].ljust(width)}  {c['rows']:>4}  {c['production']:5.2f}  {c['candidate']:5.2f}  "
+            f"{c['change']:+7.3f}  {interval:>15}  {len(c['regressed']):>4}  {len(c['fixed']):>4}  "
+            f"{c['p_value']:6.3f}  {c['verdict']}{' (' + c['why'] + ')' if c['why'] else ''}"
+            + (f"; {c['no_trace']} row(s): {NO_TRACE}" if c.get("no_trace") else "")
+        )
+    col = 56
+    for c in comparison:
+        for label, flipped in (
+            ("passed in production, fail with the candidate", c["regressed"]),
+            ("failed in production, pass with the candidate", c["fixed"]),
+        ):
+            if not flipped:
+                continue
+            print(f"\n{c['scorer']}: {len(flipped)} row(s) {label}:")
+            print(f"  {'source trace':<34}  {'production answer'.ljust(col)}  candidate answer")
+            for i in flipped[:flipped_limit]:
+                print(
+                    f"  {str(sources[i] or '(no source trace)'):<34}  "
+                    f"{_clip(_answer(prod_rows[i]['outputs']), col).ljust(col)}  "
+                    f"{_clip(_answer(cand_records[i]['outputs']), col)}"
+                )
+                why = rationales.get((c["scorer"], i))
+                if why and why[1]:
+                    print(
+                        f"  {'':<34}  {_clip('production: ' + why[0], col).ljust(col)}  {_clip('candidate: ' + why[1], col)}"
+                    )
+            if len(flipped) > flipped_limit:
+                print(f"  … and {len(flipped) - flipped_limit} more (see --results-json)")
+
+
+def hybrid_rows():
+    """Rows with only inputs and expectations (edge_cases.json, written by an LLM session or by hand):
+    no production answer to compare with, so they are scored on the candidate alone."""
+    path = HERE / "edge_cases.json"
+    if not path.exists():
+        return []
+    try:
+        cases = json.loads(path.read_text(encoding="utf-8")).get("cases", [])
+    except (json.JSONDecodeError, AttributeError):
+        raise EvalError(f"{path.name} is not a JSON object with a 'cases' list — fix it or remove it") from None
+    return [
+        {
+            "inputs": c["inputs"],
+            "outputs": None,
+            **({"expectations": c["expectations"]} if c.get("expectations") else {}),
+        }
+        for c in cases
+        if isinstance(c, dict) and "inputs" in c
+    ]
+
+
+def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_spec):
+    """Evaluate the candidate on the rows, compare per row with production, gate on regressions."""
+    scorers = code_scorers + judges
+    names = [s.name for s in scorers]
+    judge_names = [j.name for j in judges]
+    candidate = Candidate(args.agent, args.agent_timeout, args.agent_model)
+    print(
+        f"Candidate: {args.agent} ({candidate.kind}); {len(rows)} rows, {args.agent_workers} at once, "
+        f"{args.agent_timeout:g} s per call"
+    )
+    multi = sum(1 for r in rows if user_turns(r["inputs"]) > 1)
+    if multi:
+        print(
+            f"Note: {multi} multi-turn row(s) are replayed statically: the recorded user turns are sent one at a "
+            "time with the candidate's own replies in between. It shows how the candidate answers the same "
+            "conversation; it cannot show how a user would have reacted to different answers."
+        )
+
+    # A candidate that cannot be reached fails on its first rows: find it before calling every row.
+    probe = call_candidate(candidate, rows[:1], 1, args.agent_timeout)
+    if probe[0]["error"] and len(rows) > 1:
+        probe += call_candidate(candidate, rows[1:3], 2, args.agent_timeout)
+    if all(r["error"] for r in probe):
+        raise CandidateUnreachable(
+            f"the candidate {args.agent} did not answer: {probe[0]['error']} — check the target "
+            "(and its credentials), or raise --agent-timeout",
+            error={"kind": "candidate_unreachable", "detail": probe[0]["error"]},
+        )
+    start = time.monotonic()
+    rest = call_candidate(candidate, rows[len(probe) :], args.agent_workers, args.agent_timeout)
+    records = probe + rest
+    seconds = time.monotonic() - start + sum(r["seconds"] for r in probe)
+    errored = [i for i, r in enumerate(records) if r["error"]]
+    answered = [i for i in range(len(rows)) if i not in set(errored)]
+    print(
+        f"Candidate answered {len(answered)} of {len(rows)} rows in {seconds:.1f} s"
+        + (f"; {len(errored)} errored" if errored else "")
+    )
+    for i in errored[:10]:
+        print(f"  error on row {i} (source trace {sources[i]}): {_clip(records[i]['error'], 200)}")
+    report["candidate"] = {
+        "agent": args.agent,
+        "kind": candidate.kind,
+        "rows": len(rows),
+        "errors": len(errored),
+        "seconds": round(seconds, 3),
+        "errored_rows": [{"row": i, "source_trace": sources[i], "error": records[i]["error"]} for i in errored],
+    }
+    if len(answered) < MOST_ROWS * len(rows):
+        raise CandidateUnreachable(
+            f"the candidate errored on {len(errored)} of {len(rows)} rows, so there is nothing to compare — "
+            f"first error: {_clip(records[errored[0]]['error'], 300)}",
+            error={"kind": "candidate_errors", "errors": len(errored)},
+        )
+
+    # Production: the same rows with the outputs the agent produced (the baseline run).
+    recorded = [i for i, r in enumerate(rows) if r.get("outputs") is not None]
+    hybrid = [i for i in answered if rows[i].get("outputs") is None]
+    with mlflow.start_run(run_name=f"{args.run_name}-production") as run:
+        mlflow.set_tags({"trace2eval.role": "baseline"})
+        baseline = mlflow.genai.evaluate(data=[rows[i] for i in recorded], scorers=scorers) if recorded else None
+    baseline_ids = [getattr(getattr(rows[i].get("trace"), "info", None), "trace_id", None) for i in recorded]
+    baseline_run = run.info.run_id
+
+    cand_rows, traced = [], []
+    for i in answered:
+        item = {"inputs": rows[i]["inputs"], "outputs": records[i]["outputs"]}
+        if rows[i].get("expectations"):
+            item["expectations"] = rows[i]["expectations"]
+        trace = mlflow.get_trace(records[i]["trace_id"], silent=True) if records[i]["trace_id"] else None
+        if trace is not None:
+            traced.append(i)
+        item["trace"] = trace if trace is not None else stand_in_trace(item, f"candidate:{sources[i]}")
+        cand_rows.append(item)
+    untraced = [i for i in answered if i not in set(traced)]
+    readers = trace_reading_scorers(names, judge_names)
+    if untraced:
+        print(
+            f"Note: no trace came back for {len(untraced)} of {len(answered)} answered rows: "
+            f"{len(readers)} trace-reading scorer(s) say '{NO_TRACE}' on them ({', '.join(sorted(readers))})"
+        )
+
+    with mlflow.start_run(run_name=f"{args.run_name}-candidate") as run:
+        mlflow.set_tags({"trace2eval.role": "candidate", CANDIDATE_TAG: args.agent, BASELINE_TAG: baseline_run})
+        mlflow.log_params({"agent": args.agent[:500], "agent_kind": candidate.kind, "baseline_run": baseline_run})
+        result = mlflow.genai.evaluate(data=cand_rows, scorers=scorers) if cand_rows else None
+        prod = {n: [(None, None)] * len(rows) for n in names}
+        if baseline is not None:
+            for n, verdicts in per_row(baseline, names, baseline_ids).items():
+                for k, i in enumerate(recorded):
+                    prod[n][i] = verdicts[k]
+        got = (
+            per_row(result, names, [r["trace"].info.trace_id for r in cand_rows])
+            if result is not None
+            else {n: [] for n in names}
+        )
+        cand = {n: [(None, records[i]["error"]) for i in range(len(rows))] for n in names}
+        for n in names:
+            for k, i in enumerate(answered):
+                cand[n][i] = got[n][k] if k < len(got[n]) else (None, None)
+        traced_set = set(traced)
+        comparison = []
+        for n in names:
+            usable = [i for i in answered if n not in readers or i in traced_set]
+            entry = ((gate_spec or {}).get("gates") or {}).get(f"{n}/mean")
+            c = compare_scorer(n, prod[n], cand[n], usable, entry)
+            c["no_trace"] = len(answered) - len(usable)
+            alone = [cand[n][i][0] for i in hybrid if i in set(usable) and cand[n][i][0] is not None]
+            c["candidate_only"] = {"rows": len(alone), "passed": sum(alone)}
+            if c["no_trace"] and not c["rows"]:
+                c["verdict"] = NO_TRACE
+            comparison.append(c)
+        for c in comparison:
+            if c["change"] is not None:
+                mlflow.log_metric(f"{c['scorer']}/change", c["change"])
+                mlflow.log_metric(f"{c['scorer']}/regressed_rows", len(c["regressed"]))
+        regressions = [c for c in comparison if c["verdict"] == "REGRESSED"]
+        flips = [
+            {
+                "scorer": c["scorer"],
+                "direction": d,
+                "row": i,
+                "source_trace": sources[i],
+                "production": _clip(_answer(rows[i]["outputs"]), 500),
+                "candidate": _clip(_answer(records[i]["outputs"]), 500),
+                "rationale": cand[c["scorer"]][i][1],
+            }
+            for c in comparison
+            for d, key in (("regressed", "regressed"), ("fixed", "fixed"))
+            for i in c[key]
+        ]
+        summary = {
+            "agent": args.agent,
+            "kind": candidate.kind,
+            "baseline_run": baseline_run,
+            "rows": len(rows),
+            "answered": len(answered),
+            "errors": len(errored),
+            "no_trace_rows": len(untraced),
+            "multi_turn_rows": multi,
+            "seconds_per_row": round(seconds / max(1, len(rows)), 4),
+            "passed": not regressions,
+            "scorers": [
+                {k: v for k, v in c.items() if k not in ("regressed", "fixed")}
+                | {"regressed": len(c["regressed"]), "fixed": len(c["fixed"])}
+                for c in comparison
+            ],
+            "flipped": flips,
+        }
+        mlflow.log_dict(summary, "candidate_comparison.json")
+        mlflow.set_tag("trace2eval.gate", "passed" if not regressions else "REGRESSED")
+    print(f"\nProduction run: {baseline_run}   candidate run: {run.info.run_id}")
+    rationales = {(f["scorer"], f["row"]): (prod[f["scorer"]][f["row"]][1] or "", f["rationale"]) for f in flips}
+    print_comparison(comparison, rows, records, sources, rationales)
+    if hybrid:
+        print(f"\n{len(hybrid)} row(s) without a production answer (edge_cases.json), scored on the candidate alone:")
+        for c in comparison:
+            if c["candidate_only"]["rows"]:
+                print(f"  {c['scorer']}: {c['candidate_only']['passed']} of {c['candidate_only']['rows']} pass")
+    report["candidate"].update(summary, run_id=run.info.run_id)
+    report.update(run_id=run.info.run_id, regressions=[c["scorer"] for c in regressions])
+    if not any(c["rows"] or c["candidate_only"]["rows"] for c in comparison):
+        raise EvalError(
+            "no scorer could compare a single row"
+            + (f" ({NO_TRACE}: every scorer reads the trace and the candidate returned none)" if untraced else "")
+            + " — give a judge model (--judge-model) or scorers that read the outputs, or a candidate that returns traces",
+            error={"kind": "nothing_compared"},
+        )
+    if regressions:
+        print(
+            f"\nCandidate gate FAILED: {len(regressions)} scorer(s) regressed: "
+            + ", ".join(f"{c['scorer']} ({c['why']})" for c in regressions)
+        )
+        return 1
+    print(
+        "\nCandidate gate passed: no scorer regressed significantly"
+        + (f" ({len(errored)} errored row(s) left out, see above)" if errored else "")
+    )
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
     report = {"run_id": None, "experiment_id": str(args.experiment_id)}
@@ -521,7 +1182,7 @@ def _main(args, report):
         )
         print(f"LLM judges not run: {reason}")
 
-    rows, attached, missing = load_rows(not args.no_traces, str(args.experiment_id))
+    rows, attached, missing, sources = load_rows(not args.no_traces, str(args.experiment_id))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         how = (
@@ -551,6 +1212,15 @@ def _main(args, report):
             judges_run=False,
             scorer_failures=[{"scorer": name, "values": 0, "rows": len(rows), "first_error": error}],
         )
+
+    if args.agent:
+        rows, sources = rows + hybrid_rows(), sources + []
+        sources += [None] * (len(rows) - len(sources))
+        return compare_candidate(args, report, rows, sources, code_scorers, judges, gate_spec)
+    recorded = [k for k, r in enumerate(rows) if r.get("outputs") is not None]
+    if len(recorded) < len(rows):
+        print(f"Note: {len(rows) - len(recorded)} row(s) have no recorded outputs: they are evaluated with --agent")
+        rows, sources = [rows[k] for k in recorded], [sources[k] for k in recorded]
 
     scorers = code_scorers + judges
     names = [s.name for s in scorers]

@@ -54,6 +54,7 @@ class ReportContext:
     labels: dict[str, Any] | None = None
     # The production monitors' verdicts (report/production.py `summary`), when they were read.
     production: dict[str, Any] | None = None
+    candidate: dict[str, Any] | None = None
     charts: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -526,6 +527,33 @@ def gates_section(gates_file: Any, metrics: dict[str, Any]) -> dict[str, Any] | 
     return {"tolerance": tolerance, "entries": entries, "gates": {e["metric"]: e["gate"] for e in entries}}
 
 
+def candidate_section(session: Session, links: UiLinks) -> dict[str, Any] | None:
+    """The latest `trace2eval compare` of this session: per-scorer change with its interval, the flipped rows."""
+    data = read_state(session.state_dir / "candidate.json")
+    if not isinstance(data, dict) or not isinstance(data.get("scorers"), list):
+        return None
+    scorers = [s for s in data["scorers"] if isinstance(s, dict)]
+    flipped = [
+        {**f, "url": links.trace(str(f["source_trace"])) if f.get("source_trace") else None}
+        for f in _list(data.get("flipped"))[:20]
+        if isinstance(f, dict)
+    ]
+    return {
+        "agent": data.get("agent"),
+        "passed": bool(data.get("passed")),
+        "rows": as_int(data.get("rows")),
+        "answered": as_int(data.get("answered")),
+        "errors": as_int(data.get("errors")),
+        "no_trace_rows": as_int(data.get("no_trace_rows")),
+        "multi_turn_rows": as_int(data.get("multi_turn_rows")),
+        "run_url": links.run(data.get("run_id")),
+        "run_id": data.get("run_id"),
+        "baseline_run": data.get("baseline_run"),
+        "scorers": scorers,
+        "flipped": flipped,
+    }
+
+
 def task_section(plan) -> list[dict[str, Any]]:
     out = []
     for t in plan.tasks:
@@ -703,5 +731,6 @@ def build_context(
             "dataset": registered,
         },
         labels=labels_section(analysis),
+        candidate=candidate_section(session, links),
         notes=notes,
     )

@@ -1,0 +1,61 @@
+"""Candidate versions of the order-support agent that tracefactory.add_support_traces records:
+real functions traced with MLflow, as a user's own agent code would be."""
+
+from __future__ import annotations
+
+import re
+
+import mlflow
+from mlflow.entities import SpanType
+
+
+@mlflow.trace(span_type=SpanType.TOOL)
+def get_order(id):
+    return {"ok": True}
+
+
+@mlflow.trace(span_type=SpanType.TOOL)
+def update_address(id, fail):
+    if fail:
+        raise RuntimeError(f"address service refused order {id}")
+    return {"ok": True}
+
+
+def _order(query):
+    return int(re.search(r"order (\d+)", query).group(1))
+
+
+def _run(query, fail_when):
+    i = _order(query)
+    get_order(id=i)
+    try:
+        update_address(id=i, fail=fail_when(i))
+    except RuntimeError:
+        pass
+    return {"response": f"Order {i} ships tomorrow."}
+
+
+def unchanged(query):
+    """The production behaviour: the address change fails for every third order."""
+    return _run(query, lambda i: i % 3 == 0)
+
+
+def regressed(query):
+    """A new version whose address change fails on every order."""
+    return _run(query, lambda i: True)
+
+
+def flaky(query):
+    """Production behaviour, but the new version crashes on orders 1 and 2."""
+    if _order(query) in (1, 2):
+        raise ConnectionError("upstream reset")
+    return unchanged(query)
+
+
+def hangs(query):
+    """Production behaviour, but never answers order 4."""
+    if _order(query) == 4:
+        import time
+
+        time.sleep(3600)
+    return unchanged(query)

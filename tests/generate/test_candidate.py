@@ -1,0 +1,207 @@
+"""`run_eval.py --agent TARGET`, run as a user runs it, against a real sqlite store: a local
+candidate module, a loopback Databricks serving endpoint reached through mlflow.genai.to_predict_fn,
+and a loopback OpenAI chat-completions endpoint. The production answers of the same rows are the
+baseline; the exit code says whether the candidate regressed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from agent_server import AgentServer
+from candidate_suite import CANDIDATE, make_suite
+
+pytestmark = pytest.mark.slow
+OUTPUT_SCORER = """
+
+_generated_code_scorers = get_code_scorers
+
+
+@scorer(name="answers_the_user")
+def answers_the_user(inputs, outputs, trace):
+    return _check("missing_answer", {}, inputs, outputs, trace)
+
+
+def get_code_scorers():
+    return _generated_code_scorers() + [answers_the_user]
+"""
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A suite generated offline from 12 order-support traces; its dataset holds every trace (rows
+    a user added by hand), and the traces a served agent would return for each order."""
+    from tracefactory import TraceStore, add_support_traces
+
+    folder = tmp_path_factory.mktemp("candidate-store")
+    served = TraceStore(folder / "endpoint.db", experiment="agent-endpoint")
+    served_traces = {}
+    for i, trace_id in enumerate(add_support_traces(served, 0, 12)):
+        trace = served.trace(trace_id).to_dict()
+        trace["info"].pop("trace_location", None)  # recorded by the endpoint elsewhere, not in this experiment
+        served_traces[i] = trace
+    session, store = make_suite(folder)
+    return {"folder": folder, "session": session, "experiment_id": store.experiment_id, "served": served_traces}
+
+
+@pytest.fixture
+def suite(generated, tmp_path):
+    shutil.copy(generated["folder"] / "mlflow.db", tmp_path / "mlflow.db")
+    evaluation = tmp_path / "evaluation"
+    shutil.copytree(generated["session"].evaluation_dir, evaluation, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+    return evaluation, f"sqlite:///{tmp_path / 'mlflow.db'}", generated["experiment_id"]
+
+
+def clean_env(**extra):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("MLFLOW_TRACKING", "MLFLOW_EXPERIMENT", "DATABRICKS_", "OPENAI_", "ANTHROPIC_", "TRACE2EVAL_")
+        )
+    }
+    env.update(extra)
+    return env
+
+
+def run_eval(suite, *args, env=None, timeout=300):
+    evaluation, uri, experiment_id = suite
+    results = evaluation / "results.json"
+    results.unlink(missing_ok=True)
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "run_eval.py", "--tracking-uri", uri, "--experiment-id", experiment_id]
+        + ["--results-json", str(results), *args],
+        cwd=evaluation,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or clean_env(),
+    )
+    proc.seconds = time.monotonic() - start
+    proc.results = json.loads(results.read_text()) if results.exists() else {}
+    proc.out = proc.stdout + proc.stderr
+    return proc
+
+
+def order(request) -> int:
+    text = request.get("query") or request["messages"][-1]["content"]
+    return int(re.search(r"order (\d+)", text).group(1))
+
+
+def test_local_candidates_unchanged_regressed_and_failing_on_some_rows(suite):
+    from mlflow import MlflowClient
+
+    same = run_eval(suite, "--agent", f"{CANDIDATE}:unchanged")
+    assert same.returncode == 0, same.out[-3000:]
+    assert "Candidate gate passed" in same.stdout and "Candidate answered 12 of 12 rows" in same.stdout
+    compared = {s["scorer"]: s for s in same.results["candidate"]["scorers"]}
+    assert compared["tool_failures"]["rows"] == 12 and compared["tool_failures"]["regressed"] == 0
+    assert same.results["candidate"]["no_trace_rows"] == 0 and same.results["candidate"]["kind"] == "local"
+
+    # The run names the candidate and the production run it was compared with.
+    client = MlflowClient(suite[1])
+    run = client.get_run(same.results["run_id"])
+    assert run.data.params["agent"] == f"{CANDIDATE}:unchanged"
+    baseline = run.data.tags["trace2eval.baseline_run"]
+    assert client.get_run(baseline).data.tags["trace2eval.role"] == "baseline"
+
+    worse = run_eval(suite, "--agent", f"{CANDIDATE}:regressed")
+    assert worse.returncode == 1, worse.out[-3000:]
+    assert "Candidate gate FAILED" in worse.stdout and "tool_failures" in worse.results["regressions"]
+    flips = [f for f in worse.results["candidate"]["flipped"] if f["direction"] == "regressed"]
+    rows = json.loads((suite[0] / "eval_dataset.json").read_text())["rows"]
+    expected = {r["metadata"]["source_trace"] for r in rows if order(r["inputs"]) % 3}
+    assert {f["source_trace"] for f in flips if f["scorer"] == "tool_failures"} == expected
+    assert all(source in worse.stdout for source in expected)  # the flipped rows are printed
+    assert "passed in production, fail with the candidate" in worse.stdout
+
+    flaky = run_eval(suite, "--agent", f"{CANDIDATE}:flaky", "--agent-timeout", "20")
+    assert flaky.returncode == 0, flaky.out[-3000:]
+    assert flaky.results["candidate"]["errors"] == 2 and "ConnectionError: upstream reset" in flaky.stdout
+    assert "Candidate answered 10 of 12 rows" in flaky.stdout and "2 errored row(s) left out" in flaky.stdout
+
+
+def test_a_candidate_that_hangs_on_a_row_is_timed_out_not_waited_for(suite):
+    hung = run_eval(suite, "--agent", f"{CANDIDATE}:hangs", "--agent-timeout", "3", timeout=200)
+    assert hung.returncode == 0, hung.out[-3000:]
+    [error] = hung.results["candidate"]["errored_rows"]
+    assert "no answer within 3 s" in error["error"] and error["source_trace"] in hung.stdout
+
+
+def test_unreachable_candidate_exits_2_quickly(suite):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gone = run_eval(suite, "--agent", f"http://127.0.0.1:{port}/v1", "--agent-timeout", "5")
+    assert gone.returncode == 2 and gone.seconds < 60
+    assert "did not answer" in gone.stderr and gone.results["error"]["kind"] == "candidate_unreachable"
+    missing = run_eval(suite, "--agent", "no_such_module_here:answer")
+    assert missing.returncode == 2 and "Error:" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_databricks_serving_endpoint_through_to_predict_fn_with_its_trace(suite, generated):
+    served = generated["served"]
+    server = AgentServer(lambda r: (f"Order {order(r)} ships tomorrow.", served[order(r)]))
+    token = "dapi" + "3" * 32
+    try:
+        env = clean_env(DATABRICKS_HOST=server.url, DATABRICKS_TOKEN=token)
+        same = run_eval(suite, "--agent", "endpoints:/support-agent-v2", env=env)
+        assert same.returncode == 0, same.out[-3000:]
+        invocations = [c for c in server.calls if c["path"] == "/serving-endpoints/support-agent-v2/invocations"]
+        assert len(invocations) == 12 and invocations[0]["body"]["databricks_options"] == {"return_trace": True}
+        assert "query" in invocations[0]["body"]  # the agent's own request shape
+        compared = {s["scorer"]: s for s in same.results["candidate"]["scorers"]}
+        assert same.results["candidate"]["no_trace_rows"] == 0 and compared["tool_failures"]["rows"] == 12
+
+        # No trace comes back: the trace-reading scorers say so, and with nothing else to compare
+        # the run could not evaluate the candidate.
+        server.return_trace = False
+        blind = run_eval(suite, "--agent", "endpoints:/support-agent-v2", env=env)
+        assert blind.returncode == 2, blind.out[-3000:]
+        assert "no trace to check" in blind.stdout and "no trace to check" in blind.stderr
+        assert blind.results["error"]["kind"] == "nothing_compared"
+    finally:
+        server.close()
+    for folder in (suite[0], suite[0].parent):
+        for path in folder.rglob("*"):
+            if path.is_file() and path.suffix != ".db":
+                assert token not in path.read_text(errors="replace")
+
+
+def test_openai_chat_endpoint_without_traces(suite):
+    scorers = suite[0] / "scorers.py"
+    scorers.write_text(scorers.read_text() + OUTPUT_SCORER)
+    answers = {"mode": "same"}
+
+    def answer(request):
+        i = order(request)
+        return ("" if answers["mode"] == "silent" and i % 3 else f"Order {i} ships tomorrow."), None
+
+    server = AgentServer(answer)
+    try:
+        same = run_eval(suite, "--agent", f"{server.url}/v1", "--agent-model", "support-v2")
+        assert same.returncode == 0, same.out[-3000:]
+        assert server.calls[0]["path"] == "/v1/chat/completions" and server.calls[0]["body"]["model"] == "support-v2"
+        assert server.calls[0]["body"]["messages"][0]["role"] == "user"
+        compared = {s["scorer"]: s for s in same.results["candidate"]["scorers"]}
+        assert compared["answers_the_user"]["rows"] == 12
+        assert (
+            compared["tool_failures"]["verdict"] == "no trace to check" and compared["tool_failures"]["no_trace"] == 12
+        )
+        assert "12 row(s): no trace to check" in same.stdout
+
+        answers["mode"] = "silent"
+        worse = run_eval(suite, "--agent", f"{server.url}/v1")
+        assert worse.returncode == 1, worse.out[-3000:]
+        assert worse.results["regressions"] == ["answers_the_user"]
+    finally:
+        server.close()
