@@ -166,10 +166,10 @@ def _strip_module_header(src: str) -> str:
 # MLflow registers a `@scorer` function by its body's source (`inspect.getsource`) and rebuilds it
 # on the tracking server with `exec` and almost nothing in scope, so a registered scorer cannot call
 # the helpers at the bottom of scorers.py. The form below inlines into each function the part of
-# features.py and checks.py that its check reaches, taken from the same files scorers.py copies.
+# layouts.py, features.py and checks.py that its check reaches, taken from the same files scorers.py copies.
 
 REGISTERABLE_KINDS = ("code", "rule")
-_HELPER_FILES = ("features.py", "checks.py")
+_HELPER_FILES = ("layouts.py", "features.py", "checks.py")  # in the order scorers.py holds them
 
 
 def registerable(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[str, str]]]:
@@ -209,17 +209,17 @@ def render_registerable(specs: list[ScorerSpec], prefix: str = "") -> str:
 
 
 def _helpers(check: str) -> list[ast.stmt]:
-    """The top-level statements of features.py and checks.py that `run_check(check, trace_features(...))`
-    reaches, in their order, without docstrings: other checks' functions are left out."""
+    """The top-level statements of layouts.py, features.py and checks.py that `scorer_verdict(check, trace_features(...))`
+    reaches (through `scorer_verdict`), in their order, without docstrings: other checks' functions are left out."""
     statements: list[ast.stmt] = []
     for name in _HELPER_FILES:
         src = (Path(__file__).parents[1] / "traces" / name).read_text(encoding="utf-8")
         statements += ast.parse(src).body
     candidates = []
-    needed = {"trace_features", "run_check"}
+    needed = {"trace_features", "scorer_verdict"}
     for stmt in statements:
-        if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
-            continue
+        if isinstance(stmt, ast.ImportFrom) and (stmt.module == "__future__" or stmt.level):
+            continue  # a package-relative import names a module inlined here too (features.py reads layouts.py)
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
             continue  # a module docstring
         registered = _registered_checks(stmt)

@@ -34,6 +34,18 @@ def run_check(kind: str, features: dict[str, Any], params: dict[str, Any]) -> Ch
     return CHECKS[kind](features, params)
 
 
+def scorer_verdict(
+    kind: str, features: dict[str, Any], params: dict[str, Any]
+) -> tuple[bool, str, dict[str, Any] | None]:
+    """What a code scorer returns, (value, rationale, metadata): the check's verdict, except that an
+    outlier of this experiment its traces did not tie to failures (`report_only`) is reported, not failed.
+    The suite's scorers and their registered forms both return this, so they cannot disagree."""
+    passed, rationale = run_check(kind, features, params)
+    if not passed and params.get("report_only"):
+        return True, f"outlier (reported, not a failure): {rationale}", {"outlier": True}
+    return passed, rationale, None
+
+
 def classify_request(text: str, types: list[dict[str, Any]]) -> str | None:
     """The query type whose terms overlap the request most (None when nothing overlaps)."""
     words = set(re.findall(r"[a-z]+", (text or "").lower()))
