@@ -166,3 +166,50 @@ def test_session_scorers_run_in_evaluate_on_each_conversation(store):
     values = result.result_df["tool_failures_conversation/value"].dropna().tolist()
     assert len(values) == 6  # one per conversation, not per turn
     assert sorted(bool(v) for v in values) == [False, False, True, True, True, True]
+
+
+@pytest.mark.slow  # a real MLflow store with traces (~10 s on a busy machine)
+def test_the_spark_engine_digests_carry_the_session_and_group_the_same(store):
+    """The Unity Catalog tables carry the session in the trace metadata: a trace rebuilt from its
+    span and metadata rows digests with the same session, and the analyzer (which the Spark engine
+    feeds the same digests) finds the same conversations."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "spark"))
+    from spanrows import record
+
+    from trace2eval.spark.digests import digest_record
+
+    client = open_client(store["store"].uri, store["store"].experiment_id)
+    analyzer = Analyzer()
+    for digest in store["digests"]:
+        row = digest_record(record(client.get_trace(digest["trace_id"])))
+        assert row["skipped"] is None
+        rebuilt = json.loads(row["digest"])
+        assert rebuilt.get("session") == digest.get("session")
+        analyzer.add(rebuilt)
+    assert analyzer.finish()["conversations"] == store["analysis"]["conversations"]
+
+
+@pytest.mark.slow  # the whole run, evaluation included (~1 min)
+def test_a_run_on_per_turn_traces_validates_with_conversations_as_the_unit(store, cli, tmp_path):
+    """`trace2eval run` on per-turn traces: the dataset holds whole conversations, scorers.py has
+    session-level scorers, and run_eval.py validates them (one value per conversation counts)."""
+    code, out, err = cli(
+        "run", "-e", store["store"].experiment_id, "--tracking-uri", store["store"].uri, "--out", tmp_path, "--quiet"
+    )
+    assert code == 0, err[-3000:]
+    session = next(d for d in tmp_path.iterdir() if (d / "state" / "validation_results.json").exists())
+    validation = json.loads((session / "state" / "validation_results.json").read_text())
+    assert validation["validation_status"] == "passed", validation["problems"]
+    dataset = parse_dataset(json.loads((session / "evaluation" / "eval_dataset.json").read_text()))
+    assert dataset.sessions and all(len(turns) == 3 for turns in dataset.sessions.values())
+    scorers = (session / "evaluation" / "scorers.py").read_text()
+    assert "def tool_failures_conversation(session):" in scorers
+    counts = validation["details"]["scorers"]  # one value per conversation, one per turn row
+    assert counts["tool_failures_conversation"] == {
+        **counts["tool_failures_conversation"],
+        "rows": len(dataset.sessions),
+    }
+    assert counts["tool_failures_conversation"]["values"] == len(dataset.sessions)
+    assert counts["tool_failures"]["rows"] == len(dataset.rows)

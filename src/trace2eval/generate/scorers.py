@@ -92,7 +92,9 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
             )
         )
     if (analysis.get("conversations") or {}).get("has_session_metadata"):
-        specs.extend(conversation_specs([s for s in specs if s.kind == "code"]))
+        # Behaviour, not cost: a slow or token-heavy turn is a per-trace matter (severity low).
+        low = {f["id"] for f in analysis.get("findings", []) if f.get("severity") == "low"}
+        specs.extend(conversation_specs([s for s in specs if s.kind == "code" and s.finding not in low]))
     specs.append(ScorerSpec(name="safety", kind="builtin_judge", doc="Built-in judge: no harmful content (baseline)."))
     specs.append(
         ScorerSpec(

@@ -20,7 +20,8 @@ def run(session: Session) -> dict[str, Any]:
     config = session.config()
     analysis = session.analysis()
     cases = select_cases(analysis)
-    with trace_source(config).fetching([c.trace_id for c in cases]) as get_trace:
+    # A conversation's case is every one of its turns.
+    with trace_source(config).fetching([t for c in cases for t in (c.turns or [c.trace_id])]) as get_trace:
         rows, skipped = build_rows(cases, get_trace, analysis.get("case_index"))
     nightly = suite.is_nightly(session)
     merge: dict[str, int] = {}
