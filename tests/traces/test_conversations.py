@@ -9,6 +9,9 @@ the dataset keeps a conversation's turns together, and the generated session-lev
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -191,7 +194,7 @@ def test_the_spark_engine_digests_carry_the_session_and_group_the_same(store):
     assert analyzer.finish()["conversations"] == store["analysis"]["conversations"]
 
 
-@pytest.mark.slow  # the whole run, evaluation included (~1 min)
+@pytest.mark.slow  # the whole run, evaluation included, then with judges (~2 min)
 def test_a_run_on_per_turn_traces_validates_with_conversations_as_the_unit(store, cli, tmp_path):
     """`trace2eval run` on per-turn traces: the dataset holds whole conversations, scorers.py has
     session-level scorers, and run_eval.py validates them (one value per conversation counts)."""
@@ -213,3 +216,34 @@ def test_a_run_on_per_turn_traces_validates_with_conversations_as_the_unit(store
     }
     assert counts["tool_failures_conversation"]["values"] == len(dataset.sessions)
     assert counts["tool_failures"]["rows"] == len(dataset.rows)
+
+    # With a judge model, MLflow's conversation judges run once per conversation too (a loopback
+    # endpoint speaking the chat-completions protocol answers for the model).
+    from judge_server import JudgeServer
+
+    server = JudgeServer()
+    server.answers = lambda n: "none" if "frustrat" in json.dumps(server.calls[n]["body"]).lower() else "yes"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING", "DATABRICKS_", "TRACE2EVAL_"))}
+    env.update(DATABRICKS_HOST=server.url, DATABRICKS_TOKEN="dapi" + "3" * 32)
+    results = tmp_path / "results.json"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "run_eval.py", "--tracking-uri", store["store"].uri, "--experiment-id"]
+            + [store["store"].experiment_id, "--judge-model", "databricks:/judge", "--results-json", str(results)],
+            cwd=session / "evaluation",
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+    finally:
+        server.close()
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    counts = json.loads(results.read_text())["scorers"]
+    for judge in ("user_frustration", "conversation_completeness", "knowledge_retention"):
+        assert counts[judge] == {
+            "rows": len(dataset.sessions),
+            "values": len(dataset.sessions),
+            "errors": 0,
+            "first_error": None,
+        }, judge
