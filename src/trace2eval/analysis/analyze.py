@@ -286,6 +286,8 @@ def query_type_table(rows, types, findings) -> list[dict[str, Any]]:
                 "evidence": [r["trace_id"] for r in members[:EXAMPLES_PER_TYPE]],
             }
         )
+        if "opens" in members[0]:  # traces grouped into conversations: how many this type holds
+            table[-1]["conversations"] = sum(r["opens"] for r in members)
     return sorted(table, key=lambda t: -t["count"])
 
 
