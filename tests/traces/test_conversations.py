@@ -124,6 +124,14 @@ def test_dataset_rows_are_whole_conversations(store):
         assert len(turns[-1].inputs["messages"]) == 5
     failing = {s for s, turns in dataset.sessions.items() if "tool_failures" in turns[0].metadata.findings}
     assert failing == {"conv-0", "conv-1"}
+    for turns in dataset.sessions.values():  # the conversation's type on every turn
+        assert len({r.metadata.query_type for r in turns}) == 1 and turns[0].metadata.query_type
+    # Every case drawn from a conversation is that conversation (error-pattern examples included).
+    assert not [
+        r
+        for r in dataset.rows
+        if r.metadata.source_trace in {t for ts in store["sessions"].values() for t in ts} and not r.metadata.session
+    ]
 
 
 def test_dataset_model_loads_todays_files_and_refuses_what_it_cannot_read():

@@ -164,6 +164,11 @@ def conversation_counts(analysis: dict[str, Any], conversations: Conversations) 
         if conversation is not None and conversation.session:
             facts["session"] = conversation.session
             cited[conversation.session] = conversation.trace_ids
+    for pattern in analysis["error_patterns"]:  # the dataset takes an example of each, too
+        for trace_id in pattern["evidence"][:1]:
+            conversation = conversations.of(trace_id)
+            if conversation is not None and conversation.session:
+                cited[conversation.session] = conversation.trace_ids
     analysis["conversations"]["turns"] = cited
 
 

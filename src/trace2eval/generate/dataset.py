@@ -223,7 +223,10 @@ def _conversation_rows(case: Case, fetch, case_index, rows: list, skipped: list,
         )
         return
     seen.append((words, len(rows) + len(turns) - 1))
+    # Every turn has its conversation's query type, cited or not.
+    typed = next((case_index[t] for t in case.turns if case_index and t in case_index), {})
+    extra = {"query_type": typed["query_type"]} if typed.get("query_type") else {}
     for n, (trace_id, trace, inputs, outputs) in enumerate(turns, 1):
-        row = _row(case, trace_id, trace, inputs, outputs, case_index, turn=n, turns=len(turns))
+        row = _row(case, trace_id, trace, inputs, outputs, case_index, turn=n, turns=len(turns), **extra)
         row["metadata"]["session"] = case.session
         rows.append(row)
