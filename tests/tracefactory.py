@@ -99,6 +99,51 @@ class TraceStore:
         )
         return root.trace_id
 
+    def add_turn(
+        self,
+        session: str | None,
+        messages: list[dict],
+        response: str,
+        *,
+        tools: list[dict] | None = None,
+    ) -> str:
+        """One turn of a conversation traced the way a chat agent behind an endpoint is: one trace per
+        request, the conversation so far in its inputs, the session in `mlflow.trace.session` metadata
+        (set as an agent does, through `mlflow.update_current_trace`).
+
+        tools: [{"name", "args", "output", "error": bool}]
+        """
+        from mlflow.entities import SpanStatusCode, SpanType
+
+        mlflow = self.mlflow
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_experiment(experiment_id=self.experiment_id)
+        with mlflow.start_span(name="agent", span_type=SpanType.AGENT) as root:
+            root.set_inputs({"messages": messages})
+            if session is not None:
+                mlflow.update_current_trace(metadata={"mlflow.trace.session": session})
+            with mlflow.start_span(name="llm", span_type=SpanType.CHAT_MODEL) as llm:
+                llm.set_inputs({"messages": messages[-1:]})
+                llm.set_outputs({"content": response, "tool_calls": []})
+            for tool in tools or []:
+                with mlflow.start_span(name=tool["name"], span_type=SpanType.TOOL) as span:
+                    span.set_inputs(tool.get("args", {}))
+                    span.set_outputs(tool.get("output", {"ok": True}))
+                    if tool.get("error"):
+                        span.set_status(SpanStatusCode.ERROR)
+            root.set_outputs({"response": response})
+        return root.trace_id
+
+    def add_conversation(self, session: str | None, turns: list[tuple[str, str, list[dict]]]) -> list[str]:
+        """A conversation of (user message, answer, tools) turns, one trace per turn."""
+        messages: list[dict] = []
+        ids = []
+        for user, answer, tools in turns:
+            messages = [*messages, {"role": "user", "content": user}]
+            ids.append(self.add_turn(session, messages, answer, tools=tools))
+            messages = [*messages, {"role": "assistant", "content": answer}]
+        return ids
+
     def trace(self, trace_id: str):
         from mlflow import MlflowClient
 

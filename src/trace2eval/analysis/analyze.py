@@ -28,6 +28,7 @@ from trace2eval.analysis.sections import (
 )
 from trace2eval.analysis.stats import percentile, summary
 from trace2eval.traces.checks import run_check
+from trace2eval.traces.digest import Conversations
 
 EXAMPLES_PER_TYPE = 15
 RANDOM_SAMPLE = 30
@@ -43,6 +44,7 @@ class Analyzer:
 
     def __init__(self, seed: int = 0, label_name: str | None = None):
         self.rows: list[dict[str, Any]] = []
+        self.conversations = Conversations()
         self.seed = seed
         self.label_name = label_name
 
@@ -64,6 +66,7 @@ class Analyzer:
         row["user_turns"] = []  # only needed while the digest was built
         row["ungrounded_writes"] = row.get("ungrounded_writes", [])[:2]
         self.rows.append(row)
+        self.conversations.add(row)
 
     def finish(self, sample_note: str | None = None, population: dict[str, Any] | None = None) -> dict[str, Any]:
         """The analysis of the added digests.
@@ -75,9 +78,7 @@ class Analyzer:
         rows = self.rows
         if not rows:
             raise ValueError("no traces to analyze")
-        types = cluster_requests([r["request"] for r in rows], seed=self.seed)
-        for row, label in zip(rows, types.labels):
-            row["query_type"] = types.names[label]
+        types = request_types(rows, self.conversations, self.seed)
 
         coverage = trace_coverage(rows)
         findings = build_findings(rows, types, set(coverage["missing"]))
@@ -92,6 +93,7 @@ class Analyzer:
             "request_shapes": request_shapes(rows),
             "coverage": coverage,
             "query_types": query_type_table(rows, types, findings),
+            "conversations": conversations_section(self.conversations),
             "findings": findings,
             "dataset_strategy": {
                 "strategy": "traces",
@@ -108,7 +110,69 @@ class Analyzer:
             raise ValueError(f"not population sections: {sorted(unknown)}")
         analysis.update(population or {})
         analysis["case_index"] = case_index(rows, analysis)
+        if self.conversations.has_sessions:
+            conversation_counts(analysis, self.conversations)
         return analysis
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversations: traces grouped by their `mlflow.trace.session` metadata
+
+
+def request_types(rows: list[dict[str, Any]], conversations: Conversations, seed: int):
+    """Query types, one per conversation, from its first user request; every turn gets its
+    conversation's type (a "Yes, go ahead" turn is not a request type of its own). Without session
+    metadata every trace is a conversation: the requests are clustered as they come."""
+    if not conversations.has_sessions:
+        types = cluster_requests([r["request"] for r in rows], seed=seed)
+        for row, label in zip(rows, types.labels):
+            row["query_type"] = types.names[label]
+        return types
+    groups = list(conversations.by_key.values())
+    types = cluster_requests([c.first_request for c in groups], seed=seed)
+    type_of = {c.key: types.names[label] for c, label in zip(groups, types.labels)}
+    openers = {c.trace_ids[0] for c in groups}
+    for row in rows:
+        row["query_type"] = type_of[conversations.by_trace[row["trace_id"]]]
+        row["opens"] = row["trace_id"] in openers
+    return types
+
+
+def conversations_section(conversations: Conversations) -> dict[str, Any]:
+    groups = list(conversations.by_key.values())
+    sessions = [c for c in groups if c.session]
+    return {
+        "count": len(groups),
+        "has_session_metadata": bool(sessions),
+        "with_session": len(sessions),
+        "turns_per_conversation": summary([len(c.turns) for c in groups]),
+        "multi_turn": sum(len(c.turns) > 1 for c in groups),
+        "note": (
+            "traces grouped into conversations by their mlflow.trace.session metadata, turns in time order; "
+            "a trace without it is a conversation of its own"
+            if sessions
+            else "no trace carries mlflow.trace.session metadata: every trace is a conversation of its own"
+        ),
+    }
+
+
+def conversation_counts(analysis: dict[str, Any], conversations: Conversations) -> None:
+    """Per-conversation counts beside the per-trace ones, and the turns of every cited conversation
+    (the dataset evaluates a conversation's turns together)."""
+    for f in analysis["findings"]:
+        f["conversations"] = len({conversations.by_trace[t] for t in f["all_evidence"] if t in conversations.by_trace})
+    cited: dict[str, list[str]] = {}
+    for trace_id, facts in analysis["case_index"].items():
+        conversation = conversations.of(trace_id)
+        if conversation is not None and conversation.session:
+            facts["session"] = conversation.session
+            cited[conversation.session] = conversation.trace_ids
+    for pattern in analysis["error_patterns"]:  # the dataset takes an example of each, too
+        for trace_id in pattern["evidence"][:1]:
+            conversation = conversations.of(trace_id)
+            if conversation is not None and conversation.session:
+                cited[conversation.session] = conversation.trace_ids
+    analysis["conversations"]["turns"] = cited
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,7 +272,8 @@ def query_type_table(rows, types, findings) -> list[dict[str, Any]]:
     ids_by_finding = {f["id"]: set(f["all_evidence"]) for f in findings}
     table = []
     for idx, name in enumerate(types.names):
-        members = [r for r in rows if r["query_type"] == name]
+        # A conversation's opening request first: its follow-ups ("Yes, go ahead") say less.
+        members = sorted((r for r in rows if r["query_type"] == name), key=lambda r: not r.get("opens", True))
         if not members:
             continue
         member_ids = {r["trace_id"] for r in members}
@@ -229,6 +294,8 @@ def query_type_table(rows, types, findings) -> list[dict[str, Any]]:
                 "evidence": [r["trace_id"] for r in members[:EXAMPLES_PER_TYPE]],
             }
         )
+        if "opens" in members[0]:  # traces grouped into conversations: how many this type holds
+            table[-1]["conversations"] = sum(r["opens"] for r in members)
     return sorted(table, key=lambda t: -t["count"])
 
 

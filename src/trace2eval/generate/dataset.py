@@ -22,25 +22,51 @@ EXAMPLES_PER_QUERY_TYPE = 2
 RANDOM_SLICE = 8
 
 
+MAX_TURN_ROWS = 2 * MAX_ROWS  # rows in all when cases are conversations of several turns
+
+
 @dataclass
 class Case:
+    """A trace to evaluate, or a conversation: `session` and its turns' trace ids in time order."""
+
     trace_id: str
     reasons: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     case_type: str = "sample"
+    session: str | None = None
+    turns: list[str] = field(default_factory=list)
+
+
+def _conversation_of(analysis: dict[str, Any]):
+    """trace id -> (session, its turns), for the traces of conversations the analysis cites."""
+    turns = (analysis.get("conversations") or {}).get("turns") or {}
+    found: dict[str, tuple[str, list[str]]] = {}
+    for session, ids in turns.items():
+        for trace_id in ids:
+            found[trace_id] = (session, list(ids))
+    return found
 
 
 def select_cases(analysis: dict[str, Any], max_rows: int = MAX_ROWS) -> list[Case]:
     """Pick trace ids in priority order: findings, each error pattern, passing counter-examples,
-    query types, the slowest traces, each request shape, a plain baseline, then a random slice."""
+    query types, the slowest traces, each request shape, a plain baseline, then a random slice.
+
+    Where traces belong to conversations (session metadata), the case is the conversation: every
+    trace cited from it adds its reasons to one case, and `max_rows` counts conversations."""
     cases: dict[str, Case] = {}
+    conversation_of = _conversation_of(analysis)
+    turn_rows = 0
 
     def take(trace_id: str, case_type: str, reason: str, finding: str | None = None) -> None:
-        case = cases.get(trace_id)
+        nonlocal turn_rows
+        session, turns = conversation_of.get(trace_id, (None, []))
+        key = f"session:{session}" if session else trace_id
+        case = cases.get(key)
         if case is None:
-            if len(cases) >= max_rows:
+            if len(cases) >= max_rows or (session and turn_rows + len(turns) > MAX_TURN_ROWS):
                 return
-            case = cases[trace_id] = Case(trace_id, case_type=case_type)
+            case = cases[key] = Case(trace_id, case_type=case_type, session=session, turns=turns)
+            turn_rows += len(turns) or 1
         if reason not in case.reasons:
             case.reasons.append(reason)
         if finding and finding not in case.findings:
@@ -121,6 +147,9 @@ def build_rows(
     skipped: list[dict[str, Any]] = []
     seen: list[tuple[frozenset[str], int]] = []  # request words of each kept row
     for case in cases:
+        if case.session:
+            _conversation_rows(case, fetch, case_index, rows, skipped, seen)
+            continue
         trace = fetch(case.trace_id)
         if trace is None:
             skipped.append({"trace_id": case.trace_id, "reason": "trace not found"})
@@ -138,21 +167,66 @@ def build_rows(
                 {"trace_id": case.trace_id, "reason": f"near-duplicate of {first['metadata']['source_trace']}"}
             )
             continue
-        if not isinstance(inputs, dict):
-            inputs = {"request": inputs}  # MLflow needs a dict of inputs
-        info = trace.info
-        metadata = {
-            "source_trace": case.trace_id,
-            "case_type": case.case_type,
-            "reasons": case.reasons,
-            "findings": case.findings,
-            "status": str(getattr(info.state, "value", info.state)),
-            "duration_ms": info.execution_duration,
-        }
-        if case_index and case.trace_id in case_index:
-            metadata["query_type"] = case_index[case.trace_id].get("query_type")
-        # Redacted whole first, then bounded: a cut must not leave half a key behind unrecognized.
-        row = {"inputs": _bounded(redact(inputs)), "outputs": _bounded(redact(outputs)), "metadata": redact(metadata)}
         seen.append((words, len(rows)))
-        rows.append(row)
+        rows.append(_row(case, case.trace_id, trace, inputs, outputs, case_index))
     return rows, skipped
+
+
+def _root_io(trace) -> tuple[Any, Any]:
+    root = next((s for s in trace.data.spans if s.parent_id is None), None)
+    return (root.inputs, root.outputs) if root is not None else (None, None)
+
+
+def _row(case: Case, trace_id: str, trace, inputs: Any, outputs: Any, case_index, **extra: Any) -> dict[str, Any]:
+    if not isinstance(inputs, dict):
+        inputs = {"request": inputs}  # MLflow needs a dict of inputs
+    info = trace.info
+    metadata = {
+        "source_trace": trace_id,
+        "case_type": case.case_type,
+        "reasons": case.reasons,
+        "findings": case.findings,
+        "status": str(getattr(info.state, "value", info.state)),
+        "duration_ms": info.execution_duration,
+        **extra,
+    }
+    if case_index and trace_id in case_index:
+        metadata["query_type"] = case_index[trace_id].get("query_type")
+    # Redacted whole first, then bounded: a cut must not leave half a key behind unrecognized.
+    return {"inputs": _bounded(redact(inputs)), "outputs": _bounded(redact(outputs)), "metadata": redact(metadata)}
+
+
+def _conversation_rows(case: Case, fetch, case_index, rows: list, skipped: list, seen: list) -> None:
+    """One row per turn of the conversation, each naming it in `metadata.session` (not redacted:
+    the evaluation groups the turns' traces by this id). A turn whose trace is gone is skipped; the
+    conversation is judged a near-duplicate of another by its last turn (which carries the most)."""
+    turns = []
+    for trace_id in case.turns:
+        trace = fetch(trace_id)
+        if trace is None:
+            skipped.append({"trace_id": trace_id, "reason": "trace not found", "session": case.session})
+            continue
+        turns.append((trace_id, trace, *_root_io(trace)))
+    if not turns:
+        return
+    words = _words(turns[-1][2])
+    twin = next((i for w, i in seen if _similar(w, words)), None)
+    if twin is not None and case.case_type != "failure":
+        first = rows[twin]
+        first["metadata"]["near_duplicates"] = first["metadata"].get("near_duplicates", 0) + 1
+        skipped.append(
+            {
+                "trace_id": case.trace_id,
+                "session": case.session,
+                "reason": f"near-duplicate of {first['metadata']['source_trace']}",
+            }
+        )
+        return
+    seen.append((words, len(rows) + len(turns) - 1))
+    # Every turn has its conversation's query type, cited or not.
+    typed = next((case_index[t] for t in case.turns if case_index and t in case_index), {})
+    extra = {"query_type": typed["query_type"]} if typed.get("query_type") else {}
+    for n, (trace_id, trace, inputs, outputs) in enumerate(turns, 1):
+        row = _row(case, trace_id, trace, inputs, outputs, case_index, turn=n, turns=len(turns), **extra)
+        row["metadata"]["session"] = case.session
+        rows.append(row)

@@ -146,6 +146,7 @@ def load_rows(attach_traces: bool, experiment_id: str):
         if row.get("expectations"):
             item["expectations"] = row["expectations"]
         source = (row.get("metadata") or {}).get("source_trace")
+        session = (row.get("metadata") or {}).get("session")
         if attach_traces and isinstance(source, str) and source:  # NaN from a DataFrame is not an id
             try:
                 trace = mlflow.get_trace(source, silent=True)
@@ -155,7 +156,7 @@ def load_rows(attach_traces: bool, experiment_id: str):
                 item["trace"] = trace
                 attached += 1
             else:
-                missing.append((item, source))
+                missing.append((item, source, session if isinstance(session, str) else None))
         rows.append(item)
         sources.append(source if isinstance(source, str) and source else None)
     if attached and missing:
@@ -163,15 +164,15 @@ def load_rows(attach_traces: bool, experiment_id: str):
         # attribute 'data'" otherwise, on every row): give the others the one-span trace that
         # evaluate() would build itself for a row without one, from the stored inputs/outputs.
         reusable = _stand_ins(experiment_id)
-        for item, source in missing:
+        for item, source, session in missing:
             kept = reusable.get(source)
-            if kept is not None and _same_content(kept, item):
+            if kept is not None and _same_content(kept, item) and session_of(kept) == session:
                 item["trace"] = kept  # one stand-in per deleted trace, not one per run
             else:
-                item["trace"] = stand_in_trace(item, source)
+                item["trace"] = stand_in_trace(item, source, session)
         kept = [k for k, r in enumerate(rows) if r.get("trace", True) is not None]
         rows, sources = [rows[k] for k in kept], [sources[k] for k in kept]
-    return rows, attached, [source for _, source in missing], sources
+    return rows, attached, [source for _, source, _ in missing], sources
 
 
 STAND_IN_TAG = "trace2eval.stand_in_for"
@@ -199,13 +200,27 @@ def _same_content(trace, item):
         return False
 
 
-def stand_in_trace(item, source):
-    """A one-span trace with the row's stored inputs and outputs, tagged with the trace it stands in for."""
+SESSION_KEY = "mlflow.trace.session"  # the conversation a trace belongs to; session scorers group by it
+
+
+def session_of(trace):
+    """The session (conversation) id of a trace, None when it has none."""
+    try:
+        return (trace.info.trace_metadata or {}).get(SESSION_KEY) or None
+    except Exception:
+        return None
+
+
+def stand_in_trace(item, source, session=None):
+    """A one-span trace with the row's stored inputs and outputs, tagged with the trace it stands in
+    for (and in its conversation, so session scorers still see the turn)."""
     try:
         with mlflow.start_span(name="stand_in", span_type="CHAIN") as span:
             span.set_inputs(item["inputs"])
             span.set_outputs(item["outputs"])
-            mlflow.update_current_trace(tags={STAND_IN_TAG: source})
+            mlflow.update_current_trace(
+                tags={STAND_IN_TAG: source}, metadata={SESSION_KEY: session} if session else None
+            )
         return mlflow.get_trace(span.trace_id, silent=True)
     except Exception as exc:  # the row is dropped (and counted) rather than failing every row
         print(f"Note: row of deleted trace {source} dropped: no stand-in trace ({type(exc).__name__}: {exc})")
@@ -242,6 +257,9 @@ def check_judges(judges, rows, timeout_s):
 
         def ask(judge=judge, outcome=outcome):
             try:
+                if getattr(judge, "is_session_level_scorer", False):  # a conversation judge: this turn alone
+                    outcome["result"] = judge.run(session=[row["trace"]] if row.get("trace") else [])
+                    return
                 outcome["result"] = judge.run(
                     inputs=row.get("inputs"),
                     outputs=row.get("outputs"),
@@ -275,9 +293,13 @@ def check_judges(judges, rows, timeout_s):
     return first
 
 
-def scorer_counts(result, names):
-    """How many rows each scorer scored, and how many it errored on (errors are not raised)."""
+def scorer_counts(result, names, sessions=None):
+    """How many rows each scorer scored, and how many it errored on (errors are not raised).
+
+    `sessions`: for a session-level scorer, the number of sessions it should have scored (MLflow
+    records its value on the first turn of each session only)."""
     df = result.result_df
+    sessions = sessions or {}
     counts = {}
     for name in names:
         values = df[f"{name}/value"] if f"{name}/value" in df.columns else None
@@ -285,7 +307,7 @@ def scorer_counts(result, names):
         n_values = 0 if values is None else int(values.notna().sum())
         error_list = [] if errors is None else [str(e) for e in errors.dropna().tolist() if str(e).strip()]
         counts[name] = {
-            "rows": len(df),
+            "rows": sessions.get(name, len(df)),
             "values": n_values,
             "errors": len(error_list),
             "first_error": error_list[0][:500] if error_list else None,
@@ -1230,7 +1252,9 @@ def _main(args, report):
     with mlflow.start_run(run_name=args.run_name):
         result = mlflow.genai.evaluate(data=rows, scorers=scorers)
     metrics = {k: float(v) for k, v in result.metrics.items()}
-    counts = scorer_counts(result, names)
+    n_sessions = len({session_of(r["trace"]) for r in rows if r.get("trace") is not None} - {None})
+    session_level = {s.name: n_sessions for s in scorers if getattr(s, "is_session_level_scorer", False)}
+    counts = scorer_counts(result, names, session_level)
     failures = scorer_failures(counts)
     failed = {f["scorer"] for f in failures}
     report.update(

@@ -12,7 +12,7 @@ import ast
 import copy
 import keyword
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +25,20 @@ from trace2eval.generate.render import render
 ScorerKind = Literal["code", "rule", "builtin_judge", "guidelines", "make_judge", "custom_code"]
 CODE_KINDS = ("code", "rule", "custom_code")
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
-BUILTIN_JUDGES = {"safety": "Safety", "relevance_to_query": "RelevanceToQuery"}
+BUILTIN_JUDGES = {
+    "safety": "Safety",
+    "relevance_to_query": "RelevanceToQuery",
+    # Conversation judges of the pinned MLflow: session-level, they read every turn of a session.
+    "user_frustration": "UserFrustration",
+    "conversation_completeness": "ConversationCompleteness",
+    "knowledge_retention": "KnowledgeRetention",
+}
+CONVERSATION_JUDGES = {
+    "user_frustration": "Built-in conversation judge: the user is not left frustrated at the end.",
+    "conversation_completeness": "Built-in conversation judge: every user request is addressed by the end.",
+    "knowledge_retention": "Built-in conversation judge: the agent keeps what the user said in earlier turns.",
+}
+ScorerLevel = Literal["trace", "session"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,8 @@ class ScorerSpec:
     instructions: str | None = None  # make_judge
     code: str | None = None  # legacy custom_code only: kept in the state file, never rendered
     source: str = "deterministic"
+    # "session": scores a conversation (MLflow calls it once per session with the session's traces)
+    level: ScorerLevel = "trace"
 
     @property
     def is_code(self) -> bool:
@@ -77,6 +92,10 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
                 doc=f"{f['title']}. {f['description']} Fails when {f['threshold_rationale']}. {_evidence_line(f)}.",
             )
         )
+    if (analysis.get("conversations") or {}).get("has_session_metadata"):
+        # Behaviour, not cost: a slow or token-heavy turn is a per-trace matter (severity low).
+        low = {f["id"] for f in analysis.get("findings", []) if f.get("severity") == "low"}
+        specs.extend(conversation_specs([s for s in specs if s.kind == "code" and s.finding not in low]))
     specs.append(ScorerSpec(name="safety", kind="builtin_judge", doc="Built-in judge: no harmful content (baseline)."))
     specs.append(
         ScorerSpec(
@@ -98,6 +117,25 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
                 )
             )
     return specs
+
+
+def conversation_specs(code_specs: list[ScorerSpec]) -> list[ScorerSpec]:
+    """Session-level scorers, for traces grouped into conversations: each per-trace check run over
+    the conversation's turns (it fails when a turn fails), and MLflow's conversation judges."""
+    specs = [
+        replace(
+            s,
+            name=f"{s.name[: 64 - len(SESSION_SUFFIX)]}{SESSION_SUFFIX}",
+            level="session",
+            doc=f"Conversation-level: fails when any turn of the conversation fails '{s.name}'. {s.doc}",
+        )
+        for s in code_specs
+    ]
+    specs += [ScorerSpec(name=n, kind="builtin_judge", level="session", doc=d) for n, d in CONVERSATION_JUDGES.items()]
+    return specs
+
+
+SESSION_SUFFIX = "_conversation"
 
 
 def legacy_code_specs(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[str, Any]]]:
@@ -181,7 +219,11 @@ def registerable(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[s
     for spec in specs:
         if spec.kind not in REGISTERABLE_KINDS:
             continue
-        if spec.check not in CHECKS:
+        if spec.level == "session":
+            skipped.append(
+                {"name": spec.name, "reason": "a conversation-level scorer: its turns' scorers are registered"}
+            )
+        elif spec.check not in CHECKS:
             skipped.append({"name": spec.name, "reason": f"check {spec.check!r} is unknown to this trace2eval"})
         else:
             kept.append(spec)

@@ -4,7 +4,8 @@ Strata: trace status (OK / ERROR / other) × time window (equal slices of the tr
 × tool path (the set of tools a trace called; the most common paths each form a stratum, the
 rest share one). Each stratum gets a share of the budget proportional to its size, but never
 fewer than a small floor (all of it when smaller), so rare failures and rare paths are seen.
-Inside a stratum the pick is a seeded hash of the trace id: deterministic and reproducible.
+Inside a stratum the pick is a seeded hash of the trace id (of the conversation, for traces with
+session metadata): deterministic and reproducible.
 
 The allocation runs on the driver over a few hundred strata counts; the pick is a Spark job.
 """
@@ -101,7 +102,10 @@ def stratified_sample(df, total: int, budget: int, seed: int = 0):
     plan = df.sparkSession.createDataFrame(
         [(*k, int(v)) for k, v in alloc.items() if v > 0], "_status STRING, _window INT, _path STRING, _take INT"
     )
-    order = Window.partitionBy(*strata_cols).orderBy(F.xxhash64(F.col("trace_id"), F.lit(int(seed))), F.col("trace_id"))
+    # Hashed by conversation (the session in the digest, else the trace): within a stratum, the turns
+    # of one conversation rank together, so a sample tends to keep conversations whole.
+    unit = F.coalesce(F.get_json_object(F.col("digest"), "$.session"), F.col("trace_id"))
+    order = Window.partitionBy(*strata_cols).orderBy(F.xxhash64(unit, F.lit(int(seed))), F.col("trace_id"))
     picked = (
         keyed.join(F.broadcast(plan), on=strata_cols, how="inner")
         .withColumn("_rn", F.row_number().over(order))

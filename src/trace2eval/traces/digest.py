@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from trace2eval.traces.features import trace_features
@@ -29,9 +30,80 @@ def digest_trace(trace: Any, label_name: str | None = None) -> dict[str, Any]:
     serialized = serialized.replace("\\n", "\n").replace("\\t", "\t").replace("\\r", "\r")
     if contains_secret(serialized):
         digest = redact(digest)
+    session = session_id(info)
+    if session:  # only where the agent set one: digests of session-less traces stay as they were
+        digest["session"] = session
     if label_name:
         digest["label"] = read_label(info, label_name)
     return digest
+
+
+SESSION_KEY = "mlflow.trace.session"  # MLflow's TraceMetadataKey.TRACE_SESSION: one conversation's traces
+MAX_SESSION_CHARS = 256
+
+
+def session_id(info: Any) -> str | None:
+    """The conversation a trace belongs to (`mlflow.trace.session` metadata), None when it has none."""
+    metadata = getattr(info, "trace_metadata", None) or {}
+    value = metadata.get(SESSION_KEY) if isinstance(metadata, dict) else None
+    if value is None or not str(value).strip():
+        return None
+    # Kept as written (not redacted): the evaluation finds the session's traces by this exact id.
+    return str(value).strip()[:MAX_SESSION_CHARS]
+
+
+@dataclass
+class Conversation:
+    """A conversation's digest, built from its turns' digests one at a time (never the traces).
+
+    A trace without session metadata is a conversation of one turn, keyed by its trace id.
+    """
+
+    key: str
+    session: str | None  # None: a trace without session metadata
+    turns: list[tuple[int, str]] = field(default_factory=list)  # (timestamp_ms, trace_id)
+    first_request: str = ""
+    _first_ts: int | None = None
+
+    def add(self, digest: dict[str, Any]) -> None:
+        ts = int(digest.get("timestamp_ms") or 0)
+        self.turns.append((ts, str(digest["trace_id"])))
+        # The conversation's request is its first user request: later turns ("Yes, go ahead")
+        # say little about what the conversation is about.
+        if self._first_ts is None or ts < self._first_ts:
+            self._first_ts = ts
+            self.first_request = str(digest.get("request") or "")
+
+    @property
+    def trace_ids(self) -> list[str]:
+        """The turns in time order (ties by trace id: the same order whatever order they came in)."""
+        return [tid for _, tid in sorted(self.turns)]
+
+
+class Conversations:
+    """Groups digests into conversations as they stream by: a few ids per trace are kept."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, Conversation] = {}
+        self.by_trace: dict[str, str] = {}
+
+    def add(self, digest: dict[str, Any]) -> Conversation:
+        session = digest.get("session")
+        key = f"session:{session}" if session else f"trace:{digest['trace_id']}"
+        conversation = self.by_key.get(key)
+        if conversation is None:
+            conversation = self.by_key[key] = Conversation(key, session)
+        conversation.add(digest)
+        self.by_trace[str(digest["trace_id"])] = key
+        return conversation
+
+    @property
+    def has_sessions(self) -> bool:
+        return any(c.session for c in self.by_key.values())
+
+    def of(self, trace_id: str) -> Conversation | None:
+        key = self.by_trace.get(trace_id)
+        return self.by_key[key] if key else None
 
 
 _GOOD = {"true", "yes", "pass", "passed", "good", "correct", "1", "up", "thumbs_up", "positive"}

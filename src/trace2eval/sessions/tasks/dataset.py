@@ -9,10 +9,9 @@ from trace2eval import ui
 from trace2eval.errors import SourceError
 from trace2eval.generate.dataset import build_rows, select_cases
 from trace2eval.sessions import suite
-from trace2eval.sessions.files import read_json
 from trace2eval.sessions.refinement import Refinement
 from trace2eval.sessions.session import Session
-from trace2eval.state.dataset import write_dataset
+from trace2eval.state.dataset import load_dataset, write_dataset
 from trace2eval.traces.sources import trace_source
 
 
@@ -20,7 +19,8 @@ def run(session: Session) -> dict[str, Any]:
     config = session.config()
     analysis = session.analysis()
     cases = select_cases(analysis)
-    with trace_source(config).fetching([c.trace_id for c in cases]) as get_trace:
+    # A conversation's case is every one of its turns.
+    with trace_source(config).fetching([t for c in cases for t in (c.turns or [c.trace_id])]) as get_trace:
         rows, skipped = build_rows(cases, get_trace, analysis.get("case_index"))
     nightly = suite.is_nightly(session)
     merge: dict[str, int] = {}
@@ -37,19 +37,24 @@ def run(session: Session) -> dict[str, Any]:
         )
     write_dataset(session, rows, skipped, merged=nightly)
     kinds = _case_types(rows)
-    ui.say(f"Dataset: {len(rows)} rows ({', '.join(f'{n} {k}' for k, n in kinds.most_common())})")
-    return {"rows": len(rows), "skipped": len(skipped), "case_types": dict(kinds), **merge}
+    sessions = {_metadata(r).get("session") for r in rows} - {None}
+    of_conversations = f"; {len(sessions)} conversations" if sessions else ""
+    ui.say(f"Dataset: {len(rows)} rows ({', '.join(f'{n} {k}' for k, n in kinds.most_common())}){of_conversations}")
+    conversations = {"conversations": len(sessions)} if sessions else {}
+    return {"rows": len(rows), "skipped": len(skipped), "case_types": dict(kinds), **merge, **conversations}
 
 
 def after_llm(session: Session, summary: dict[str, Any], refinement: Refinement) -> dict[str, Any]:
     """The LLM may have added rows or expectations: report what is on disk now."""
-    rows = read_json(session.dataset_json)["rows"]
+    dataset = load_dataset(session)  # checked against the model: what the LLM wrote must load
+    rows = [r.model_dump() for r in dataset.rows]
     kinds = _case_types(rows)
     return {
         **summary,
         "rows": len(rows),
         "case_types": dict(kinds),
         "rows_with_expectations": sum(bool(r.get("expectations")) for r in rows),
+        **({"conversations": len(dataset.sessions)} if dataset.sessions else {}),
     }
 
 
