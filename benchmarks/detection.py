@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import os
 import random
@@ -121,20 +122,29 @@ def generate(uri: str, experiment_id: str, out: Path, where: str, labels: bool, 
     return session, time.monotonic() - start
 
 
-def flags_on(session: Path, traces: dict) -> dict[str, dict[str, bool]]:
-    """{trace_id: {scorer: failed?}}: each generated code scorer called on each trace, as evaluate() would."""
+def flags_on(session: Path, traces: dict, answers: dict) -> dict[str, dict[str, bool]]:
+    """{trace_id: {scorer: failed?}}: each generated code scorer called as evaluate() would: a per-trace
+    scorer on each trace, a conversation-level one (a `session` parameter) once on each conversation's
+    turns, its verdict given to every turn."""
     spec = importlib.util.spec_from_file_location(f"scorers_{session.name}", session / "evaluation" / "scorers.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     scorers = module.get_code_scorers()
-    flags = {}
-    for tid, trace in traces.items():
-        per = {}
-        for s in scorers:
-            fb = s(inputs=None, outputs=None, trace=trace)
-            value = getattr(fb, "value", fb)
-            per[s.name] = value is False or str(value).lower() in ("false", "no")
-        flags[tid] = per
+    on_sessions = [s for s in scorers if "session" in inspect.signature(s._original_func).parameters]
+    on_traces = [s for s in scorers if s not in on_sessions]
+    failed = lambda fb: getattr(fb, "value", fb) is False or str(getattr(fb, "value", fb)).lower() in ("false", "no")  # noqa: E731
+    flags = {
+        tid: {s.name: failed(s(inputs=None, outputs=None, trace=trace)) for s in on_traces}
+        for tid, trace in traces.items()
+    }
+    turns: dict[str, list[str]] = {}
+    for tid in traces:
+        turns.setdefault(answers[tid]["session"], []).append(tid)
+    for tids in turns.values():
+        for s in on_sessions:
+            hit = failed(s(session=[traces[t] for t in tids]))
+            for t in tids:
+                flags[t][s.name] = hit
     return flags
 
 
@@ -187,7 +197,7 @@ def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full) ->
                 else learned.get("reason", meta.get("note", ""))
             )
             print(f"  [{agent}] labels: {said}")
-        flags = flags_on(session, {t: traces[t] for t in evaluated})
+        flags = flags_on(session, {t: traces[t] for t in evaluated}, answers)
         convs = conversations(flags, answers)
         for target in sorted({answers[t]["agent"] for t in evaluated}):
             mine = {k: v for k, v in convs.items() if k.split("#")[0] == target}
