@@ -305,7 +305,9 @@ def _sync_monitors(suite_dir: Path, settings: JobTaskSettings) -> dict[str, Any]
         ui.warn(f"not running {item['name']}: {item['reason']}")
     differ = sorted(set(result.identity.get("differ", {})) | set(result.identity.get("problems", {})))
     if differ:
-        ui.warn(f"the registered form of {', '.join(differ)} does not say what the suite's scorers.py says; not started")
+        ui.warn(
+            f"the registered form of {', '.join(differ)} does not say what the suite's scorers.py says; not started"
+        )
     not_running = {i["name"] for i in result.not_started + result.skipped} | set(differ)
     running = [n for n in result.added + result.updated + result.resampled + result.unchanged if n not in not_running]
     return {
@@ -319,7 +321,9 @@ def _sync_monitors(suite_dir: Path, settings: JobTaskSettings) -> dict[str, Any]
     }
 
 
-def monitored_regressions(suite_dir: Path, settings: JobTaskSettings, now_ms: int | None = None) -> list[dict[str, Any]]:
+def monitored_regressions(
+    suite_dir: Path, settings: JobTaskSettings, now_ms: int | None = None
+) -> list[dict[str, Any]]:
     """The monitored scorers whose production pass rate fell beyond the suite's gate tolerance: what
     SUITE.md calls out (report/production.py), rises left out."""
     from trace2eval.report.production import summary
