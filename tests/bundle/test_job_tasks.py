@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from types import SimpleNamespace
@@ -175,6 +176,17 @@ def test_monitor_task_is_off_by_default_and_touches_nothing(tmp_path):
     values = run_monitor(params(NO_STORE, tmp_path / "vol", monitor_sample_rate="0"))
     assert values["status"] == "skipped" and "monitor_sample_rate is 0" in values["reason"]
     assert not (tmp_path / "vol").exists()
+
+
+def test_monitor_task_syncs_only_after_this_run_published_the_suite_validated(tmp_path):
+    """A night that published nothing (or a failed validation) leaves the monitors as they are; the
+    store is never reached (NO_STORE would fail)."""
+    state = tmp_path / "vol" / "suite" / "state"
+    state.mkdir(parents=True)
+    for history in ([], [{"session": "41", "published": True, "validation_status": "passed"}]):
+        (state / "runs.json").write_text(json.dumps(history + [{"session": "42", "validation_status": "failed"}]))
+        values = run_monitor(params(NO_STORE, tmp_path / "vol", monitor_sample_rate="0.5"))
+        assert values["status"] == "skipped" and "did not publish a validated suite" in values["reason"]
 
 
 @pytest.mark.slow  # 80 assessments logged one by one
