@@ -13,7 +13,7 @@ import yaml
 from trace2eval.bundle import definition, notebooks
 from trace2eval.bundle.definition import BundleError
 from trace2eval.bundle.graph import leaves
-from trace2eval.bundle.job_tasks import JOB_PARAMETERS, TASK_PARAMETERS, TASKS
+from trace2eval.bundle.job_tasks import JOB_PARAMETERS, MONITOR_TASK, TASK_PARAMETERS, TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
 # The official schema (bundle/schema/jsonschema.json of the Databricks CLI) is not vendored: point
@@ -22,6 +22,7 @@ SCHEMA = Path(os.environ.get("TRACE2EVAL_BUNDLE_SCHEMA") or ROOT.parent / "share
 REQUIRED = {"experiment_id": "123", "volume_path": "/Volumes/main/evals/trace2eval"}
 BUNDLE_FILES = [ROOT / "databricks.yml", *sorted((ROOT / "resources").glob("*.yml"))]
 SESSION_TASKS = list(TASKS)
+NOTEBOOKS = [*SESSION_TASKS, MONITOR_TASK]  # the session tasks, then the monitors' sync
 
 
 def resolved(target: str, **extra):
@@ -101,6 +102,7 @@ def test_job_matches_the_typed_model_of_databricks_bundles(target):
         "validate",
         "needs_fix",
         "fix",
+        "monitor",
     ]
     assert job.max_concurrent_runs == 1
     # The same model rejects what Databricks would reject: the check above can fail.
@@ -134,16 +136,31 @@ def test_one_task_per_session_each_a_notebook_calling_its_task():
     assert chain == SESSION_TASKS[:4]
 
 
-def test_fix_runs_only_when_validation_did_not_pass_and_is_the_only_leaf():
+def test_fix_runs_only_when_validation_did_not_pass_and_monitor_is_the_only_leaf():
     job = nightly()
     tasks = {t["task_key"]: t for t in job["tasks"]}
     condition = tasks["needs_fix"]["condition_task"]
     assert condition == {"op": "NOT_EQUAL", "left": "{{tasks.validate.values.validation_status}}", "right": "passed"}
     assert tasks["needs_fix"]["depends_on"] == [{"task_key": "validate"}]
     assert tasks["fix"]["depends_on"] == [{"task_key": "needs_fix", "outcome": "true"}]
-    # The run's result comes from its leaves: a failed fix must fail the run, nothing may mask it.
-    assert leaves(job) == ["fix"]
+    # monitor comes after a validated publish, whichever branch published: after validate when fix
+    # was excluded (an excluded dependency counts as a success; were fix its only dependency, monitor
+    # would be excluded with it), after fix when fix repaired the suite.
+    assert tasks["monitor"]["depends_on"] == [{"task_key": "validate"}, {"task_key": "fix"}]
+    # The run's result comes from its leaves: monitor is the only one, and a failed fix makes it
+    # UPSTREAM_FAILED (ALL_SUCCESS), so the run still fails and alerts; nothing may mask it.
+    assert leaves(job) == ["monitor"]
     assert all(t.get("run_if", "ALL_SUCCESS") == "ALL_SUCCESS" for t in job["tasks"])
+
+
+def test_monitoring_is_off_by_default_and_set_by_two_variables():
+    params = {p["name"]: p["default"] for p in nightly()["parameters"]}
+    assert (params["monitor_sample_rate"], params["fail_on_monitored_regression"]) == (0, False)
+    params = {
+        p["name"]: p["default"]
+        for p in nightly(monitor_sample_rate="0.2", fail_on_monitored_regression="true")["parameters"]
+    }
+    assert (params["monitor_sample_rate"], params["fail_on_monitored_regression"]) == ("0.2", "true")
 
 
 def test_schedule_alerts_health_and_limits():
@@ -208,7 +225,7 @@ def test_no_secrets_or_workspace_urls_in_bundle_files():
 # -- notebooks ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", SESSION_TASKS)
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebooks_are_valid_thin_notebooks(name):
     path = ROOT / "notebooks" / f"{name}.py"
     assert path.read_text().splitlines()[0] == notebooks.HEADER

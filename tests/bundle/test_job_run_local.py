@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from tracefactory import add_support_traces
 
-from trace2eval.bundle.graph import EXCLUDED, FAILED, SUCCESS
+from trace2eval.bundle.graph import EXCLUDED, FAILED, SUCCESS, UPSTREAM_FAILED
 from trace2eval.generate.scorers import ScorerSpec, render_scorers
+from trace2eval.sessions import monitor as monitors
 from trace2eval.sessions import ownership
 from trace2eval.state.specs import load_specs
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_local(cli, tmp_path, store, run_id: str):
+def run_local(cli, tmp_path, store, run_id: str, *variables: str):
     return cli(
         "job",
         "run-local",
@@ -42,6 +43,7 @@ def run_local(cli, tmp_path, store, run_id: str):
         "since=",  # the hand-made traces are dated early 2026: read them all on the first night
         "--param",
         f"tracking_uri={store.uri}",
+        *[arg for variable in variables for arg in ("--var", variable)],
     )
 
 
@@ -69,8 +71,12 @@ def test_nightly_job_then_a_second_night_with_new_traces(cli, store, tmp_path):
         "validate": SUCCESS,
         "needs_fix": SUCCESS,
         "fix": EXCLUDED,
+        "monitor": SUCCESS,  # runs after an excluded fix: the suite was published by validate
     }
     assert run["tasks"]["needs_fix"]["outcome"] == "false"
+    # monitor_sample_rate is 0 by default: the step says so and registers nothing.
+    assert run["tasks"]["monitor"]["values"]["status"] == "skipped"
+    assert "monitor_sample_rate is 0" in run["tasks"]["monitor"]["values"]["reason"]
     assert run["tasks"]["validate"]["values"]["validation_status"] == "passed"
     assert run["tasks"]["initializer"]["values"]["new_traces"] == 9
     assert not [n for n in run["notifications"] if n["event"] == "on_failure"]
@@ -83,9 +89,19 @@ def test_nightly_job_then_a_second_night_with_new_traces(cli, store, tmp_path):
     scorers.write_text(scorers.read_text() + "\n# reviewed by the agent team\n")
     edited = scorers.read_text()
     new_ids = add_support_traces(store, 200, 4)
-    code, out, err = run_local(cli, tmp_path, store, "1002")
+    assert not monitors.registered(monitors.resolve(suite, store.uri))
+    # This night the monitors are on: after the validated publish the suite's scorers get registered.
+    code, out, err = run_local(cli, tmp_path, store, "1002", "monitor_sample_rate=0.5")
     assert code == 0, err[-3000:]
     run = record(tmp_path, "1002")
+    assert run["result_state"] == SUCCESS
+    monitor = run["tasks"]["monitor"]["values"]
+    found = monitors.registered(monitors.resolve(suite, store.uri))
+    assert monitor["status"] == "synced" and monitor["registered"] == len(found) > 0
+    assert all(r.name.startswith(monitors.PREFIX) for r in found)
+    # MLflow's open-source store registers code scorers but starts none: a warning, not a failed night.
+    assert monitor["not_started"] == monitor["registered"] and monitor["running"] == 0
+    assert "open-source tracking server starts only judges" in Path(run["tasks"]["monitor"]["log"]).read_text()
     assert run["tasks"]["initializer"]["values"]["new_traces"] == 4
     assert run["tasks"]["validate"]["values"]["conflicts"] == 1
     rows = json.loads((suite / "evaluation" / "eval_dataset.json").read_text())["rows"]
@@ -149,12 +165,14 @@ def test_a_run_that_cannot_be_repaired_fails_and_alerts(cli, store, tmp_path):
     code, out, err = run_local(cli, tmp_path, store, "3002")
     assert code == 1
     last = err.strip().splitlines()[-1]
-    assert last.startswith("Error: job run 3002 FAILED: leaf task fix is FAILED")
+    # monitor is the leaf now: a failed fix makes it UPSTREAM_FAILED, and the error names the cause.
+    assert last.startswith("Error: job run 3002 FAILED: leaf task monitor is UPSTREAM_FAILED because task fix FAILED")
     assert "evaluation/scorers.py was edited by a person" in last
     assert "(on_failure alerts: oncall@example.com, webhook dest-1)" in last
     assert "— see " in last and "fix.log" in last
     run = record(tmp_path, "3002")
-    assert run["result_state"] == FAILED and run["leaves"] == ["fix"]
+    assert run["result_state"] == FAILED and run["leaves"] == ["monitor"]
+    assert run["tasks"]["monitor"]["state"] == UPSTREAM_FAILED
     alerts = [n for n in run["notifications"] if n["event"] == "on_failure"]
     assert alerts == [
         {"event": "on_failure", "emails": ["oncall@example.com"], "webhooks": ["dest-1"], "source": "job"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from types import SimpleNamespace
@@ -10,7 +11,13 @@ import pytest
 from filesapi_server import TOKEN, FilesApiServer
 from tracefactory import add_support_traces
 
-from trace2eval.bundle.job_tasks import JobParameterError, JobTaskSettings, run_job_task
+from trace2eval.bundle.job_tasks import (
+    JobParameterError,
+    JobTaskSettings,
+    MonitoredRegression,
+    run_job_task,
+    run_monitor,
+)
 from trace2eval.sessions.filesapi import VolumeFolder
 
 SECRET = "sk-ant-" + "test-0123456789abcdefghij"  # fake; split so secret scanners stay quiet
@@ -66,6 +73,9 @@ class FakeDbutils:
         ({"volume": "/Volumes/main"}, "is not a Volume path"),
         ({"max_traces": "lots"}, "'max_traces' must be a whole number"),
         ({"run_id": ""}, "job parameter 'run_id' is empty"),
+        ({"monitor_sample_rate": "2"}, "'monitor_sample_rate' must be a share of traces from 0 (off) to 1, got '2'"),
+        ({"monitor_sample_rate": "some"}, "'monitor_sample_rate' must be a share of traces"),
+        ({"fail_on_monitored_regression": "maybe"}, "'fail_on_monitored_regression' must be true or false"),
     ],
 )
 def test_bad_parameters_are_clear_errors(tmp_path, change, message):
@@ -157,3 +167,61 @@ def test_trace_source_parameter_reaches_the_session_config():
     config = session_config(JobTaskSettings.from_params(params))
     assert config.source == "uc:main.agents.prod"
     assert session_config(JobTaskSettings.from_params({**params, "trace_source": ""})).source == "mlflow"
+
+
+def test_monitor_task_is_off_by_default_and_touches_nothing(tmp_path):
+    settings = JobTaskSettings.from_params(params(NO_STORE, tmp_path / "vol"))
+    assert (settings.monitor_sample_rate, settings.fail_on_monitored_regression) == (0.0, False)
+    # No suite, no store: with both settings off the task reads neither.
+    values = run_monitor(params(NO_STORE, tmp_path / "vol", monitor_sample_rate="0"))
+    assert values["status"] == "skipped" and "monitor_sample_rate is 0" in values["reason"]
+    assert not (tmp_path / "vol").exists()
+
+
+def test_monitor_task_syncs_only_after_this_run_published_the_suite_validated(tmp_path):
+    """A night that published nothing (or a failed validation) leaves the monitors as they are; the
+    store is never reached (NO_STORE would fail)."""
+    state = tmp_path / "vol" / "suite" / "state"
+    state.mkdir(parents=True)
+    for history in ([], [{"session": "41", "published": True, "validation_status": "passed"}]):
+        (state / "runs.json").write_text(json.dumps(history + [{"session": "42", "validation_status": "failed"}]))
+        values = run_monitor(params(NO_STORE, tmp_path / "vol", monitor_sample_rate="0.5"))
+        assert values["status"] == "skipped" and "did not publish a validated suite" in values["reason"]
+
+
+@pytest.mark.slow  # 80 assessments logged one by one
+def test_a_monitored_regression_fails_the_task_naming_the_scorer(store, tmp_path):
+    from mlflow.entities import AssessmentSource, Feedback
+
+    from trace2eval.sessions.monitor import PREFIX
+
+    day = 86_400_000
+    now = 1_767_225_600_000 + 3 * day  # the factory's traces start on 2026-01-01
+    suite = tmp_path / "vol" / "suite"
+    (suite / "evaluation").mkdir(parents=True)
+    (suite / "evaluation" / "eval_gates.json").write_text('{"tolerance": 0.1}')
+    ids = [store.add({"q": f"question {i}"}, f"answer {i}") for i in range(40)]
+    for i, trace_id in enumerate(ids):  # yesterday all passed; today 8 of 20 fail; tool_errors rises
+        when, passed = (now - day, True) if i < 20 else (now, i >= 28)
+        for name, value in (("refund_policy", passed), ("tool_errors", i >= 20)):
+            store.mlflow.log_assessment(
+                trace_id=trace_id,
+                assessment=Feedback(
+                    name=PREFIX + name,
+                    value=value,
+                    source=AssessmentSource(source_type="CODE", source_id=name),
+                    create_time_ms=when,
+                ),
+            )
+    off = params(store, tmp_path / "vol", fail_on_monitored_regression="false", monitor_sample_rate="0")
+    assert run_monitor(off, now_ms=now)["status"] == "skipped"
+    on = {**off, "fail_on_monitored_regression": "true"}
+    with pytest.raises(MonitoredRegression) as raised:
+        run_monitor(on, now_ms=now)
+    message = str(raised.value)
+    # Only the fall alerts: tool_errors rose from 0% to 100%, beyond the tolerance too.
+    assert "monitored regression: refund_policy fell from 100.0% (20 traces) to 60.0% (20 traces)" in message
+    assert "tool_errors" not in message and "fail_on_monitored_regression=false" in message
+    # Within the suite's tolerance nothing fails.
+    (suite / "evaluation" / "eval_gates.json").write_text('{"tolerance": 0.5}')
+    assert run_monitor(on, now_ms=now)["regressed"] == ""

@@ -11,9 +11,12 @@ Credentials never pass through parameters: inside Databricks the notebook's own 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from trace2eval import ui
@@ -35,6 +38,8 @@ JOB_PARAMETERS = (
     "max_fix_attempts",
     "max_suite_rows",
     "secret_scope",
+    "monitor_sample_rate",
+    "fail_on_monitored_regression",
 )
 TASK_PARAMETERS = ("run_id",)
 PARAMETERS = JOB_PARAMETERS + TASK_PARAMETERS
@@ -42,6 +47,8 @@ PARAMETERS = JOB_PARAMETERS + TASK_PARAMETERS
 REGRESSION_JOB_PARAMETERS = ("agent", "experiment_id", "tracking_uri", "volume", "judge_model", "secret_scope")
 REGRESSION_PARAMETERS = REGRESSION_JOB_PARAMETERS + TASK_PARAMETERS
 TASKS = tuple(TASK_ORDER)
+# The nightly job's last task: not a session task, it keeps the production monitors in sync with the suite.
+MONITOR_TASK = "monitor"
 # Keys read from the secret scope, and the environment variable each one becomes (process only).
 SECRET_KEYS = {"anthropic-api-key": "ANTHROPIC_API_KEY", "openai-api-key": "OPENAI_API_KEY"}
 
@@ -65,6 +72,8 @@ class JobTaskSettings:
     max_fix_attempts: int = 3
     max_suite_rows: int = 300
     secret_scope: str | None = None
+    monitor_sample_rate: float = 0.0
+    fail_on_monitored_regression: bool = False
 
     @property
     def session_dir(self) -> str:
@@ -92,6 +101,25 @@ class JobTaskSettings:
             except ValueError:
                 raise JobParameterError(f"job parameter {name!r} must be a whole number, got {value!r}") from None
 
+        def rate(name: str) -> float:
+            value = text(name)
+            try:
+                number = float(value) if value else 0.0
+            except ValueError:
+                number = -1.0
+            if not 0 <= number <= 1:
+                raise JobParameterError(
+                    f"job parameter {name!r} must be a share of traces from 0 (off) to 1, got {value!r}",
+                    f"e.g. --var {name}=0.1 to score one new trace in ten",
+                )
+            return number
+
+        def flag(name: str) -> bool:
+            value = text(name).lower()
+            if value not in ("", "true", "false", "1", "0", "yes", "no"):
+                raise JobParameterError(f"job parameter {name!r} must be true or false, got {value!r}")
+            return value in ("true", "1", "yes")
+
         volume = text("volume", required=True)
         if volume.startswith("/Volumes/") and len([p for p in volume.split("/") if p]) < 4:
             raise JobParameterError(
@@ -112,6 +140,8 @@ class JobTaskSettings:
             max_fix_attempts=number("max_fix_attempts", 3),
             max_suite_rows=number("max_suite_rows", 300),
             secret_scope=text("secret_scope") or None,
+            monitor_sample_rate=rate("monitor_sample_rate"),
+            fail_on_monitored_regression=flag("fail_on_monitored_regression"),
         )
 
 
@@ -190,6 +220,126 @@ def run_regression(params: Mapping[str, Any], dbutils: Any = None) -> dict[str, 
         "baseline_run_id": str(candidate.get("baseline_run") or ""),
         "errors": int(candidate.get("errors") or 0),
     }
+
+
+class MonitoredRegression(Trace2EvalError):
+    """A monitored scorer's production pass rate fell beyond the gates' tolerance: the task fails so the alerts fire."""
+
+
+def run_monitor(params: Mapping[str, Any], dbutils: Any = None, now_ms: int | None = None) -> dict[str, Any]:
+    """The nightly job's `monitor` task: the same sync as `trace2eval monitor <suite> --sample-rate R`,
+    on the living suite, when this run published it validated; then, with fail_on_monitored_regression,
+    fail when a monitored scorer's production pass rate fell beyond the gates' tolerance.
+
+    What the platform refuses (a server that starts no code scorers, a scorer whose registered form
+    differs from the suite's) is a warning in the task's output and values, never a failed night:
+    the suite itself is fine. A store that cannot be reached fails the task. `now_ms`: when the
+    verdicts are read (tests)."""
+    from trace2eval.sessions.workdirs import session_workdir
+
+    settings = JobTaskSettings.from_params(params)
+    rate, check = settings.monitor_sample_rate, settings.fail_on_monitored_regression
+    values: dict[str, Any] = {"status": "skipped", "sample_rate": rate, "regressed": ""}
+    if not rate and not check:
+        values["reason"] = "monitor_sample_rate is 0 (off) and fail_on_monitored_regression is false"
+        ui.say(f"[{MONITOR_TASK}] nothing to do: {values['reason']}")
+        return values
+    apply_safe_mlflow_env()
+    if dbutils is not None:
+        _use_notebook_identity(dbutils)
+        _load_secrets(dbutils, settings.secret_scope)
+    ui.say(f"[{MONITOR_TASK}] living suite {settings.suite_dir}")
+    with session_workdir(settings.suite_dir, read_only=True) as (local_dir, _sync):
+        if rate:
+            values.update(_sync_monitors(local_dir, settings))
+        else:
+            values["reason"] = "monitor_sample_rate is 0 (off): the monitors were not synced"
+        moved = monitored_regressions(local_dir, settings, now_ms) if check else []
+    if moved:
+        values["regressed"] = ", ".join(m["scorer"] for m in moved)[:500]
+        raise MonitoredRegression(
+            "monitored regression: "
+            + "; ".join(
+                f"{m['scorer']} fell from {m['before']:.1%} ({m['traces_before']} traces) to {m['after']:.1%} "
+                f"({m['traces_after']} traces) on {m['day']}"
+                for m in moved
+            )
+            + " on production traces, beyond the gates' tolerance",
+            f"see the Production monitors section of {settings.suite_dir}/SUITE.md; fix the agent, or set "
+            "fail_on_monitored_regression=false to only report it",
+        )
+    return values
+
+
+def _published_validated(suite_dir: Path, run_id: str) -> bool:
+    """Whether this job run's session is in the suite's history as published with a passed validation."""
+    path = suite_dir / "state" / "runs.json"
+    try:
+        history = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    except ValueError:
+        return False
+    return any(
+        isinstance(r, dict)
+        and str(r.get("session")) == run_id
+        and r.get("published", True)
+        and r.get("validation_status") == "passed"
+        for r in (history if isinstance(history, list) else [])
+    )
+
+
+def _sync_monitors(suite_dir: Path, settings: JobTaskSettings) -> dict[str, Any]:
+    from trace2eval.sessions import monitor as monitors
+
+    if not _published_validated(suite_dir, settings.run_id):
+        reason = "this run did not publish a validated suite: the monitors keep their last sync"
+        ui.say(f"[{MONITOR_TASK}] {reason}")
+        return {"reason": reason}
+    target = dataclasses.replace(
+        monitors.resolve(suite_dir, settings.tracking_uri), experiment_id=settings.experiment_id
+    )
+    result = monitors.sync(target, settings.monitor_sample_rate)
+    for label, names in (("registered", result.added), ("updated", result.updated), ("stopped", result.stopped)):
+        if names:
+            ui.say(f"[{MONITOR_TASK}] {label}: {', '.join(names)}")
+    for item in result.not_started + result.skipped:
+        ui.warn(f"not running {item['name']}: {item['reason']}")
+    differ = sorted(set(result.identity.get("differ", {})) | set(result.identity.get("problems", {})))
+    if differ:
+        ui.warn(
+            f"the registered form of {', '.join(differ)} does not say what the suite's scorers.py says; not started"
+        )
+    not_running = {i["name"] for i in result.not_started + result.skipped} | set(differ)
+    running = [n for n in result.added + result.updated + result.resampled + result.unchanged if n not in not_running]
+    return {
+        "status": "synced",
+        "registered": len(result.added),
+        "updated": len(result.updated),
+        "stopped": len(result.stopped),
+        "running": len(running),
+        "not_started": len(result.not_started),
+        "skipped": len(result.skipped),
+    }
+
+
+def monitored_regressions(
+    suite_dir: Path, settings: JobTaskSettings, now_ms: int | None = None
+) -> list[dict[str, Any]]:
+    """The monitored scorers whose production pass rate fell beyond the suite's gate tolerance: what
+    SUITE.md calls out (report/production.py), rises left out."""
+    from trace2eval.report.production import summary
+    from trace2eval.sessions.monitor import PREFIX
+
+    gates = suite_dir / "evaluation" / "eval_gates.json"
+    tolerance = float((json.loads(gates.read_text(encoding="utf-8")) if gates.exists() else {}).get("tolerance", 0.05))
+    try:
+        found = summary(settings.tracking_uri, settings.experiment_id, PREFIX, tolerance, now_ms=now_ms)
+    except Exception as exc:
+        raise Trace2EvalError(
+            f"cannot read the production monitors' verdicts of experiment {settings.experiment_id} "
+            f"({type(exc).__name__}: {str(exc)[:300]})",
+            "check the tracking URI, or set fail_on_monitored_regression=false",
+        ) from None
+    return [m for m in found["moved"] if m["regressed"]]
 
 
 def session_config(settings: JobTaskSettings):
