@@ -505,13 +505,26 @@ def trace_features(
     history = _History()
     read: dict[Any, list[Message]] = {}  # messages by span id, read once
     evidence.add(request_text(inputs))
+    # A request that carries the conversation so far (a chat agent traced once per turn): its earlier
+    # turns' tool calls live in other traces, and what the agent said then is all this one knows of them.
+    carried = read_messages(unwrap_request(inputs)) if isinstance(inputs, dict) else []
+    current = max((i for i, m in enumerate(carried) if m.is_user_turn), default=-1)
+    continues = any(m.role == "assistant" for m in carried[:current])
+    if continues:
+        for m in carried[:current]:
+            evidence.add(m.text)
+            for result in m.results:
+                evidence.add(to_text(result["content"]))
+    # Without the earlier turns' tool results (most chat histories keep only what was said), a value a
+    # write uses may come from a lookup this trace cannot see: its grounding cannot be judged here.
+    grounding_visible = not continues or any(m.results for m in carried[:current])
     usage_spans: list[tuple[Any, dict[str, Any]]] = []
     n_tool_spans = 0
 
     def record_write(name: str, args: Any) -> None:
         nonlocal n_ungrounded
         timeline.append(("write", name))
-        missing = [v for v in _argument_values(args) if not evidence.has(v)]
+        missing = [v for v in _argument_values(args) if not evidence.has(v)] if grounding_visible else []
         if missing:
             n_ungrounded += 1
             if len(ungrounded) < 5:
@@ -545,6 +558,7 @@ def trace_features(
                         missing = []
                         if is_write_tool(name):
                             missing = [v for v in _argument_values(call["args"]) if not evidence.has(v)]
+                            missing = missing if grounding_visible else []
                             history.message_writes.add(len(timeline))
                             timeline.append(("write", name))
                         history.found.append((call, result, missing))
@@ -684,7 +698,7 @@ def trace_features(
         "n_user_turns": len(user_turns),
         "user_turns": [to_text(u, 200, scrub) for u in user_turns[:MAX_USER_TURNS_KEPT]],
     }
-    features.update(conversation_signals(user_turns, timeline, tools))  # type: ignore[typeddict-item]
+    features.update(conversation_signals(user_turns, timeline, tools, continues))  # type: ignore[typeddict-item]
     return features
 
 
@@ -876,7 +890,7 @@ def _words(text: str) -> set[str]:
 
 
 def conversation_signals(
-    user_turns: list[str], timeline: list[tuple[str, str]], tools: list[ToolCall]
+    user_turns: list[str], timeline: list[tuple[str, str]], tools: list[ToolCall], continues: bool = False
 ) -> dict[str, Any]:
     """What the conversation itself says about whether the user's need was met.
 
@@ -884,7 +898,9 @@ def conversation_signals(
     - `n_user_repeats`: later user turns restating an earlier request (most of its words again).
     - `need_open`: the user's last turn pushes back, or asks a question and is not a closing.
     - `n_unbacked_claims`: agent messages saying an action is done ("I've cancelled it") when no
-      state-changing call had succeeded before them, or the latest one before them failed.
+      state-changing call had succeeded before them, or the latest one before them failed. In a
+      trace that `continues` a conversation (one trace per turn) an earlier turn may have made the
+      call, which this trace cannot show: there only a claim after a failed call counts.
     """
     pushback = sum(bool(PUSHBACK.search(t)) for t in user_turns[1:])
     repeats = 0
@@ -900,7 +916,7 @@ def conversation_signals(
     need_open = bool(last) and (bool(PUSHBACK.search(last)) or ("?" in last[-200:] and not CLOSING.search(last[-200:])))
     # The k-th ("write", name) event of the timeline is the k-th state-changing tool call.
     write_ok = iter([t["ok"] for t in tools if is_write_tool(t["name"])])
-    succeeded = False
+    succeeded = continues
     latest_ok: bool | None = None
     claims: list[str] = []
     for kind, text in timeline:
