@@ -17,6 +17,7 @@ import time
 import pytest
 
 from agent_server import AgentServer
+from judge_server import JudgeServer
 from candidate_suite import CANDIDATE, make_suite
 
 pytestmark = pytest.mark.slow
@@ -203,5 +204,48 @@ def test_openai_chat_endpoint_without_traces(suite):
         worse = run_eval(suite, "--agent", f"{server.url}/v1")
         assert worse.returncode == 1, worse.out[-3000:]
         assert worse.results["regressions"] == ["answers_the_user"]
+    finally:
+        server.close()
+
+
+def test_expectation_judges_score_edge_cases_and_rows_with_expectations(suite):
+    evaluation = suite[0]
+    dataset = evaluation / "eval_dataset.json"
+    data = json.loads(dataset.read_text())
+    data["rows"][0]["expectations"] = {"expected_facts": ["the order ships tomorrow"]}
+    dataset.write_text(json.dumps(data))
+    cases = [
+        {"inputs": {"query": "Where is order 20?"}, "expectations": {"guidelines": ["Gives a shipping date"]}},
+        {"inputs": {"query": "Change the address of order 21"}, "expectations": {"expected_facts": ["ships"]}},
+    ]
+    (evaluation / "edge_cases.json").write_text(json.dumps({"cases": cases}))
+
+    plain = run_eval(suite, "--agent", f"{CANDIDATE}:unchanged")
+    assert plain.returncode == 0, plain.out[-3000:]
+    assert plain.stdout.count("Expectation judges not run: 3 row(s)") == 1
+
+    server = JudgeServer(lambda n: "yes")
+    try:
+        env = clean_env(DATABRICKS_HOST=server.url, DATABRICKS_TOKEN="dapi" + "4" * 32)
+        judged = run_eval(suite, "--judge-model", "databricks:/judge", "--agent", f"{CANDIDATE}:unchanged", env=env)
+        assert judged.returncode == 0, judged.out[-3000:]
+        assert judged.results["expectation_judges"] == {"correctness": 2, "expectations_guidelines": 1}
+        compared = {s["scorer"]: s for s in judged.results["candidate"]["scorers"]}
+        # The dataset row is compared with production; the edge cases are scored on the candidate alone.
+        assert compared["correctness"]["rows"] == 1 and compared["correctness"]["candidate_only"] == {
+            "rows": 1,
+            "passed": 1,
+        }
+        assert compared["expectations_guidelines"]["candidate_only"] == {"rows": 1, "passed": 1}
+        prompts = [json.dumps(c["body"]) for c in server.calls]
+        assert any("Gives a shipping date" in p for p in prompts) and any(
+            "the order ships tomorrow" in p for p in prompts
+        )
+
+        # The normal run (production answers only) gets them too, on the rows that have an answer.
+        normal = run_eval(suite, "--judge-model", "databricks:/judge", "--no-gate", env=env)
+        assert normal.returncode == 0, normal.out[-3000:]
+        assert normal.results["expectation_judges"] == {"correctness": 1}
+        assert normal.results["scorers"]["correctness"] == {"rows": 1, "values": 1, "errors": 0, "first_error": None}
     finally:
         server.close()

@@ -239,13 +239,14 @@ def judge_hint(model):
     }.get(provider, "check the model name and its provider's credentials")
 
 
-def check_judges(judges, rows, timeout_s):
+def check_judges(judges, rows, timeout_s, rows_for=None):
     """Ask the judges about one row before evaluating every row with them.
 
     Returns None when one answered, else (judge name, error). A credential or endpoint problem
     fails every judge on every row, and some fail slowly (an unreachable host is retried for
     minutes): one bounded call finds it first. A judge that cannot use this row (one that needs
     expectations) is no evidence either way, so up to three are tried within the time limit.
+    `rows_for` gives a judge the row to ask about (an expectation judge: a row with its expectation).
     """
     if not judges or not rows:
         return None
@@ -255,7 +256,7 @@ def check_judges(judges, rows, timeout_s):
     for judge in judges[:3]:
         outcome = {}
 
-        def ask(judge=judge, outcome=outcome):
+        def ask(judge=judge, outcome=outcome, row=(rows_for or {}).get(judge.name, row)):
             try:
                 if getattr(judge, "is_session_level_scorer", False):  # a conversation judge: this turn alone
                     outcome["result"] = judge.run(session=[row["trace"]] if row.get("trace") else [])
@@ -291,6 +292,53 @@ def check_judges(judges, rows, timeout_s):
             return None
         first = first or (judge.name, next((e for e in errors if e), "no value returned"))
     return first
+
+
+# MLflow's expectation judges, and the expectation keys each one reads.
+EXPECTATION_JUDGES = (
+    ("Correctness", ("expected_facts", "expected_response")),
+    ("ExpectationsGuidelines", ("guidelines",)),
+)
+
+
+def _expectation_judge(judge, keys):
+    from mlflow.genai.scorers import scorer
+
+    def check(inputs, outputs, expectations):
+        if not any((expectations or {}).get(k) for k in keys):
+            return None  # a row without this expectation: no verdict, not an error
+        return judge(inputs=inputs, outputs=outputs, expectations=expectations)
+
+    return scorer(name=judge.name)(check)
+
+
+def expectation_judges(model, rows, taken=()):
+    """MLflow's expectation judges for the rows that carry expectations (edge_cases.json, rows added
+    by hand): Correctness for expected_facts / expected_response, ExpectationsGuidelines for
+    guidelines. Returns (judges, {judge name: rows it scores}, {judge name: a row to check it on});
+    no judges without a model. Each one scores only the rows that carry its expectation (the others
+    get no value, not an error)."""
+    from mlflow.genai import scorers as builtin
+
+    judges, rows_scored, rows_for = [], {}, {}
+    for cls, keys in EXPECTATION_JUDGES:
+        having = [r for r in rows if any((r.get("expectations") or {}).get(k) for k in keys)]
+        n = len(having)
+        if not n or not model:
+            continue
+        judge = getattr(builtin, cls)(model=model)
+        if judge.name in taken:  # the suite already has this judge
+            continue
+        judges.append(_expectation_judge(judge, keys))
+        rows_scored[judge.name] = n
+        # An edge case has no answer yet: the check only asks whether the judge model answers.
+        rows_for[judge.name] = {**having[0], "outputs": having[0].get("outputs") or ""}
+    return judges, rows_scored, rows_for
+
+
+def rows_with_expectations(rows):
+    keys = {k for _, ks in EXPECTATION_JUDGES for k in ks}
+    return sum(1 for r in rows if any((r.get("expectations") or {}).get(k) for k in keys))
 
 
 def scorer_counts(result, names, sessions=None):
@@ -1223,7 +1271,24 @@ def _main(args, report):
             error={"kind": "no_rows"},
         )
 
-    problem = check_judges(judges, rows, args.judge_timeout)
+    hybrid = hybrid_rows() if args.agent else []
+    scored = rows + hybrid if args.agent else [r for r in rows if r.get("outputs") is not None]
+    judge_model = None if args.no_judges else args.judge_model or getattr(scorers, "JUDGE_MODEL", None)
+    expecting, expected_rows, rows_for = expectation_judges(judge_model, scored, set(judge_names))
+    if expecting:
+        judges, judge_names, skipped = judges + expecting, judge_names + [j.name for j in expecting], None
+        print(
+            "Expectation judges: "
+            + ", ".join(f"{name} on {n} row(s)" for name, n in expected_rows.items())
+            + f" ({judge_model})"
+        )
+    elif not judge_model and rows_with_expectations(scored):
+        print(
+            f"Expectation judges not run: {rows_with_expectations(scored)} row(s) carry expected_facts / "
+            "guidelines, and no judge model is configured (--judge-model or TRACE2EVAL_JUDGE_MODEL)"
+        )
+    report["expectation_judges"] = expected_rows
+    problem = check_judges(judges, rows, args.judge_timeout, rows_for)
     if problem:
         name, error = problem
         error = " ".join(str(error).split())[:500]
@@ -1236,8 +1301,7 @@ def _main(args, report):
         )
 
     if args.agent:
-        rows, sources = rows + hybrid_rows(), sources + []
-        sources += [None] * (len(rows) - len(sources))
+        rows, sources = rows + hybrid, sources + [None] * len(hybrid)
         return compare_candidate(args, report, rows, sources, code_scorers, judges, gate_spec)
     recorded = [k for k, r in enumerate(rows) if r.get("outputs") is not None]
     if len(recorded) < len(rows):
@@ -1254,6 +1318,7 @@ def _main(args, report):
     metrics = {k: float(v) for k, v in result.metrics.items()}
     n_sessions = len({session_of(r["trace"]) for r in rows if r.get("trace") is not None} - {None})
     session_level = {s.name: n_sessions for s in scorers if getattr(s, "is_session_level_scorer", False)}
+    session_level.update(expected_rows)  # an expectation judge scores only the rows with its expectation
     counts = scorer_counts(result, names, session_level)
     failures = scorer_failures(counts)
     failed = {f["scorer"] for f in failures}
