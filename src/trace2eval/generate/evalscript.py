@@ -1407,7 +1407,7 @@ def _main(args, report):
             + ", ".join(f"{name} on {n} row(s)" for name, n in expected_rows.items())
             + f" ({judge_model})"
         )
-    elif not judge_model and rows_with_expectations(scored):
+    elif not judge_model and not args.no_judges and rows_with_expectations(scored):  # --no-judges: said above
         print(
             f"Expectation judges not run: {rows_with_expectations(scored)} row(s) carry expected_facts / "
             "guidelines, and no judge model is configured (--judge-model or TRACE2EVAL_JUDGE_MODEL)"
