@@ -59,3 +59,20 @@ def hangs(query):
 
         time.sleep(3600)
     return unchanged(query)
+
+
+def chat(messages):
+    """A chat version (a conversation in `messages`): production behaviour on the order the last user
+    turn names; each request it receives is appended to $CANDIDATE_LOG as a JSON line."""
+    import json
+    import os
+
+    if os.environ.get("CANDIDATE_LOG"):
+        with open(os.environ["CANDIDATE_LOG"], "a", encoding="utf-8") as log:
+            log.write(json.dumps(messages) + "\n")
+    return _run(messages[-1]["content"], lambda i: i % 3 == 0)
+
+
+def chat_or_query(query=None, messages=None):
+    """The agent behind one entry point: single-turn rows send `query`, conversations `messages`."""
+    return chat(messages) if messages is not None else unchanged(query)

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from agent_server import AgentServer
+from judge_server import JudgeServer
 from candidate_suite import CANDIDATE, make_suite
 
 pytestmark = pytest.mark.slow
@@ -205,3 +206,161 @@ def test_openai_chat_endpoint_without_traces(suite):
         assert worse.results["regressions"] == ["answers_the_user"]
     finally:
         server.close()
+
+
+def test_expectation_judges_score_edge_cases_and_rows_with_expectations(suite):
+    evaluation = suite[0]
+    dataset = evaluation / "eval_dataset.json"
+    data = json.loads(dataset.read_text())
+    data["rows"][0]["expectations"] = {"expected_facts": ["the order ships tomorrow"]}
+    dataset.write_text(json.dumps(data))
+    cases = [
+        {"inputs": {"query": "Where is order 20?"}, "expectations": {"guidelines": ["Gives a shipping date"]}},
+        {"inputs": {"query": "Change the address of order 21"}, "expectations": {"expected_facts": ["ships"]}},
+    ]
+    (evaluation / "edge_cases.json").write_text(json.dumps({"cases": cases}))
+
+    plain = run_eval(suite, "--agent", f"{CANDIDATE}:unchanged")
+    assert plain.returncode == 0, plain.out[-3000:]
+    assert plain.stdout.count("Expectation judges not run: 3 row(s)") == 1
+
+    server = JudgeServer(lambda n: "yes")
+    try:
+        env = clean_env(DATABRICKS_HOST=server.url, DATABRICKS_TOKEN="dapi" + "4" * 32)
+        judged = run_eval(suite, "--judge-model", "databricks:/judge", "--agent", f"{CANDIDATE}:unchanged", env=env)
+        assert judged.returncode == 0, judged.out[-3000:]
+        assert judged.results["expectation_judges"] == {"correctness": 2, "expectations_guidelines": 1}
+        compared = {s["scorer"]: s for s in judged.results["candidate"]["scorers"]}
+        # The dataset row is compared with production; the edge cases are scored on the candidate alone.
+        assert compared["correctness"]["rows"] == 1 and compared["correctness"]["candidate_only"] == {
+            "rows": 1,
+            "passed": 1,
+        }
+        assert compared["expectations_guidelines"]["candidate_only"] == {"rows": 1, "passed": 1}
+        prompts = [json.dumps(c["body"]) for c in server.calls]
+        assert any("Gives a shipping date" in p for p in prompts) and any(
+            "the order ships tomorrow" in p for p in prompts
+        )
+
+        # The normal run (production answers only) gets them too, on the rows that have an answer.
+        normal = run_eval(suite, "--judge-model", "databricks:/judge", "--no-gate", env=env)
+        assert normal.returncode == 0, normal.out[-3000:]
+        assert normal.results["expectation_judges"] == {"correctness": 1}
+        assert normal.results["scorers"]["correctness"] == {"rows": 1, "values": 1, "errors": 0, "first_error": None}
+    finally:
+        server.close()
+
+
+class SimulatedUserServer:
+    """A loopback model endpoint (the chat-completions protocol MLflow's `databricks:/` models speak)
+    that plays MLflow's simulated user: it answers the goal-distilling prompt with a goal, the
+    goal check with "not yet", and every other prompt with the user's next message."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.prompts: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self._send(404, {"error_code": "NOT_FOUND", "message": "no such path"})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if not self.path.endswith("/chat/completions"):
+                    return self._send(404, {"error_code": "NOT_FOUND", "message": "no such path"})
+                prompt = "\n".join(str(m.get("content")) for m in body.get("messages", []))
+                server.prompts.append(prompt)
+                if "Analyze the following conversation" in prompt:
+                    content = json.dumps({"goal": "Change the delivery address of order 5", "persona": "A terse buyer"})
+                elif "A user has the following goal" in prompt:
+                    content = json.dumps({"rationale": "not yet", "result": "no"})
+                else:
+                    turn = sum("Analyze the following" not in p and "following goal" not in p for p in server.prompts)
+                    content = f"Simulated turn {turn}: what about order 5?"
+                message = {"role": "assistant", "content": content}
+                self._send(
+                    200,
+                    {
+                        "id": "c",
+                        "object": "chat.completion",
+                        "created": 1700000000,
+                        "model": "m",
+                        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                    },
+                )
+
+            def _send(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_simulated_user_plays_the_multi_turn_rows(suite, tmp_path):
+    from tracefactory import TraceStore
+
+    evaluation, uri, _ = suite
+    recorded = ["Where is order 5?", "Please change the address of order 5", "Is order 5 updated?"]
+    messages = []
+    for user in recorded:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": "Order 5 ships tomorrow."}]
+    messages = messages[:-1]
+    tools = [{"name": "get_order", "args": {"id": 5}}, {"name": "update_address", "args": {"id": 5, "fail": False}}]
+    trace_id = TraceStore(tmp_path / "mlflow.db").add_turn("conv-5", messages, "Order 5 ships tomorrow.", tools=tools)
+    dataset = evaluation / "eval_dataset.json"
+    data = json.loads(dataset.read_text())
+    data["rows"].append(
+        {
+            "inputs": {"messages": messages},
+            "outputs": {"response": "Order 5 ships tomorrow."},
+            "metadata": {"source_trace": trace_id, "session": "conv-5"},
+        }
+    )
+    dataset.write_text(json.dumps(data))
+    target = f"{CANDIDATE}:chat_or_query"
+
+    no_model = run_eval(suite, "--agent", target, "--simulate")
+    assert no_model.returncode == 2 and "--simulate needs a model" in no_model.stderr
+
+    server = SimulatedUserServer()
+    log = tmp_path / "candidate.jsonl"
+    try:
+        env = clean_env(DATABRICKS_HOST=server.url, DATABRICKS_TOKEN="dapi" + "5" * 32, CANDIDATE_LOG=str(log))
+        simulated = run_eval(
+            suite, "--agent", target, "--simulate", "--simulator-model", "databricks:/user-sim", "--no-judges", env=env
+        )
+    finally:
+        server.close()
+    assert simulated.returncode == 0, simulated.out[-3000:]
+    assert "played by a simulated user" in simulated.stdout
+    [row] = simulated.results["candidate"]["simulated"]
+    assert row["source_trace"] == trace_id and row["user_turns"] == [
+        f"Simulated turn {n}: what about order 5?" for n in (1, 2, 3)
+    ]
+    # The candidate received the simulated user's turns, with its own answers in between.
+    conversations = [json.loads(line) for line in log.read_text().splitlines()]
+    last = max(conversations, key=len)
+    assert [m["content"] for m in last if m["role"] == "user"] == row["user_turns"]
+    assert [m["content"] for m in last if m["role"] == "assistant"] == ["Order 5 ships tomorrow."] * 2
+    assert not any(m["content"] in recorded for c in conversations for m in c)
+    assert any("Please change the address of order 5" in p for p in server.prompts)  # distilled from the real one
+    # The comparison still ran over every row, the simulated one included.
+    compared = {s["scorer"]: s for s in simulated.results["candidate"]["scorers"]}
+    assert compared["tool_failures"]["rows"] == 13 and compared["tool_failures"]["regressed"] == 0

@@ -98,3 +98,23 @@ def test_a_conversation_is_replayed_turn_by_turn_with_the_candidates_replies():
     assert turns == 2 and outputs == {"response": "reply 2"}
     assert [m["content"] for m in seen[1]] == ["be brief", "cancel my order", "reply 1", "yes, go ahead"]
     assert evalscript.replay({"query": "hi"}, lambda r: r["query"]) == ("hi", 1)
+
+
+def test_expectation_judges_only_with_a_model_and_only_on_rows_with_their_expectation():
+    rows = [
+        {"inputs": {"query": "a"}, "outputs": "x", "expectations": {"expected_facts": ["x"]}},
+        {"inputs": {"query": "b"}, "outputs": None, "expectations": {"guidelines": ["Be brief"]}},
+        {"inputs": {"query": "c"}, "outputs": "z", "expectations": {"expected_response": "z"}},
+        {"inputs": {"query": "d"}, "outputs": "w"},
+    ]
+    assert evalscript.expectation_judges(None, rows) == ([], {}, {})
+    assert evalscript.rows_with_expectations(rows) == 3
+    judges, counts, rows_for = evalscript.expectation_judges("databricks:/judge", rows)
+    assert counts == {"correctness": 2, "expectations_guidelines": 1} and [j.name for j in judges] == list(counts)
+    assert rows_for["expectations_guidelines"]["outputs"] == ""  # an edge case: no answer yet
+    # A row without the judge's expectation gets no verdict, without calling the model.
+    assert all(j.run(inputs={"query": "d"}, outputs="w", expectations={}) is None for j in judges)
+    # A judge the suite already has is not added twice.
+    assert evalscript.expectation_judges("databricks:/judge", rows, {"correctness"})[1] == {
+        "expectations_guidelines": 1
+    }

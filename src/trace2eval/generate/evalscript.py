@@ -34,8 +34,13 @@ scores it with the same scorers and compares it row by row with the production a
 regresses when it lost significantly more rows than it won (exact McNemar, p < 0.05) or dropped past
 a tolerance set for it in eval_gates.json. Exit codes then: 0 no regression, 1 regression, 2 the
 candidate could not be evaluated. Conversations are replayed statically (the recorded user turns,
-the candidate's own replies between them); rows whose candidate returned no trace are "no trace to
-check" for the scorers that read spans.
+the candidate's own replies between them); --simulate plays the user instead with MLflow's
+ConversationSimulator (goal and persona distilled from each recorded conversation by
+generate_test_cases; model: --simulator-model, else the judge model). It is not automatic: a
+simulated user changes what is compared (its turns differ from production's), and calls a model.
+Rows whose candidate returned no trace are "no trace to check" for the scorers that read spans.
+Rows with expected_facts / expected_response / guidelines expectations get MLflow's Correctness /
+ExpectationsGuidelines judges when a judge model is configured (in every run, not only --agent).
 """
 
 from __future__ import annotations
@@ -123,6 +128,16 @@ def parse_args(argv=None):
     p.add_argument("--agent-timeout", type=float, default=AGENT_TIMEOUT_S, help="seconds per candidate call")
     p.add_argument("--agent-workers", type=int, default=AGENT_WORKERS, help="candidate calls under way at once")
     p.add_argument("--agent-model", default=os.environ.get("TRACE2EVAL_AGENT_MODEL"), help="`model` for http targets")
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="with --agent: play the user of multi-turn rows with MLflow's ConversationSimulator (needs a model)",
+    )
+    p.add_argument(
+        "--simulator-model",
+        default=os.environ.get("TRACE2EVAL_SIMULATOR_MODEL"),
+        help="the simulated user's model (default: the judge model)",
+    )
     return p.parse_args(argv)
 
 
@@ -239,13 +254,14 @@ def judge_hint(model):
     }.get(provider, "check the model name and its provider's credentials")
 
 
-def check_judges(judges, rows, timeout_s):
+def check_judges(judges, rows, timeout_s, rows_for=None):
     """Ask the judges about one row before evaluating every row with them.
 
     Returns None when one answered, else (judge name, error). A credential or endpoint problem
     fails every judge on every row, and some fail slowly (an unreachable host is retried for
     minutes): one bounded call finds it first. A judge that cannot use this row (one that needs
     expectations) is no evidence either way, so up to three are tried within the time limit.
+    `rows_for` gives a judge the row to ask about (an expectation judge: a row with its expectation).
     """
     if not judges or not rows:
         return None
@@ -255,7 +271,7 @@ def check_judges(judges, rows, timeout_s):
     for judge in judges[:3]:
         outcome = {}
 
-        def ask(judge=judge, outcome=outcome):
+        def ask(judge=judge, outcome=outcome, row=(rows_for or {}).get(judge.name, row)):
             try:
                 if getattr(judge, "is_session_level_scorer", False):  # a conversation judge: this turn alone
                     outcome["result"] = judge.run(session=[row["trace"]] if row.get("trace") else [])
@@ -291,6 +307,53 @@ def check_judges(judges, rows, timeout_s):
             return None
         first = first or (judge.name, next((e for e in errors if e), "no value returned"))
     return first
+
+
+# MLflow's expectation judges, and the expectation keys each one reads.
+EXPECTATION_JUDGES = (
+    ("Correctness", ("expected_facts", "expected_response")),
+    ("ExpectationsGuidelines", ("guidelines",)),
+)
+
+
+def _expectation_judge(judge, keys):
+    from mlflow.genai.scorers import scorer
+
+    def check(inputs, outputs, expectations):
+        if not any((expectations or {}).get(k) for k in keys):
+            return None  # a row without this expectation: no verdict, not an error
+        return judge(inputs=inputs, outputs=outputs, expectations=expectations)
+
+    return scorer(name=judge.name)(check)
+
+
+def expectation_judges(model, rows, taken=()):
+    """MLflow's expectation judges for the rows that carry expectations (edge_cases.json, rows added
+    by hand): Correctness for expected_facts / expected_response, ExpectationsGuidelines for
+    guidelines. Returns (judges, {judge name: rows it scores}, {judge name: a row to check it on});
+    no judges without a model. Each one scores only the rows that carry its expectation (the others
+    get no value, not an error)."""
+    from mlflow.genai import scorers as builtin
+
+    judges, rows_scored, rows_for = [], {}, {}
+    for cls, keys in EXPECTATION_JUDGES:
+        having = [r for r in rows if any((r.get("expectations") or {}).get(k) for k in keys)]
+        n = len(having)
+        if not n or not model:
+            continue
+        judge = getattr(builtin, cls)(model=model)
+        if judge.name in taken:  # the suite already has this judge
+            continue
+        judges.append(_expectation_judge(judge, keys))
+        rows_scored[judge.name] = n
+        # An edge case has no answer yet: the check only asks whether the judge model answers.
+        rows_for[judge.name] = {**having[0], "outputs": having[0].get("outputs") or ""}
+    return judges, rows_scored, rows_for
+
+
+def rows_with_expectations(rows):
+    keys = {k for _, ks in EXPECTATION_JUDGES for k in ks}
+    return sum(1 for r in rows if any((r.get("expectations") or {}).get(k) for k in keys))
 
 
 def scorer_counts(result, names, sessions=None):
@@ -686,6 +749,26 @@ class Candidate:
                 "path/to/file.py:function or an http(s):// chat endpoint"
             )
 
+    def ask(self, request):
+        """One turn: (outputs, trace_id or None)."""
+        if self.kind == "local":
+            with mlflow.start_span(name="candidate", span_type="AGENT") as span:
+                span.set_inputs(request)
+                outputs = _invoke(self._fn, request)
+                span.set_outputs(outputs)
+            return outputs, span.trace_id
+        if self.kind == "serving":
+            return _invoke(self._predict, request), self._returned_trace()
+        return self._http(request, self.timeout_s), None
+
+    @staticmethod
+    def _returned_trace():
+        trace_id = mlflow.get_last_active_trace_id(thread_local=True)
+        trace = mlflow.get_trace(trace_id, silent=True) if trace_id else None
+        spans = trace.data.spans if trace is not None else []
+        returned = len(spans) > 1 or (len(spans) == 1 and spans[0].name != "predict")
+        return trace_id if returned else None
+
     def call(self, inputs):
         if self.kind == "local":
             # MLflow traces the call: the candidate's own autolog/instrumentation spans nest inside.
@@ -698,11 +781,7 @@ class Candidate:
             # to_predict_fn asks the endpoint for its trace (databricks_options.return_trace) and
             # copies it into this experiment; without one it writes a one-span "predict" trace.
             outputs, turns = replay(inputs, lambda r: _invoke(self._predict, r))
-            trace_id = mlflow.get_last_active_trace_id(thread_local=True)
-            trace = mlflow.get_trace(trace_id, silent=True) if trace_id else None
-            spans = trace.data.spans if trace is not None else []
-            returned = len(spans) > 1 or (len(spans) == 1 and spans[0].name != "predict")
-            return outputs, (trace_id if returned else None), turns
+            return outputs, self._returned_trace(), turns
         outputs, turns = replay(inputs, lambda r: self._http(r, self.timeout_s))
         return outputs, None, turns
 
@@ -717,7 +796,10 @@ def _bounded(fn, timeout_s, what):
         except BaseException as exc:
             outcome["error"] = exc
 
-    worker = threading.Thread(target=run, daemon=True)
+    import contextvars
+
+    # The caller's context goes along: a simulated turn's trace keeps the simulator's session.
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True)
     worker.start()
     worker.join(timeout_s)
     if worker.is_alive():
@@ -728,6 +810,78 @@ def _bounded(fn, timeout_s, what):
             raise exc
         raise CandidateUnreachable(f"{what}: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}")
     return outcome["value"]
+
+
+def simulate_conversations(candidate, rows, indices, args, report):
+    """Multi-turn rows played by MLflow's simulated user: generate_test_cases distils each recorded
+    conversation (the row's source trace) into a goal and a persona, and ConversationSimulator plays
+    that user against the candidate for as many turns as the recorded conversation had, each user
+    turn reacting to the candidate's last answer. Returns {row: record, or None when no goal came
+    out of that conversation (the row is then replayed statically)}."""
+    from mlflow.genai.simulators import ConversationSimulator, generate_test_cases
+
+    model = args.simulator_model
+    cases = {}
+    for i in indices:
+        try:  # one session per call: the function drops the sessions it found no goal in
+            found = generate_test_cases([[rows[i]["trace"]]], model=model)
+        except Exception as exc:
+            found, report.setdefault("simulator_errors", []).append(f"{type(exc).__name__}: {exc}"[:300])
+        if found:
+            cases[i] = {**found[0], "context": {"trace2eval_row": i}}
+    if not cases:
+        raise EvalError(
+            f"the simulator model {model} distilled no conversation into a goal — check the model and its "
+            f"credentials ({judge_hint(model)}), or run without --simulate for the static replay",
+            error={"kind": "simulator_unavailable"},
+        )
+    print(
+        f"Note: {len(cases)} multi-turn row(s) are played by a simulated user (MLflow ConversationSimulator, "
+        f"{model}): goal and persona come from the recorded conversation and each user turn reacts to the "
+        "candidate's answers, so the wording differs from production; the comparison is on each row's outcome."
+        + (
+            f" {len(indices) - len(cases)} row(s) without a goal are replayed statically."
+            if len(cases) < len(indices)
+            else ""
+        )
+    )
+    log = {i: {"user_turns": [], "outputs": None, "trace_id": None, "error": None} for i in cases}
+
+    def predict_fn(messages, mlflow_session_id=None, trace2eval_row=None, **_):
+        inputs = rows[trace2eval_row]["inputs"]
+        key = _conversation_key(inputs)
+        first_user = next(k for k, m in enumerate(inputs[key]) if m.get("role") == "user")
+        request = {**inputs, key: inputs[key][:first_user] + list(messages)}  # the recorded system prompt stays
+        entry = log[trace2eval_row]
+        entry["user_turns"].append(messages[-1].get("content"))
+        try:
+            entry["outputs"], entry["trace_id"] = _bounded(
+                lambda: candidate.ask(request), args.agent_timeout, "candidate"
+            )
+        except CandidateUnreachable as exc:
+            entry["error"] = str(exc)[len("candidate: ") :]
+            raise
+        return _answer(entry["outputs"])  # the text the simulated user reads (as in the static replay)
+
+    start = time.monotonic()
+    with mlflow.start_run(run_name=f"{args.run_name}-simulation"):
+        mlflow.set_tags({"trace2eval.role": "simulation", CANDIDATE_TAG: args.agent})
+        for turns in sorted({user_turns(rows[i]["inputs"]) for i in cases}):
+            same = [case for i, case in cases.items() if user_turns(rows[i]["inputs"]) == turns]
+            ConversationSimulator(test_cases=same, max_turns=turns, user_model=model).simulate(predict_fn)
+    seconds = round((time.monotonic() - start) / len(cases), 3)
+    out = {i: None for i in indices}
+    for i, entry in log.items():
+        error = entry["error"] or (None if entry["outputs"] is not None else "the simulated conversation did not start")
+        out[i] = {
+            "outputs": entry["outputs"] if not error else None,
+            "trace_id": entry["trace_id"] if not error else None,
+            "turns": len(entry["user_turns"]),
+            "user_turns": entry["user_turns"],
+            "error": error,
+            "seconds": seconds,
+        }
+    return out
 
 
 def call_candidate(candidate, rows, workers, timeout_s, on_done=None):
@@ -984,17 +1138,21 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
         f"{args.agent_timeout:g} s per call"
     )
     multi = sum(1 for r in rows if user_turns(r["inputs"]) > 1)
-    if multi:
+    sim = [i for i, r in enumerate(rows) if user_turns(r["inputs"]) > 1 and r.get("trace")] if args.simulate else []
+    if multi - len(sim):
         print(
-            f"Note: {multi} multi-turn row(s) are replayed statically: the recorded user turns are sent one at a "
-            "time with the candidate's own replies in between. It shows how the candidate answers the same "
-            "conversation; it cannot show how a user would have reacted to different answers."
+            f"Note: {multi - len(sim)} multi-turn row(s) are replayed statically: the recorded user turns are sent "
+            "one at a time with the candidate's own replies in between. It shows how the candidate answers the same "
+            "conversation; it cannot show how a user would have reacted to different answers"
+            + (" (--simulate needs the row's source trace)." if args.simulate else " (--simulate plays the user).")
         )
+    static = [i for i in range(len(rows)) if i not in set(sim)]
 
     # A candidate that cannot be reached fails on its first rows: find it before calling every row.
-    probe = call_candidate(candidate, rows[:1], 1, args.agent_timeout)
-    if probe[0]["error"] and len(rows) > 1:
-        probe += call_candidate(candidate, rows[1:3], 2, args.agent_timeout)
+    first = [rows[i] for i in static] or [rows[sim[0]]]  # a simulated row's probe is a reachability check only
+    probe = call_candidate(candidate, first[:1], 1, args.agent_timeout)
+    if probe[0]["error"] and len(first) > 1:
+        probe += call_candidate(candidate, first[1:3], 2, args.agent_timeout)
     if all(r["error"] for r in probe):
         raise CandidateUnreachable(
             f"the candidate {args.agent} did not answer: {probe[0]['error']} — check the target "
@@ -1002,8 +1160,19 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
             error={"kind": "candidate_unreachable", "detail": probe[0]["error"]},
         )
     start = time.monotonic()
-    rest = call_candidate(candidate, rows[len(probe) :], args.agent_workers, args.agent_timeout)
-    records = probe + rest
+    probe = probe if static else []
+    rest = call_candidate(candidate, [rows[i] for i in static[len(probe) :]], args.agent_workers, args.agent_timeout)
+    records = [None] * len(rows)
+    for i, record in zip(static, probe + rest):
+        records[i] = record
+    simulated = []
+    if sim:
+        for i, record in simulate_conversations(candidate, rows, sim, args, report).items():
+            if record is None:  # no goal could be distilled from this conversation: replayed statically
+                [record] = call_candidate(candidate, [rows[i]], 1, args.agent_timeout)
+            else:
+                simulated.append({"row": i, "source_trace": sources[i], "user_turns": record["user_turns"]})
+            records[i] = record
     seconds = time.monotonic() - start + sum(r["seconds"] for r in probe)
     errored = [i for i, r in enumerate(records) if r["error"]]
     answered = [i for i in range(len(rows)) if i not in set(errored)]
@@ -1113,6 +1282,8 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
             "errors": len(errored),
             "no_trace_rows": len(untraced),
             "multi_turn_rows": multi,
+            "simulated_rows": len(simulated),
+            "simulated": simulated,
             "seconds_per_row": round(seconds / max(1, len(rows)), 4),
             "passed": not regressions,
             "scorers": [
@@ -1175,6 +1346,8 @@ def _main(args, report):
     mlflow.set_tracking_uri(args.tracking_uri)
     mlflow.set_experiment(experiment_id=str(args.experiment_id))
 
+    if args.simulate and not args.agent:
+        raise EvalError("--simulate plays the user for a candidate — give --agent TARGET too", error={"kind": "usage"})
     gate_spec = None
     if not args.no_gate and args.gates.exists():
         try:  # read and check the gates before spending time (and judge calls) on the evaluation
@@ -1223,7 +1396,24 @@ def _main(args, report):
             error={"kind": "no_rows"},
         )
 
-    problem = check_judges(judges, rows, args.judge_timeout)
+    hybrid = hybrid_rows() if args.agent else []
+    scored = rows + hybrid if args.agent else [r for r in rows if r.get("outputs") is not None]
+    judge_model = None if args.no_judges else args.judge_model or getattr(scorers, "JUDGE_MODEL", None)
+    expecting, expected_rows, rows_for = expectation_judges(judge_model, scored, set(judge_names))
+    if expecting:
+        judges, judge_names, skipped = judges + expecting, judge_names + [j.name for j in expecting], None
+        print(
+            "Expectation judges: "
+            + ", ".join(f"{name} on {n} row(s)" for name, n in expected_rows.items())
+            + f" ({judge_model})"
+        )
+    elif not judge_model and not args.no_judges and rows_with_expectations(scored):  # --no-judges: said above
+        print(
+            f"Expectation judges not run: {rows_with_expectations(scored)} row(s) carry expected_facts / "
+            "guidelines, and no judge model is configured (--judge-model or TRACE2EVAL_JUDGE_MODEL)"
+        )
+    report["expectation_judges"] = expected_rows
+    problem = check_judges(judges, rows, args.judge_timeout, rows_for)
     if problem:
         name, error = problem
         error = " ".join(str(error).split())[:500]
@@ -1236,8 +1426,15 @@ def _main(args, report):
         )
 
     if args.agent:
-        rows, sources = rows + hybrid_rows(), sources + []
-        sources += [None] * (len(rows) - len(sources))
+        rows, sources = rows + hybrid, sources + [None] * len(hybrid)
+        if args.simulate:
+            args.simulator_model = args.simulator_model or judge_model or getattr(scorers, "JUDGE_MODEL", None)
+            if not args.simulator_model:
+                raise EvalError(
+                    "--simulate needs a model for the simulated user — pass --simulator-model MODEL "
+                    "(or TRACE2EVAL_SIMULATOR_MODEL, or a judge model), or leave --simulate out for the static replay",
+                    error={"kind": "simulator_model_missing"},
+                )
         return compare_candidate(args, report, rows, sources, code_scorers, judges, gate_spec)
     recorded = [k for k, r in enumerate(rows) if r.get("outputs") is not None]
     if len(recorded) < len(rows):
@@ -1254,6 +1451,7 @@ def _main(args, report):
     metrics = {k: float(v) for k, v in result.metrics.items()}
     n_sessions = len({session_of(r["trace"]) for r in rows if r.get("trace") is not None} - {None})
     session_level = {s.name: n_sessions for s in scorers if getattr(s, "is_session_level_scorer", False)}
+    session_level.update(expected_rows)  # an expectation judge scores only the rows with its expectation
     counts = scorer_counts(result, names, session_level)
     failures = scorer_failures(counts)
     failed = {f["scorer"] for f in failures}
