@@ -17,6 +17,9 @@ SAFE_MLFLOW_ENV = {
     # 32 reader threads fight over the GIL on small machines: 1 is 1.5-2x faster.
     "MLFLOW_SEARCH_TRACES_MAX_THREADS": "1",
     "MLFLOW_SEARCH_TRACES_MAX_BATCH_SIZE": "100",
+    # LiteLLM (which MLflow's judges use when it is installed) fetches a price list from the network
+    # on import, with retries: offline, use the copy it ships.
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     # Telemetry would try the network.
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "true",

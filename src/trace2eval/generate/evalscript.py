@@ -149,6 +149,13 @@ class EvalError(Exception):
         self.details = details
 
 
+def from_production(row) -> bool:
+    """A row the agent answered in production: its outputs are recorded, or its trace is (a trace that
+    ended in an error has no outputs and is still production). Rows with neither (edge_cases.json,
+    rows added by hand) have nothing to score until a candidate answers them (--agent)."""
+    return row.get("outputs") is not None or row.get("trace") is not None
+
+
 def load_rows(attach_traces: bool, experiment_id: str):
     """Dataset rows for evaluate(): metadata dropped, the source trace attached when readable so
     span-level scorers see the real tool calls (and assessments land on the production trace).
@@ -1198,8 +1205,8 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
         )
 
     # Production: the same rows with the outputs the agent produced (the baseline run).
-    recorded = [i for i, r in enumerate(rows) if r.get("outputs") is not None]
-    hybrid = [i for i in answered if rows[i].get("outputs") is None]
+    recorded = [i for i, r in enumerate(rows) if from_production(r)]
+    hybrid = [i for i in answered if not from_production(rows[i])]
     with mlflow.start_run(run_name=f"{args.run_name}-production") as run:
         mlflow.set_tags({"trace2eval.role": "baseline"})
         baseline = mlflow.genai.evaluate(data=[rows[i] for i in recorded], scorers=scorers) if recorded else None
@@ -1397,7 +1404,7 @@ def _main(args, report):
         )
 
     hybrid = hybrid_rows() if args.agent else []
-    scored = rows + hybrid if args.agent else [r for r in rows if r.get("outputs") is not None]
+    scored = rows + hybrid if args.agent else [r for r in rows if from_production(r)]
     judge_model = None if args.no_judges else args.judge_model or getattr(scorers, "JUDGE_MODEL", None)
     expecting, expected_rows, rows_for = expectation_judges(judge_model, scored, set(judge_names))
     if expecting:
@@ -1436,9 +1443,9 @@ def _main(args, report):
                     error={"kind": "simulator_model_missing"},
                 )
         return compare_candidate(args, report, rows, sources, code_scorers, judges, gate_spec)
-    recorded = [k for k, r in enumerate(rows) if r.get("outputs") is not None]
+    recorded = [k for k, r in enumerate(rows) if from_production(r)]
     if len(recorded) < len(rows):
-        print(f"Note: {len(rows) - len(recorded)} row(s) have no recorded outputs: they are evaluated with --agent")
+        print(f"Note: {len(rows) - len(recorded)} row(s) have no production answer: they are evaluated with --agent")
         rows, sources = [rows[k] for k in recorded], [sources[k] for k in recorded]
 
     scorers = code_scorers + judges
