@@ -79,6 +79,10 @@ def test_demo_end_to_end_and_regression_gate(tmp_path):
         f"mlflow.set_tracking_uri({session.config().tracking_uri!r});"
         f"mlflow.set_experiment(experiment_id={session.config().experiment_id!r});"
         f"df = mlflow.search_traces(locations=[{session.config().experiment_id!r}]);"
+        # The demo's candidate versions left their traces in the experiment, tagged as such.
+        "candidate = [bool((t or {}).get('trace2eval.candidate')) for t in df['tags']];"
+        "assert sum(candidate) > 0, 'candidate traces are tagged';"
+        "df = df[[not c for c in candidate]];"
         "r = mlflow.genai.evaluate(data=df, scorers=get_code_scorers());"
         "errs = [c for c in r.result_df.columns if c.endswith('/error_message') and r.result_df[c].notna().any()];"
         "print(len(df), sorted(r.metrics), errs)"

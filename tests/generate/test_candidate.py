@@ -114,6 +114,11 @@ def test_local_candidates_unchanged_regressed_and_failing_on_some_rows(suite):
     assert run.data.params["agent"] == f"{CANDIDATE}:unchanged"
     baseline = run.data.tags["trace2eval.baseline_run"]
     assert client.get_run(baseline).data.tags["trace2eval.role"] == "baseline"
+    # The candidate's traces land in the experiment tagged as such: the next analysis skips them.
+    from trace2eval.traces.source import is_evaluation_trace
+
+    tagged = client.search_traces(locations=[suite[2]], filter_string="tags.`trace2eval.candidate` LIKE '%'")
+    assert len(tagged) >= 12 and all(is_evaluation_trace(t) for t in tagged)
 
     worse = run_eval(suite, "--agent", f"{CANDIDATE}:regressed")
     assert worse.returncode == 1, worse.out[-3000:]

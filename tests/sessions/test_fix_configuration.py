@@ -23,7 +23,8 @@ def test_a_judge_that_cannot_run_stops_the_fix_with_what_to_check():
     refuse_to_repair_configuration([{"kind": "scorer_error", "scorer": "x"}])  # repairable: no error
 
 
-def test_stand_in_traces_of_deleted_rows_are_not_production_traffic():
+def test_stand_in_and_candidate_traces_are_not_production_traffic():
     assert is_evaluation_trace(SimpleNamespace(info=SimpleNamespace(tags={"trace2eval.stand_in_for": "tr-1"})))
+    assert is_evaluation_trace(SimpleNamespace(info=SimpleNamespace(tags={"trace2eval.candidate": "m:f"})))
     assert is_evaluation_trace(SimpleNamespace(info=SimpleNamespace(tags={"mlflow.eval.requestId": "r"})))
     assert not is_evaluation_trace(SimpleNamespace(info=SimpleNamespace(tags={"mlflow.user": "a"})))

@@ -761,6 +761,7 @@ class Candidate:
         if self.kind == "local":
             with mlflow.start_span(name="candidate", span_type="AGENT") as span:
                 span.set_inputs(request)
+                mlflow.update_current_trace(tags={CANDIDATE_TAG: self.target})
                 outputs = _invoke(self._fn, request)
                 span.set_outputs(outputs)
             return outputs, span.trace_id
@@ -768,19 +769,29 @@ class Candidate:
             return _invoke(self._predict, request), self._returned_trace()
         return self._http(request, self.timeout_s), None
 
-    @staticmethod
-    def _returned_trace():
+    def _returned_trace(self):
         trace_id = mlflow.get_last_active_trace_id(thread_local=True)
+        if trace_id:
+            self._mark(trace_id)  # to_predict_fn copied it (or its one-span stand-in) into this experiment
         trace = mlflow.get_trace(trace_id, silent=True) if trace_id else None
         spans = trace.data.spans if trace is not None else []
         returned = len(spans) > 1 or (len(spans) == 1 and spans[0].name != "predict")
         return trace_id if returned else None
+
+    def _mark(self, trace_id):
+        """Tag a candidate's trace in the experiment: it is not production traffic, and the next
+        analysis of the experiment must not read it as such."""
+        try:
+            mlflow.MlflowClient().set_trace_tag(trace_id, CANDIDATE_TAG, self.target)
+        except Exception as exc:  # the comparison stands; the note says what a later analysis will see
+            print(f"Note: candidate trace {trace_id} could not be tagged {CANDIDATE_TAG} ({type(exc).__name__})")
 
     def call(self, inputs):
         if self.kind == "local":
             # MLflow traces the call: the candidate's own autolog/instrumentation spans nest inside.
             with mlflow.start_span(name="candidate", span_type="AGENT") as span:
                 span.set_inputs(inputs)
+                mlflow.update_current_trace(tags={CANDIDATE_TAG: self.target})
                 outputs, turns = replay(inputs, lambda r: _invoke(self._fn, r))
                 span.set_outputs(outputs)
             return outputs, span.trace_id, turns

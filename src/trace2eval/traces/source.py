@@ -193,6 +193,7 @@ def _read_one(client, info_only) -> Any:
 
 EVAL_TAG = "mlflow.eval.requestId"
 STAND_IN_TAG = "trace2eval.stand_in_for"  # run_eval.py's stand-in for a row whose source trace was deleted
+CANDIDATE_TAG = "trace2eval.candidate"  # a candidate version's answer, from run_eval.py --agent
 
 
 def is_evaluation_trace(trace) -> bool:
@@ -200,10 +201,11 @@ def is_evaluation_trace(trace) -> bool:
 
     Evaluating rows without their source trace logs stand-in traces into the same experiment;
     the next analysis must not mistake its own evaluations for the agent's behaviour. The same
-    holds for the stand-ins `run_eval.py` writes for rows whose source trace was deleted.
+    holds for the stand-ins `run_eval.py` writes for rows whose source trace was deleted, and for the
+    traces of a candidate version it evaluates (`--agent`).
     """
     tags = getattr(trace.info, "tags", None) or {}
-    return EVAL_TAG in tags or STAND_IN_TAG in tags
+    return EVAL_TAG in tags or STAND_IN_TAG in tags or CANDIDATE_TAG in tags
 
 
 def iter_digests(
