@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from environment import missing
 
 from trace2eval.sessions.session import Session
 
@@ -175,7 +176,7 @@ def test_full_disk_when_not_root_is_simulated_with_dev_full(cli, tmp_path):
     from trace2eval.cli.main import _disk_error
 
     if not Path("/dev/full").exists():
-        pytest.skip("no /dev/full")
+        missing("no /dev/full", "the disk-full test needs Linux's /dev/full")
     with pytest.raises(OSError) as info:
         with open("/dev/full", "wb") as handle:
             handle.write(b"x" * 100)

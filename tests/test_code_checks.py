@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from environment import missing
 
 REPO = Path(__file__).parents[1]
 
@@ -16,9 +16,7 @@ REPO = Path(__file__).parents[1]
 def _tool(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if found is None:
-        if os.environ.get("CI"):  # CI installs requirements-dev.txt: a missing tool is a broken setup
-            pytest.fail(f"{name} is not installed")
-        pytest.skip(f"{name} is not installed (pip install -r requirements-dev.txt)")
+        missing(f"{name} is not installed", "pip install -r requirements-dev.txt")
     return found
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from environment import missing
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -106,9 +107,7 @@ def test_every_readme_command_is_classified_and_the_lists_are_in_use():
 def fresh_clone(tmp_path) -> Path:
     """The repository's tracked files in a new folder, and `.venv` = the environment under test."""
     if sys.prefix == sys.base_prefix or not (Path(sys.prefix) / "bin" / "trace2eval").exists():
-        if os.environ.get("CI"):
-            pytest.fail("the README test needs to run in a virtual environment with trace2eval installed")
-        pytest.skip("not running in a virtual environment with the trace2eval command")
+        missing("not running in a virtual environment with the trace2eval command", "run it from the README's venv")
     clone = tmp_path / "trace2eval"
     listed = (
         subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True)

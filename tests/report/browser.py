@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from environment import missing
 
 FLAGS = [
     "--headless",
@@ -50,9 +50,7 @@ def chromium() -> str:
     found = shutil.which("chromium") or (os.path.exists("/usr/bin/chromium") and "/usr/bin/chromium")
     if found:
         return found
-    if os.environ.get("CI"):
-        pytest.fail("chromium is not installed but CI is set: .ci/run must install Debian's chromium package")
-    pytest.skip("chromium is not installed (apt-get install -y chromium); CI runs this test")
+    missing("chromium is not installed", ".ci/run installs Debian's chromium package (apt-get install -y chromium)")
 
 
 def run(args: list[str], profile: Path, timeout: int = 120) -> subprocess.CompletedProcess:

@@ -14,6 +14,7 @@ import time
 from contextlib import nullcontext
 
 import pytest
+from environment import missing
 
 from trace2eval.errors import SessionError
 from trace2eval.sessions import lock as locking
@@ -116,7 +117,7 @@ def test_a_reused_pid_is_not_mistaken_for_the_holder(tmp_path):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         if locking._pid_start(sleeper.pid) is None:
-            pytest.skip("no /proc here to tell process start times")
+            missing("no /proc here to tell process start times", "the takeover test needs Linux's /proc")
         _write_record(tmp_path, host=socket.gethostname(), pid=sleeper.pid, pid_start="1")
         with SessionLock(tmp_path):
             assert _holder(tmp_path)["pid"] == os.getpid()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from environment import missing
 
 from trace2eval.config import SessionConfig
 from trace2eval.errors import SourceError
@@ -181,7 +182,7 @@ def test_duplicate_rows_and_unfinished_traces(spark, uc_tables, hostile_store):
 def test_variant_attributes(spark, uc_tables, demo_store):
     """Newer tables store attributes as VARIANT."""
     if int(spark.version.split(".")[0]) < 4:
-        pytest.skip("VARIANT needs Spark 4")
+        missing("VARIANT needs Spark 4", "requirements-dev.txt pins pyspark 4")
     from trace2eval.spark.location import UCTraceLocation
 
     demo = uc_tables["demo"]
