@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+import mlflow_server
 
 from trace2eval.sessions import monitor
 from trace2eval.sessions.files import read_json, write_json
@@ -19,65 +18,13 @@ from trace2eval.sessions.files import read_json, write_json
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _server(folder: Path, custom_scorers: bool):
-    port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k != monitor.CUSTOM_SCORERS_ENV},
-        "MLFLOW_MODEL_CATALOG_URI": "",
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true",
         **({monitor.CUSTOM_SCORERS_ENV: "true"} if custom_scorers else {}),
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'server.db'}",
-            "--default-artifact-root",
-            str(folder / "artifacts"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                # A health answer from another process on a reused port does not count: ours must be up.
-                if r.status == 200 and proc.poll() is None:
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-        if proc.poll() is not None:
-            raise RuntimeError("mlflow server exited")
-    os.killpg(proc.pid, 9)
-    raise RuntimeError("mlflow server did not start in 120 s")
-
-
-def _stop(proc) -> None:
-    # The server runs its job runner in child processes: end the whole group this test started.
-    os.killpg(proc.pid, 15)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
+    return mlflow_server.start(folder, env)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +79,7 @@ def test_server_without_custom_scorers_gets_a_clear_message(generated, tmp_path,
         folder = _suite_on(url, generated, tmp_path)
         code, out, err = cli("monitor", folder, "--no-check")
     finally:
-        _stop(proc)
+        mlflow_server.stop(proc)
     assert code == 1, out + err
     assert f"refuses custom code scorers — start it with {monitor.CUSTOM_SCORERS_ENV}=true" in err
     assert "Traceback" not in err
@@ -146,7 +93,7 @@ def test_server_with_custom_scorers_registers_and_loads_them_back(generated, tmp
         target = monitor.resolve(folder)
         found = {r.name: r for r in monitor.registered(target)}
     finally:
-        _stop(proc)
+        mlflow_server.stop(proc)
     assert code == 0, err
     names = [s.name for s in monitor.load_suite_specs(target) if s.kind in ("code", "rule")]
     assert set(found) == {monitor.PREFIX + n for n in names}
