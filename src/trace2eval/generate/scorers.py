@@ -12,7 +12,7 @@ import ast
 import copy
 import keyword
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,16 +69,22 @@ class ScorerSpec:
         return cls(**known)
 
 
-def _evidence_line(finding: dict[str, Any]) -> str:
+def _evidence_line(finding: dict[str, Any], unit: str = "trace") -> str:
     ids = ", ".join(finding["evidence"][:3])
     more = finding["prevalence"]["traces"] - min(3, len(finding["evidence"]))
-    return f"Evidence: {finding['prevalence']['traces']} trace(s) ({finding['prevalence']['rate']:.0%}), e.g. {ids}" + (
-        f" and {more} more" if more > 0 else ""
-    )
+    counted = f"{finding['prevalence']['traces']} {unit}(s) ({finding['prevalence']['rate']:.0%})"
+    return f"Evidence: {counted}, e.g. {ids}" + (f" and {more} more" if more > 0 else "")
+
+
+UNIT_WORD = {"trace": "trace", "session": "conversation"}  # evidence ids of a conversation: its last turn's
 
 
 def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
     specs: list[ScorerSpec] = []
+    conversations = analysis.get("conversations") or {}
+    # Findings measured per conversation (traces split per turn) are checked per conversation only:
+    # their thresholds hold for a whole conversation, not for one turn.
+    level = "session" if conversations.get("unit") == "conversation" else "trace"
     for f in analysis.get("findings", []):
         if f.get("scorer", "code") != "code" or f.get("kept") is False:
             continue
@@ -89,13 +95,14 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
                 check=f["check"],
                 params=f["params"],
                 finding=f["id"],
-                doc=f"{f['title']}. {f['description']} Fails when {f['threshold_rationale']}. {_evidence_line(f)}.",
+                level=level,
+                doc=f"{f['title']}. {f['description']} Fails when {f['threshold_rationale']}. {_evidence_line(f, UNIT_WORD[level])}.",
             )
         )
-    if (analysis.get("conversations") or {}).get("has_session_metadata"):
-        # Behaviour, not cost: a slow or token-heavy turn is a per-trace matter (severity low).
-        low = {f["id"] for f in analysis.get("findings", []) if f.get("severity") == "low"}
-        specs.extend(conversation_specs([s for s in specs if s.kind == "code" and s.finding not in low]))
+    if conversations.get("has_session_metadata"):  # MLflow's judges of a whole conversation
+        specs += [
+            ScorerSpec(name=n, kind="builtin_judge", level="session", doc=d) for n, d in CONVERSATION_JUDGES.items()
+        ]
     specs.append(ScorerSpec(name="safety", kind="builtin_judge", doc="Built-in judge: no harmful content (baseline)."))
     specs.append(
         ScorerSpec(
@@ -117,25 +124,6 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
                 )
             )
     return specs
-
-
-def conversation_specs(code_specs: list[ScorerSpec]) -> list[ScorerSpec]:
-    """Session-level scorers, for traces grouped into conversations: each per-trace check run over
-    the conversation's turns (it fails when a turn fails), and MLflow's conversation judges."""
-    specs = [
-        replace(
-            s,
-            name=f"{s.name[: 64 - len(SESSION_SUFFIX)]}{SESSION_SUFFIX}",
-            level="session",
-            doc=f"Conversation-level: fails when any turn of the conversation fails '{s.name}'. {s.doc}",
-        )
-        for s in code_specs
-    ]
-    specs += [ScorerSpec(name=n, kind="builtin_judge", level="session", doc=d) for n, d in CONVERSATION_JUDGES.items()]
-    return specs
-
-
-SESSION_SUFFIX = "_conversation"
 
 
 def legacy_code_specs(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[str, Any]]]:
