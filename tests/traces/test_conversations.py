@@ -225,6 +225,15 @@ def test_a_run_on_per_turn_traces_validates_with_conversations_as_the_unit(store
     }
     assert counts["tool_failures"]["values"] == len(dataset.sessions)
 
+    # The monitors: the conversation-level code scorers register too, and each, loaded back in a
+    # fresh process, says what the suite says on every conversation of the dataset.
+    from trace2eval.sessions import monitor
+
+    synced = monitor.sync(monitor.resolve(session), 1.0)
+    assert "tool_failures" in synced.added and not [s for s in synced.skipped if s["name"] == "tool_failures"]
+    assert synced.identity["compared"]["tool_failures"] == len(dataset.sessions)
+    assert synced.identity["differ"] == {} and synced.identity["problems"] == {}
+
     # With a judge model, MLflow's conversation judges run once per conversation too (a loopback
     # endpoint speaking the chat-completions protocol answers for the model).
     from judge_server import JudgeServer

@@ -97,3 +97,15 @@ def test_user_signals_come_from_the_last_turn_when_it_carries_the_conversation()
 def test_one_turn_is_itself():
     turn = _turn("Where is order 7?", [("get_order", True)])
     assert merge_turns([turn]) == turn and merge_turns([]) == {}
+
+
+def test_identical_calls_count_across_turns_and_the_answer_is_the_last_one_given():
+    """The same lookup in three turns is the loop the single trace would show; a closing turn that
+    ends in a hand-off call, with no text, leaves the conversation's answer the one before."""
+    turns = [_turn(f"turn {i}", [("get_order", True)]) for i in range(3)]
+    for t in turns:
+        t["tools"][0]["key"] = "same-args"
+    turns[-1].update(answer="", has_answer=False)
+    merged = merge_turns(turns)
+    assert merged["max_identical_calls"] == 3
+    assert merged["has_answer"] is True and merged["answer"] == "answer to turn 1"

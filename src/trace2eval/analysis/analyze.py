@@ -55,6 +55,7 @@ class Analyzer:
         row["tools"] = [
             {
                 "name": sys.intern(t["name"]),
+                "key": t.get("key", ""),  # identical calls across a conversation's turns (merge_turns)
                 "ok": t["ok"],
                 "error": t["error"],
                 "ms": t["ms"],

@@ -207,11 +207,7 @@ def registerable(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[s
     for spec in specs:
         if spec.kind not in REGISTERABLE_KINDS:
             continue
-        if spec.level == "session":
-            skipped.append(
-                {"name": spec.name, "reason": "a conversation-level scorer: its turns' scorers are registered"}
-            )
-        elif spec.check not in CHECKS:
+        if spec.check not in CHECKS:
             skipped.append({"name": spec.name, "reason": f"check {spec.check!r} is unknown to this trace2eval"})
         else:
             kept.append(spec)
@@ -232,21 +228,23 @@ def render_registerable(specs: list[ScorerSpec], prefix: str = "") -> str:
         if isinstance(node, ast.FunctionDef) and node.name in by_name:
             marker = node.body[0]
             assert isinstance(marker, ast.Expr) and isinstance(marker.value, ast.Name)
-            node.body[0:1] = _helpers(str(by_name[node.name].check))
+            spec = by_name[node.name]
+            node.body[0:1] = _helpers(str(spec.check), conversation=spec.level == "session")
     code = ast.unparse(ast.fix_missing_locations(tree)) + "\n"
     ast.parse(code)
     return code
 
 
-def _helpers(check: str) -> list[ast.stmt]:
+def _helpers(check: str, conversation: bool = False) -> list[ast.stmt]:
     """The top-level statements of layouts.py, features.py and checks.py that `scorer_verdict(check, trace_features(...))`
-    reaches (through `scorer_verdict`), in their order, without docstrings: other checks' functions are left out."""
+    reaches (through `scorer_verdict`; and `merge_turns` for a conversation), in their order, without docstrings:
+    other checks' functions are left out."""
     statements: list[ast.stmt] = []
     for name in _HELPER_FILES:
         src = (Path(__file__).parents[1] / "traces" / name).read_text(encoding="utf-8")
         statements += ast.parse(src).body
     candidates = []
-    needed = {"trace_features", "scorer_verdict"}
+    needed = {"trace_features", "scorer_verdict"} | ({"merge_turns"} if conversation else set())
     for stmt in statements:
         if isinstance(stmt, ast.ImportFrom) and (stmt.module == "__future__" or stmt.level):
             continue  # a package-relative import names a module inlined here too (features.py reads layouts.py)

@@ -716,12 +716,19 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
         return dict(turns[0]) if turns else {}
     first, last = turns[0], turns[-1]
     merged = dict(last)
+    # The conversation's answer is the last one given: a closing turn may end in a call (a hand-off)
+    answered = next((f for f in reversed(turns) if f.get("has_answer")), last)
+    for key in ("answer", "answer_chars", "has_answer", "answer_truncated", "gives_up"):
+        if key in answered:
+            merged[key] = answered[key]
     tools = [t for f in turns for t in f.get("tools", [])]
 
     def total(key: str) -> int:
         return sum(int(f.get(key) or 0) for f in turns)
 
     names = [t["name"] for t in tools]
+    calls = [(t["name"], t["key"]) for t in tools if t.get("key")]  # identical calls across turns too
+    max_identical = max(int(f.get("max_identical_calls") or 0) for f in turns)
     streak = best = 0
     for i, name in enumerate(names):
         streak = streak + 1 if i and name == names[i - 1] else 1
@@ -745,7 +752,7 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
         n_distinct_tools=max(len(set(names)), max(int(f.get("n_distinct_tools") or 0) for f in turns)),
         n_tool_errors=total("n_tool_errors"),
         n_unrecovered_tool_errors=sum(not t["ok"] for t in tools[last_ok + 1 :]),
-        max_identical_calls=max(int(f.get("max_identical_calls") or 0) for f in turns),
+        max_identical_calls=max(max(calls.count(c) for c in set(calls)) if calls else 0, max_identical),
         max_same_tool_streak=max(best, max(int(f.get("max_same_tool_streak") or 0) for f in turns)),
         n_write_calls=total("n_write_calls"),
         n_unconfirmed_writes=total("n_unconfirmed_writes"),
