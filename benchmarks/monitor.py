@@ -16,8 +16,9 @@ On a fresh sqlite store loaded with the given conversations (`load_traces.py`), 
      logged, --pace seconds apart), waits until the server's job runner has attached every started
      judge's assessment, and reports: the judges the server ran, server verdicts vs the suite's own
      judges run here on the same traces (counts), and the lag from logging a trace to its assessment
-     (median/max). The server waits its trace completion buffer (--buffer, MLflow's default 300 s)
-     before it scores a trace, on a once-a-minute schedule: the lag is reported with and without it.
+     (median/max). The server scores a trace once its completion buffer (--buffer, MLflow's default
+     300 s) has passed since the trace STARTED, on a once-a-minute schedule: the lag is reported from
+     logging, and from the end of the buffer (what the schedule and the scoring add).
 
 MLflow's open-source store (3.17) refuses to start any scorer whose model is not a gateway:/
 endpoint, so the code scorers are registered there but never run: their lag is not measurable.
@@ -145,7 +146,7 @@ def main() -> None:
             f"{s['server_assessments']} server verdicts, {s['agree']} equal the suite's own judges here, "
             f"{s['disagree']} differ, {s['server_errors']} server errors; lag from logging to assessment "
             f"(buffer {s['buffer_seconds']} s): median {lag['median']} s, max {lag['max']} s over {lag['n']} "
-            f"verdicts; after the buffer: median {net['median']} s, max {net['max']} s"
+            f"verdicts; from the end of the buffer (trace start + buffer): median {net['median']} s, max {net['max']} s"
         )
 
 
@@ -154,8 +155,9 @@ def _verdict(prompt: str) -> str:
     return "no" if int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 3 == 0 else "yes"
 
 
-def _replay(mlflow, trace, experiment_id: str) -> str:
-    """Log `trace` again as a new production trace: same spans, shifted to end now."""
+def _replay(mlflow, trace, experiment_id: str) -> tuple[str, float]:
+    """Log `trace` again as a new production trace: same spans, shifted to end now. Returns its id
+    and its start (the time the server's completion buffer counts from), in seconds."""
     by_id = {s.span_id: s for s in trace.data.spans}
 
     def depth(span) -> int:
@@ -187,7 +189,7 @@ def _replay(mlflow, trace, experiment_id: str) -> str:
         for event in span.events:
             new.add_event(SpanEvent(event.name, event.timestamp + shift, event.attributes))
         new.end(outputs=span.outputs, status=span.status, end_time_ns=span.end_time_ns + shift)
-    return live[spans[0].span_id].trace_id
+    return live[spans[0].span_id].trace_id, (min(s.start_time_ns for s in spans) + shift) / 1e9
 
 
 def _spread(values: list[float]) -> dict:
@@ -271,9 +273,10 @@ def on_server(folder: Path, session: Path, source_uri: str, source_experiment: s
 
         mlflow.set_tracking_uri(url)
         logged: dict[str, float] = {}
+        started_at: dict[str, float] = {}
         replay_start = time.time()
         for trace in originals:
-            trace_id = _replay(mlflow, trace, experiment_id)
+            trace_id, started_at[trace_id] = _replay(mlflow, trace, experiment_id)
             logged[trace_id] = time.time()  # synchronous export: the trace is on the server now
             time.sleep(args.pace)
         replay_s = time.time() - replay_start
@@ -305,7 +308,8 @@ def on_server(folder: Path, session: Path, source_uri: str, source_experiment: s
                     errors += 1
                 lag = a.create_time_ms / 1000 - at
                 lags.append(lag)
-                net.append(lag - args.buffer)
+                # The buffer counts from the trace's start: what is left is the schedule and the scoring.
+                net.append(a.create_time_ms / 1000 - (started_at[trace_id] + args.buffer))
 
         server_calls = len(judge.calls)  # before the suite's judges below call it too
         suite_module = importlib.util.spec_from_file_location("suite_scorers", live / "evaluation" / "scorers.py")
