@@ -2,11 +2,17 @@
 `databricks:/<endpoint>` models (POST {DATABRICKS_HOST}/serving-endpoints/chat/completions).
 
 `answers` decides each reply from the number of the judge call (0, 1, ...): a verdict ("yes"/"no"),
-or an HTTP status for a failure. Everything else (the SDK's host discovery) gets a 404.
+or an HTTP status for a failure. `by_prompt` instead decides it from the request's messages alone
+(the same prompt always gets the same verdict, whoever sends it), and the rationale then names a
+digest of the prompt. Everything else (the SDK's host discovery) gets a 404.
+
+It also serves `{url}/v1/chat/completions`, the path an AI Gateway `openai` model with
+`api_base={url}/v1` calls.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import threading
@@ -14,8 +20,13 @@ from typing import Callable
 
 
 class JudgeServer:
-    def __init__(self, answers: Callable[[int], str | int] = lambda n: "yes"):
+    def __init__(
+        self,
+        answers: Callable[[int], str | int] = lambda n: "yes",
+        by_prompt: Callable[[str], str] | None = None,
+    ):
         self.answers = answers
+        self.by_prompt = by_prompt
         self.calls: list[dict] = []
         self._lock = threading.Lock()
         server = self
@@ -36,10 +47,16 @@ class JudgeServer:
                     server.calls.append(
                         {"path": self.path, "body": body, "authorization": self.headers.get("Authorization")}
                     )
-                answer = server.answers(n)
+                if server.by_prompt is not None:
+                    prompt = json.dumps(body.get("messages"), sort_keys=True)
+                    answer = server.by_prompt(prompt)
+                    rationale = f"judged {answer} on prompt {hashlib.sha256(prompt.encode()).hexdigest()[:12]}"
+                else:
+                    answer = server.answers(n)
+                    rationale = f"judged {answer}"
                 if isinstance(answer, int):
                     return self._send(answer, {"error_code": "PERMISSION_DENIED", "message": "invalid token"})
-                content = json.dumps({"result": answer, "rationale": f"judged {answer}"})
+                content = json.dumps({"result": answer, "rationale": rationale})
                 self._send(
                     200,
                     {

@@ -81,6 +81,8 @@ def _print_sync(result: monitors.SyncResult, rate: float) -> None:
         )
     for item in result.not_started + result.skipped:
         print(printable(f"not running {item['name']}: {item['reason']}"))
+    for note in result.notes:
+        print(printable(f"note: {note}"))
     differ = sorted(set(identity.get("differ", {})) | set(identity.get("problems", {})))
     if differ:
         raise Trace2EvalError(

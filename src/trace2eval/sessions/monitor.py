@@ -13,8 +13,11 @@ says is not started.
 The platforms' limits are built in: Databricks runs at most 20 registered scorers per experiment
 (the most severe findings first, then the most precise when labels measured them), registered
 judges there need a `databricks:/...` model, a scorer that needs expectations cannot run on
-production traces (they have none), and an open-source server runs code scorers only when it was
-started with MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS=true.
+production traces (they have none), and an open-source server registers code scorers only when it
+was started with MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS=true. An open-source server (MLflow 3.17) runs
+judges on its AI Gateway endpoints (`gateway:/NAME`) with its job runner, and no code scorer: the
+endpoint and the job runner are checked before anything is started, so a monitor that could never
+run is named, not silently registered.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ from trace2eval.validate.run import scrubbed_env
 PREFIX = "trace2eval_"
 DATABRICKS_MAX_SCORERS = 20
 CUSTOM_SCORERS_ENV = "MLFLOW_SERVER_ENABLE_CUSTOM_SCORERS"
+JOB_EXECUTION_ENV = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+# The server scores a trace only once it is this old (its own setting, 300 s unless set), on a
+# once-a-minute schedule; a conversation once it has been idle for the session buffer.
+TRACE_BUFFER_ENV = "MLFLOW_ONLINE_SCORING_DEFAULT_TRACE_COMPLETION_BUFFER_SECONDS"
+SESSION_BUFFER_ENV = "MLFLOW_ONLINE_SCORING_DEFAULT_SESSION_COMPLETION_BUFFER_SECONDS"
+GATEWAY_PREFIX = "gateway:/"
 IDENTITY_TIMEOUT_S = 900
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 # MLflow's open-source tracking store (3.17) starts only scorers whose model is an AI Gateway
@@ -65,6 +74,10 @@ class Target:
     @property
     def on_databricks(self) -> bool:
         return self.tracking_uri.strip().lower().startswith("databricks")
+
+    @property
+    def on_server(self) -> bool:
+        return self.tracking_uri.strip().lower().startswith(("http://", "https://"))
 
 
 @dataclass
@@ -94,6 +107,7 @@ class SyncResult:
     skipped: list[dict[str, str]] = field(default_factory=list)  # name, reason
     not_started: list[dict[str, str]] = field(default_factory=list)  # registered, the server would not start it
     identity: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the user should know about where they run
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -188,7 +202,7 @@ def choose(
                     "reason": f"Databricks runs registered judges on databricks:/ models only, not {judge_model}",
                 }
             )
-        elif not target.on_databricks and not judge_model.startswith("gateway:/"):
+        elif not target.on_databricks and not judge_model.startswith(GATEWAY_PREFIX):
             skipped.append(
                 {
                     "name": spec.name,
@@ -297,9 +311,14 @@ def registered(target: Target) -> list[Registered]:
     return found
 
 
+def _refuses_custom_scorers(exc: Exception) -> bool:
+    text = str(exc)
+    return CUSTOM_SCORERS_ENV in text or "Custom scorer registration" in text
+
+
 def _store_error(target: Target, exc: Exception) -> Trace2EvalError:
     text = str(exc)
-    if CUSTOM_SCORERS_ENV in text or "Custom scorer registration" in text:
+    if _refuses_custom_scorers(exc):
         return Trace2EvalError(
             f"the tracking server at {target.tracking_uri} refuses custom code scorers",
             f"start it with {CUSTOM_SCORERS_ENV}=true in its environment (the server then runs the suite's "
@@ -310,6 +329,63 @@ def _store_error(target: Target, exc: Exception) -> Trace2EvalError:
         f"{type(exc).__name__}: {text[:300]}",
         "check the tracking URI and that the server runs MLflow 3 with its job runner",
     )
+
+
+def check_gateway_endpoint(target: Target, judge_model: str) -> None:
+    """The `gateway:/NAME` endpoint must exist where the judges will run: a judge on a missing one
+    is accepted at start() and then fails on every trace, out of sight, in the server's job runner."""
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    name = judge_model[len(GATEWAY_PREFIX) :].strip("/")
+    store = _get_store(target.tracking_uri)
+    try:
+        store.get_gateway_endpoint(name=name)
+        return
+    except Exception as exc:
+        if "RESOURCE_DOES_NOT_EXIST" not in str(getattr(exc, "error_code", "")) and "not found" not in str(exc):
+            raise Trace2EvalError(
+                f"cannot read the AI Gateway endpoints at {target.tracking_uri}: {type(exc).__name__}: {str(exc)[:300]}",
+                "judges on an open-source server need its AI Gateway (MLflow 3.17 or newer); or monitor without --judges",
+            ) from None
+    try:
+        known = sorted(e.name for e in store.list_gateway_endpoints())
+    except Exception:
+        known = []
+    raise Trace2EvalError(
+        f"the judge model {judge_model} names no AI Gateway endpoint at {target.tracking_uri}"
+        + (f" (its endpoints: {', '.join(known)})" if known else " (it has none)"),
+        "create the endpoint in the server's AI Gateway (UI: AI Gateway, or MlflowClient's gateway API), "
+        "then pass it as --judge-model gateway:/NAME",
+    )
+
+
+def check_job_execution(target: Target) -> None:
+    """A server started without its job runner accepts registered scorers and never runs them. Ask
+    its job API to submit a scoring job without parameters: a server that runs jobs rejects the
+    missing parameters (nothing is submitted), one that does not says so first."""
+    from mlflow.tracking._tracking_service.utils import _get_store
+    from mlflow.utils.rest_utils import http_request
+
+    try:
+        response = http_request(
+            _get_store(target.tracking_uri).get_host_creds(),
+            "/ajax-api/3.0/jobs/",
+            "POST",
+            json={"job_name": "invoke_scorer", "params": {}},
+            max_retries=0,
+            timeout=30,
+            raise_on_status=False,
+        )
+        text = response.text
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}"
+    if "job execution feature is not enabled" in text or "Requirement not satisfied" in text:
+        raise Trace2EvalError(
+            f"the tracking server at {target.tracking_uri} does not run jobs, so it would never run a registered "
+            f"scorer ({text[:200].strip()})",
+            f"restart it with {JOB_EXECUTION_ENV}=true and a database backend store (--backend-store-uri sqlite:///... "
+            "or postgresql://...), then run trace2eval monitor again",
+        )
 
 
 def _fingerprint(serialized: dict[str, Any]) -> str:
@@ -342,12 +418,12 @@ def _scorer_objects(specs: list[ScorerSpec], judge_model: str | None) -> Iterato
 
 
 def _judge(spec: ScorerSpec, model: str | None) -> Any:
-    from mlflow.genai.scorers import Guidelines, RelevanceToQuery, Safety
+    import mlflow.genai.scorers as builtin
+    from mlflow.genai.scorers import Guidelines
 
     name = PREFIX + spec.name
-    if spec.kind == "builtin_judge":
-        cls = {"Safety": Safety, "RelevanceToQuery": RelevanceToQuery}[BUILTIN_JUDGES[spec.name]]
-        return cls(name=name, model=model)
+    if spec.kind == "builtin_judge":  # incl. the conversation judges, which the server runs per session
+        return getattr(builtin, BUILTIN_JUDGES[spec.name])(name=name, model=model)
     if spec.kind == "guidelines":
         return Guidelines(name=name, guidelines=spec.guidelines, model=model)
     from mlflow.genai.judges import make_judge
@@ -373,7 +449,23 @@ def sync(
     hand = sum(1 for r in before.values() if not r.ours)
     chosen, skipped = choose(specs, target, judges, judge_model, hand_registered=hand)
     result = SyncResult(skipped=skipped)
+    chosen_judges = [s for s in chosen if not s.is_code]
+    if chosen_judges and not target.on_databricks and judge_model:
+        check_gateway_endpoint(target, judge_model)
+        if target.on_server:
+            check_job_execution(target)
+            result.notes.append(
+                f"the server scores a new trace on its once-a-minute schedule once the trace is older than its "
+                f"{TRACE_BUFFER_ENV} (300 s unless set), a conversation once idle for {SESSION_BUFFER_ENV} (300 s)"
+            )
+        else:
+            result.notes.append(
+                f"{target.tracking_uri} is a local store: no job runner scores its traces; serve it with "
+                f"`mlflow server --backend-store-uri {target.tracking_uri}` ({JOB_EXECUTION_ENV}=true) and pass "
+                "--tracking-uri http://HOST:PORT to monitor there"
+            )
     started: dict[str, Any] = {}
+    refused: set[str] = set()  # code scorers a server without custom-scorer support would not take
     with _tracking(target), _trusting_own_code(), _scorer_objects(chosen, judge_model) as objects:
         for spec in chosen:
             obj = objects[spec.name]
@@ -391,9 +483,19 @@ def sync(
                     result.resampled.append(spec.name)
                 started[spec.name] = obj
             except Exception as exc:
+                # With judges to run, a server that refuses code scorers still gets the judges.
+                if spec.is_code and chosen_judges and _refuses_custom_scorers(exc):
+                    refused.add(spec.name)
+                    result.skipped.append(
+                        {
+                            "name": spec.name,
+                            "reason": f"this server refuses custom code scorers (it would need {CUSTOM_SCORERS_ENV}=true)",
+                        }
+                    )
+                    continue
                 raise _store_error(target, exc) from None
         differ: set[str] = set()
-        code_names = [s.name for s in chosen if s.is_code]
+        code_names = [s.name for s in chosen if s.is_code and s.name not in refused]
         if check_identity and code_names:
             result.identity = identity(target, code_names)
             differ = set(result.identity.get("differ", {})) | set(result.identity.get("problems", {}))
@@ -420,7 +522,7 @@ def sync(
                         raise
                     not_started.add(name)
                     result.not_started.append({"name": name, "reason": GATEWAY_ONLY})
-            wanted_names = {PREFIX + s.name for s in chosen if s.name not in differ | not_started}
+            wanted_names = {PREFIX + s.name for s in chosen if s.name not in differ | not_started | refused}
             for name, old in before.items():
                 if old.ours and old.running and name not in wanted_names:
                     _set_sampling(target, name, 0.0, None)
