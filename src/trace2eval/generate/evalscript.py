@@ -179,6 +179,7 @@ def load_rows(attach_traces: bool, experiment_id: str):
                 attached += 1
             else:
                 missing.append((item, source, session if isinstance(session, str) else None))
+        _add_baseline(item, row)
         rows.append(item)
         sources.append(source if isinstance(source, str) and source else None)
     if attached and missing:
@@ -195,6 +196,27 @@ def load_rows(attach_traces: bool, experiment_id: str):
         kept = [k for k, r in enumerate(rows) if r.get("trace", True) is not None]
         rows, sources = [rows[k] for k in kept], [sources[k] for k in kept]
     return rows, attached, [source for _, source, _ in missing], sources
+
+
+BASELINE_KEY = "production_baseline"  # scorers.py's regression scorers read the row's expectation of this name
+
+
+def _add_baseline(item, row):
+    """What production did on the row (tools, state changes, go-aheads), as the expectation the
+    regression scorers compare a candidate with: recorded in the row's metadata, or read from its
+    source trace for rows written before it was recorded. Rows with neither get none ("n/a")."""
+    baseline = (row.get("metadata") or {}).get(BASELINE_KEY)
+    if not isinstance(baseline, dict) and item.get("trace") is not None:
+        module = _suite()[1]
+        if hasattr(module, "production_baseline"):
+            try:
+                baseline = module.production_baseline(
+                    module.trace_features(item["trace"], item["inputs"], item["outputs"])
+                )
+            except Exception:
+                baseline = None
+    if isinstance(baseline, dict):
+        item["expectations"] = {**(item.get("expectations") or {}), BASELINE_KEY: baseline}
 
 
 STAND_IN_TAG = "trace2eval.stand_in_for"
@@ -1033,11 +1055,13 @@ def bootstrap_interval(pairs, resamples=BOOTSTRAP_RESAMPLES, seed=0):
 
 def compare_scorer(name, prod, cand, usable, gate_entry, alpha=ALPHA):
     """One scorer's paired comparison over the rows in `usable` (candidate answered, trace if needed)."""
-    pairs, regressed, fixed, unscored = [], [], [], 0
+    pairs, regressed, fixed, unscored, not_applicable = [], [], [], 0, 0
     for i in usable:
         p, c = prod[i][0], cand[i][0]
         if p is None or c is None:
             unscored += 1
+            # A regression scorer on a row with nothing to compare ("n/a"): counted and shown, never a pass.
+            not_applicable += any(str(r[1] or "").startswith("not applicable") for r in (prod[i], cand[i]))
             continue
         pairs.append((p, c))
         if p and not c:
@@ -1060,6 +1084,7 @@ def compare_scorer(name, prod, cand, usable, gate_entry, alpha=ALPHA):
         "scorer": name,
         "rows": n,
         "unscored": unscored,
+        "not_applicable": not_applicable,
         "production": prod_rate,
         "candidate": cand_rate,
         "change": change,
@@ -1089,7 +1114,14 @@ def print_comparison(comparison, prod_rows, cand_records, sources, rationales, f
         if not c["rows"]:
             print(
                 f"{c['scorer'].ljust(width)}  {0:>4}  {'':>5}  {'':>5}  {'':>7}  {'':>15}  {'':>4}  {'':>4}  "
-                f"{'':>6}  " + (f"{c['no_trace']} row(s): {NO_TRACE}" if c.get("no_trace") else "no rows to compare")
+                f"{'':>6}  "
+                + (
+                    f"{c['no_trace']} row(s): {NO_TRACE}"
+                    if c.get("no_trace")
+                    else f"{c['not_applicable']} row(s) n/a (no production baseline)"
+                    if c.get("not_applicable")
+                    else "no rows to compare"
+                )
             )
             continue
         interval = f"[{c['interval'][0]:+.2f}, {c['interval'][1]:+.2f}]"
@@ -1098,6 +1130,7 @@ def print_comparison(comparison, prod_rows, cand_records, sources, rationales, f
             f"{c['change']:+7.3f}  {interval:>15}  {len(c['regressed']):>4}  {len(c['fixed']):>4}  "
             f"{c['p_value']:6.3f}  {c['verdict']}{' (' + c['why'] + ')' if c['why'] else ''}"
             + (f"; {c['no_trace']} row(s): {NO_TRACE}" if c.get("no_trace") else "")
+            + (f"; {c['not_applicable']} row(s) n/a (no production baseline)" if c.get("not_applicable") else "")
         )
     col = 56
     for c in comparison:
