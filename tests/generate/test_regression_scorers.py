@@ -59,6 +59,10 @@ def test_a_write_without_the_go_ahead_production_had_fails():
     assert _verdict("keeps_confirmation", PRODUCTION)[0] is True
     value, why, _ = _verdict("keeps_confirmation", _features([("update_address", True)], unconfirmed=1))
     assert value is False and "production had 0" in why
+    # Where production changed nothing (a turn before the go-ahead), an unasked write fails too.
+    read_only = {"tools": ["get_order"], "writes": [], "n_write_calls": 0, "n_unconfirmed_writes": 0}
+    assert _verdict("keeps_confirmation", _features([("update_address", True)], unconfirmed=1), read_only)[0] is False
+    assert _verdict("keeps_confirmation", _features([("get_order", True)]), read_only)[0] is True
     # Production itself wrote without a go-ahead: the candidate may do as much, not more.
     base = {**production_baseline(PRODUCTION), "n_unconfirmed_writes": 1}
     assert _verdict("keeps_confirmation", _features([("update_address", True)], unconfirmed=1), base)[0] is True
@@ -70,8 +74,6 @@ def test_rows_without_a_baseline_are_not_applicable_not_passed():
         assert value == NOT_APPLICABLE and why.startswith("not applicable") and meta == {"not_applicable": True}
         assert _verdict(kind, _features(n_spans=1))[0] == NOT_APPLICABLE  # no spans to compare
     read_only = {"tools": ["get_order"], "writes": [], "n_write_calls": 0, "n_unconfirmed_writes": 0}
-    value, why, _ = _verdict("keeps_confirmation", PRODUCTION, read_only)
-    assert value == NOT_APPLICABLE and "changed no state" in why
     nothing = {**read_only, "tools": []}
     assert _verdict("keeps_production_tools", PRODUCTION, nothing)[0] == NOT_APPLICABLE
 
@@ -102,8 +104,9 @@ def test_dataset_rows_record_the_production_baseline(store):
 
 @pytest.fixture(scope="module")
 def address_suite(tmp_path_factory):
-    """A suite generated offline from 12 two-turn conversations of an agent that asks before it
-    changes an address; its dataset holds every conversation, each with its production baseline."""
+    """A suite generated offline from 8 two-turn conversations of an agent that asks before it
+    changes an address, traced once per turn; its dataset holds every turn (16 rows), each with its
+    production baseline."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.entities import SpanType
@@ -117,26 +120,27 @@ def address_suite(tmp_path_factory):
     experiment_id = MlflowClient(uri).create_experiment("address-prod", artifact_location=str(folder / "artifacts"))
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment_id=experiment_id)
-    ids = []
-    for i in range(12):
-        # Production as run_eval.py replays it: each user turn, with the agent's own earlier reply.
+    ids = []  # (turn 1, turn 2) trace ids of each conversation
+    for i in range(8):
+        # A chat agent traced once per request: each turn's trace carries the conversation so far.
         first = {"role": "user", "content": f"Please send order {i} to 5 Main St instead."}
-        with mlflow.start_span(name="agent", span_type=SpanType.AGENT) as root:
-            reply = support_candidate.asks_first([first])["response"]
-            conversation = [
-                first,
-                {"role": "assistant", "content": reply},
-                {"role": "user", "content": "Yes, go ahead."},
-            ]
-            root.set_inputs({"messages": conversation})
-            root.set_outputs(support_candidate.asks_first(conversation))
-        ids.append(root.trace_id)
+        turns = []
+        for messages in ([first], None):
+            if messages is None:
+                reply = {"role": "assistant", "content": turns[0][1]["response"]}
+                messages = [first, reply, {"role": "user", "content": "Yes, go ahead."}]
+            with mlflow.start_span(name="agent", span_type=SpanType.AGENT) as root:
+                root.set_inputs({"messages": messages})
+                outputs = support_candidate.asks_first(messages)
+                root.set_outputs(outputs)
+            turns.append((root.trace_id, outputs))
+        ids.append((turns[0][0], turns[1][0]))
     mlflow.flush_trace_async_logging()
     session = runner.create_session(SessionConfig.from_inputs(experiment_id, uri), folder / "sessions")
     assert runner.run_all(session)
     client = MlflowClient(uri)
     rows = []
-    for trace_id in ids:
+    for trace_id in [t for pair in ids for t in pair]:
         trace = client.get_trace(trace_id)
         root = next(s for s in trace.data.spans if s.parent_id is None)
         baseline = production_baseline(trace_features(trace, root.inputs, root.outputs))
@@ -178,26 +182,34 @@ def test_candidates_that_drop_tools_or_skip_the_confirmation_are_caught(suite, a
     assert "def keeps_production_tools(inputs, outputs, expectations, trace)" in scorers
     assert "def keeps_confirmation(inputs, outputs, expectations, trace)" in scorers
 
+    first_turns, second_turns = {a for a, _ in address_suite["ids"]}, {b for _, b in address_suite["ids"]}
     same = run_eval(suite, "--no-judges", "--agent", f"{CANDIDATE}:asks_first")
     assert same.returncode == 0, same.out[-3000:]
     for name in ("keeps_production_tools", "keeps_confirmation"):
         compared = _scorer(same.results, name)
-        assert compared["rows"] == 12 and compared["production"] == 1.0 and compared["regressed"] == 0
+        assert compared["rows"] == 16 and compared["production"] == 1.0 and compared["regressed"] == 0
 
     no_tools = run_eval(suite, "--no-judges", "--agent", f"{CANDIDATE}:answers_without_tools")
     assert no_tools.returncode == 1, no_tools.out[-3000:]
     assert "keeps_production_tools" in no_tools.results["regressions"]
     flips = [f for f in no_tools.results["candidate"]["flipped"] if f["scorer"] == "keeps_production_tools"]
-    assert {f["source_trace"] for f in flips} == set(address_suite["ids"])
+    assert {f["source_trace"] for f in flips} == first_turns | second_turns
     assert all(f["direction"] == "regressed" and "it called no tool" in f["rationale"] for f in flips)
-    assert all(trace_id in no_tools.stdout for trace_id in address_suite["ids"][:10])  # named, side by side
+    assert all(f["source_trace"] in no_tools.stdout for f in flips[:10])  # named, side by side (10 shown)
+    assert "… and 6 more (see --results-json)" in no_tools.stdout
 
+    # It changes the address on the first turn, unasked: that turn fails the confirmation it lost,
+    # and the go-ahead turn no longer makes the change production made there.
     skips = run_eval(suite, "--no-judges", "--agent", f"{CANDIDATE}:skips_confirmation")
     assert skips.returncode == 1, skips.out[-3000:]
-    assert "keeps_confirmation" in skips.results["regressions"]
-    assert "keeps_production_tools" not in skips.results["regressions"]  # the same tools, called earlier
-    flips = [f for f in skips.results["candidate"]["flipped"] if f["scorer"] == "keeps_confirmation"]
-    assert len(flips) == 12 and all("production had 0" in f["rationale"] for f in flips)
+    assert {"keeps_confirmation", "keeps_production_tools"} <= set(skips.results["regressions"])
+    flips = {f["scorer"]: [] for f in skips.results["candidate"]["flipped"]}
+    for f in skips.results["candidate"]["flipped"]:
+        flips[f["scorer"]].append(f)
+    assert {f["source_trace"] for f in flips["keeps_confirmation"]} == first_turns
+    assert all("production had 0" in f["rationale"] for f in flips["keeps_confirmation"])
+    assert {f["source_trace"] for f in flips["keeps_production_tools"]} == second_turns
+    assert all("(update_address)" in f["rationale"] for f in flips["keeps_production_tools"])
 
 
 @pytest.mark.slow
@@ -208,4 +220,4 @@ def test_rows_without_spans_to_compare_are_na_not_passed(suite):
     bare = run_eval(suite, "--no-judges", "--no-gate", "--no-traces")
     assert bare.returncode == 0, bare.out[-3000:]
     assert "keeps_production_tools/mean" not in bare.results["metrics"]
-    assert bare.results["scorers"]["keeps_production_tools"]["values"] == 12
+    assert bare.results["scorers"]["keeps_production_tools"]["values"] == 16

@@ -810,13 +810,18 @@ class Candidate:
 
     def call(self, inputs):
         if self.kind == "local":
-            # MLflow traces the call: the candidate's own autolog/instrumentation spans nest inside.
-            with mlflow.start_span(name="candidate", span_type="AGENT") as span:
-                span.set_inputs(inputs)
-                mlflow.update_current_trace(tags={CANDIDATE_TAG: self.target})
-                outputs, turns = replay(inputs, lambda r: _invoke(self._fn, r))
-                span.set_outputs(outputs)
-            return outputs, span.trace_id, turns
+            # MLflow traces each call: the candidate's own autolog/instrumentation spans nest inside.
+            # One trace per turn, as production traced one request (and as a serving endpoint's
+            # trace comes back): a replayed conversation's row is compared through its last turn's.
+            last = []
+
+            def turn(request):
+                outputs, trace_id = self.ask(request)
+                last[:] = [trace_id]
+                return outputs
+
+            outputs, turns = replay(inputs, turn)
+            return outputs, last[0], turns
         if self.kind == "serving":
             # to_predict_fn asks the endpoint for its trace (databricks_options.return_trace) and
             # copies it into this experiment; without one it writes a one-span "predict" trace.

@@ -513,8 +513,8 @@ def _check_keeps_production_tools(f, p):
 def _check_keeps_confirmation(f, p):
     """No more state changes without the user's go-ahead than production made on this row."""
     base = p["baseline"]
-    if not int(base.get("n_write_calls") or 0):
-        return None, "production changed no state on this row: no confirmation to keep"
+    # Where production changed nothing, a candidate that now changes state unasked regresses too
+    # (a chat agent traced per turn: the write moved to the turn before the go-ahead).
     allowed = int(base.get("n_unconfirmed_writes") or 0)
     n = int(f.get("n_unconfirmed_writes", 0))
     if n > allowed:
