@@ -77,6 +77,7 @@ def test_turns_group_into_conversations_in_time_order(store):
     assert section["has_session_metadata"] is True
     assert section["count"] == 8 and section["with_session"] == 6 and section["multi_turn"] == 6
     assert section["turns_per_conversation"]["max"] == 3
+    assert section["unit"] == "conversation"  # findings are measured per conversation
     for session, turns in section["turns"].items():  # every cited conversation, turns oldest first
         assert turns == store["sessions"][session]
     failing = next(f for f in analysis["findings"] if f["id"] == "tool_failures")
@@ -102,6 +103,7 @@ def test_without_session_metadata_every_trace_is_a_conversation(tmp_path):
     analysis, _ = _analysis(store)
     assert analysis["conversations"]["count"] == 3
     assert analysis["conversations"]["has_session_metadata"] is False
+    assert analysis["conversations"]["unit"] == "trace"
     assert "turns" not in analysis["conversations"]
     assert all("session" not in facts for facts in analysis["case_index"].values())
     assert all("conversations" not in f for f in analysis["findings"])
@@ -156,13 +158,11 @@ def test_session_scorers_run_in_evaluate_on_each_conversation(store):
     analysis = store["analysis"]
     specs = specs_from_analysis(analysis)
     session_specs = [s for s in specs if s.level == "session"]
-    assert {"tool_failures_conversation", "user_frustration", "conversation_completeness"} <= {
-        s.name for s in session_specs
-    }
+    assert {"tool_failures", "user_frustration", "conversation_completeness"} <= {s.name for s in session_specs}
     code = render_scorers(specs, None)
     namespace: dict = {}
     exec(compile(code, "scorers.py", "exec"), namespace)  # noqa: S102 (the file trace2eval generated)
-    scorer = next(s for s in namespace["get_code_scorers"]() if s.name == "tool_failures_conversation")
+    scorer = next(s for s in namespace["get_code_scorers"]() if s.name == "tool_failures")
     assert scorer.is_session_level_scorer
     client = open_client(store["store"].uri, store["store"].experiment_id)
     rows = []
@@ -174,7 +174,7 @@ def test_session_scorers_run_in_evaluate_on_each_conversation(store):
     mlflow.set_tracking_uri(store["store"].uri)
     mlflow.set_experiment(experiment_id=store["store"].experiment_id)
     result = mlflow.genai.evaluate(data=rows, scorers=[scorer])
-    values = result.result_df["tool_failures_conversation/value"].dropna().tolist()
+    values = result.result_df["tool_failures/value"].dropna().tolist()
     assert len(values) == 6  # one per conversation, not per turn
     assert sorted(bool(v) for v in values) == [False, False, True, True, True, True]
 
@@ -216,14 +216,23 @@ def test_a_run_on_per_turn_traces_validates_with_conversations_as_the_unit(store
     dataset = parse_dataset(json.loads((session / "evaluation" / "eval_dataset.json").read_text()))
     assert dataset.sessions and all(len(turns) == 3 for turns in dataset.sessions.values())
     scorers = (session / "evaluation" / "scorers.py").read_text()
-    assert "def tool_failures_conversation(session):" in scorers
+    assert "def tool_failures(session):" in scorers  # the conversation is the unit: no per-turn copy
+    assert "def tool_failures(inputs" not in scorers
     counts = validation["details"]["scorers"]  # one value per conversation, one per turn row
-    assert counts["tool_failures_conversation"] == {
-        **counts["tool_failures_conversation"],
+    assert counts["tool_failures"] == {
+        **counts["tool_failures"],
         "rows": len(dataset.sessions),
     }
-    assert counts["tool_failures_conversation"]["values"] == len(dataset.sessions)
-    assert counts["tool_failures"]["rows"] == len(dataset.rows)
+    assert counts["tool_failures"]["values"] == len(dataset.sessions)
+
+    # The monitors: the conversation-level code scorers register too, and each, loaded back in a
+    # fresh process, says what the suite says on every conversation of the dataset.
+    from trace2eval.sessions import monitor
+
+    synced = monitor.sync(monitor.resolve(session), 1.0)
+    assert "tool_failures" in synced.added and not [s for s in synced.skipped if s["name"] == "tool_failures"]
+    assert synced.identity["compared"]["tool_failures"] == len(dataset.sessions)
+    assert synced.identity["differ"] == {} and synced.identity["problems"] == {}
 
     # With a judge model, MLflow's conversation judges run once per conversation too (a loopback
     # endpoint speaking the chat-completions protocol answers for the model).

@@ -29,6 +29,7 @@ from trace2eval.analysis.sections import (
 from trace2eval.analysis.stats import percentile, summary
 from trace2eval.traces.checks import run_check
 from trace2eval.traces.digest import Conversations
+from trace2eval.traces.features import merge_turns
 
 EXAMPLES_PER_TYPE = 15
 RANDOM_SAMPLE = 30
@@ -54,6 +55,7 @@ class Analyzer:
         row["tools"] = [
             {
                 "name": sys.intern(t["name"]),
+                "key": t.get("key", ""),  # identical calls across a conversation's turns (merge_turns)
                 "ok": t["ok"],
                 "error": t["error"],
                 "ms": t["ms"],
@@ -81,7 +83,10 @@ class Analyzer:
         types = request_types(rows, self.conversations, self.seed)
 
         coverage = trace_coverage(rows)
-        findings = build_findings(rows, types, set(coverage["missing"]))
+        # Findings are measured on the unit that is judged: a conversation split into one trace per
+        # turn is checked as a whole (thresholds, evidence and labels per conversation).
+        units = conversation_units(rows, self.conversations)
+        findings = build_findings(units, types, set(coverage["missing"]))
         analysis = {
             "schema_version": ANALYSIS_VERSION,
             "agent": describe_agent(agent_counts(rows)),
@@ -93,7 +98,7 @@ class Analyzer:
             "request_shapes": request_shapes(rows),
             "coverage": coverage,
             "query_types": query_type_table(rows, types, findings),
-            "conversations": conversations_section(self.conversations),
+            "conversations": {**conversations_section(self.conversations), "unit": _unit(rows, units)},
             "findings": findings,
             "dataset_strategy": {
                 "strategy": "traces",
@@ -103,7 +108,7 @@ class Analyzer:
             "samples": samples(rows, self.seed),
         }
         if self.label_name:
-            analysis["meta_evaluation"], records = meta_evaluate(rows, findings, self.label_name)
+            analysis["meta_evaluation"], records = meta_evaluate(units, findings, self.label_name)
             analysis["findings"] = findings = [{**f, **records.get(f["id"], {})} for f in findings]
         unknown = set(population or {}) - set(POPULATION_SECTIONS)
         if unknown:
@@ -136,6 +141,29 @@ def request_types(rows: list[dict[str, Any]], conversations: Conversations, seed
         row["query_type"] = type_of[conversations.by_trace[row["trace_id"]]]
         row["opens"] = row["trace_id"] in openers
     return types
+
+
+def conversation_units(rows: list[dict[str, Any]], conversations: Conversations) -> list[dict[str, Any]]:
+    """The rows findings are measured on: one per conversation when some conversation spans several
+    traces (its turns merged as `merge_turns` reads them, under its last turn's trace id, the one its
+    answer ends in), otherwise the traces themselves."""
+    groups = [c.trace_ids for c in conversations.by_key.values()]
+    if all(len(ids) == 1 for ids in groups):
+        return rows
+    by_id = {r["trace_id"]: r for r in rows}
+    units = []
+    for ids in groups:
+        turns = [by_id[t] for t in ids]
+        unit = merge_turns(turns)
+        labels = [t.get("label") for t in turns if t.get("label") is not None]
+        if "label" in unit:  # a conversation is bad when any of its turns was labelled bad
+            unit["label"] = (False not in labels) if labels else None
+        units.append(unit)
+    return units
+
+
+def _unit(rows: list[dict[str, Any]], units: list[dict[str, Any]]) -> str:
+    return "trace" if units is rows else "conversation"
 
 
 def conversations_section(conversations: Conversations) -> dict[str, Any]:

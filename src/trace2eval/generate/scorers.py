@@ -12,7 +12,7 @@ import ast
 import copy
 import keyword
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,16 +69,22 @@ class ScorerSpec:
         return cls(**known)
 
 
-def _evidence_line(finding: dict[str, Any]) -> str:
+def _evidence_line(finding: dict[str, Any], unit: str = "trace") -> str:
     ids = ", ".join(finding["evidence"][:3])
     more = finding["prevalence"]["traces"] - min(3, len(finding["evidence"]))
-    return f"Evidence: {finding['prevalence']['traces']} trace(s) ({finding['prevalence']['rate']:.0%}), e.g. {ids}" + (
-        f" and {more} more" if more > 0 else ""
-    )
+    counted = f"{finding['prevalence']['traces']} {unit}(s) ({finding['prevalence']['rate']:.0%})"
+    return f"Evidence: {counted}, e.g. {ids}" + (f" and {more} more" if more > 0 else "")
+
+
+UNIT_WORD = {"trace": "trace", "session": "conversation"}  # evidence ids of a conversation: its last turn's
 
 
 def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
     specs: list[ScorerSpec] = []
+    conversations = analysis.get("conversations") or {}
+    # Findings measured per conversation (traces split per turn) are checked per conversation only:
+    # their thresholds hold for a whole conversation, not for one turn.
+    level = "session" if conversations.get("unit") == "conversation" else "trace"
     for f in analysis.get("findings", []):
         if f.get("scorer", "code") != "code" or f.get("kept") is False:
             continue
@@ -89,13 +95,14 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
                 check=f["check"],
                 params=f["params"],
                 finding=f["id"],
-                doc=f"{f['title']}. {f['description']} Fails when {f['threshold_rationale']}. {_evidence_line(f)}.",
+                level=level,
+                doc=f"{f['title']}. {f['description']} Fails when {f['threshold_rationale']}. {_evidence_line(f, UNIT_WORD[level])}.",
             )
         )
-    if (analysis.get("conversations") or {}).get("has_session_metadata"):
-        # Behaviour, not cost: a slow or token-heavy turn is a per-trace matter (severity low).
-        low = {f["id"] for f in analysis.get("findings", []) if f.get("severity") == "low"}
-        specs.extend(conversation_specs([s for s in specs if s.kind == "code" and s.finding not in low]))
+    if conversations.get("has_session_metadata"):  # MLflow's judges of a whole conversation
+        specs += [
+            ScorerSpec(name=n, kind="builtin_judge", level="session", doc=d) for n, d in CONVERSATION_JUDGES.items()
+        ]
     specs.extend(regression_specs(analysis))
     specs.append(ScorerSpec(name="safety", kind="builtin_judge", doc="Built-in judge: no harmful content (baseline)."))
     specs.append(
@@ -155,25 +162,6 @@ def regression_specs(analysis: dict[str, Any]) -> list[ScorerSpec]:
             )
         )
     return specs
-
-
-def conversation_specs(code_specs: list[ScorerSpec]) -> list[ScorerSpec]:
-    """Session-level scorers, for traces grouped into conversations: each per-trace check run over
-    the conversation's turns (it fails when a turn fails), and MLflow's conversation judges."""
-    specs = [
-        replace(
-            s,
-            name=f"{s.name[: 64 - len(SESSION_SUFFIX)]}{SESSION_SUFFIX}",
-            level="session",
-            doc=f"Conversation-level: fails when any turn of the conversation fails '{s.name}'. {s.doc}",
-        )
-        for s in code_specs
-    ]
-    specs += [ScorerSpec(name=n, kind="builtin_judge", level="session", doc=d) for n, d in CONVERSATION_JUDGES.items()]
-    return specs
-
-
-SESSION_SUFFIX = "_conversation"
 
 
 def legacy_code_specs(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[str, Any]]]:
@@ -260,11 +248,7 @@ def registerable(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[s
     for spec in specs:
         if spec.kind not in REGISTERABLE_KINDS:
             continue
-        if spec.level == "session":
-            skipped.append(
-                {"name": spec.name, "reason": "a conversation-level scorer: its turns' scorers are registered"}
-            )
-        elif spec.check in BASELINE_CHECKS:
+        if spec.check in BASELINE_CHECKS:
             skipped.append(
                 {"name": spec.name, "reason": "compares a candidate with production: live traffic has no baseline"}
             )
@@ -289,21 +273,23 @@ def render_registerable(specs: list[ScorerSpec], prefix: str = "") -> str:
         if isinstance(node, ast.FunctionDef) and node.name in by_name:
             marker = node.body[0]
             assert isinstance(marker, ast.Expr) and isinstance(marker.value, ast.Name)
-            node.body[0:1] = _helpers(str(by_name[node.name].check))
+            spec = by_name[node.name]
+            node.body[0:1] = _helpers(str(spec.check), conversation=spec.level == "session")
     code = ast.unparse(ast.fix_missing_locations(tree)) + "\n"
     ast.parse(code)
     return code
 
 
-def _helpers(check: str) -> list[ast.stmt]:
+def _helpers(check: str, conversation: bool = False) -> list[ast.stmt]:
     """The top-level statements of layouts.py, features.py and checks.py that `scorer_verdict(check, trace_features(...))`
-    reaches (through `scorer_verdict`), in their order, without docstrings: other checks' functions are left out."""
+    reaches (through `scorer_verdict`; and `merge_turns` for a conversation), in their order, without docstrings:
+    other checks' functions are left out."""
     statements: list[ast.stmt] = []
     for name in _HELPER_FILES:
         src = (Path(__file__).parents[1] / "traces" / name).read_text(encoding="utf-8")
         statements += ast.parse(src).body
     candidates = []
-    needed = {"trace_features", "scorer_verdict"}
+    needed = {"trace_features", "scorer_verdict"} | ({"merge_turns"} if conversation else set())
     for stmt in statements:
         if isinstance(stmt, ast.ImportFrom) and (stmt.module == "__future__" or stmt.level):
             continue  # a package-relative import names a module inlined here too (features.py reads layouts.py)

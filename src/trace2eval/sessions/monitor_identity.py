@@ -7,8 +7,9 @@ Loads each registered scorer back with `mlflow.genai.scorers.get_scorer(PREFIX +
 the tracking server's job runner rebuilds it: from its stored source alone), imports the suite's
 own `scorers.py` and `eval_dataset.py` from EVALUATION_DIR, and runs both on every dataset row
 (with the row's source trace when the store still has it), or with --all-traces on every trace of
-the experiment, as a monitor would see them (inputs and outputs from the root span). Prints one JSON object: rows compared,
-and per scorer the rows where value or rationale differ (at most three examples each).
+the experiment, as a monitor would see them (inputs and outputs from the root span); a conversation-level
+scorer once per conversation (session) with its turns' traces. Prints one JSON object: rows compared,
+and per scorer the rows (or sessions) where value or rationale differ (at most three examples each).
 
 Standard library and MLflow only: it runs the suite's code, in a process of its own, started with
 a scrubbed environment (trace2eval's validate/run.py), the tracking URI in MLFLOW_TRACKING_URI.
@@ -21,6 +22,7 @@ import os
 import sys
 
 EXAMPLES = 3
+SESSION_KEY = "mlflow.trace.session"
 
 
 def _verdict(result):
@@ -79,26 +81,40 @@ def main(argv):
     differ = {name: [] for name in registered}
     counts = {name: 0 for name in registered}
     failed = {name: 0 for name in registered}  # the suite's own verdict: how many traces fail it
+    # A conversation-level scorer is called once per session with its turns' traces, as MLflow does.
+    per_session = {n for n in registered if getattr(local[n], "is_session_level_scorer", False)}
+    sessions = {}
     rows = with_trace = 0
+
+    def compare(name, where, args):
+        try:
+            mine = _verdict(local[name](**args))
+        except Exception as exc:
+            mine = ["error", f"{type(exc).__name__}: {exc}"]
+        try:
+            theirs = _verdict(registered[name](**args))
+        except Exception as exc:
+            theirs = ["error", f"{type(exc).__name__}: {exc}"]
+        counts[name] += 1
+        failed[name] += mine[0] is False
+        if mine != theirs:
+            differ[name].append(
+                {**where, "suite": mine, "registered": theirs} if len(differ[name]) < EXAMPLES else where
+            )
+
     for i, (source, args) in enumerate(_rows(eval_dataset, mlflow, experiment_id, all_traces)):
         rows += 1
-        with_trace += args["trace"] is not None
-        for name, monitor in registered.items():
-            try:
-                mine = _verdict(local[name](**args))
-            except Exception as exc:
-                mine = ["error", f"{type(exc).__name__}: {exc}"]
-            try:
-                theirs = _verdict(monitor(**args))
-            except Exception as exc:
-                theirs = ["error", f"{type(exc).__name__}: {exc}"]
-            counts[name] += 1
-            failed[name] += mine[0] is False
-            if mine != theirs:
-                if len(differ[name]) < EXAMPLES:
-                    differ[name].append({"row": i, "source_trace": source, "suite": mine, "registered": theirs})
-                else:
-                    differ[name].append({"row": i})
+        trace = args["trace"]
+        with_trace += trace is not None
+        session = (getattr(trace.info, "trace_metadata", None) or {}).get(SESSION_KEY) if trace is not None else None
+        if session and trace.info.trace_id not in {t.info.trace_id for t in sessions.get(session, [])}:
+            sessions.setdefault(session, []).append(trace)
+        for name in registered:
+            if name not in per_session:
+                compare(name, {"row": i, "source_trace": source}, args)
+    for session, traces in sessions.items():
+        for name in per_session:
+            compare(name, {"session": session}, {"session": traces})
     print(
         json.dumps(
             {

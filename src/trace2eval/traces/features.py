@@ -702,6 +702,87 @@ def trace_features(
     return features
 
 
+def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
+    """One conversation's per-turn features (one trace per user turn, in time order) as one trace's.
+
+    A conversation split into per-turn traces is judged as a whole, like the same conversation
+    traced once: calls and errors add up, an error counts as unrecovered only when no later call of
+    the conversation succeeded, the request is the opening one and the answer the last. Identical
+    calls are counted within a turn (a later turn may rightly look the same thing up again). The
+    user-turn signals come from the last turn when its request carries the conversation so far,
+    else they add up. Keys other than the features (ids, labels) are the last turn's.
+    """
+    if len(turns) <= 1:
+        return dict(turns[0]) if turns else {}
+    first, last = turns[0], turns[-1]
+    merged = dict(last)
+    # The conversation's answer is the last one given: a closing turn may end in a call (a hand-off)
+    answered = next((f for f in reversed(turns) if f.get("has_answer")), last)
+    for key in ("answer", "answer_chars", "has_answer", "answer_truncated", "gives_up"):
+        if key in answered:
+            merged[key] = answered[key]
+    tools = [t for f in turns for t in f.get("tools", [])]
+
+    def total(key: str) -> int:
+        return sum(int(f.get(key) or 0) for f in turns)
+
+    names = [t["name"] for t in tools]
+    calls = [(t["name"], t["key"]) for t in tools if t.get("key")]  # identical calls across turns too
+    max_identical = max(int(f.get("max_identical_calls") or 0) for f in turns)
+    streak = best = 0
+    for i, name in enumerate(names):
+        streak = streak + 1 if i and name == names[i - 1] else 1
+        best = max(best, streak)
+    last_ok = max((i for i, t in enumerate(tools) if t["ok"]), default=-1)
+    writes = [n for n in names if is_write_tool(n)]
+    span_types: dict[str, int] = {}
+    for f in turns:
+        for k, v in (f.get("span_types") or {}).items():
+            span_types[k] = span_types.get(k, 0) + int(v)
+    merged.update(
+        status="ERROR" if any(str(f.get("status")) == "ERROR" for f in turns) else last.get("status", "OK"),
+        duration_ms=round(sum(float(f.get("duration_ms") or 0) for f in turns), 1),
+        n_spans=total("n_spans"),
+        root_name=first.get("root_name", ""),
+        span_types=span_types,
+        request=first.get("request", ""),
+        request_shape=first.get("request_shape", ""),
+        tools=tools[:MAX_TOOL_CALLS_KEPT],
+        n_tool_calls=total("n_tool_calls"),
+        n_distinct_tools=max(len(set(names)), max(int(f.get("n_distinct_tools") or 0) for f in turns)),
+        n_tool_errors=total("n_tool_errors"),
+        n_unrecovered_tool_errors=sum(not t["ok"] for t in tools[last_ok + 1 :]),
+        max_identical_calls=max(max(calls.count(c) for c in set(calls)) if calls else 0, max_identical),
+        max_same_tool_streak=max(best, max(int(f.get("max_same_tool_streak") or 0) for f in turns)),
+        n_write_calls=total("n_write_calls"),
+        n_unconfirmed_writes=total("n_unconfirmed_writes"),
+        max_write_repeats=max((writes.count(w) for w in set(writes)), default=0),
+        n_ungrounded_writes=total("n_ungrounded_writes"),
+        ungrounded_writes=[w for f in turns for w in f.get("ungrounded_writes", [])][:5],
+        handoff=any(f.get("handoff") for f in turns),
+        n_agent_spans=total("n_agent_spans"),
+        llm_calls=total("llm_calls"),
+        llm_errors=total("llm_errors"),
+        exceptions=[e for f in turns for e in f.get("exceptions", [])][:5],
+        n_exceptions=total("n_exceptions"),
+        tokens_in=total("tokens_in"),
+        tokens_out=total("tokens_out"),
+        n_unbacked_claims=total("n_unbacked_claims"),
+        unbacked_claims=[c for f in turns for c in f.get("unbacked_claims", [])][:3],
+    )
+    if int(last.get("n_user_turns") or 0) < len(turns):  # each request holds only its own turn
+        requests = [str(f.get("request") or "") for f in turns]
+        signals = conversation_signals(requests, [], [])
+        merged.update(
+            n_user_turns=total("n_user_turns"),
+            user_turns=[to_text(r, 200) for r in requests[:MAX_USER_TURNS_KEPT]],
+            n_user_pushback=signals["n_user_pushback"],
+            n_user_repeats=signals["n_user_repeats"],
+            need_open=signals["need_open"],
+        )
+    return merged
+
+
 class _History:
     """The messages the LLM spans of one trace carried, read by position.
 
@@ -912,8 +993,7 @@ def conversation_signals(
         ):
             repeats += 1
         seen.append(words)
-    last = user_turns[-1] if len(user_turns) > 1 else ""
-    need_open = bool(last) and (bool(PUSHBACK.search(last)) or ("?" in last[-200:] and not CLOSING.search(last[-200:])))
+    need_open = _need_open(user_turns[-1] if len(user_turns) > 1 else "")
     # The k-th ("write", name) event of the timeline is the k-th state-changing tool call.
     write_ok = iter([t["ok"] for t in tools if is_write_tool(t["name"])])
     succeeded = continues
@@ -935,3 +1015,8 @@ def conversation_signals(
         "n_unbacked_claims": len(claims),
         "unbacked_claims": [c[:160] for c in claims[:3]],
     }
+
+
+def _need_open(last: str) -> bool:
+    """The user's last turn pushes back, or asks a question and is not a closing."""
+    return bool(last) and (bool(PUSHBACK.search(last)) or ("?" in last[-200:] and not CLOSING.search(last[-200:])))

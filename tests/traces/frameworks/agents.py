@@ -17,7 +17,7 @@ from typing import Any, Callable, Generator
 from . import script
 from .servers import ModelServer
 
-LAYOUTS = ("openai", "anthropic", "langgraph", "responses_agent", "dspy")
+LAYOUTS = ("openai", "anthropic", "langgraph", "langgraph_react", "responses_agent", "dspy")
 
 
 # litellm (under DSPy) would fetch a price list from the network on import.
@@ -101,6 +101,19 @@ def run_anthropic(server: ModelServer) -> str:
     return exp
 
 
+def _langchain_tool(fn: Callable[..., str]) -> Any:
+    """A script tool as a LangChain tool: errors come back as they are, the way the script says."""
+    from langchain_core.tools import tool
+
+    def safe(**kwargs: Any) -> str:
+        return script.call_tool(fn.__name__, kwargs)
+
+    safe.__name__, safe.__doc__ = fn.__name__, fn.__doc__
+    safe.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    safe.__annotations__ = fn.__annotations__
+    return tool(safe)
+
+
 def run_langgraph(server: ModelServer) -> str:
     """LangChain's `create_agent` (a LangGraph graph) with a checkpointer: one trace per user turn.
 
@@ -109,29 +122,40 @@ def run_langgraph(server: ModelServer) -> str:
     """
     import mlflow
     from langchain.agents import create_agent
-    from langchain_core.tools import tool
     from langchain_openai import ChatOpenAI
     from langgraph.checkpoint.memory import InMemorySaver
 
     exp = _experiment("langgraph")
 
-    def wrap(fn: Callable[..., str]) -> Any:
-        def safe(**kwargs: Any) -> str:
-            return script.call_tool(fn.__name__, kwargs)
-
-        safe.__name__, safe.__doc__ = fn.__name__, fn.__doc__
-        safe.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
-        safe.__annotations__ = fn.__annotations__
-        return tool(safe)
-
     mlflow.langchain.autolog()
     try:
         model = ChatOpenAI(model="scripted", base_url=server.url + "/v1", api_key="test", max_retries=0)
-        agent = create_agent(model, tools=[wrap(t) for t in script.TOOLS], checkpointer=InMemorySaver())
+        agent = create_agent(model, tools=[_langchain_tool(t) for t in script.TOOLS], checkpointer=InMemorySaver())
         config = {"configurable": {"thread_id": "conversation-1"}}
         for i, turn in enumerate(script.TURNS):
             server.turn = i
             agent.invoke({"messages": [{"role": "user", "content": turn.user}]}, config)
+    finally:
+        mlflow.langchain.autolog(disable=True)
+    return exp
+
+
+def run_langgraph_react(server: ModelServer) -> str:
+    """LangGraph's prebuilt `create_react_agent` without a checkpointer: the caller keeps the
+    conversation and sends all of it, tool calls and ToolMessages included, with each user turn."""
+    import mlflow
+    from langchain_openai import ChatOpenAI
+    from langgraph.prebuilt import create_react_agent
+
+    exp = _experiment("langgraph_react")
+    mlflow.langchain.autolog()
+    try:
+        model = ChatOpenAI(model="scripted", base_url=server.url + "/v1", api_key="test", max_retries=0)
+        agent = create_react_agent(model, tools=[_langchain_tool(t) for t in script.TOOLS])
+        messages: list[Any] = []
+        for i, turn in enumerate(script.TURNS):
+            server.turn = i
+            messages = agent.invoke({"messages": [*messages, {"role": "user", "content": turn.user}]})["messages"]
     finally:
         mlflow.langchain.autolog(disable=True)
     return exp
@@ -266,6 +290,7 @@ RUNNERS: dict[str, Callable[[ModelServer], str]] = {
     "openai": run_openai,
     "anthropic": run_anthropic,
     "langgraph": run_langgraph,
+    "langgraph_react": run_langgraph_react,
     "responses_agent": run_responses_agent,
     "dspy": run_dspy,
 }
