@@ -7,6 +7,8 @@ load_traces.py) this generates a suite offline (`trace2eval run`, no LLM), then 
   replay          replays each production trace exactly                 expected: exit 0
   reword x N      the same calls, answers reworded at random (N seeds)  expected: exit 0 (no false alarm)
   drop_tools:S    stops calling its tools on a share S of the requests  expected: exit 1 once S is large enough
+  skip_confirmation:S  on a share S, writes without first asking where  expected: exit 1 once S is large enough
+                  production asked and the user said yes
   repeat_tool:S   repeats every tool call 3 times on a share S          expected: exit 1 once S is large enough
   break_tool:S    its tool calls fail on a share S of the requests      expected: exit 1 once S is large enough
 
@@ -32,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from replay_agent import key  # noqa: E402
+from replay_agent import INJECTIONS, key, turn_key  # noqa: E402
 
 
 def load(traces: Path, files: list[str], uri: str, per_turn: bool, folder: Path) -> str:
@@ -76,7 +78,7 @@ def replay_file(uri: str, evaluation: Path, path: Path) -> int:
 
     mlflow.set_tracking_uri(uri)
     rows = json.loads((evaluation / "eval_dataset.json").read_text())["rows"]
-    recorded = {}
+    recorded: dict = {"__turns__": {}}
     for row in rows:
         trace = mlflow.get_trace(row["metadata"]["source_trace"])
         root = next(s for s in trace.data.spans if s.parent_id is None)
@@ -98,6 +100,8 @@ def replay_file(uri: str, evaluation: Path, path: Path) -> int:
             if s.parent_id is not None
         ]
         status = trace.info.state.value if hasattr(trace.info.state, "value") else str(trace.info.state)
+        if turn_key(row["inputs"]) is not None:
+            recorded.setdefault("__turns__", {})[turn_key(row["inputs"])] = key(row["inputs"])
         recorded[key(row["inputs"])] = {
             "root": root.span_id,
             "spans": spans,
@@ -130,6 +134,7 @@ def run_candidate(evaluation: Path, uri: str, experiment_id: str, replay: Path, 
         "seconds_per_row": candidate.get("seconds_per_row"),
         "regressed": report.get("regressions") or [],
         "lost": {s["scorer"]: s["regressed"] for s in candidate.get("scorers", []) if s.get("regressed")},
+        "compared": {s["scorer"]: s["rows"] for s in candidate.get("scorers", [])},
         "error": (proc.stderr.strip().splitlines() or [""])[-1] if proc.returncode == 2 else None,
     }
 
@@ -141,7 +146,9 @@ def main(argv=None) -> int:
     p.add_argument("--per-turn", action="store_true", help="one trace per user turn (load_traces.py --per-turn)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--shares", default="0.05,0.1,0.2,0.4,1.0")
-    p.add_argument("--inject", default="drop_tools,repeat_tool,break_tool", help="injected regressions to try")
+    p.add_argument(
+        "--inject", default="drop_tools,skip_confirmation,repeat_tool,break_tool", help="injected regressions to try"
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
 
@@ -169,7 +176,7 @@ def main(argv=None) -> int:
         )
     reworded = [r for r in runs if r["mode"].startswith("reword")]
     false_alarms = sum(r["exit"] == 1 for r in reworded)
-    injected = [r for r in runs if r["mode"].split(":")[0] in ("drop_tools", "break_tool", "repeat_tool")]
+    injected = [r for r in runs if r["mode"].split(":")[0] in INJECTIONS]
     caught = {}
     for r in injected:
         kind, share = r["mode"].split(":")[0], float(r["mode"].split(":")[1])
@@ -186,7 +193,7 @@ def main(argv=None) -> int:
         "seconds_per_row_median": sorted(per_row)[len(per_row) // 2] if per_row else None,
         "runs": runs,
     }
-    print(f"replay (production exactly): exit {summary['replay_exit']}")
+    print(f"replay (production exactly): exit {summary['replay_exit']}; rows compared per scorer {runs[0]['compared']}")
     print(
         f"false regressions: {false_alarms} of {len(reworded)} reworded runs ({false_alarms / max(1, len(reworded)):.0%})"
     )

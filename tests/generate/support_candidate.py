@@ -76,3 +76,46 @@ def chat(messages):
 def chat_or_query(query=None, messages=None):
     """The agent behind one entry point: single-turn rows send `query`, conversations `messages`."""
     return chat(messages) if messages is not None else unchanged(query)
+
+
+# An address-change agent that asks before it writes (rows of tests/generate/test_regression_scorers.py):
+# turn 1 names the change and asks, turn 2 (the user's go-ahead) makes it.
+def _llm(messages, reply):
+    with mlflow.start_span(name="llm", span_type=SpanType.CHAT_MODEL) as span:
+        span.set_inputs({"messages": messages})
+        span.set_outputs({"content": reply})
+
+
+def _address_agent(messages, ask_first=True, use_tools=True):
+    i = _order(messages[0]["content"])
+    first_turn = sum(m["role"] == "user" for m in messages) == 1
+    if first_turn and ask_first:
+        if use_tools:
+            get_order(id=i)
+        reply = f"Order {i} would go to 5 Main St. Shall I change the address?"
+        _llm(messages, reply)
+        return {"response": reply}
+    if not first_turn and not ask_first:
+        _llm(messages, f"The address of order {i} is already changed.")
+        return {"response": f"The address of order {i} is already changed."}
+    _llm(messages, "")  # the model's reply is a tool call
+    if use_tools:
+        if not ask_first:
+            get_order(id=i)
+        update_address(id=i, fail=False)
+    return {"response": f"I've changed the address of order {i}."}
+
+
+def asks_first(messages):
+    """The production behaviour: it asks, and changes the address once the user says yes."""
+    return _address_agent(messages)
+
+
+def skips_confirmation(messages):
+    """A new version that changes the address on the first turn, without asking."""
+    return _address_agent(messages, ask_first=False)
+
+
+def answers_without_tools(messages):
+    """A new version that no longer calls its tools: it answers from the model alone."""
+    return _address_agent(messages, use_tools=False)

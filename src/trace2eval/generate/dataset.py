@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from trace2eval.traces.features import request_text, to_text
+from trace2eval.traces.checks import production_baseline
+from trace2eval.traces.features import request_text, to_text, trace_features
 from trace2eval.traces.redact import redact
 
 MAX_ROWS = 60
@@ -193,7 +194,26 @@ def _row(case: Case, trace_id: str, trace, inputs: Any, outputs: Any, case_index
     if case_index and trace_id in case_index:
         metadata["query_type"] = case_index[trace_id].get("query_type")
     # Redacted whole first, then bounded: a cut must not leave half a key behind unrecognized.
-    return {"inputs": _bounded(redact(inputs)), "outputs": _bounded(redact(outputs)), "metadata": redact(metadata)}
+    row = {"inputs": _bounded(redact(inputs)), "outputs": _bounded(redact(outputs)), "metadata": redact(metadata)}
+    # Read with the row's own inputs and outputs: the scorers see exactly these on production.
+    baseline = _baseline(trace, row["inputs"], row["outputs"])
+    if baseline is not None:
+        row["metadata"]["production_baseline"] = baseline
+    return row
+
+
+def _baseline(trace, inputs: Any, outputs: Any) -> dict[str, Any] | None:
+    """What production did on this trace that a next version should keep (checks.production_baseline),
+    for the regression scorers. A tool name redaction would change could not match the candidate's
+    calls: it is left out rather than stored altered."""
+    try:
+        baseline = production_baseline(trace_features(trace, inputs, outputs))
+    except Exception:  # an unreadable trace still makes a row; it just has no baseline
+        return None
+    if baseline is not None:
+        for key in ("tools", "writes"):
+            baseline[key] = [name for name in baseline[key] if redact(name) == name]
+    return baseline
 
 
 def _conversation_rows(case: Case, fetch, case_index, rows: list, skipped: list, seen: list) -> None:

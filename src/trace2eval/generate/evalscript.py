@@ -179,6 +179,7 @@ def load_rows(attach_traces: bool, experiment_id: str):
                 attached += 1
             else:
                 missing.append((item, source, session if isinstance(session, str) else None))
+        _add_baseline(item, row)
         rows.append(item)
         sources.append(source if isinstance(source, str) and source else None)
     if attached and missing:
@@ -195,6 +196,27 @@ def load_rows(attach_traces: bool, experiment_id: str):
         kept = [k for k, r in enumerate(rows) if r.get("trace", True) is not None]
         rows, sources = [rows[k] for k in kept], [sources[k] for k in kept]
     return rows, attached, [source for _, source, _ in missing], sources
+
+
+BASELINE_KEY = "production_baseline"  # scorers.py's regression scorers read the row's expectation of this name
+
+
+def _add_baseline(item, row):
+    """What production did on the row (tools, state changes, go-aheads), as the expectation the
+    regression scorers compare a candidate with: recorded in the row's metadata, or read from its
+    source trace for rows written before it was recorded. Rows with neither get none ("n/a")."""
+    baseline = (row.get("metadata") or {}).get(BASELINE_KEY)
+    if not isinstance(baseline, dict) and item.get("trace") is not None:
+        module = _suite()[1]
+        if hasattr(module, "production_baseline"):
+            try:
+                baseline = module.production_baseline(
+                    module.trace_features(item["trace"], item["inputs"], item["outputs"])
+                )
+            except Exception:
+                baseline = None
+    if isinstance(baseline, dict):
+        item["expectations"] = {**(item.get("expectations") or {}), BASELINE_KEY: baseline}
 
 
 STAND_IN_TAG = "trace2eval.stand_in_for"
@@ -788,13 +810,18 @@ class Candidate:
 
     def call(self, inputs):
         if self.kind == "local":
-            # MLflow traces the call: the candidate's own autolog/instrumentation spans nest inside.
-            with mlflow.start_span(name="candidate", span_type="AGENT") as span:
-                span.set_inputs(inputs)
-                mlflow.update_current_trace(tags={CANDIDATE_TAG: self.target})
-                outputs, turns = replay(inputs, lambda r: _invoke(self._fn, r))
-                span.set_outputs(outputs)
-            return outputs, span.trace_id, turns
+            # MLflow traces each call: the candidate's own autolog/instrumentation spans nest inside.
+            # One trace per turn, as production traced one request (and as a serving endpoint's
+            # trace comes back): a replayed conversation's row is compared through its last turn's.
+            last = []
+
+            def turn(request):
+                outputs, trace_id = self.ask(request)
+                last[:] = [trace_id]
+                return outputs
+
+            outputs, turns = replay(inputs, turn)
+            return outputs, last[0], turns
         if self.kind == "serving":
             # to_predict_fn asks the endpoint for its trace (databricks_options.return_trace) and
             # copies it into this experiment; without one it writes a one-span "predict" trace.
@@ -1033,11 +1060,13 @@ def bootstrap_interval(pairs, resamples=BOOTSTRAP_RESAMPLES, seed=0):
 
 def compare_scorer(name, prod, cand, usable, gate_entry, alpha=ALPHA):
     """One scorer's paired comparison over the rows in `usable` (candidate answered, trace if needed)."""
-    pairs, regressed, fixed, unscored = [], [], [], 0
+    pairs, regressed, fixed, unscored, not_applicable = [], [], [], 0, 0
     for i in usable:
         p, c = prod[i][0], cand[i][0]
         if p is None or c is None:
             unscored += 1
+            # A regression scorer on a row with nothing to compare ("n/a"): counted and shown, never a pass.
+            not_applicable += any(str(r[1] or "").startswith("not applicable") for r in (prod[i], cand[i]))
             continue
         pairs.append((p, c))
         if p and not c:
@@ -1060,6 +1089,7 @@ def compare_scorer(name, prod, cand, usable, gate_entry, alpha=ALPHA):
         "scorer": name,
         "rows": n,
         "unscored": unscored,
+        "not_applicable": not_applicable,
         "production": prod_rate,
         "candidate": cand_rate,
         "change": change,
@@ -1089,7 +1119,14 @@ def print_comparison(comparison, prod_rows, cand_records, sources, rationales, f
         if not c["rows"]:
             print(
                 f"{c['scorer'].ljust(width)}  {0:>4}  {'':>5}  {'':>5}  {'':>7}  {'':>15}  {'':>4}  {'':>4}  "
-                f"{'':>6}  " + (f"{c['no_trace']} row(s): {NO_TRACE}" if c.get("no_trace") else "no rows to compare")
+                f"{'':>6}  "
+                + (
+                    f"{c['no_trace']} row(s): {NO_TRACE}"
+                    if c.get("no_trace")
+                    else f"{c['not_applicable']} row(s) n/a (no production baseline)"
+                    if c.get("not_applicable")
+                    else "no rows to compare"
+                )
             )
             continue
         interval = f"[{c['interval'][0]:+.2f}, {c['interval'][1]:+.2f}]"
@@ -1098,6 +1135,7 @@ def print_comparison(comparison, prod_rows, cand_records, sources, rationales, f
             f"{c['change']:+7.3f}  {interval:>15}  {len(c['regressed']):>4}  {len(c['fixed']):>4}  "
             f"{c['p_value']:6.3f}  {c['verdict']}{' (' + c['why'] + ')' if c['why'] else ''}"
             + (f"; {c['no_trace']} row(s): {NO_TRACE}" if c.get("no_trace") else "")
+            + (f"; {c['not_applicable']} row(s) n/a (no production baseline)" if c.get("not_applicable") else "")
         )
     col = 56
     for c in comparison:

@@ -103,6 +103,7 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
         specs += [
             ScorerSpec(name=n, kind="builtin_judge", level="session", doc=d) for n, d in CONVERSATION_JUDGES.items()
         ]
+    specs.extend(regression_specs(analysis))
     specs.append(ScorerSpec(name="safety", kind="builtin_judge", doc="Built-in judge: no harmful content (baseline)."))
     specs.append(
         ScorerSpec(
@@ -123,6 +124,43 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
                     doc=f"LLM judge for what code cannot read in '{f['title']}'. {_evidence_line(f)}.",
                 )
             )
+    return specs
+
+
+def regression_specs(analysis: dict[str, Any]) -> list[ScorerSpec]:
+    """Scorers that compare a candidate version with what production did on the same row (the row's
+    `production_baseline`): they pass on production by construction, so `run_eval.py --agent` sees
+    only what a candidate lost. Added when the traces show what they compare: tool calls, writes."""
+    from trace2eval.traces.checks import KEPT_TOOLS_SHARE
+    from trace2eval.traces.features import is_write_tool
+
+    tools = [str(t.get("tool", "")) for t in analysis.get("tool_usage") or []]
+    specs = []
+    if tools:
+        specs.append(
+            ScorerSpec(
+                name="keeps_production_tools",
+                kind="code",
+                check="keeps_production_tools",
+                doc="Regression check against production: the candidate still calls, successfully, the tools "
+                "production used on this row: every state-changing one, and at least "
+                f"{KEPT_TOOLS_SHARE:.0%} of the distinct tools (a new version may take a shorter path, one that "
+                "drops most of what production consulted answers from less than production knew). Fails when "
+                "it answers without its tools or they fail; 'n/a' on rows without a production baseline.",
+            )
+        )
+    if any(is_write_tool(t) for t in tools):
+        specs.append(
+            ScorerSpec(
+                name="keeps_confirmation",
+                kind="code",
+                check="keeps_confirmation",
+                doc="Regression check against production: the candidate makes no more state changes without "
+                "the user's go-ahead in the preceding turn than production made on this row (a new version "
+                "that skips the confirmation step fails, also on a turn where production changed nothing yet); "
+                "'n/a' on rows without a production baseline.",
+            )
+        )
     return specs
 
 
@@ -155,8 +193,11 @@ def render_scorers(specs: list[ScorerSpec], judge_model: str | None) -> str:
     layouts_src = (traces / "layouts.py").read_text(encoding="utf-8")
     features_src = (traces / "features.py").read_text(encoding="utf-8")
     checks_src = (traces / "checks.py").read_text(encoding="utf-8")
+    from trace2eval.traces.checks import BASELINE_CHECKS
+
     code = render(
         "scorers.py.j2",
+        baseline_checks=BASELINE_CHECKS,
         code_specs=[s for s in specs if s.kind in ("code", "rule")],
         judge_specs=[s for s in specs if not s.is_code],
         builtin=BUILTIN_JUDGES,
@@ -200,14 +241,18 @@ _HELPER_FILES = ("layouts.py", "features.py", "checks.py")  # in the order score
 
 def registerable(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[str, str]]]:
     """The code scorers that have a registerable form, and the others with the reason why not."""
-    from trace2eval.traces.checks import CHECKS
+    from trace2eval.traces.checks import BASELINE_CHECKS, CHECKS
 
     kept: list[ScorerSpec] = []
     skipped: list[dict[str, str]] = []
     for spec in specs:
         if spec.kind not in REGISTERABLE_KINDS:
             continue
-        if spec.check not in CHECKS:
+        if spec.check in BASELINE_CHECKS:
+            skipped.append(
+                {"name": spec.name, "reason": "compares a candidate with production: live traffic has no baseline"}
+            )
+        elif spec.check not in CHECKS:
             skipped.append({"name": spec.name, "reason": f"check {spec.check!r} is unknown to this trace2eval"})
         else:
             kept.append(spec)

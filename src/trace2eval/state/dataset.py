@@ -44,6 +44,10 @@ class RowMetadata(BaseModel):
     pinned: Any = None
     source: str | None = None
     expectations_source: str | None = None
+    # What production did on this trace that a next version should keep (tools it called successfully,
+    # its state changes, its writes without a go-ahead): read by the regression scorers. Older files
+    # have none; run_eval.py then reads it from the source trace when that still exists.
+    production_baseline: dict[str, Any] | None = None
 
 
 class DatasetRow(BaseModel):
