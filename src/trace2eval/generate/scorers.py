@@ -84,7 +84,7 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
     conversations = analysis.get("conversations") or {}
     # Findings measured per conversation (traces split per turn) are checked per conversation only:
     # their thresholds hold for a whole conversation, not for one turn.
-    level = "session" if conversations.get("unit") == "conversation" else "trace"
+    level: ScorerLevel = "session" if conversations.get("unit") == "conversation" else "trace"
     for f in analysis.get("findings", []):
         if f.get("scorer", "code") != "code" or f.get("kept") is False:
             continue
