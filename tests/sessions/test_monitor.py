@@ -84,7 +84,7 @@ def test_registered_scorers_say_what_the_suite_says(suite):
     """Identity: each registered code scorer, loaded back with get_scorer in a fresh process,
     returns the suite's verdict (value and rationale) on every dataset row."""
     result = monitor.sync(suite, 1.0)
-    code = [s.name for s in monitor.load_suite_specs(suite) if s.kind in ("code", "rule")]
+    code = [s.name for s in registerable(monitor.load_suite_specs(suite))[0]]
     assert code and sorted(result.added) == sorted(code)
     rows = len(read_json(suite.evaluation_dir / "eval_dataset.json")["rows"])
     assert result.identity["rows"] == rows > 0
