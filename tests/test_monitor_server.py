@@ -95,7 +95,7 @@ def test_server_with_custom_scorers_registers_and_loads_them_back(generated, tmp
     finally:
         mlflow_server.stop(proc)
     assert code == 0, err
-    names = [s.name for s in monitor.load_suite_specs(target) if s.kind in ("code", "rule")]
+    names = [s.name for s in monitor.load_suite_specs(target) if s.implementation in ("code", "rule")]
     assert set(found) == {monitor.PREFIX + n for n in names}
     # Loaded back over HTTP in a fresh process, each says what the suite says on every row.
     assert f"identity: {len(names)} of {len(names)} registered code scorers say what the suite says" in out

@@ -29,11 +29,11 @@ def suite(tmp_path):
 
 def test_scorer_specs_with_the_old_check_names_render_and_run(suite):
     specs, dropped = load_specs(suite)
-    assert {s.check for s in specs if s.kind == "code"} >= {"tool_failures", "error_traces"}  # upgraded names
+    assert {s.check for s in specs if s.implementation == "code"} >= {"tool_failures", "error_traces"}  # upgraded names
     code = render_scorers(specs, None)
     ast.parse(code)
     rows = json.loads((suite.evaluation_dir / "eval_dataset.json").read_text())["rows"]
-    for spec in (s for s in specs if s.kind == "code"):
+    for spec in (s for s in specs if s.implementation == "code"):
         for row in rows[:5]:
             passed, why = run_check(spec.check, trace_features(None, row["inputs"], row["outputs"]), spec.params)
             assert isinstance(passed, bool) and why, spec.name
@@ -94,18 +94,45 @@ def test_old_files_are_upgraded_to_the_current_names(suite):
     assert analysis["schema_version"] == ANALYSIS_VERSION and "recommended_scorers" not in analysis
     assert {f["check"] for f in analysis["findings"]} == {f["id"] for f in analysis["findings"]}  # one name end to end
     specs, _ = load_specs(suite)
-    assert {s.check for s in specs if s.kind == "code"} == {s.name for s in specs if s.kind == "code"}
+    assert {s.check for s in specs if s.implementation == "code"} == {
+        s.name for s in specs if s.implementation == "code"
+    }
+
+
+def test_specs_written_before_the_implementation_rename_load(suite, tmp_path):
+    """scorer_specs.json version 2 (what the version before this one wrote) names a spec's
+    implementation `kind`, in the scorers and in the dropped ones: every reader takes it."""
+    from trace2eval.report.context import read_specs
+    from trace2eval.sessions import monitor
+    from trace2eval.state.versions import SPECS_VERSION
+
+    data = json.loads(suite.scorer_specs_file.read_text())
+    old = [{**s, "check": s["name"]} if s["kind"] == "code" else s for s in data["scorers"]]
+    dropped = [{"name": "gone_judge", "kind": "guidelines", "source": "llm", "reason": "scorer_error: boom"}]
+    suite.scorer_specs_file.write_text(json.dumps({"version": 2, "scorers": old, "dropped": dropped}))
+
+    specs, kept_dropped = load_specs(suite)
+    assert [s.implementation for s in specs] == [s["kind"] for s in old]
+    assert kept_dropped == [
+        {"name": "gone_judge", "implementation": "guidelines", "source": "llm", "reason": dropped[0]["reason"]}
+    ]
+    upgraded = read_specs(suite.scorer_specs_file)
+    assert upgraded["version"] == SPECS_VERSION and all("kind" not in s for s in upgraded["scorers"])
+    target = monitor.Target(suite.evaluation_dir, suite.state_dir, "1", f"sqlite:///{tmp_path / 'x.db'}")
+    assert {s.name for s in monitor.load_suite_specs(target)} == {s["name"] for s in old}
+    assert "def tool_failures(" in render_scorers(specs, None)
 
 
 def test_files_from_a_newer_version_are_refused_clearly(suite):
     from trace2eval.errors import SessionError
+    from trace2eval.state.versions import SPECS_VERSION
 
     data = json.loads(suite.analysis_file.read_text())
     suite.analysis_file.write_text(json.dumps({**data, "schema_version": 99}))
     with pytest.raises(SessionError, match="written by a newer trace2eval .schema_version 99; this one reads up to 2"):
         suite.analysis()
     specs = json.loads(suite.scorer_specs_file.read_text())
-    suite.scorer_specs_file.write_text(json.dumps({**specs, "version": 3}))
+    suite.scorer_specs_file.write_text(json.dumps({**specs, "version": SPECS_VERSION + 1}))
     with pytest.raises(SessionError, match="scorer_specs.json was written by a newer trace2eval"):
         load_specs(suite)
 

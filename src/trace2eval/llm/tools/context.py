@@ -37,8 +37,8 @@ class ToolContext:
     config: SessionConfig
     task: str
     staged: Staged = field(default_factory=Staged)
-    accepted: list[dict[str, Any]] = field(default_factory=list)  # {"kind", "name", "detail"}
-    refused: list[dict[str, Any]] = field(default_factory=list)  # {"kind", "name", "reasons"}
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # {"item", "name", "detail"}
+    refused: list[dict[str, Any]] = field(default_factory=list)  # {"item", "name", "reasons"}
     seen_traces: set[str] = field(default_factory=set)  # ids any tool showed the model
     finished: str | None = None  # the model's closing summary once it called `finish`
     # What the runner hands the session: why the deterministic fix failed, and how to validate again.
@@ -81,9 +81,9 @@ class ToolContext:
         """The only folder tools write to besides the state files they own."""
         return self.session.state_dir / "llm_scratch" / self.task
 
-    def refuse(self, kind: str, name: str, reasons: list[str]) -> None:
-        self.refused.append({"kind": kind, "name": name, "reasons": reasons[:6]})
-        raise ToolError(f"refused {kind} {name!r}: " + "; ".join(reasons[:6]))
+    def refuse(self, item: str, name: str, reasons: list[str]) -> None:
+        self.refused.append({"item": item, "name": name, "reasons": reasons[:6]})
+        raise ToolError(f"refused {item} {name!r}: " + "; ".join(reasons[:6]))
 
-    def accept(self, kind: str, name: str, detail: str = "") -> None:
-        self.accepted.append({"kind": kind, "name": name, "detail": detail[:300]})
+    def accept(self, item: str, name: str, detail: str = "") -> None:
+        self.accepted.append({"item": item, "name": name, "detail": detail[:300]})

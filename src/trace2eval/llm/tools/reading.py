@@ -12,6 +12,7 @@ from trace2eval.llm.skills import read_skill, skill_files
 from trace2eval.llm.tools.base import Tool
 from trace2eval.llm.tools.context import ToolContext, ToolError
 from trace2eval.sessions.files import read_json
+from trace2eval.state.versions import upgrade_specs
 from trace2eval.traces.features import request_text, to_text
 
 ROWS_PER_PAGE = 15
@@ -122,8 +123,19 @@ def read_state(ctx: ToolContext, args: dict[str, Any]) -> Any:
     if name == "scorers":
         if not session.scorer_specs_file.exists():
             raise ToolError("no scorer specs yet (the scorers task writes them)")
-        data = read_json(session.scorer_specs_file)
-        keep = ("name", "kind", "doc", "check", "params", "finding", "guidelines", "instructions", "code", "source")
+        data = upgrade_specs(read_json(session.scorer_specs_file))
+        keep = (
+            "name",
+            "implementation",
+            "doc",
+            "check",
+            "params",
+            "finding",
+            "guidelines",
+            "instructions",
+            "code",
+            "source",
+        )
         return {
             "scorers": [{k: s[k] for k in keep if s.get(k) not in (None, [], {})} for s in data["scorers"]],
             "dropped": data.get("dropped", []),
