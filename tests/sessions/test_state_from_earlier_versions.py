@@ -59,7 +59,7 @@ def test_model_written_code_in_old_specs_is_dropped_with_a_reason(suite):
 
 def test_the_other_state_files_load(suite):
     analysis = suite.analysis()
-    assert analysis["findings"] and analysis["schema_version"] >= 1
+    assert analysis.findings and analysis.schema_version >= 1
     validation = suite.validation().model_dump()
     assert validation["validation_status"] == "passed"
     for name in ("watermark.json", "runs.json", "sources.json", "generated_files.json"):
@@ -91,8 +91,8 @@ def test_old_files_are_upgraded_to_the_current_names(suite):
     from trace2eval.state.versions import ANALYSIS_VERSION
 
     analysis = suite.analysis()
-    assert analysis["schema_version"] == ANALYSIS_VERSION and "recommended_scorers" not in analysis
-    assert {f["check"] for f in analysis["findings"]} == {f["id"] for f in analysis["findings"]}  # one name end to end
+    assert analysis.schema_version == ANALYSIS_VERSION and "recommended_scorers" not in analysis.model_dump()
+    assert {f.check for f in analysis.findings} == {f.id for f in analysis.findings}  # one name end to end
     specs, _ = load_specs(suite)
     assert {s.check for s in specs if s.implementation == "code"} == {
         s.name for s in specs if s.implementation == "code"
@@ -151,6 +151,27 @@ def test_validation_results_are_typed_and_checked_once_on_load(suite):
         suite.validation()
 
 
+def test_the_analysis_is_read_as_its_typed_model(suite):
+    """What the readers use is typed (findings, query types, the case index); the sections only
+    displayed pass through unchanged, so a dump gives back the file as it was upgraded."""
+    from trace2eval.state.analysis import Analysis, CaseFacts, QueryType
+    from trace2eval.state.versions import upgrade_analysis
+
+    analysis = suite.analysis()
+    assert isinstance(analysis, Analysis)
+    pipeline = analysis.query_type("pipeline_sales")
+    assert isinstance(pipeline, QueryType) and pipeline.count == 14 and pipeline.evidence
+    assert analysis.query_type("no_such_type") is None
+    facts = analysis.case_index["tr-0727e4e3926262717fe8fb9c5c6a3990"]
+    assert isinstance(facts, CaseFacts) and facts.query_type == "units_transit" and facts.status == "OK"
+    assert analysis.finding("tool_failures").prevalence.traces == 5
+    upgraded = upgrade_analysis(json.loads(suite.analysis_file.read_text()))
+    dumped = analysis.model_dump()
+    assert set(dumped) == set(upgraded)
+    assert dumped["agent"] == upgraded["agent"] and dumped["case_index"] == upgraded["case_index"]
+    assert [q for q in dumped["query_types"]] == upgraded["query_types"]
+
+
 def test_an_ill_typed_analysis_is_named_on_load(suite):
     from trace2eval.errors import SessionError
 
@@ -158,4 +179,9 @@ def test_an_ill_typed_analysis_is_named_on_load(suite):
     data["findings"][0]["prevalence"] = {"traces": "many", "rate": 0.1}
     suite.analysis_file.write_text(json.dumps(data))
     with pytest.raises(SessionError, match=r"not a valid analysis \(findings/0/prevalence/traces"):
+        suite.analysis()
+    data["findings"][0]["prevalence"] = {"traces": 1, "rate": 0.1}
+    data["query_types"][0].pop("name")
+    suite.analysis_file.write_text(json.dumps(data))
+    with pytest.raises(SessionError, match=r"not a valid analysis \(query_types/0/name"):
         suite.analysis()

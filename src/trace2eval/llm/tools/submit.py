@@ -75,7 +75,7 @@ def _check_replaces(ctx: ToolContext, item: str, name: str, replaces: str | None
 
 
 def _finding_ok(ctx: ToolContext, item: str, name: str, finding: str | None) -> None:
-    if finding and finding not in {f["id"] for f in ctx.analysis().get("findings", [])}:
+    if finding and ctx.analysis().finding(finding) is None:
         ctx.refuse(item, name, [f"no finding {finding!r} in the analysis"])
 
 
@@ -137,13 +137,13 @@ def submit_agent_profile(ctx: ToolContext, args: dict[str, Any]) -> dict[str, An
     analysis = ctx.analysis()
     name = args["agent_name"]
     reasons = []
-    clusters = {q["name"] for q in analysis.get("query_types", [])}
+    clusters = {q.name for q in analysis.query_types}
     for q in args.get("query_types", []):
         if q["cluster"] not in clusters:
             reasons.append(
                 f"query type {q['cluster']!r} is not in the analysis (they are: {', '.join(sorted(clusters))})"
             )
-    findings = {f["id"] for f in analysis.get("findings", [])}
+    findings = {f.id for f in analysis.findings}
     for d in args["evaluation_dimensions"]:
         if d.get("finding") and d["finding"] not in findings:
             reasons.append(f"dimension {d['name']}: no finding {d['finding']!r}")
