@@ -270,7 +270,7 @@ def dataset(request):
 def scorers(request):
     yield [tool_use("load_skill", {"path": "references/patterns-scorers.md"})]
     specs = results((yield [tool_use("read_state", {"name": "scorers"})]))
-    generic = {s["name"] for s in specs["scorers"] if s["kind"] == "guidelines"}
+    generic = {s["name"] for s in specs["scorers"] if s["implementation"] == "guidelines"}
     yield [tool_use("search_traces", {"finding": "unconfirmed_writes", "page_size": 5})]
     yield [
         tool_use(
@@ -457,8 +457,8 @@ def suite_summary(session_dir: Path) -> dict[str, object]:
     rows = json.loads((session_dir / "evaluation" / "eval_dataset.json").read_text())["rows"]
     edge = session_dir / "evaluation" / "edge_cases.json"
     return {
-        "code_scorers": sum(s["kind"] in ("code", "custom_code") for s in specs),
-        "judges": sum(s["kind"] not in ("code", "custom_code") for s in specs),
+        "code_scorers": sum(s["implementation"] in ("code", "custom_code") for s in specs),
+        "judges": sum(s["implementation"] not in ("code", "custom_code") for s in specs),
         "llm_scorers": sorted(s["name"] for s in specs if s.get("source") == "llm"),
         "rows": len(rows),
         "rows_with_expectations": sum(bool(r.get("expectations")) for r in rows),

@@ -182,7 +182,7 @@ def test_fix_drops_a_scorer_that_errors_and_revalidates(demo_store, tmp_path, cl
     specs, dropped = load_specs(session)
     broken = ScorerSpec(
         name="broken_llm_scorer",
-        kind="rule",
+        implementation="rule",
         check="conversation_length",
         params={},  # params lost
         source="llm",

@@ -144,7 +144,7 @@ def test_server_without_custom_scorers_gets_a_clear_message(generated, tmp_path,
     assert "Traceback" not in err
     assert with_judges[0] == 0, with_judges
     specs = monitor.load_suite_specs(monitor.resolve(folder))
-    code_names = [s.name for s in specs if s.kind in ("code", "rule")]
+    code_names = [s.name for s in specs if s.implementation in ("code", "rule")]
     assert with_judges[1].count(
         f"refuses custom code scorers (it would need {monitor.CUSTOM_SCORERS_ENV}=true)"
     ) == len(code_names)
@@ -161,7 +161,7 @@ def test_server_with_custom_scorers_registers_and_loads_them_back(generated, tmp
     finally:
         mlflow_server.stop(proc)
     assert code == 0, err
-    names = [s.name for s in monitor.load_suite_specs(target) if s.kind in ("code", "rule")]
+    names = [s.name for s in monitor.load_suite_specs(target) if s.implementation in ("code", "rule")]
     assert set(found) == {monitor.PREFIX + n for n in names}
     # Loaded back over HTTP in a fresh process, each says what the suite says on every row.
     assert f"identity: {len(names)} of {len(names)} registered code scorers say what the suite says" in out
@@ -192,7 +192,7 @@ def test_server_runs_the_suites_judges_on_a_gateway_endpoint(generated, tmp_path
         code, out, err = cli("monitor", folder, "--judges", "--judge-model", model, "--no-check")
         assert code == 0, out + err
         specs = monitor.load_suite_specs(target)
-        code_names = [s.name for s in specs if s.kind in ("code", "rule")]
+        code_names = [s.name for s in specs if s.implementation in ("code", "rule")]
         online = [s.name for s in specs if not s.is_code and not monitor._needs_expectations(s)]
         assert online, "the suite has judges that can run on production traces"
         running = {r.name for r in monitor.registered(target) if r.running}

@@ -54,12 +54,12 @@ def test_a_report_only_scorer_passes_the_outlier_and_says_so(store):
         [
             ScorerSpec(
                 name="long_tool_chains",
-                kind="code",
+                implementation="code",
                 check="long_tool_chains",
                 params={"max": 2, "report_only": True},
                 doc="x",
             ),
-            ScorerSpec(name="tool_budget", kind="code", check="long_tool_chains", params={"max": 2}, doc="x"),
+            ScorerSpec(name="tool_budget", implementation="code", check="long_tool_chains", params={"max": 2}, doc="x"),
         ],
         None,
     )

@@ -123,7 +123,7 @@ def test_fix_branch_repairs_a_broken_scorer_and_publishes(cli, store, tmp_path):
     specs, dropped = load_specs(Session(suite))
     broken = ScorerSpec(
         name="llm_refund_check",
-        kind="rule",
+        implementation="rule",
         check="conversation_length",
         params={},  # params lost
         source="llm",

@@ -106,7 +106,7 @@ def test_local_candidates_unchanged_regressed_and_failing_on_some_rows(suite):
     assert "Candidate gate passed" in same.stdout and "Candidate answered 12 of 12 rows" in same.stdout
     compared = {s["scorer"]: s for s in same.results["candidate"]["scorers"]}
     assert compared["tool_failures"]["rows"] == 12 and compared["tool_failures"]["regressed"] == 0
-    assert same.results["candidate"]["no_trace_rows"] == 0 and same.results["candidate"]["kind"] == "local"
+    assert same.results["candidate"]["no_trace_rows"] == 0 and same.results["candidate"]["transport"] == "local"
 
     # The run names the candidate and the production run it was compared with.
     client = MlflowClient(suite[1])

@@ -59,22 +59,22 @@ def specs(text: str) -> list[ScorerSpec]:
     return [
         ScorerSpec(
             name="extra_routing",
-            kind="code",
+            implementation="code",
             check="routing_path",
             doc=text,
             params={"max_distinct": 1, "tools": [text, text[::-1]]},
         ),
         ScorerSpec(
             name="claimed_cancel",
-            kind="rule",
+            implementation="rule",
             check="rule",
             doc=text,
             source="llm",
             params={"fail_when": {"text": "answer", "contains_any": [text]}, "message": text},
         ),
-        ScorerSpec(name="policy_judge", kind="guidelines", guidelines=[text, text], doc=text, source="llm"),
-        ScorerSpec(name="whole_trace_judge", kind="make_judge", instructions=text + " {{ trace }}", doc=text),
-        ScorerSpec(name="safety", kind="builtin_judge", doc=text),
+        ScorerSpec(name="policy_judge", implementation="guidelines", guidelines=[text, text], doc=text, source="llm"),
+        ScorerSpec(name="whole_trace_judge", implementation="make_judge", instructions=text + " {{ trace }}", doc=text),
+        ScorerSpec(name="safety", implementation="builtin_judge", doc=text),
     ]
 
 
@@ -99,13 +99,13 @@ def test_the_docstring_still_reads_as_the_text():
 @pytest.mark.parametrize("name", ["bad name", "x\n__import__('os')", "class", "Upper", "1abc", "a" * 70])
 def test_a_name_that_is_not_an_identifier_is_refused(name):
     with pytest.raises(ValueError, match="not a valid Python identifier"):
-        render_scorers([ScorerSpec(name=name, kind="code", check="trace_ok", doc="d")], None)
+        render_scorers([ScorerSpec(name=name, implementation="code", check="trace_ok", doc="d")], None)
 
 
 def test_model_written_code_from_an_old_state_file_is_never_rendered():
     legacy = ScorerSpec(
         name="old_llm_scorer",
-        kind="custom_code",
+        implementation="custom_code",
         source="llm",
         doc="d",
         code="@scorer\ndef old_llm_scorer(outputs):\n    import os\n    return True\n",

@@ -16,9 +16,13 @@ def test_literals_round_trip_hostile_text():
 def test_scorers_render_with_hostile_doc_and_params():
     specs = [
         ScorerSpec(
-            name="tool_failures", kind="code", check="tool_errors", params={"max": 0, "note": HOSTILE}, doc=HOSTILE
+            name="tool_failures",
+            implementation="code",
+            check="tool_errors",
+            params={"max": 0, "note": HOSTILE},
+            doc=HOSTILE,
         ),
-        ScorerSpec(name="policy_judge", kind="guidelines", guidelines=[HOSTILE], doc=HOSTILE),
+        ScorerSpec(name="policy_judge", implementation="guidelines", guidelines=[HOSTILE], doc=HOSTILE),
     ]
     code = render_scorers(specs, judge_model=None)
     tree = ast.parse(code)

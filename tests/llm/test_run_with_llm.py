@@ -299,7 +299,7 @@ def test_a_trace_that_instructs_the_model_to_install_code_ends_in_a_suite_that_r
     specs, _ = load_specs(session)
     kept = {s.name: s for s in specs if s.source == "llm"}
     assert set(kept) == {"maintenance_check", "maintenance_judge"}  # as data; the code-shaped ones were refused
-    assert kept["maintenance_check"].kind == "rule"
+    assert kept["maintenance_check"].implementation == "rule"
     # The file does what the same specs do with harmless text: the payload is only ever a string.
     scorers_py = (session.evaluation_dir / "scorers.py").read_text()
     tame = [
@@ -405,7 +405,12 @@ def test_fix_session_repairs_a_scorer_the_deterministic_fix_dropped(cli, serve, 
     # ... and a check an earlier LLM session added breaks on real rows (its parameters were lost).
     specs, dropped = load_specs(session)
     broken = ScorerSpec(
-        name="single_domain_routing", kind="rule", check="conversation_length", params={}, source="llm", doc="routing"
+        name="single_domain_routing",
+        implementation="rule",
+        check="conversation_length",
+        params={},
+        source="llm",
+        doc="routing",
     )
     save_specs(session, specs + [broken], dropped)
     write_scorers(session, specs + [broken], None)

@@ -9,6 +9,7 @@ import pytest
 
 from trace2eval.llm.tools import ToolContext, toolbox_for
 from trace2eval.sessions.files import read_json
+from trace2eval.state.versions import SPECS_VERSION
 
 
 def box(session, task):
@@ -137,7 +138,7 @@ def test_agent_profile_is_checked_against_the_analysis(llm_session):
     profile["evaluation_dimensions"][0].pop("evidence")
     assert not toolbox.call("submit_agent_profile", profile).is_error
     assert ctx.staged.profile["agent_name"] == "Sales supervisor"
-    assert ctx.refused[0]["kind"] == "agent_profile"
+    assert ctx.refused[0]["item"] == "agent_profile"
 
 
 def test_dataset_rows_need_real_shown_traces_and_valid_expectations(llm_session):
@@ -218,7 +219,9 @@ def test_judges_are_checked_by_mlflow_and_names_must_not_collide(llm_session):
         },
     )
     assert not good.is_error
-    generic = next(s["name"] for s in read_json(session.scorer_specs_file)["scorers"] if s["kind"] == "guidelines")
+    generic = next(
+        s["name"] for s in read_json(session.scorer_specs_file)["scorers"] if s["implementation"] == "guidelines"
+    )
     rewrite = toolbox.call(
         "submit_guidelines_judge",
         {
@@ -298,7 +301,7 @@ def test_custom_checks_are_data_checked_then_tried_on_sample_rows(llm_session, t
     assert not result.is_error, good
     assert good["sample_rows"]["pass"] + good["sample_rows"]["fail"] == 10
     spec = ctx.staged.specs[0]
-    assert (spec.kind, spec.check, spec.params["fail_when"]) == ("rule", "rule", rule)
+    assert (spec.implementation, spec.check, spec.params["fail_when"]) == ("rule", "rule", rule)
     assert "Fails when (answer has any of the words" in spec.doc
 
     for bad in (
@@ -389,9 +392,12 @@ def get_code_scorers():""",
 
 def test_a_tool_that_breaks_reports_an_internal_error_and_the_session_goes_on(llm_session):
     session = llm_session()
-    session.scorer_specs_file.write_text(json.dumps({"specs": []}))  # damaged by hand
+    # damaged by hand: the file's shape holds, one entry's does not
+    session.scorer_specs_file.write_text(json.dumps({"version": SPECS_VERSION, "scorers": [["not", "a", "spec"]]}))
     toolbox, ctx = box(session, "scorers")
     result = toolbox.call("read_state", {"name": "scorers"})
-    assert result.is_error and not result.malformed and "internal error in read_state (KeyError" in result.content
-    assert ctx.internal_errors == [{"tool": "read_state", "error": "KeyError: 'scorers'"}]
+    assert result.is_error and not result.malformed and "internal error in read_state (AttributeError" in result.content
+    assert ctx.internal_errors == [
+        {"tool": "read_state", "error": "AttributeError: 'list' object has no attribute 'get'"}
+    ]
     assert not toolbox.call("read_analysis", {"section": "overview"}).is_error

@@ -43,7 +43,7 @@ def test_generation_run_has_settings_counts_and_the_session(session_copy):
     assert not result.problems, result.problems
     client = client_for(session_copy)
     run = client.get_run(result.run_id)
-    analysis = session_copy.analysis()
+    analysis = session_copy.analysis().model_dump()
     validation = session_copy.validation().model_dump()
     assert run.info.status == "FINISHED"
     assert run.data.params["session_id"] == session_copy.id and run.data.params["engine"] == "deterministic"

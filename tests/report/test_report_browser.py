@@ -42,7 +42,7 @@ def test_report_renders_in_chromium_with_every_picture(demo_session, tmp_path):
 
 def test_trace_text_cannot_run_script_in_the_report(session_copy, tmp_path):
     payload = '<script>window.__pwned="script"</script><img src=x onerror="window.__pwned=\'img\'">'
-    analysis = session_copy.analysis()
+    analysis = json.loads(session_copy.analysis_file.read_text())
     analysis["agent"]["description"] = payload
     analysis["findings"][0]["examples"] = [payload]
     analysis["query_types"][0]["examples"] = [payload]

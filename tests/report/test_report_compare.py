@@ -14,7 +14,7 @@ def later_copy(session, store_folder, into, name, created_at, edit):
     plan = json.loads(copy.tasks_file.read_text())
     plan["created_at"] = created_at
     copy.tasks_file.write_text(json.dumps(plan))
-    analysis, validation = copy.analysis(), copy.validation().model_dump()
+    analysis, validation = json.loads(copy.analysis_file.read_text()), copy.validation().model_dump()
     edit(analysis, validation)
     copy.analysis_file.write_text(json.dumps(analysis))
     copy.validation_file.write_text(json.dumps(validation))
@@ -26,8 +26,7 @@ def test_changes_since_the_previous_session(demo_session, demo_store, tmp_path):
     plan = json.loads(first.tasks_file.read_text())
     plan["created_at"] = "2030-01-01T00:00:00+00:00"
     first.tasks_file.write_text(json.dumps(plan))
-    gone = first.analysis()["findings"][0]
-    grown = first.analysis()["findings"][1]
+    gone, grown = (f.model_dump() for f in first.analysis().findings[:2])
     metric = sorted(first.validation().model_dump()["metrics"])[0]
 
     def edit(analysis, validation):

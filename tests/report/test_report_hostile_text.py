@@ -39,7 +39,7 @@ def test_a_code_span_holds_any_backtick_run():
 
 
 def test_backticks_in_trace_text_do_not_break_out_of_code_spans(session_copy):
-    analysis = session_copy.analysis()
+    analysis = json.loads(session_copy.analysis_file.read_text())
     analysis["error_patterns"] = [
         {
             "where": "tool",
@@ -61,7 +61,7 @@ def test_backticks_in_trace_text_do_not_break_out_of_code_spans(session_copy):
 
 
 def test_control_and_bidi_characters_never_reach_the_reports(session_copy):
-    analysis = session_copy.analysis()
+    analysis = json.loads(session_copy.analysis_file.read_text())
     analysis["agent"]["description"] = CONTROL
     analysis["findings"][0]["title"] = CONTROL
     analysis["findings"][0]["description"] = CONTROL
@@ -114,7 +114,7 @@ def test_pass_rates_are_worded_as_the_datasets_not_the_agents(session_copy):
         assert "mean pass rate" not in text
         assert "over-sample failures by design" in text and "not the agent's production pass rate" in text
         assert "dataset pass rate" in text and "in production" in text
-    analysis = session_copy.analysis()
+    analysis = json.loads(session_copy.analysis_file.read_text())
     flagged = {t for f in analysis["findings"] for t in f["all_evidence"]}
     share = 1 - len(flagged) / analysis["trace_summary"]["total_analyzed"]
     assert f"{share:.0%} of the production traces analyzed are flagged by no finding" in html

@@ -45,17 +45,17 @@ def test_finished_session_has_a_report_with_the_pictures(demo_session):
     assert any(t == "meta" and a.get("http-equiv") == "Content-Security-Policy" for t, a in tags)
 
     analysis = demo_session.analysis()
-    for finding in analysis["findings"]:
-        assert f'id="finding-{finding["id"]}"' in html
-        assert finding["evidence"][0] in html  # the evidence is named
+    for finding in analysis.findings:
+        assert f'id="finding-{finding.id}"' in html
+        assert finding.evidence[0] in html  # the evidence is named
     validation = demo_session.validation().model_dump()
     assert validation["run_id"] in html and "passed" in html
     for name in ("Overview", "Traces", "Findings", "Query types", "What the suite covers", "Scorers", "Validation"):
         assert f">{name}" in html
 
     # The markdown twin names the same findings and points at pictures that exist.
-    for finding in analysis["findings"]:
-        assert finding["id"] in markdown
+    for finding in analysis.findings:
+        assert finding.id in markdown
     pictures = re.findall(r"!\[[^\]]*\]\((report_files/[^)]+\.png)\)", markdown)
     assert {p.split("/")[-1][:-4] for p in pictures} >= REQUIRED_PICTURES
     assert all((demo_session.dir / p).stat().st_size > 5000 for p in pictures)
@@ -65,16 +65,16 @@ def test_coverage_matrix_counts_dataset_rows_per_finding(session_copy):
     rows = json.loads(session_copy.dataset_json.read_text())["rows"]
     write_report(session_copy, previous=None)
     html = (session_copy.dir / "report.html").read_text()
-    for finding in session_copy.analysis()["findings"]:
-        expected = sum(finding["id"] in r["metadata"]["findings"] for r in rows)
-        row = re.search(rf"<tr><td><code>{finding['id']}</code></td>(.*?)</tr>", html).group(1)
+    for finding in session_copy.analysis().findings:
+        expected = sum(finding.id in r["metadata"]["findings"] for r in rows)
+        row = re.search(rf"<tr><td><code>{finding.id}</code></td>(.*?)</tr>", html).group(1)
         assert re.findall(r"<strong>(\d+)</strong>", row) == [str(expected)]
 
 
 def test_trace_ids_link_to_the_mlflow_ui_when_there_is_one(session_copy):
     files = write_report(session_copy, ui_url="http://127.0.0.1:5000", previous=None)
     html = files.html.read_text()
-    trace_id = session_copy.analysis()["findings"][0]["evidence"][0]
+    trace_id = session_copy.analysis().findings[0].evidence[0]
     exp = session_copy.config().experiment_id
     assert f'href="http://127.0.0.1:5000/#/experiments/{exp}/traces?selectedEvaluationId={trace_id}"' in html
     assert (
@@ -103,7 +103,7 @@ def test_ui_links_for_each_kind_of_tracking_store(monkeypatch):
 
 
 def test_untrusted_text_stays_text(session_copy):
-    analysis = session_copy.analysis()
+    analysis = json.loads(session_copy.analysis_file.read_text())
     analysis["agent"]["description"] = PAYLOAD + " [click](javascript:alert(1)) | cell"
     analysis["findings"][0]["examples"] = [PAYLOAD]
     analysis["findings"][0]["title"] = PAYLOAD
@@ -191,7 +191,7 @@ def test_points_are_cached_for_a_session_copied_away_from_its_store(session_copy
 
 
 def test_agreement_with_labels_is_shown_when_measured(session_copy):
-    analysis = session_copy.analysis()
+    analysis = json.loads(session_copy.analysis_file.read_text())
     first, second = analysis["findings"][:2]
     first.update(
         kept=True,
@@ -244,7 +244,7 @@ def test_agreement_with_labels_is_shown_when_measured(session_copy):
 
 
 def test_findings_that_flag_the_same_traces_say_so(session_copy):
-    analysis = session_copy.analysis()
+    analysis = json.loads(session_copy.analysis_file.read_text())
     first, second = analysis["findings"][:2]
     second["all_evidence"] = list(first["all_evidence"])
     second["severity"] = "low"  # ranked below, so it is the one that points up

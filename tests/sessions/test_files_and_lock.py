@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from trace2eval.errors import SessionError
-from trace2eval.sessions.files import read_json, write_json
+from trace2eval.sessions.files import RUN_NOTES, add_run_note, drop_run_note, read_json, run_notes, write_json
 from trace2eval.sessions.lock import SessionLock
 
 
@@ -25,6 +25,20 @@ def test_corrupt_state_is_a_clear_error(tmp_path):
         read_json(tmp_path / "x.json")
     with pytest.raises(SessionError, match="missing"):
         read_json(tmp_path / "nope.json")
+
+
+def test_run_notes_keep_one_note_per_topic_and_read_notes_named_by_kind(tmp_path):
+    # What earlier versions wrote: the topic under `kind`.
+    write_json(tmp_path / RUN_NOTES, [{"kind": "shed_rows", "text": "Shed 3 rows.", "traces": ["t1"]}])
+    assert run_notes(tmp_path) == [{"topic": "shed_rows", "text": "Shed 3 rows.", "traces": ["t1"]}]
+    add_run_note(tmp_path, "watermark_clamped", "Watermark: clamped.")
+    add_run_note(tmp_path, "shed_rows", "Shed 4 rows.", traces=["t2"])  # replaces the old note of that topic
+    assert read_json(tmp_path / RUN_NOTES) == [
+        {"topic": "watermark_clamped", "text": "Watermark: clamped."},
+        {"topic": "shed_rows", "text": "Shed 4 rows.", "traces": ["t2"]},
+    ]
+    drop_run_note(tmp_path, "watermark_clamped")
+    assert [n["topic"] for n in run_notes(tmp_path)] == ["shed_rows"]
 
 
 def test_second_runner_is_refused_while_first_holds_the_lock(tmp_path):

@@ -50,10 +50,12 @@ def _by_name(target):
 
 def test_registerable_form_is_self_contained():
     specs = [
-        ScorerSpec(name="tool_failures", kind="code", check="tool_failures", params={"max": 0}, doc='a """ doc'),
+        ScorerSpec(
+            name="tool_failures", implementation="code", check="tool_failures", params={"max": 0}, doc='a """ doc'
+        ),
         ScorerSpec(
             name="sorry",
-            kind="rule",
+            implementation="rule",
             check="rule",
             params={"fail_when": {"text": "answer", "contains_any": ["sorry"]}, "message": "apologised"},
             doc="d",
@@ -76,7 +78,9 @@ def test_registerable_form_is_self_contained():
     assert verdict.value is False and "apologised" in verdict.rationale
     # Only the check a scorer runs is inlined: another check's function is left out.
     assert "_check_tool_errors" in code.split("def sorry")[0] and "_check_tool_errors" not in code.split("def sorry")[1]
-    assert registerable([ScorerSpec(name="x", kind="code", check="no_such_check", doc="")])[1][0]["name"] == "x"
+    assert (
+        registerable([ScorerSpec(name="x", implementation="code", check="no_such_check", doc="")])[1][0]["name"] == "x"
+    )
 
 
 @pytest.mark.slow
@@ -97,7 +101,7 @@ def test_registered_scorers_say_what_the_suite_says(suite):
 
     # A person edits scorers.py so that one scorer says something else: the check names it.
     edited = read_json(suite.state_dir / "scorer_specs.json")["scorers"]
-    first = next(s for s in edited if s["kind"] == "code")
+    first = next(s for s in edited if s["implementation"] == "code")
     with open(suite.evaluation_dir / "scorers.py", "a", encoding="utf-8") as f:
         f.write(
             "\n\n_generated_check = _check\n\n\ndef _check(kind, params, inputs, outputs, trace):\n"
@@ -135,9 +139,9 @@ def test_sync_adds_updates_stops_and_leaves_hand_registered_scorers_alone(suite)
     # The suite changes: one judge's guidelines are rewritten, another judge is dropped.
     specs_file = suite.state_dir / "scorer_specs.json"
     data = read_json(specs_file)
-    guideline = next(s for s in data["scorers"] if s["kind"] == "guidelines")
+    guideline = next(s for s in data["scorers"] if s["implementation"] == "guidelines")
     guideline["guidelines"] = ["The answer names the order it is about."]
-    dropped = next(s for s in data["scorers"] if s["kind"] == "builtin_judge")
+    dropped = next(s for s in data["scorers"] if s["implementation"] == "builtin_judge")
     data["scorers"].remove(dropped)
     write_json(specs_file, data)
     third = monitor.sync(suite, 0.1, judges=True, judge_model=model, check_identity=False)
@@ -168,10 +172,15 @@ def test_databricks_keeps_twenty_scorers_by_severity_and_precision(tmp_path):
     ]
     write_json(tmp_path / "state" / "analysis.json", {"findings": findings})
     target = monitor.Target(tmp_path / "evaluation", tmp_path / "state", "1", "databricks")
-    specs = [ScorerSpec(name=f"f{i}", kind="code", check="error_traces", finding=f"f{i}", doc="") for i in range(24)]
-    specs.append(ScorerSpec(name="g", kind="guidelines", guidelines=["x"], doc=""))
+    specs = [
+        ScorerSpec(name=f"f{i}", implementation="code", check="error_traces", finding=f"f{i}", doc="")
+        for i in range(24)
+    ]
+    specs.append(ScorerSpec(name="g", implementation="guidelines", guidelines=["x"], doc=""))
     specs.append(
-        ScorerSpec(name="m", kind="make_judge", instructions="Compare {{ outputs }} with {{ expectations }}", doc="")
+        ScorerSpec(
+            name="m", implementation="make_judge", instructions="Compare {{ outputs }} with {{ expectations }}", doc=""
+        )
     )
     chosen, skipped = monitor.choose(specs, target, judges=True, judge_model="openai:/gpt-4o", hand_registered=2)
     assert len(chosen) == 18

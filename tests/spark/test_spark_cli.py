@@ -45,7 +45,7 @@ def test_run_from_uc_tables_validates(spark, uc_tables, demo_store, tmp_path):
     assert "Reading traces with Spark from" in proc.stderr and "Digested 40 traces" in proc.stderr
     session = Session.open(Path(proc.stdout.strip().splitlines()[-1]))
     assert session.config().source == "uc:main.agents.demo"
-    analysis = session.analysis()
+    analysis = session.analysis().model_dump()
     assert analysis["trace_summary"]["total_analyzed"] == 40
     assert analysis["population"]["note"] == "every matching trace, digested on the cluster"
     validation = session.validation().model_dump()

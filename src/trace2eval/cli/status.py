@@ -54,19 +54,13 @@ def _show(s: Session) -> None:
         findings = Table(title="Findings")
         for col in ("finding", "severity", "traces", "evidence"):
             findings.add_column(col)
-        ranked = sorted(
-            (f for f in analysis.get("findings") or [] if isinstance(f, dict)),
-            key=lambda f: (SEVERITY_ORDER.get(f.get("severity"), 9), -((f.get("prevalence") or {}).get("traces") or 0)),
-        )
+        ranked = sorted(analysis.findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), -f.prevalence.traces))
         for f in ranked:
-            prevalence = f.get("prevalence") or {}
-            severity = str(f.get("severity", "?"))
-            rate = prevalence.get("rate")
             findings.add_row(
-                _cell(f.get("id")),
-                f"[{SEVERITY_STYLE.get(severity, '')}]{_cell(severity)}[/]",
-                f"{prevalence.get('traces', '?')}" + (f" ({rate:.0%})" if isinstance(rate, (int, float)) else ""),
-                _cell(", ".join(map(str, (f.get("evidence") or [])[:2]))),
+                _cell(f.id),
+                f"[{SEVERITY_STYLE.get(f.severity, '')}]{_cell(f.severity)}[/]",
+                f"{f.prevalence.traces} ({f.prevalence.rate:.0%})",
+                _cell(", ".join(f.evidence[:2])),
             )
         console.print(findings)
     validation = s.validation()

@@ -763,14 +763,14 @@ class Candidate:
     def __init__(self, target, timeout_s, model=None):
         self.target, self.timeout_s, self.model = target, timeout_s, model
         if target.startswith(("http://", "https://")):
-            self.kind = "http"
+            self.transport = "http"
             self._http = _http_caller(target, model)
         elif target.startswith(("endpoints:/", "apps:/")):
-            self.kind = "serving"
+            self.transport = "serving"
             # to_predict_fn looks the endpoint up: bounded, since the SDK retries a dead host for minutes.
             self._predict = _bounded(lambda: mlflow.genai.to_predict_fn(target), timeout_s, f"--agent {target}")
         elif ":" in target:
-            self.kind = "local"
+            self.transport = "local"
             self._fn = _load_callable(target)
         else:
             raise CandidateUnreachable(
@@ -780,14 +780,14 @@ class Candidate:
 
     def ask(self, request):
         """One turn: (outputs, trace_id or None)."""
-        if self.kind == "local":
+        if self.transport == "local":
             with mlflow.start_span(name="candidate", span_type="AGENT") as span:
                 span.set_inputs(request)
                 mlflow.update_current_trace(tags={CANDIDATE_TAG: self.target})
                 outputs = _invoke(self._fn, request)
                 span.set_outputs(outputs)
             return outputs, span.trace_id
-        if self.kind == "serving":
+        if self.transport == "serving":
             return _invoke(self._predict, request), self._returned_trace()
         return self._http(request, self.timeout_s), None
 
@@ -809,7 +809,7 @@ class Candidate:
             print(f"Note: candidate trace {trace_id} could not be tagged {CANDIDATE_TAG} ({type(exc).__name__})")
 
     def call(self, inputs):
-        if self.kind == "local":
+        if self.transport == "local":
             # MLflow traces each call: the candidate's own autolog/instrumentation spans nest inside.
             # One trace per turn, as production traced one request (and as a serving endpoint's
             # trace comes back): a replayed conversation's row is compared through its last turn's.
@@ -822,7 +822,7 @@ class Candidate:
 
             outputs, turns = replay(inputs, turn)
             return outputs, last[0], turns
-        if self.kind == "serving":
+        if self.transport == "serving":
             # to_predict_fn asks the endpoint for its trace (databricks_options.return_trace) and
             # copies it into this experiment; without one it writes a one-span "predict" trace.
             outputs, turns = replay(inputs, lambda r: _invoke(self._predict, r))
@@ -1190,7 +1190,7 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
     judge_names = [j.name for j in judges]
     candidate = Candidate(args.agent, args.agent_timeout, args.agent_model)
     print(
-        f"Candidate: {args.agent} ({candidate.kind}); {len(rows)} rows, {args.agent_workers} at once, "
+        f"Candidate: {args.agent} ({candidate.transport}); {len(rows)} rows, {args.agent_workers} at once, "
         f"{args.agent_timeout:g} s per call"
     )
     multi = sum(1 for r in rows if user_turns(r["inputs"]) > 1)
@@ -1240,7 +1240,7 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
         print(f"  error on row {i} (source trace {sources[i]}): {_clip(records[i]['error'], 200)}")
     report["candidate"] = {
         "agent": args.agent,
-        "kind": candidate.kind,
+        "transport": candidate.transport,
         "rows": len(rows),
         "errors": len(errored),
         "seconds": round(seconds, 3),
@@ -1282,7 +1282,9 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
 
     with mlflow.start_run(run_name=f"{args.run_name}-candidate") as run:
         mlflow.set_tags({"trace2eval.role": "candidate", CANDIDATE_TAG: args.agent, BASELINE_TAG: baseline_run})
-        mlflow.log_params({"agent": args.agent[:500], "agent_kind": candidate.kind, "baseline_run": baseline_run})
+        mlflow.log_params(
+            {"agent": args.agent[:500], "agent_transport": candidate.transport, "baseline_run": baseline_run}
+        )
         result = mlflow.genai.evaluate(data=cand_rows, scorers=scorers) if cand_rows else None
         prod = {n: [(None, None)] * len(rows) for n in names}
         if baseline is not None:
@@ -1331,7 +1333,7 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
         ]
         summary = {
             "agent": args.agent,
-            "kind": candidate.kind,
+            "transport": candidate.transport,
             "baseline_run": baseline_run,
             "rows": len(rows),
             "answered": len(answered),

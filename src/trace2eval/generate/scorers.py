@@ -22,8 +22,8 @@ from trace2eval.generate.render import render
 # "rule": a declarative check an LLM session proposed (generate/rules.py), rendered like "code".
 # "custom_code" is only ever read: model-written code from earlier versions, never rendered (see
 # `legacy_code_specs`).
-ScorerKind = Literal["code", "rule", "builtin_judge", "guidelines", "make_judge", "custom_code"]
-CODE_KINDS = ("code", "rule", "custom_code")
+ScorerImplementation = Literal["code", "rule", "builtin_judge", "guidelines", "make_judge", "custom_code"]
+CODE_IMPLEMENTATIONS = ("code", "rule", "custom_code")
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 BUILTIN_JUDGES = {
     "safety": "Safety",
@@ -44,7 +44,7 @@ ScorerLevel = Literal["trace", "session"]
 @dataclass(frozen=True)
 class ScorerSpec:
     name: str
-    kind: ScorerKind
+    implementation: ScorerImplementation
     doc: str  # what it checks and the evidence that motivated it
     check: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
@@ -58,7 +58,7 @@ class ScorerSpec:
 
     @property
     def is_code(self) -> bool:
-        return self.kind in CODE_KINDS
+        return self.implementation in CODE_IMPLEMENTATIONS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,7 +91,7 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
         specs.append(
             ScorerSpec(
                 name=f["id"],
-                kind="code",
+                implementation="code",
                 check=f["check"],
                 params=f["params"],
                 finding=f["id"],
@@ -101,13 +101,18 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
         )
     if conversations.get("has_session_metadata"):  # MLflow's judges of a whole conversation
         specs += [
-            ScorerSpec(name=n, kind="builtin_judge", level="session", doc=d) for n, d in CONVERSATION_JUDGES.items()
+            ScorerSpec(name=n, implementation="builtin_judge", level="session", doc=d)
+            for n, d in CONVERSATION_JUDGES.items()
         ]
     specs.extend(regression_specs(analysis))
-    specs.append(ScorerSpec(name="safety", kind="builtin_judge", doc="Built-in judge: no harmful content (baseline)."))
+    specs.append(
+        ScorerSpec(name="safety", implementation="builtin_judge", doc="Built-in judge: no harmful content (baseline).")
+    )
     specs.append(
         ScorerSpec(
-            name="relevance_to_query", kind="builtin_judge", doc="Built-in judge: the response addresses the request."
+            name="relevance_to_query",
+            implementation="builtin_judge",
+            doc="Built-in judge: the response addresses the request.",
         )
     )
     for f in analysis.get("findings", []):
@@ -118,7 +123,7 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
             specs.append(
                 ScorerSpec(
                     name=f"{f['id']}_judge",
-                    kind="guidelines",
+                    implementation="guidelines",
                     guidelines=list(lines),
                     finding=f["id"],
                     doc=f"LLM judge for what code cannot read in '{f['title']}'. {_evidence_line(f)}.",
@@ -140,7 +145,7 @@ def regression_specs(analysis: dict[str, Any]) -> list[ScorerSpec]:
         specs.append(
             ScorerSpec(
                 name="keeps_production_tools",
-                kind="code",
+                implementation="code",
                 check="keeps_production_tools",
                 doc="Regression check against production: the candidate still calls, successfully, the tools "
                 "production used on this row: every state-changing one, and at least "
@@ -153,7 +158,7 @@ def regression_specs(analysis: dict[str, Any]) -> list[ScorerSpec]:
         specs.append(
             ScorerSpec(
                 name="keeps_confirmation",
-                kind="code",
+                implementation="code",
                 check="keeps_confirmation",
                 doc="Regression check against production: the candidate makes no more state changes without "
                 "the user's go-ahead in the preceding turn than production made on this row (a new version "
@@ -170,16 +175,16 @@ def legacy_code_specs(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[d
     They are dropped with a reason a person can act on; a scorers session can re-propose the
     same check as a declarative rule.
     """
-    kept = [s for s in specs if s.kind != "custom_code"]
+    kept = [s for s in specs if s.implementation != "custom_code"]
     dropped = [
         {
             "name": s.name,
-            "kind": s.kind,
+            "implementation": s.implementation,
             "source": s.source,
             "reason": "model-written scorer code is no longer run; the check can be re-proposed as a declarative rule",
         }
         for s in specs
-        if s.kind == "custom_code"
+        if s.implementation == "custom_code"
     ]
     return kept, dropped
 
@@ -198,7 +203,7 @@ def render_scorers(specs: list[ScorerSpec], judge_model: str | None) -> str:
     code = render(
         "scorers.py.j2",
         baseline_checks=BASELINE_CHECKS,
-        code_specs=[s for s in specs if s.kind in ("code", "rule")],
+        code_specs=[s for s in specs if s.implementation in ("code", "rule")],
         judge_specs=[s for s in specs if not s.is_code],
         builtin=BUILTIN_JUDGES,
         judge_model=judge_model,
@@ -235,7 +240,7 @@ def _strip_module_header(src: str) -> str:
 # the helpers at the bottom of scorers.py. The form below inlines into each function the part of
 # layouts.py, features.py and checks.py that its check reaches, taken from the same files scorers.py copies.
 
-REGISTERABLE_KINDS = ("code", "rule")
+REGISTERABLE_IMPLEMENTATIONS = ("code", "rule")
 _HELPER_FILES = ("layouts.py", "features.py", "checks.py")  # in the order scorers.py holds them
 
 
@@ -246,7 +251,7 @@ def registerable(specs: list[ScorerSpec]) -> tuple[list[ScorerSpec], list[dict[s
     kept: list[ScorerSpec] = []
     skipped: list[dict[str, str]] = []
     for spec in specs:
-        if spec.kind not in REGISTERABLE_KINDS:
+        if spec.implementation not in REGISTERABLE_IMPLEMENTATIONS:
             continue
         if spec.check in BASELINE_CHECKS:
             skipped.append(

@@ -80,7 +80,8 @@ def _apply_rows(ctx: ToolContext, staged_rows: list[dict[str, Any]]) -> dict[str
     skipped: list[dict[str, Any]] = []
     if new_cases:
         client = ctx.mlflow_client()
-        added, skipped = build_rows(new_cases, lambda tid: fetch_trace(client, tid), ctx.analysis().get("case_index"))
+        case_index = ctx.analysis().model_dump()["case_index"]
+        added, skipped = build_rows(new_cases, lambda tid: fetch_trace(client, tid), case_index)
         for row in added:
             proposal = proposals[row["metadata"]["source_trace"]]
             row["metadata"]["source"] = "llm"

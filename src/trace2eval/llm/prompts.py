@@ -10,6 +10,7 @@ from trace2eval.llm.skills import core_context
 from trace2eval.llm.tools.reading import PROFILE_FILE, analysis_section
 from trace2eval.sessions.files import read_json
 from trace2eval.sessions.session import Session
+from trace2eval.state.versions import upgrade_specs
 
 ROLE = """You are the evaluation engineer inside trace2eval. trace2eval read an AI agent's production traces \
 from MLflow and generated an MLflow 3 evaluation suite deterministically (analysis, dataset, code scorers, judges, \
@@ -79,9 +80,14 @@ def first_message(session: Session, task: str, extra: dict[str, Any] | None = No
     if profile.exists():
         parts.append("Agent profile (from the initializer session):\n" + _short(read_json(profile), 4000))
     if task in ("scorers", "fix") and session.scorer_specs_file.exists():
-        specs = read_json(session.scorer_specs_file)
+        specs = upgrade_specs(read_json(session.scorer_specs_file))
         listing = [
-            {"name": s["name"], "kind": s["kind"], "source": s.get("source"), "doc": s.get("doc", "")[:160]}
+            {
+                "name": s["name"],
+                "implementation": s["implementation"],
+                "source": s.get("source"),
+                "doc": s.get("doc", "")[:160],
+            }
             for s in specs["scorers"]
         ]
         parts.append("Current scorers:\n" + _short(listing, 5000))

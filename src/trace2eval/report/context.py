@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+from trace2eval.errors import SessionError
 from trace2eval.report.compare import Changes
 from trace2eval.report.links import UiLinks, safe_uri
 from trace2eval.sessions.files import read_json
 from trace2eval.sessions.session import Session
+from trace2eval.state.versions import upgrade_specs
 
 EVIDENCE_SHOWN = 12
 SEVERITY_ORDER = {"critical": -1, "high": 0, "medium": 1, "low": 2, "info": 3}
@@ -68,6 +71,15 @@ def read_state(path) -> Any:
         return read_json(path) if path.exists() else None
     except Exception:
         return None
+
+
+def read_specs(path: Path) -> Any:
+    """scorer_specs.json under the current names (state/versions.py), or as it is when it cannot be upgraded."""
+    data = read_state(path)
+    try:
+        return upgrade_specs(data)
+    except SessionError:
+        return data
 
 
 def _num(value: Any) -> float | None:
@@ -439,8 +451,8 @@ def scorer_section(
         if not isinstance(s, dict) or not s.get("name"):
             continue
         name = s["name"]
-        kind = s.get("kind", "code")
-        is_code = kind in ("code", "rule", "custom_code")
+        implementation = s.get("implementation", "code")
+        is_code = implementation in ("code", "rule", "custom_code")
         mean = _num(metrics.get(f"{name}/mean"))
         entry = _dict(gates.get(f"{name}/mean"))
         gate = _num(entry.get("gate"))
@@ -459,7 +471,7 @@ def scorer_section(
                 # What share of production traces passes the same check (the dataset over-samples failures).
                 "production": None if rate is None else max(0.0, 1 - rate),
                 "name": name,
-                "kind": kind,
+                "implementation": implementation,
                 "is_code": is_code,
                 "finding": s.get("finding"),
                 "source": s.get("source", "deterministic"),
@@ -664,7 +676,7 @@ def build_context(
     validation = validation if isinstance(validation, dict) else None
     dataset = read_state(session.dataset_json)
     dataset = dataset if isinstance(dataset, dict) else None
-    specs_file = read_state(session.scorer_specs_file)
+    specs_file = read_specs(session.scorer_specs_file)
     gates_file = read_state(session.evaluation_dir / "eval_gates.json")
     publish = publish if publish is not None else _dict(read_state(session.state_dir / PUBLISH_FILE))
     metrics = _dict(_dict(validation).get("metrics"))

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trace2eval.report.context import read_specs
 from trace2eval.sessions.files import read_json
 from trace2eval.sessions.session import Session
 
@@ -115,9 +116,9 @@ def generation_metrics(session: Session) -> dict[str, float]:
     metrics["dataset/findings_covered"] = len(dataset.get("findings_covered") or [])
     metrics["dataset/skipped"] = len(dataset.get("skipped") or [])
 
-    specs = _read(session.scorer_specs_file) or {}
+    specs = read_specs(session.scorer_specs_file) or {}
     scorers = [s for s in specs.get("scorers") or [] if isinstance(s, dict)]
-    metrics["scorers/code"] = sum(s.get("kind") in ("code", "rule", "custom_code") for s in scorers)
+    metrics["scorers/code"] = sum(s.get("implementation") in ("code", "rule", "custom_code") for s in scorers)
     metrics["scorers/judges"] = len(scorers) - metrics["scorers/code"]
     metrics["scorers/dropped"] = len(specs.get("dropped") or [])
 

@@ -130,14 +130,13 @@ def sha256(path: Path) -> str | None:
 RUN_NOTES = "run_notes.json"  # in a session's state/: what a run did that a reviewer must hear of
 
 
-def add_run_note(state_dir: Path, kind: str, text: str, **details: Any) -> None:
+def add_run_note(state_dir: Path, topic: str, text: str, **details: Any) -> None:
     """Record a note (shed rows, skipped traces, a clamped watermark): SUITE.md and the report show them.
 
-    One note per kind: a task rerun replaces its note instead of repeating it.
+    One note per topic: a task rerun replaces its note instead of repeating it.
     """
-    path = Path(state_dir) / RUN_NOTES
-    notes = [n for n in (read_json(path) if path.exists() else []) if isinstance(n, dict) and n.get("kind") != kind]
-    write_json(path, notes + [{"kind": kind, "text": text, **details}])
+    notes = [n for n in run_notes(state_dir) if n.get("topic") != topic]
+    write_json(Path(state_dir) / RUN_NOTES, notes + [{"topic": topic, "text": text, **details}])
 
 
 def run_notes(state_dir: Path) -> list[dict[str, Any]]:
@@ -146,13 +145,18 @@ def run_notes(state_dir: Path) -> list[dict[str, Any]]:
         notes = read_json(path) if path.exists() else []
     except SessionError:
         return []  # a damaged notes file must not stop a publish
-    return (
-        [n for n in notes if isinstance(n, dict) and isinstance(n.get("text"), str)] if isinstance(notes, list) else []
-    )
+    if not isinstance(notes, list):
+        return []
+    # Notes written by earlier versions name their topic `kind` (a suite's Volume keeps them).
+    return [
+        {("topic" if k == "kind" and "topic" not in n else k): v for k, v in n.items()}
+        for n in notes
+        if isinstance(n, dict) and isinstance(n.get("text"), str)
+    ]
 
 
-def drop_run_note(state_dir: Path, kind: str) -> None:
+def drop_run_note(state_dir: Path, topic: str) -> None:
     """Forget a note a rerun no longer stands by (e.g. a retried read that skipped nothing)."""
     path = Path(state_dir) / RUN_NOTES
     if path.exists():
-        write_json(path, [n for n in run_notes(state_dir) if n.get("kind") != kind])
+        write_json(path, [n for n in run_notes(state_dir) if n.get("topic") != topic])

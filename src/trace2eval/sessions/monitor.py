@@ -157,7 +157,7 @@ def _script_defaults(script: Path) -> tuple[str | None, str | None]:
 
 def load_suite_specs(target: Target) -> list[ScorerSpec]:
     data = upgrade_specs(read_json(target.state_dir / "scorer_specs.json"))
-    return [ScorerSpec.from_dict(s) for s in data["scorers"] if s.get("kind") != "custom_code"]
+    return [ScorerSpec.from_dict(s) for s in data["scorers"] if s.get("implementation") != "custom_code"]
 
 
 def _findings(target: Target) -> dict[str, dict[str, Any]]:
@@ -171,7 +171,11 @@ def _findings(target: Target) -> dict[str, dict[str, Any]]:
 
 
 def _needs_expectations(spec: ScorerSpec) -> bool:
-    return "expectations" in (spec.instructions or "") or spec.kind == "builtin_judge" and spec.name == "correctness"
+    return (
+        "expectations" in (spec.instructions or "")
+        or spec.implementation == "builtin_judge"
+        and spec.name == "correctness"
+    )
 
 
 def choose(
@@ -186,8 +190,10 @@ def choose(
     chosen = list(code)
     for spec in specs:
         if spec.is_code:
-            if spec.kind not in ("code", "rule"):
-                skipped.append({"name": spec.name, "reason": f"{spec.kind} scorers have no registerable form"})
+            if spec.implementation not in ("code", "rule"):
+                skipped.append(
+                    {"name": spec.name, "reason": f"{spec.implementation} scorers have no registerable form"}
+                )
             continue
         if _needs_expectations(spec):
             skipped.append({"name": spec.name, "reason": "needs expectations, which production traces do not have"})
@@ -422,9 +428,9 @@ def _judge(spec: ScorerSpec, model: str | None) -> Any:
     from mlflow.genai.scorers import Guidelines
 
     name = PREFIX + spec.name
-    if spec.kind == "builtin_judge":  # incl. the conversation judges, which the server runs per session
+    if spec.implementation == "builtin_judge":  # incl. the conversation judges, which the server runs per session
         return getattr(builtin, BUILTIN_JUDGES[spec.name])(name=name, model=model)
-    if spec.kind == "guidelines":
+    if spec.implementation == "guidelines":
         return Guidelines(name=name, guidelines=spec.guidelines, model=model)
     from mlflow.genai.judges import make_judge
 

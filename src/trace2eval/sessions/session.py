@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -85,18 +84,17 @@ class Session:
     def save_plan(self, plan: TaskPlan) -> None:
         write_json(self.tasks_file, plan.model_dump(mode="json"))
 
-    def analysis(self) -> dict[str, Any]:
-        """analysis.json, its version checked and upgraded (state/versions.py)."""
+    def analysis(self) -> Analysis:
+        """analysis.json, its version checked and upgraded (state/versions.py), as the typed model."""
         data = upgrade_analysis(read_json(self.analysis_file))
         try:
-            Analysis.model_validate(data)
+            return Analysis.model_validate(data)
         except ValidationError as exc:
             where = "/".join(str(p) for p in exc.errors()[0]["loc"])
             raise SessionError(
                 f"{self.analysis_file} is not a valid analysis ({where}: {exc.errors()[0]['msg']})",
                 f"rerun the initializer: trace2eval task initializer --session {self.dir} --force",
             ) from None
-        return data
 
     def validation(self) -> ValidationResult | None:
         """validation_results.json, validated once here (None before the first validation)."""

@@ -1,8 +1,11 @@
 """`state/analysis.json` as a typed model: what every reader of the analysis may rely on.
 
 The analysis is checked once when it is read (`Session.analysis()`, after the version upgrade in
-`state/versions.py`): findings carry their id, check, severity, parameters, prevalence and evidence
-with the types below. Sections the report only displays stay free-form (`extra="allow"`).
+`state/versions.py`) and handed to its readers as this model: findings carry their id, check,
+severity, parameters, prevalence and evidence, query types their name, count and evidence, the case
+index each cited trace's query type, with the types below. Sections only displayed stay free-form
+(`extra="allow"`); code that takes the plain dict (generate/, which must not import state/) gets
+`model_dump()`.
 """
 
 from __future__ import annotations
@@ -33,10 +36,33 @@ class Finding(BaseModel):
     counter_examples: list[str] = Field(default_factory=list)
 
 
+class QueryType(BaseModel):
+    model_config = ConfigDict(extra="allow")  # terms, error_rate, latency, findings, examples: displayed
+    name: str
+    count: int = Field(ge=0)
+    evidence: list[str] = Field(default_factory=list)
+
+
+class CaseFacts(BaseModel):
+    """Short facts about one trace the analysis cites (`case_index`)."""
+
+    model_config = ConfigDict(extra="allow")  # session, for a turn of a conversation
+    query_type: str | None = None
+    status: str | None = None
+    duration_ms: float | None = None
+    request: str = ""
+
+
 class Analysis(BaseModel):
     model_config = ConfigDict(extra="allow")
     schema_version: int
     findings: list[Finding] = Field(default_factory=list)
-    query_types: list[dict[str, Any]] = Field(default_factory=list)
+    query_types: list[QueryType] = Field(default_factory=list)
     samples: dict[str, list[str]] = Field(default_factory=dict)
-    case_index: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    case_index: dict[str, CaseFacts] = Field(default_factory=dict)
+
+    def finding(self, finding_id: str) -> Finding | None:
+        return next((f for f in self.findings if f.id == finding_id), None)
+
+    def query_type(self, name: str) -> QueryType | None:
+        return next((q for q in self.query_types if q.name == name), None)

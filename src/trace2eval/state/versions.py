@@ -8,6 +8,7 @@ a newer one wrote instead of misreading it.
   separate check names, still accepted as aliases); `recommended_scorers` (written, never read)
   is gone.
 - scorer_specs.json `version` 2: code specs name checks as in analysis.json 2.
+- scorer_specs.json `version` 3: a spec's (and a dropped scorer's) `kind` is called `implementation`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from trace2eval.errors import SessionError
 from trace2eval.traces.checks import CANONICAL
 
 ANALYSIS_VERSION = 2
-SPECS_VERSION = 2
+SPECS_VERSION = 3
 
 
 def _version(data: dict[str, Any], key: str, current: int, what: str) -> int:
@@ -56,14 +57,24 @@ def upgrade_specs(data: Any) -> dict[str, Any]:
         raise SessionError(
             'scorer_specs.json must be an object with a "scorers" list', "restore it, or rerun the scorers task"
         )
-    if _version(data, "version", SPECS_VERSION, "scorer_specs.json") < 2:
+    version = _version(data, "version", SPECS_VERSION, "scorer_specs.json")
+    if version < 2:
         data = {
             **data,
-            "version": 2,
             "scorers": [
                 {**s, "check": _canonical(s.get("check"))} if s.get("kind") == "code" else s
                 for s in data["scorers"]
                 if isinstance(s, dict)
             ],
         }
-    return data
+    if version < 3:
+        data = {
+            **data,
+            "scorers": [_renamed(s, "kind", "implementation") for s in data["scorers"] if isinstance(s, dict)],
+            "dropped": [_renamed(d, "kind", "implementation") for d in data.get("dropped", []) if isinstance(d, dict)],
+        }
+    return {**data, "version": SPECS_VERSION}
+
+
+def _renamed(record: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    return {(new if k == old else k): v for k, v in record.items()}

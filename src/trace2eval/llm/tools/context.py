@@ -10,6 +10,7 @@ from typing import Any
 from trace2eval.config import SessionConfig
 from trace2eval.generate.scorers import ScorerSpec
 from trace2eval.sessions.session import Session
+from trace2eval.state.analysis import Analysis
 from trace2eval.state.validation import Revalidate
 
 
@@ -37,8 +38,8 @@ class ToolContext:
     config: SessionConfig
     task: str
     staged: Staged = field(default_factory=Staged)
-    accepted: list[dict[str, Any]] = field(default_factory=list)  # {"kind", "name", "detail"}
-    refused: list[dict[str, Any]] = field(default_factory=list)  # {"kind", "name", "reasons"}
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # {"item", "name", "detail"}
+    refused: list[dict[str, Any]] = field(default_factory=list)  # {"item", "name", "reasons"}
     seen_traces: set[str] = field(default_factory=set)  # ids any tool showed the model
     finished: str | None = None  # the model's closing summary once it called `finish`
     # What the runner hands the session: why the deterministic fix failed, and how to validate again.
@@ -51,10 +52,10 @@ class ToolContext:
     internal_errors: list[dict[str, Any]] = field(default_factory=list)  # {"tool", "error"}: bugs in a tool
     samples: list[dict[str, Any]] | None = None  # sample rows with their traces (submit.sample_rows), read once
     _findings_by_trace: dict[str, list[str]] | None = None
-    _analysis: dict[str, Any] | None = None
+    _analysis: Analysis | None = None
     _client: Any = None
 
-    def analysis(self) -> dict[str, Any]:
+    def analysis(self) -> Analysis:
         if self._analysis is None:
             self._analysis = self.session.analysis()
         return self._analysis
@@ -63,9 +64,9 @@ class ToolContext:
         """trace id -> ids of the findings it is evidence of."""
         if self._findings_by_trace is None:
             index: dict[str, list[str]] = {}
-            for f in self.analysis().get("findings", []):
-                for tid in f.get("all_evidence") or f.get("evidence", []):
-                    index.setdefault(tid, []).append(f["id"])
+            for f in self.analysis().findings:
+                for tid in f.all_evidence or f.evidence:
+                    index.setdefault(tid, []).append(f.id)
             self._findings_by_trace = index
         return self._findings_by_trace
 
@@ -81,9 +82,9 @@ class ToolContext:
         """The only folder tools write to besides the state files they own."""
         return self.session.state_dir / "llm_scratch" / self.task
 
-    def refuse(self, kind: str, name: str, reasons: list[str]) -> None:
-        self.refused.append({"kind": kind, "name": name, "reasons": reasons[:6]})
-        raise ToolError(f"refused {kind} {name!r}: " + "; ".join(reasons[:6]))
+    def refuse(self, item: str, name: str, reasons: list[str]) -> None:
+        self.refused.append({"item": item, "name": name, "reasons": reasons[:6]})
+        raise ToolError(f"refused {item} {name!r}: " + "; ".join(reasons[:6]))
 
-    def accept(self, kind: str, name: str, detail: str = "") -> None:
-        self.accepted.append({"kind": kind, "name": name, "detail": detail[:300]})
+    def accept(self, item: str, name: str, detail: str = "") -> None:
+        self.accepted.append({"item": item, "name": name, "detail": detail[:300]})

@@ -12,6 +12,8 @@ from trace2eval.llm.skills import read_skill, skill_files
 from trace2eval.llm.tools.base import Tool
 from trace2eval.llm.tools.context import ToolContext, ToolError
 from trace2eval.sessions.files import read_json
+from trace2eval.state.analysis import Analysis
+from trace2eval.state.versions import upgrade_specs
 from trace2eval.traces.features import request_text, to_text
 
 ROWS_PER_PAGE = 15
@@ -22,8 +24,9 @@ def _pick(d: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: d[k] for k in keys if k in d}
 
 
-def analysis_section(analysis: dict[str, Any], section: str) -> Any:
+def analysis_section(typed: Analysis, section: str) -> Any:
     """One section of the analysis, reduced to model-safe fields."""
+    analysis = typed.model_dump()  # the sections shown are free-form: picked by key
     if section == "overview":
         out = _pick(analysis, ("agent", "trace_summary", "sample", "dataset_strategy", "span_types"))
         out["request_shapes"] = [_pick(s, ("shape", "count")) for s in analysis.get("request_shapes", [])]
@@ -74,10 +77,10 @@ def analysis_section(analysis: dict[str, Any], section: str) -> Any:
 
 def read_analysis(ctx: ToolContext, args: dict[str, Any]) -> Any:
     out = analysis_section(ctx.analysis(), args.get("section", "overview"))
-    for f in ctx.analysis().get("findings", []):
-        ctx.seen_traces.update(f.get("evidence", []))
-    for q in ctx.analysis().get("query_types", []):
-        ctx.seen_traces.update(q.get("evidence", []))
+    for f in ctx.analysis().findings:
+        ctx.seen_traces.update(f.evidence)
+    for q in ctx.analysis().query_types:
+        ctx.seen_traces.update(q.evidence)
     return out
 
 
@@ -122,8 +125,19 @@ def read_state(ctx: ToolContext, args: dict[str, Any]) -> Any:
     if name == "scorers":
         if not session.scorer_specs_file.exists():
             raise ToolError("no scorer specs yet (the scorers task writes them)")
-        data = read_json(session.scorer_specs_file)
-        keep = ("name", "kind", "doc", "check", "params", "finding", "guidelines", "instructions", "code", "source")
+        data = upgrade_specs(read_json(session.scorer_specs_file))
+        keep = (
+            "name",
+            "implementation",
+            "doc",
+            "check",
+            "params",
+            "finding",
+            "guidelines",
+            "instructions",
+            "code",
+            "source",
+        )
         return {
             "scorers": [{k: s[k] for k in keep if s.get(k) not in (None, [], {})} for s in data["scorers"]],
             "dropped": data.get("dropped", []),

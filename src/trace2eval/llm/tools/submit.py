@@ -55,33 +55,33 @@ def _taken(ctx: ToolContext, replaces: str | None = None) -> set[str]:
     return {s.name for s in specs if s.name != replaces}
 
 
-def _check_replaces(ctx: ToolContext, kind: str, name: str, replaces: str | None, allowed_kinds: set[str]) -> None:
+def _check_replaces(ctx: ToolContext, item: str, name: str, replaces: str | None, allowed: set[str]) -> None:
     if not replaces:
         return
     specs, dropped = current_specs(ctx)
     target = next((s for s in specs if s.name == replaces), None)
     was_dropped = any(d.get("name") == replaces for d in dropped)
     if target is None and not was_dropped:
-        ctx.refuse(kind, name, [f"replaces {replaces!r}, which is neither a scorer nor a dropped scorer"])
-    if target is not None and target.kind not in allowed_kinds:
+        ctx.refuse(item, name, [f"replaces {replaces!r}, which is neither a scorer nor a dropped scorer"])
+    if target is not None and target.implementation not in allowed:
         ctx.refuse(
-            kind,
+            item,
             name,
             [
-                f"{replaces!r} is a {target.kind} scorer; only {', '.join(sorted(allowed_kinds))} "
+                f"{replaces!r} is a {target.implementation} scorer; only {', '.join(sorted(allowed))} "
                 "scorers can be replaced this way"
             ],
         )
 
 
-def _finding_ok(ctx: ToolContext, kind: str, name: str, finding: str | None) -> None:
-    if finding and finding not in {f["id"] for f in ctx.analysis().get("findings", [])}:
-        ctx.refuse(kind, name, [f"no finding {finding!r} in the analysis"])
+def _finding_ok(ctx: ToolContext, item: str, name: str, finding: str | None) -> None:
+    if finding and ctx.analysis().finding(finding) is None:
+        ctx.refuse(item, name, [f"no finding {finding!r} in the analysis"])
 
 
 def _stage_spec(ctx: ToolContext, spec: ScorerSpec, replaces: str | None) -> None:
     if len(ctx.staged.specs) >= MAX_STAGED_SCORERS:
-        ctx.refuse(spec.kind, spec.name, [f"at most {MAX_STAGED_SCORERS} new scorers per session"])
+        ctx.refuse(spec.implementation, spec.name, [f"at most {MAX_STAGED_SCORERS} new scorers per session"])
     ctx.staged.specs = [s for s in ctx.staged.specs if s.name != spec.name] + [spec]
     if replaces:
         ctx.staged.replaces[spec.name] = replaces
@@ -137,13 +137,13 @@ def submit_agent_profile(ctx: ToolContext, args: dict[str, Any]) -> dict[str, An
     analysis = ctx.analysis()
     name = args["agent_name"]
     reasons = []
-    clusters = {q["name"] for q in analysis.get("query_types", [])}
+    clusters = {q.name for q in analysis.query_types}
     for q in args.get("query_types", []):
         if q["cluster"] not in clusters:
             reasons.append(
                 f"query type {q['cluster']!r} is not in the analysis (they are: {', '.join(sorted(clusters))})"
             )
-    findings = {f["id"] for f in analysis.get("findings", [])}
+    findings = {f.id for f in analysis.findings}
     for d in args["evaluation_dimensions"]:
         if d.get("finding") and d["finding"] not in findings:
             reasons.append(f"dimension {d['name']}: no finding {d['finding']!r}")
@@ -189,7 +189,7 @@ def submit_dataset_rows(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
                 "this trace is already a dataset row: add expectations to annotate it, or pick another trace"
             )
         if reasons:
-            ctx.refused.append({"kind": "dataset_row", "name": tid, "reasons": reasons})
+            ctx.refused.append({"item": "dataset_row", "name": tid, "reasons": reasons})
             results.append({"source_trace": tid, "accepted": False, "reasons": reasons})
             continue
         staged = redact(
@@ -226,7 +226,7 @@ def submit_edge_cases(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         if case.get("variant_of") and case["variant_of"] not in ctx.seen_traces:
             reasons.append(f"variant_of {case['variant_of']!r} was never shown to you")
         if reasons:
-            ctx.refused.append({"kind": "edge_case", "name": f"case {i}", "reasons": reasons})
+            ctx.refused.append({"item": "edge_case", "name": f"case {i}", "reasons": reasons})
             results.append({"case": i, "accepted": False, "reasons": reasons})
             continue
         ctx.staged.edge_cases.append(redact(case))
@@ -255,7 +255,7 @@ def submit_guidelines_judge(ctx: ToolContext, args: dict[str, Any]) -> dict[str,
         ctx.refuse("guidelines", name, reasons)
     spec = ScorerSpec(
         name=name,
-        kind="guidelines",
+        implementation="guidelines",
         guidelines=redact(args["guidelines"]),
         finding=args.get("finding"),
         doc=redact(args["doc"]) + (f" (rewrites {replaces})" if replaces else ""),
@@ -291,7 +291,7 @@ def submit_custom_judge(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
         ctx.refuse("make_judge", name, reasons)
     spec = ScorerSpec(
         name=name,
-        kind="make_judge",
+        implementation="make_judge",
         instructions=redact(instructions),
         finding=args.get("finding"),
         doc=redact(args["doc"]),
@@ -314,7 +314,7 @@ def submit_custom_check(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
     params = {"fail_when": redact(args["fail_when"]), "message": redact(args["message"])}
     spec = ScorerSpec(
         name=name,
-        kind="rule",
+        implementation="rule",
         check="rule",
         params=params,
         finding=args.get("finding"),

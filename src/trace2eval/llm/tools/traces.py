@@ -51,7 +51,7 @@ def _summary(ctx: ToolContext, trace: Any) -> dict[str, Any]:
     tools: dict[str, int] = {}
     for t in f["tools"]:
         tools[t["name"]] = tools.get(t["name"], 0) + 1
-    case = (ctx.analysis().get("case_index") or {}).get(tid, {})
+    case = ctx.analysis().case_index.get(tid)
     ctx.seen_traces.add(tid)
     return redact(
         {
@@ -65,7 +65,7 @@ def _summary(ctx: ToolContext, trace: Any) -> dict[str, Any]:
             "tools": dict(list(tools.items())[:10]),
             "failed_tool_calls": f["n_tool_errors"],
             "findings": ctx.findings_by_trace().get(tid, []),
-            **({"query_type": case["query_type"]} if case.get("query_type") else {}),
+            **({"query_type": case.query_type} if case and case.query_type else {}),
         }
     )
 
@@ -88,21 +88,20 @@ def search_traces(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     text = (args.get("text") or "").lower().strip()
     ids = None
     if args.get("finding"):
-        finding = next((f for f in ctx.analysis().get("findings", []) if f["id"] == args["finding"]), None)
+        finding = ctx.analysis().finding(args["finding"])
         if finding is None:
             raise ToolError(
-                f"no finding {args['finding']!r}; the findings are: "
-                + ", ".join(f["id"] for f in ctx.analysis().get("findings", []))
+                f"no finding {args['finding']!r}; the findings are: " + ", ".join(f.id for f in ctx.analysis().findings)
             )
-        ids = finding.get("all_evidence") or finding.get("evidence", [])
+        ids = finding.all_evidence or finding.evidence
     elif args.get("query_type"):
-        qtype = next((q for q in ctx.analysis().get("query_types", []) if q["name"] == args["query_type"]), None)
+        qtype = ctx.analysis().query_type(args["query_type"])
         if qtype is None:
             raise ToolError(
                 f"no query type {args['query_type']!r}; they are: "
-                + ", ".join(q["name"] for q in ctx.analysis().get("query_types", []))
+                + ", ".join(q.name for q in ctx.analysis().query_types)
             )
-        ids = qtype.get("evidence", [])
+        ids = qtype.evidence
     if ids is not None:
         start = int(args.get("page_token") or 0) if str(args.get("page_token") or "0").isdigit() else 0
         page = [t for t in (_fetch_quiet(ctx, tid) for tid in ids[start : start + size]) if t is not None]

@@ -17,7 +17,7 @@ from trace2eval.traces.sources import trace_source
 
 def run(session: Session) -> dict[str, Any]:
     config = session.config()
-    analysis = session.analysis()
+    analysis = session.analysis().model_dump()  # generate/ reads the plain analysis
     cases = select_cases(analysis)
     # A conversation's case is every one of its turns.
     with trace_source(config).fetching([t for c in cases for t in (c.turns or [c.trace_id])]) as get_trace:

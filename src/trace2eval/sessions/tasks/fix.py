@@ -218,7 +218,7 @@ def shed_rows(session: Session, attempt: int) -> str | None:
 
 def _note_shed(session: Session, shed: list[dict[str, Any]], reason: str) -> None:
     """One note for the run, counting every attempt's shedding."""
-    previous = next((n for n in run_notes(session.state_dir) if n.get("kind") == "shed_rows"), {})
+    previous = next((n for n in run_notes(session.state_dir) if n.get("topic") == "shed_rows"), {})
     traces = list(previous.get("traces") or []) + [
         {
             "trace_id": (r.get("metadata") or {}).get("source_trace"),

@@ -14,7 +14,7 @@ from trace2eval.state.specs import load_specs, save_specs, write_scorers
 
 def run(session: Session) -> dict[str, Any]:
     config = session.config()
-    specs = specs_from_analysis(session.analysis())
+    specs = specs_from_analysis(session.analysis().model_dump())
     dropped: list[dict[str, Any]] = []
     if suite.is_nightly(session):  # the suite's scorers stay as they are; new findings add scorers
         specs, dropped = suite.merge_specs(session, specs)
