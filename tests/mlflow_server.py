@@ -61,3 +61,27 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
+
+
+def add_gateway_endpoint(tracking_uri: str, name: str = "judge", api_base: str | None = None) -> str:
+    """An AI Gateway endpoint (provider openai) in the store or on the server at `tracking_uri`, made
+    through MLflow's own store client; `api_base`: the loopback model server it forwards to. The
+    open-source tracking store starts registered judges only on such an endpoint."""
+    from mlflow.entities.gateway_endpoint import GatewayEndpointModelConfig, GatewayModelLinkageType
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    store = _get_store(tracking_uri)
+    secret = store.create_gateway_secret(
+        secret_name=f"{name}-key",
+        secret_value={"api_key": "unused"},
+        provider="openai",
+        auth_config={"api_base": f"{api_base}/v1"} if api_base else None,
+    )
+    model = store.create_gateway_model_definition(
+        name=f"{name}-model", secret_id=secret.secret_id, provider="openai", model_name="gpt-4o-mini"
+    )
+    config = GatewayEndpointModelConfig(
+        model_definition_id=model.model_definition_id, linkage_type=GatewayModelLinkageType.PRIMARY
+    )
+    store.create_gateway_endpoint(name=name, model_configs=[config])
+    return f"gateway:/{name}"

@@ -16,6 +16,7 @@ import pytest
 import mlflow_server
 from judge_server import JudgeServer
 
+from trace2eval.generate.scorers import registerable
 from trace2eval.sessions import monitor
 from trace2eval.sessions.files import read_json, write_json
 
@@ -42,29 +43,6 @@ def _server(folder: Path, custom_scorers: bool, job_execution: bool = True, gate
         **(GATEWAY_ENV if gateway else {}),
     }
     return mlflow_server.start(folder, env)
-
-
-def _gateway_endpoint(url: str, api_base: str, name: str = "judge") -> str:
-    """An AI Gateway endpoint on the server, made through MLflow's REST client: provider openai, its
-    api_base the loopback judge server."""
-    from mlflow.entities.gateway_endpoint import GatewayEndpointModelConfig, GatewayModelLinkageType
-    from mlflow.tracking._tracking_service.utils import _get_store
-
-    store = _get_store(url)
-    secret = store.create_gateway_secret(
-        secret_name=f"{name}-key",
-        secret_value={"api_key": "unused"},
-        provider="openai",
-        auth_config={"api_base": f"{api_base}/v1"},
-    )
-    model = store.create_gateway_model_definition(
-        name=f"{name}-model", secret_id=secret.secret_id, provider="openai", model_name="gpt-4o-mini"
-    )
-    config = GatewayEndpointModelConfig(
-        model_definition_id=model.model_definition_id, linkage_type=GatewayModelLinkageType.PRIMARY
-    )
-    store.create_gateway_endpoint(name=name, model_configs=[config])
-    return f"gateway:/{name}"
 
 
 def _verdict(prompt: str) -> str:
@@ -133,7 +111,7 @@ def test_server_without_custom_scorers_gets_a_clear_message(generated, tmp_path,
         folder = _suite_on(url, generated, tmp_path)
         code, out, err = cli("monitor", folder, "--no-check")
         # With judges to run, the server still gets them; the code scorers are named as refused.
-        model = _gateway_endpoint(url, judge.url)
+        model = mlflow_server.add_gateway_endpoint(url, api_base=judge.url)
         with_judges = cli("monitor", folder, "--judges", "--judge-model", model, "--no-check")
         running = {r.name for r in monitor.registered(monitor.resolve(folder)) if r.running}
     finally:
@@ -144,7 +122,7 @@ def test_server_without_custom_scorers_gets_a_clear_message(generated, tmp_path,
     assert "Traceback" not in err
     assert with_judges[0] == 0, with_judges
     specs = monitor.load_suite_specs(monitor.resolve(folder))
-    code_names = [s.name for s in specs if s.implementation in ("code", "rule")]
+    code_names = [s.name for s in registerable(specs)[0]]
     assert with_judges[1].count(
         f"refuses custom code scorers (it would need {monitor.CUSTOM_SCORERS_ENV}=true)"
     ) == len(code_names)
@@ -161,7 +139,7 @@ def test_server_with_custom_scorers_registers_and_loads_them_back(generated, tmp
     finally:
         mlflow_server.stop(proc)
     assert code == 0, err
-    names = [s.name for s in monitor.load_suite_specs(target) if s.implementation in ("code", "rule")]
+    names = [s.name for s in registerable(monitor.load_suite_specs(target))[0]]
     assert set(found) == {monitor.PREFIX + n for n in names}
     # Loaded back over HTTP in a fresh process, each says what the suite says on every row.
     assert f"identity: {len(names)} of {len(names)} registered code scorers say what the suite says" in out
@@ -188,11 +166,11 @@ def test_server_runs_the_suites_judges_on_a_gateway_endpoint(generated, tmp_path
         assert code == 1 and "names no AI Gateway endpoint" in err and "Traceback" not in err, out + err
         assert monitor.registered(target) == []
 
-        model = _gateway_endpoint(url, judge.url)
+        model = mlflow_server.add_gateway_endpoint(url, api_base=judge.url)
         code, out, err = cli("monitor", folder, "--judges", "--judge-model", model, "--no-check")
         assert code == 0, out + err
         specs = monitor.load_suite_specs(target)
-        code_names = [s.name for s in specs if s.implementation in ("code", "rule")]
+        code_names = [s.name for s in registerable(specs)[0]]
         online = [s.name for s in specs if not s.is_code and not monitor._needs_expectations(s)]
         assert online, "the suite has judges that can run on production traces"
         running = {r.name for r in monitor.registered(target) if r.running}
@@ -251,7 +229,7 @@ def test_server_without_job_execution_gets_a_clear_message(generated, tmp_path, 
     proc, url = _server(tmp_path, custom_scorers=True, job_execution=False, gateway=True)
     try:
         folder = _suite_on(url, generated, tmp_path)
-        model = _gateway_endpoint(url, judge.url)
+        model = mlflow_server.add_gateway_endpoint(url, api_base=judge.url)
         code, out, err = cli("monitor", folder, "--judges", "--judge-model", model, "--no-check")
         registered = monitor.registered(monitor.resolve(folder))
     finally:

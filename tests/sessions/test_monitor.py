@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import mlflow_server
+
 from trace2eval.generate.scorers import ScorerSpec, registerable, render_registerable
 from trace2eval.sessions import monitor
 from trace2eval.sessions.files import read_json, write_json
@@ -23,25 +25,6 @@ def suite(demo_session, demo_store, tmp_path):
     config["tracking_uri"] = f"sqlite:///{db}"
     write_json(folder / "state" / "config.json", config)
     return monitor.resolve(folder)
-
-
-def _gateway_endpoint(target: monitor.Target, name: str = "judge") -> str:
-    """An AI Gateway endpoint in the store: the open-source store starts judges only on one."""
-    from mlflow.entities.gateway_endpoint import GatewayEndpointModelConfig, GatewayModelLinkageType
-    from mlflow.tracking._tracking_service.utils import _get_store
-
-    store = _get_store(target.tracking_uri)
-    secret = store.create_gateway_secret(
-        secret_name=f"{name}-key", secret_value={"api_key": "unused"}, provider="openai"
-    )
-    model = store.create_gateway_model_definition(
-        name=f"{name}-model", secret_id=secret.secret_id, provider="openai", model_name="gpt-4o-mini"
-    )
-    config = GatewayEndpointModelConfig(
-        model_definition_id=model.model_definition_id, linkage_type=GatewayModelLinkageType.PRIMARY
-    )
-    store.create_gateway_endpoint(name=name, model_configs=[config])
-    return f"gateway:/{name}"
 
 
 def _by_name(target):
@@ -119,7 +102,7 @@ def test_sync_adds_updates_stops_and_leaves_hand_registered_scorers_alone(suite)
     import mlflow
     from mlflow.genai.scorers import Guidelines, ScorerSamplingConfig
 
-    model = _gateway_endpoint(suite)
+    model = mlflow_server.add_gateway_endpoint(suite.tracking_uri)
     mlflow.set_tracking_uri(suite.tracking_uri)
     hand = Guidelines(name="hand_judge", guidelines=["Be polite."], model=model).register(
         experiment_id=suite.experiment_id
