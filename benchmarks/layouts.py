@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests" / "traces"))
+sys.path.insert(0, str(REPO / "tests"))  # the loopback helpers the framework servers use
 
 
 def baseline_features(ref: str, workdir: Path):

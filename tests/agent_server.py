@@ -11,10 +11,10 @@
 
 from __future__ import annotations
 
-import http.server
-import json
 import threading
 from typing import Any, Callable
+
+from loopback import NOT_FOUND, JSONHandler, chat_completion, serve
 
 
 class AgentServer:
@@ -24,52 +24,31 @@ class AgentServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(JSONHandler):
             def do_GET(self):
                 if self.path.startswith("/api/2.0/serving-endpoints/"):
                     name = self.path.rsplit("/", 1)[-1]
-                    return self._send(200, {"name": name, "state": {"ready": "READY"}, "task": "agent/v2/chat"})
-                self._send(404, {"error_code": "NOT_FOUND", "message": "no such path"})
+                    return self.send_json(200, {"name": name, "state": {"ready": "READY"}, "task": "agent/v2/chat"})
+                self.send_json(404, NOT_FOUND)
 
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                body = self.read_json()
                 with server._lock:
                     server.calls.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
                 serving = self.path.startswith("/serving-endpoints/") and self.path.endswith("/invocations")
                 if not (serving or self.path.endswith("/chat/completions")):
-                    return self._send(404, {"error_code": "NOT_FOUND", "message": "no such path"})
+                    return self.send_json(404, NOT_FOUND)
                 request = {k: v for k, v in body.items() if k not in ("databricks_options", "model")}
                 text, trace = server.answer(request)
                 if isinstance(text, int):
-                    return self._send(text, {"error_code": "INTERNAL_ERROR", "message": "agent failed"})
-                reply = {
-                    "id": f"c{len(server.calls)}",
-                    "object": "chat.completion",
-                    "created": 1700000000,
-                    "model": body.get("model", "agent"),
-                    "choices": [
-                        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-                    ],
-                }
+                    return self.send_json(text, {"error_code": "INTERNAL_ERROR", "message": "agent failed"})
+                reply = chat_completion(text, body.get("model", "agent"), f"c{len(server.calls)}", usage=False)
                 wants = (body.get("databricks_options") or {}).get("return_trace")
                 if serving and wants and server.return_trace and trace is not None:
                     reply["databricks_output"] = {"trace": trace}
-                self._send(200, reply)
+                self.send_json(200, reply)
 
-            def _send(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url, _ = serve(Handler)
 
     def close(self):
         self.httpd.shutdown()

@@ -13,10 +13,11 @@ It also serves `{url}/v1/chat/completions`, the path an AI Gateway `openai` mode
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import threading
 from typing import Callable
+
+from loopback import NOT_FOUND, JSONHandler, chat_completion, serve
 
 
 class JudgeServer:
@@ -31,17 +32,14 @@ class JudgeServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
+        class Handler(JSONHandler):
             def do_GET(self):
-                self._send(404, {"error_code": "NOT_FOUND", "message": "no such path"})
+                self.send_json(404, NOT_FOUND)
 
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                body = self.read_json()
                 if not self.path.endswith("/chat/completions"):
-                    return self._send(404, {"error_code": "NOT_FOUND", "message": "no such path"})
+                    return self.send_json(404, NOT_FOUND)
                 with server._lock:
                     n = len(server.calls)
                     server.calls.append(
@@ -55,33 +53,11 @@ class JudgeServer:
                     answer = server.answers(n)
                     rationale = f"judged {answer}"
                 if isinstance(answer, int):
-                    return self._send(answer, {"error_code": "PERMISSION_DENIED", "message": "invalid token"})
+                    return self.send_json(answer, {"error_code": "PERMISSION_DENIED", "message": "invalid token"})
                 content = json.dumps({"result": answer, "rationale": rationale})
-                self._send(
-                    200,
-                    {
-                        "id": f"c{n}",
-                        "object": "chat.completion",
-                        "created": 1700000000,
-                        "model": body.get("model", "m"),
-                        "choices": [
-                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
-                        ],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-                    },
-                )
+                self.send_json(200, chat_completion(content, body.get("model", "m"), f"c{n}"))
 
-            def _send(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url, _ = serve(Handler)
 
     def close(self):
         self.httpd.shutdown()

@@ -262,23 +262,19 @@ class SimulatedUserServer:
     goal check with "not yet", and every other prompt with the user's next message."""
 
     def __init__(self):
-        import http.server
-        import threading
+        from loopback import NOT_FOUND, JSONHandler, chat_completion, serve
 
         self.prompts: list[str] = []
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(JSONHandler):
             def do_GET(self):
-                self._send(404, {"error_code": "NOT_FOUND", "message": "no such path"})
+                self.send_json(404, NOT_FOUND)
 
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                body = self.read_json()
                 if not self.path.endswith("/chat/completions"):
-                    return self._send(404, {"error_code": "NOT_FOUND", "message": "no such path"})
+                    return self.send_json(404, NOT_FOUND)
                 prompt = "\n".join(str(m.get("content")) for m in body.get("messages", []))
                 server.prompts.append(prompt)
                 if "Analyze the following conversation" in prompt:
@@ -288,30 +284,9 @@ class SimulatedUserServer:
                 else:
                     turn = sum("Analyze the following" not in p and "following goal" not in p for p in server.prompts)
                     content = f"Simulated turn {turn}: what about order 5?"
-                message = {"role": "assistant", "content": content}
-                self._send(
-                    200,
-                    {
-                        "id": "c",
-                        "object": "chat.completion",
-                        "created": 1700000000,
-                        "model": "m",
-                        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-                    },
-                )
+                self.send_json(200, chat_completion(content))
 
-            def _send(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd, self.url, _ = serve(Handler)
 
     def close(self):
         self.httpd.shutdown()

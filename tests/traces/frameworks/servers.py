@@ -8,12 +8,12 @@ recorded, so a test can compare the tokens the traces carry with what the model 
 
 from __future__ import annotations
 
-import http.server
 import itertools
 import json
 import re
-import threading
 from typing import Any
+
+from loopback import JSONHandler, serve
 
 from . import script
 
@@ -27,41 +27,22 @@ class ModelServer:
         self.requests: list[dict[str, Any]] = []
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args):
-                pass
-
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                body = self.read_json()
                 server.requests.append(body)
                 if self.path.rstrip("/").endswith("/messages"):
-                    self._json(server.anthropic(body))
+                    self.send_json(200, server.anthropic(body))
                 elif body.get("stream"):
-                    self._stream(server.openai_chunks(body))
+                    chunks = server.openai_chunks(body)
+                    data = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
+                    self.send_body(200, data, "text/event-stream")
                 else:
-                    self._json(server.openai(body))
+                    self.send_json(200, server.openai(body))
 
-            def _json(self, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _stream(self, chunks: list[dict[str, Any]]) -> None:
-                data = b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
-                self.send_response(200)
-                self.send_header("content-type", "text/event-stream")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.httpd, self.url, self.thread = serve(Handler, start=False)
 
     def __enter__(self) -> "ModelServer":
         self.thread.start()
