@@ -287,14 +287,14 @@ def render_registerable(specs: list[ScorerSpec], prefix: str = "") -> str:
 
 def _helpers(check: str, conversation: bool = False) -> list[ast.stmt]:
     """The top-level statements of layouts.py, features.py and checks.py that `scorer_verdict(check, trace_features(...))`
-    reaches (through `scorer_verdict`; and `merge_turns` for a conversation), in their order, without docstrings:
+    reaches (through `scorer_verdict`; and `session_features` for a conversation), in their order, without docstrings:
     other checks' functions are left out."""
     statements: list[ast.stmt] = []
     for name in _HELPER_FILES:
         src = (Path(__file__).parents[1] / "traces" / name).read_text(encoding="utf-8")
         statements += ast.parse(src).body
     candidates = []
-    needed = {"trace_features", "scorer_verdict"} | ({"merge_turns"} if conversation else set())
+    needed = {"trace_features", "scorer_verdict"} | ({"session_features"} if conversation else set())
     for stmt in statements:
         if isinstance(stmt, ast.ImportFrom) and (stmt.module == "__future__" or stmt.level):
             continue  # a package-relative import names a module inlined here too (features.py reads layouts.py)

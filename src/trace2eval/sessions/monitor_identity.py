@@ -107,14 +107,14 @@ def main(argv):
         trace = args["trace"]
         with_trace += trace is not None
         session = (getattr(trace.info, "trace_metadata", None) or {}).get(SESSION_KEY) if trace is not None else None
-        if session and trace.info.trace_id not in {t.info.trace_id for t in sessions.get(session, [])}:
-            sessions.setdefault(session, []).append(trace)
+        if session:  # a trace once per conversation, however many of its rows cite it
+            sessions.setdefault(session, {})[trace.info.trace_id] = trace
         for name in registered:
             if name not in per_session:
                 compare(name, {"row": i, "source_trace": source}, args)
     for session, traces in sessions.items():
         for name in per_session:
-            compare(name, {"session": session}, {"session": traces})
+            compare(name, {"session": session}, {"session": list(traces.values())})
     print(
         json.dumps(
             {

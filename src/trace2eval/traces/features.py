@@ -702,6 +702,13 @@ def trace_features(
     return features
 
 
+def session_features(session: Any) -> dict[str, Any]:
+    """A conversation's features, as a session-level scorer reads them: the turns' traces (what
+    MLflow hands such a scorer) in time order, merged (`merge_turns`)."""
+    turns = sorted(session or [], key=lambda t: (t.info.request_time or 0, t.info.trace_id))
+    return merge_turns([trace_features(t) for t in turns])
+
+
 def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
     """One conversation's per-turn features (one trace per user turn, in time order) as one trace's.
 
