@@ -98,7 +98,10 @@ class Analyzer:
             "request_shapes": request_shapes(rows),
             "coverage": coverage,
             "query_types": query_type_table(rows, types, findings),
-            "conversations": {**conversations_section(self.conversations), "unit": _unit(rows, units)},
+            "conversations": {
+                **conversations_section(self.conversations),
+                "unit": "trace" if units is rows else "conversation",
+            },
             "findings": findings,
             "dataset_strategy": {
                 "strategy": "traces",
@@ -160,10 +163,6 @@ def conversation_units(rows: list[dict[str, Any]], conversations: Conversations)
             unit["label"] = (False not in labels) if labels else None
         units.append(unit)
     return units
-
-
-def _unit(rows: list[dict[str, Any]], units: list[dict[str, Any]]) -> str:
-    return "trace" if units is rows else "conversation"
 
 
 def conversations_section(conversations: Conversations) -> dict[str, Any]:
