@@ -17,11 +17,13 @@ def digest_trace(trace: Any, label_name: str | None = None) -> dict[str, Any]:
     meta-evaluation only: findings and scorers are never derived from it.
     """
     info = trace.info
+    session = session_id(info)
     digest = {
         "trace_id": info.trace_id,
         "timestamp_ms": int(getattr(info, "request_time", 0) or 0),
-        # Texts cut to a preview or normalized (lower-cased) are redacted whole, before that.
-        **trace_features(trace, scrub=redact_text),
+        # Texts cut to a preview or normalized (lower-cased) are redacted whole, before that. A turn
+        # of a conversation keeps what grounding its writes across turns needs (hashes, no text).
+        **trace_features(trace, scrub=redact_text, turn=session is not None),
     }
     # The rest is kept whole: one search over the serialized digest covers it, and nearly no trace
     # holds a secret, so most digests are ruled out by that one search.
@@ -30,7 +32,6 @@ def digest_trace(trace: Any, label_name: str | None = None) -> dict[str, Any]:
     serialized = serialized.replace("\\n", "\n").replace("\\t", "\t").replace("\\r", "\r")
     if contains_secret(serialized):
         digest = redact(digest)
-    session = session_id(info)
     if session:  # only where the agent set one: digests of session-less traces stay as they were
         digest["session"] = session
     if label_name:

@@ -9,6 +9,7 @@ typing (an `mlflow.entities.Trace`, or the minimal trace MLflow builds for a dat
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -467,7 +468,11 @@ class TraceFeatures(TypedDict):
 
 
 def trace_features(
-    trace: Any, inputs: Any = None, outputs: Any = None, scrub: Callable[[str], str] | None = None
+    trace: Any,
+    inputs: Any = None,
+    outputs: Any = None,
+    scrub: Callable[[str], str] | None = None,
+    turn: bool = False,
 ) -> TraceFeatures:
     """Small, JSON-able facts about one trace.
 
@@ -476,6 +481,10 @@ def trace_features(
     preview or lower-cased. trace2eval passes its own (`trace2eval.traces.redact`) when it writes
     features to a session; this file stays standard-library only because it is copied beside the
     generated scorers, which compute features in memory at evaluation time and need none.
+
+    `turn`: the trace is one turn of a conversation traced once per turn. Its writes that used a
+    value this trace cannot ground are kept (`pending_writes`), with a fixed-size mark of what its
+    tools returned (`result_marks`), so that `merge_turns` judges them against the earlier turns.
     """
     spans = sorted(trace_spans(trace), key=lambda s: getattr(s, "start_time_ns", 0) or 0)
     root = root_span(spans)
@@ -499,6 +508,8 @@ def trace_features(
     evidence = _Evidence()  # what the user said and tools returned so far, to ground arguments
     ungrounded: list[str] = []
     n_ungrounded = 0
+    marks = _Marks()  # what this turn's tools returned, for the turns after it (`turn`)
+    pending: list[dict[str, Any]] = []  # writes whose grounding only the earlier turns can tell
     by_id = {getattr(s, "span_id", None): s for s in spans}
     parents = {getattr(s, "parent_id", None) for s in spans}
     span_types: dict[str, int] = {}
@@ -520,15 +531,26 @@ def trace_features(
     grounding_visible = not continues or any(m.results for m in carried[:current])
     usage_spans: list[tuple[Any, dict[str, Any]]] = []
     n_tool_spans = 0
+    has_tool_spans = any(span_type(s) in TOOL_SPAN_TYPES for s in spans)  # then they, not the messages, are the record
+
+    def ungrounded_values(name: str, args: Any, keep: bool) -> list[Any]:
+        """The write's values neither the user nor a tool gave so far; when this trace cannot tell
+        (the earlier turns' tool results are elsewhere), none, and the write is kept for the merge."""
+        missing = [v for v in _argument_values(args) if not evidence.has(v)]
+        if grounding_visible:
+            return missing
+        if turn and keep and missing and len(pending) < 5:
+            pending.append({"call": _call_text(name, missing, scrub), "values": [_Marks.tokens(v) for v in missing]})
+        return []
 
     def record_write(name: str, args: Any) -> None:
         nonlocal n_ungrounded
         timeline.append(("write", name))
-        missing = [v for v in _argument_values(args) if not evidence.has(v)] if grounding_visible else []
+        missing = ungrounded_values(name, args, keep=True)
         if missing:
             n_ungrounded += 1
             if len(ungrounded) < 5:
-                ungrounded.append(f"{name}({', '.join(to_text(v, 40, scrub) for v in missing[:3])})")
+                ungrounded.append(_call_text(name, missing, scrub))
 
     for span in spans:
         kind = span_type(span)
@@ -557,12 +579,15 @@ def trace_features(
                         name = str(call["name"])
                         missing = []
                         if is_write_tool(name):
-                            missing = [v for v in _argument_values(call["args"]) if not evidence.has(v)]
-                            missing = missing if grounding_visible else []
+                            # counted from the messages only when there are no TOOL spans (below)
+                            missing = ungrounded_values(name, call["args"], keep=not has_tool_spans)
                             history.message_writes.add(len(timeline))
                             timeline.append(("write", name))
                         history.found.append((call, result, missing))
-                    evidence.add(to_text(result["content"]))
+                    returned = to_text(result["content"])
+                    evidence.add(returned)
+                    if turn:
+                        marks.add(returned)
                 if message.is_user_turn:
                     evidence.add(message.text)
                     user_turns.append(message.text)
@@ -602,7 +627,10 @@ def trace_features(
             )
             if is_write_tool(name):
                 record_write(name, span_args)
-            evidence.add(to_text(out))
+            returned = to_text(out)
+            evidence.add(returned)
+            if turn:
+                marks.add(returned)
         elif kind in AGENT_SPAN_TYPES and span is not root and not _same_call_as_parent(span, by_id):
             agent_spans += 1
 
@@ -627,7 +655,7 @@ def trace_features(
             if missing:
                 n_ungrounded += 1
                 if len(ungrounded) < 5:
-                    ungrounded.append(f"{name}({', '.join(to_text(v, 40, scrub) for v in missing[:3])})")
+                    ungrounded.append(_call_text(name, missing, scrub))
     else:  # the TOOL spans are the record; writes seen in the messages are counted there
         timeline = [e for i, e in enumerate(timeline) if i not in history.message_writes]
 
@@ -699,6 +727,9 @@ def trace_features(
         "user_turns": [to_text(u, 200, scrub) for u in user_turns[:MAX_USER_TURNS_KEPT]],
     }
     features.update(conversation_signals(user_turns, timeline, tools, continues))  # type: ignore[typeddict-item]
+    if turn:
+        features["result_marks"] = marks.encoded()  # type: ignore[typeddict-unknown-key]
+        features["pending_writes"] = pending  # type: ignore[typeddict-unknown-key]
     return features
 
 
@@ -706,7 +737,7 @@ def session_features(session: Any) -> dict[str, Any]:
     """A conversation's features, as a session-level scorer reads them: the turns' traces (what
     MLflow hands such a scorer) in time order, merged (`merge_turns`)."""
     turns = sorted(session or [], key=lambda t: (t.info.request_time or 0, t.info.trace_id))
-    return merge_turns([trace_features(t) for t in turns])
+    return merge_turns([trace_features(t, turn=True) for t in turns])
 
 
 def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
@@ -742,10 +773,13 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
         best = max(best, streak)
     last_ok = max((i for i, t in enumerate(tools) if t["ok"]), default=-1)
     writes = [n for n in names if is_write_tool(n)]
+    across = _ungrounded_across_turns(turns)
     span_types: dict[str, int] = {}
     for f in turns:
         for k, v in (f.get("span_types") or {}).items():
             span_types[k] = span_types.get(k, 0) + int(v)
+    merged.pop("result_marks", None)  # a turn's, spent on the merge
+    merged.pop("pending_writes", None)
     merged.update(
         status="ERROR" if any(str(f.get("status")) == "ERROR" for f in turns) else last.get("status", "OK"),
         duration_ms=round(sum(float(f.get("duration_ms") or 0) for f in turns), 1),
@@ -764,8 +798,8 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
         n_write_calls=total("n_write_calls"),
         n_unconfirmed_writes=total("n_unconfirmed_writes"),
         max_write_repeats=max((writes.count(w) for w in set(writes)), default=0),
-        n_ungrounded_writes=total("n_ungrounded_writes"),
-        ungrounded_writes=[w for f in turns for w in f.get("ungrounded_writes", [])][:5],
+        n_ungrounded_writes=total("n_ungrounded_writes") + len(across),
+        ungrounded_writes=([w for f in turns for w in f.get("ungrounded_writes", [])] + across)[:5],
         handoff=any(f.get("handoff") for f in turns),
         n_agent_spans=total("n_agent_spans"),
         llm_calls=total("llm_calls"),
@@ -788,6 +822,71 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
             need_open=signals["need_open"],
         )
     return merged
+
+
+def _ungrounded_across_turns(turns: list[dict[str, Any]]) -> list[str]:
+    """The writes a turn could not ground on its own (`pending_writes`) whose values no earlier
+    turn's tools returned either: ungrounded in the conversation, as one trace of it would read."""
+    returned = 0  # the earlier turns' result marks, OR-ed
+    found = []
+    for f in turns:
+        for write in f.get("pending_writes") or []:
+            if any(tokens and not _Marks.holds(returned, tokens) for tokens in write.get("values", [])):
+                found.append(str(write.get("call", "")))
+        returned |= _Marks.decode(f.get("result_marks"))
+    return found
+
+
+def _call_text(name: str, values: list[Any], scrub: Callable[[str], str] | None) -> str:
+    return f"{name}({', '.join(to_text(v, 40, scrub) for v in values[:3])})"
+
+
+class _Marks:
+    """What a turn's tools returned, as a Bloom filter of its words (4,096 bits, 3 hashes).
+
+    A later turn of the conversation asks whether a value it used was returned earlier: each of
+    the value's words is looked up. Fixed size whatever the tool output (684 characters), and no
+    returned text is kept, only hashes. A false "returned" (about 1% at 300 distinct words) makes a
+    write look grounded, never the reverse: the check can miss, not raise a false alarm.
+    """
+
+    BITS = 4096
+    WORD = re.compile(r"[a-z0-9]+(?:[.@+][a-z0-9]+)*")
+
+    def __init__(self) -> None:
+        self.bits = 0
+
+    @classmethod
+    def tokens(cls, value: Any, limit: int | None = 8) -> list[str]:
+        """The value's distinct words of 3+ characters, hashed (read as `_Evidence.has` reads: lower
+        case, `_` and `-` as spaces). Shorter words say nothing about where a value came from."""
+        words = dict.fromkeys(cls.WORD.findall(re.sub(r"[_\-]+", " ", str(value)[:400_000].lower())))
+        hashed = [hashlib.blake2b(w.encode(), digest_size=8).hexdigest() for w in words if len(w) >= 3]
+        return hashed[:limit]
+
+    @classmethod
+    def _positions(cls, token: str) -> list[int]:
+        h = int(token, 16)
+        return [(h >> (12 * i)) & (cls.BITS - 1) for i in range(3)]
+
+    def add(self, text: str) -> None:
+        for token in self.tokens(text, limit=None):
+            for p in self._positions(token):
+                self.bits |= 1 << p
+
+    def encoded(self) -> str:
+        return base64.b64encode(self.bits.to_bytes(self.BITS // 8, "big")).decode() if self.bits else ""
+
+    @classmethod
+    def decode(cls, text: Any) -> int:
+        try:
+            return int.from_bytes(base64.b64decode(str(text)), "big") if text else 0
+        except ValueError:  # not written by this code: no marks
+            return 0
+
+    @classmethod
+    def holds(cls, bits: int, tokens: list[str]) -> bool:
+        return all(bits >> p & 1 for t in tokens for p in cls._positions(t))
 
 
 class _History:
