@@ -129,7 +129,11 @@ def flags_on(session: Path, traces: dict, answers: dict) -> dict[str, dict[str, 
     spec = importlib.util.spec_from_file_location(f"scorers_{session.name}", session / "evaluation" / "scorers.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    scorers = module.get_code_scorers()
+    # The regression scorers (an `expectations` parameter: the production baseline) compare a candidate
+    # with production; on production itself they pass by construction, so they detect nothing here.
+    scorers = [
+        s for s in module.get_code_scorers() if "expectations" not in inspect.signature(s._original_func).parameters
+    ]
     on_sessions = [s for s in scorers if "session" in inspect.signature(s._original_func).parameters]
     on_traces = [s for s in scorers if s not in on_sessions]
     failed = lambda fb: getattr(fb, "value", fb) is False or str(getattr(fb, "value", fb)).lower() in ("false", "no")  # noqa: E731
