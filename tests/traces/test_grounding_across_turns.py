@@ -81,3 +81,22 @@ def test_marks_from_another_writer_are_ignored_not_fatal():
         {"pending_writes": [{"call": "cancel(x123)", "values": [["00ff00ff00ff00ff"]]}], "tools": []},
     ]
     assert merge_turns(turns)["n_ungrounded_writes"] == 1
+
+
+def test_a_value_only_the_agent_said_in_an_earlier_turn_grounds_nothing(store):
+    # The agent announces a refund card nobody gave and no tool returned, then uses it a turn later:
+    # read alone the second turn could only take the agent's word; the conversation does not.
+    ids = store.add_conversation(
+        "conv-said",
+        [
+            ("Refund order W4817420 please.", "I will refund it to card_5512.", [LOOKUP]),
+            (
+                "Yes, go ahead.",
+                "Refunded.",
+                [{"name": "refund_order", "args": {"order_id": "W4817420", "payment": "card_5512"}}],
+            ),
+        ],
+    )
+    assert trace_features(store.trace(ids[1]))["n_ungrounded_writes"] == 0  # alone: the agent's word
+    merged = merge_turns([trace_features(store.trace(t), turn=True) for t in ids])
+    assert merged["ungrounded_writes"] == ["refund_order(card_5512)"]

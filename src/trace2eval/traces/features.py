@@ -517,13 +517,16 @@ def trace_features(
     read: dict[Any, list[Message]] = {}  # messages by span id, read once
     evidence.add(request_text(inputs))
     # A request that carries the conversation so far (a chat agent traced once per turn): its earlier
-    # turns' tool calls live in other traces, and what the agent said then is all this one knows of them.
+    # turns' tool calls live in other traces. Read alone, what the agent said then is all this trace
+    # knows of them; read as a `turn`, the earlier turns' own tool results judge it (`merge_turns`),
+    # and the agent's words ground nothing, as in a conversation traced once.
     carried = read_messages(unwrap_request(inputs)) if isinstance(inputs, dict) else []
     current = max((i for i, m in enumerate(carried) if m.is_user_turn), default=-1)
     continues = any(m.role == "assistant" for m in carried[:current])
     if continues:
         for m in carried[:current]:
-            evidence.add(m.text)
+            if m.role != "assistant" or not turn:
+                evidence.add(m.text)
             for result in m.results:
                 evidence.add(to_text(result["content"]))
     # Without the earlier turns' tool results (most chat histories keep only what was said), a value a
@@ -594,7 +597,7 @@ def trace_features(
                     timeline.append(("user", message.text))
                 elif message.role == "assistant" and message.text:
                     timeline.append(("assistant", message.text))
-                    if where == "history":  # said in an earlier trace, whose tool results this one lacks
+                    if where == "history" and not turn:  # said in an earlier trace, whose tool results this one lacks
                         evidence.add(message.text)
             reply = llm_reply(getattr(span, "outputs", None))
             if reply is not None:
@@ -842,32 +845,37 @@ def _call_text(name: str, values: list[Any], scrub: Callable[[str], str] | None)
 
 
 class _Marks:
-    """What a turn's tools returned, as a Bloom filter of its words (4,096 bits, 3 hashes).
+    """What a turn's tools returned, as a Bloom filter (8,192 bits, 3 hashes) of its words and of
+    each pair of adjacent words.
 
-    A later turn of the conversation asks whether a value it used was returned earlier: each of
-    the value's words is looked up. Fixed size whatever the tool output (684 characters), and no
-    returned text is kept, only hashes. A false "returned" (about 1% at 300 distinct words) makes a
-    write look grounded, never the reverse: the check can miss, not raise a false alarm.
+    A later turn of the conversation asks whether a value it used was returned earlier: the value's
+    words and word pairs are looked up, so "2024-05-15" needs those words in that order, near enough
+    to `_Evidence.has`'s substring test. Fixed size whatever the tool output (1,368 characters), and
+    no returned text is kept, only hashes. A false "returned" (about 3% at 1,000 distinct entries)
+    makes a write look grounded, never the reverse: the check can miss, not raise a false alarm.
     """
 
-    BITS = 4096
+    BITS = 8192
     WORD = re.compile(r"[a-z0-9]+(?:[.@+][a-z0-9]+)*")
 
     def __init__(self) -> None:
         self.bits = 0
 
     @classmethod
-    def tokens(cls, value: Any, limit: int | None = 8) -> list[str]:
-        """The value's distinct words of 3+ characters, hashed (read as `_Evidence.has` reads: lower
-        case, `_` and `-` as spaces). Shorter words say nothing about where a value came from."""
-        words = dict.fromkeys(cls.WORD.findall(re.sub(r"[_\-]+", " ", str(value)[:400_000].lower())))
-        hashed = [hashlib.blake2b(w.encode(), digest_size=8).hexdigest() for w in words if len(w) >= 3]
+    def tokens(cls, value: Any, limit: int | None = 12) -> list[str]:
+        """The value's distinct words and adjacent word pairs, hashed (read as `_Evidence.has` reads:
+        lower case, `_` and `-` as spaces). Words under 3 characters count only as numbers of 2+
+        digits (an amount, a quantity); alone, a shorter word says nothing about where a value came from."""
+        words = cls.WORD.findall(re.sub(r"[_\-]+", " ", str(value)[:400_000].lower()))
+        entries = [w for w in words if len(w) >= 3 or (len(w) == 2 and w.isdigit())]
+        entries += [f"{a} {b}" for a, b in zip(words, words[1:])]
+        hashed = [hashlib.blake2b(e.encode(), digest_size=8).hexdigest() for e in dict.fromkeys(entries)]
         return hashed[:limit]
 
     @classmethod
     def _positions(cls, token: str) -> list[int]:
         h = int(token, 16)
-        return [(h >> (12 * i)) & (cls.BITS - 1) for i in range(3)]
+        return [(h >> (13 * i)) & (cls.BITS - 1) for i in range(3)]
 
     def add(self, text: str) -> None:
         for token in self.tokens(text, limit=None):
