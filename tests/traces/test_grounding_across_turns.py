@@ -100,3 +100,18 @@ def test_a_value_only_the_agent_said_in_an_earlier_turn_grounds_nothing(store):
     assert trace_features(store.trace(ids[1]))["n_ungrounded_writes"] == 0  # alone: the agent's word
     merged = merge_turns([trace_features(store.trace(t), turn=True) for t in ids])
     assert merged["ungrounded_writes"] == ["refund_order(card_5512)"]
+
+
+def test_marks_stay_the_same_size_whatever_the_tools_returned(store):
+    flights = [{"flight": f"HAT{i:04d}", "price": 100 + i, "date": f"2024-05-{i % 28 + 1:02d}"} for i in range(2000)]
+    search = {"name": "search_flights", "args": {"origin": "JFK"}, "output": {"flights": flights}}
+    ids = store.add_conversation(
+        "conv-big",
+        [
+            ("Find me a flight from JFK please.", "HAT0042 works. Book it?", [search]),
+            ("Yes, book it.", "Booked.", [{"name": "book_flight", "args": {"flight": "HAT0042"}}]),
+        ],
+    )
+    turns = [trace_features(store.trace(t), turn=True) for t in ids]
+    assert len(turns[0]["result_marks"]) == 1368  # 8,192 bits, base64: a 2,000-row search result included
+    assert merge_turns(turns)["n_ungrounded_writes"] == 0

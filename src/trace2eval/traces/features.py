@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import re
+import zlib
 from typing import Any, Callable, TypedDict
 
 # How frameworks lay out spans and messages. In the generated suite layouts.py is copied in just
@@ -845,21 +846,22 @@ def _call_text(name: str, values: list[Any], scrub: Callable[[str], str] | None)
 
 
 class _Marks:
-    """What a turn's tools returned, as a Bloom filter (8,192 bits, 3 hashes) of its words and of
+    """What a turn's tools returned, as a Bloom filter (8,192 bits, 3 probes) of its words and of
     each pair of adjacent words.
 
     A later turn of the conversation asks whether a value it used was returned earlier: the value's
     words and word pairs are looked up, so "2024-05-15" needs those words in that order, near enough
     to `_Evidence.has`'s substring test. Fixed size whatever the tool output (1,368 characters), and
-    no returned text is kept, only hashes. A false "returned" (about 3% at 1,000 distinct entries)
-    makes a write look grounded, never the reverse: the check can miss, not raise a false alarm.
+    no returned text is kept, only hashes. A false "returned" (about 6% at 1,000 distinct entries;
+    a 30 KB search result fills it more) makes a write look grounded, never the reverse: the check
+    can miss, not raise a false alarm. CRC-32 hashes: stable across processes and fast.
     """
 
     BITS = 8192
     WORD = re.compile(r"[a-z0-9]+(?:[.@+][a-z0-9]+)*")
 
     def __init__(self) -> None:
-        self.bits = 0
+        self.bits = bytearray(self.BITS // 8)
 
     @classmethod
     def tokens(cls, value: Any, limit: int | None = 12) -> list[str]:
@@ -869,28 +871,34 @@ class _Marks:
         words = cls.WORD.findall(re.sub(r"[_\-]+", " ", str(value)[:400_000].lower()))
         entries = [w for w in words if len(w) >= 3 or (len(w) == 2 and w.isdigit())]
         entries += [f"{a} {b}" for a, b in zip(words, words[1:])]
-        hashed = [hashlib.blake2b(e.encode(), digest_size=8).hexdigest() for e in dict.fromkeys(entries)]
+        hashed = []
+        for e in dict.fromkeys(entries):
+            raw = e.encode()
+            hashed.append(f"{zlib.crc32(raw):08x}{zlib.crc32(raw, 0x9E3779B9):08x}")
         return hashed[:limit]
 
     @classmethod
-    def _positions(cls, token: str) -> list[int]:
-        h = int(token, 16)
-        return [(h >> (13 * i)) & (cls.BITS - 1) for i in range(3)]
+    def _positions(cls, token: str) -> tuple[int, int, int]:
+        h1, h2 = int(token[:8], 16), int(token[8:], 16) | 1  # double hashing: three probes from two hashes
+        return h1 % cls.BITS, (h1 + h2) % cls.BITS, (h1 + 2 * h2) % cls.BITS
 
     def add(self, text: str) -> None:
+        bits = self.bits
         for token in self.tokens(text, limit=None):
             for p in self._positions(token):
-                self.bits |= 1 << p
+                bits[p >> 3] |= 1 << (p & 7)
 
     def encoded(self) -> str:
-        return base64.b64encode(self.bits.to_bytes(self.BITS // 8, "big")).decode() if self.bits else ""
+        return base64.b64encode(bytes(self.bits)).decode() if any(self.bits) else ""
 
     @classmethod
     def decode(cls, text: Any) -> int:
+        """The marks as an int (bit p of byte p // 8 at position p), 0 when absent or not ours."""
         try:
-            return int.from_bytes(base64.b64decode(str(text)), "big") if text else 0
-        except ValueError:  # not written by this code: no marks
+            raw = base64.b64decode(str(text), validate=True) if text else b""
+        except ValueError:
             return 0
+        return int.from_bytes(raw, "little") if len(raw) == cls.BITS // 8 else 0
 
     @classmethod
     def holds(cls, bits: int, tokens: list[str]) -> bool:
