@@ -128,3 +128,23 @@ def test_a_restated_request_counts_as_a_repeat(turns, repeats):
 def test_a_first_turn_complaint_is_the_request_not_pushback():
     # "I am frustrated, my order is late" opens a complaint the agent may resolve: not evidence against it.
     assert conversation_signals(["I am so frustrated, my order is late"], [], [])["n_user_pushback"] == 0
+
+
+@pytest.mark.parametrize(
+    "go_ahead, unconfirmed",
+    [
+        ("That works for me!", 0),
+        ("That's fine, refund it to PayPal.", 0),
+        ("Let's do it.", 0),
+        ("Yes, go ahead.", 0),
+        ("Refund it to PayPal.", 1),  # an instruction, not the go-ahead a confirmation asks for
+    ],
+)
+def test_a_go_ahead_in_plain_words_confirms_the_write(store, go_ahead, unconfirmed):
+    tid = store.add(
+        "Refund my order",
+        "Refunded.",
+        user_turns=["I want a refund for order W4817420.", go_ahead],
+        tools=[{"name": "refund_order", "args": {"order_id": "W4817420"}}],
+    )
+    assert trace_features(store.trace(tid))["n_unconfirmed_writes"] == unconfirmed

@@ -98,7 +98,8 @@ GIVE_UP_PATTERNS = re.compile(
 )
 AFFIRMATION = re.compile(
     r"\b(yes|yeah|yep|yup|sure|ok(?:ay)?|confirm(?:ed)?|correct|go ahead|proceed|please do|do it"
-    r"|sounds good|that'?s right|absolutely|definitely|approved?|agreed?)\b",
+    r"|sounds good|that'?s right|absolutely|definitely|approved?|agreed?"
+    r"|that works|works for me|that(?:'|’)?s fine|fine by me|let(?:'|’)?s do (?:it|that))\b",
     re.IGNORECASE,
 )
 
