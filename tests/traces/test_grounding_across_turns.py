@@ -115,3 +115,12 @@ def test_marks_stay_the_same_size_whatever_the_tools_returned(store):
     turns = [trace_features(store.trace(t), turn=True) for t in ids]
     assert len(turns[0]["result_marks"]) == 1368  # 8,192 bits, base64: a 2,000-row search result included
     assert merge_turns(turns)["n_ungrounded_writes"] == 0
+
+
+def test_a_conversation_cut_before_its_lookup_judges_no_write(store):
+    # A sample (or a dataset) that kept only the second turn: the lookup that grounded the write is
+    # missing, so the write is not judged rather than called ungrounded.
+    ids = _conversation(store, "conv-cut", "9136502214")
+    cut = [trace_features(store.trace(ids[1]), turn=True)]
+    assert cut[0]["continues"] and cut[0]["pending_writes"]
+    assert merge_turns(cut + cut)["n_ungrounded_writes"] == 0

@@ -735,6 +735,7 @@ def trace_features(
     if turn:
         features["result_marks"] = marks.encoded()  # type: ignore[typeddict-unknown-key]
         features["pending_writes"] = pending  # type: ignore[typeddict-unknown-key]
+        features["continues"] = continues  # type: ignore[typeddict-unknown-key]
     return features
 
 
@@ -783,8 +784,8 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
     for f in turns:
         for k, v in (f.get("span_types") or {}).items():
             span_types[k] = span_types.get(k, 0) + int(v)
-    merged.pop("result_marks", None)  # a turn's, spent on the merge
-    merged.pop("pending_writes", None)
+    for key in ("result_marks", "pending_writes", "continues"):  # a turn's, spent on the merge
+        merged.pop(key, None)
     merged.update(
         status="ERROR" if any(str(f.get("status")) == "ERROR" for f in turns) else last.get("status", "OK"),
         duration_ms=round(sum(float(f.get("duration_ms") or 0) for f in turns), 1),
@@ -831,7 +832,12 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _ungrounded_across_turns(turns: list[dict[str, Any]]) -> list[str]:
     """The writes a turn could not ground on its own (`pending_writes`) whose values no earlier
-    turn's tools returned either: ungrounded in the conversation, as one trace of it would read."""
+    turn's tools returned either: ungrounded in the conversation, as one trace of it would read.
+
+    When the first turn at hand continues an earlier one (a sample, or a dataset, that cut the
+    conversation), the turns that could have grounded a write are missing: nothing is judged."""
+    if turns and turns[0].get("continues"):
+        return []
     returned = 0  # the earlier turns' result marks, OR-ed
     found = []
     for f in turns:
