@@ -1,7 +1,7 @@
 """The features read right on the traces real frameworks write with MLflow autologging.
 
-Each framework (OpenAI and Anthropic SDK loops, LangChain/LangGraph's agent, Databricks'
-tool-calling ResponsesAgent template, DSPy ReAct) plays the same scripted support conversation
+Each framework (OpenAI and Anthropic SDK loops, LangChain/LangGraph's agent, invoked and
+streamed, Databricks' tool-calling ResponsesAgent template, DSPy ReAct) plays the same scripted support conversation
 against a loopback model server into a real sqlite MLflow store; the features of its traces
 must say what the script did: which tools ran, which wrote, which failed, how many user turns,
 which writes had a go-ahead, the answers, the model calls and the tokens.
@@ -17,9 +17,11 @@ from trace2eval.analysis.analyze import Analyzer
 from trace2eval.traces.digest import digest_trace
 
 # LangChain's autologging records the graph's thread id as the trace's session (mlflow.trace.session).
-SESSIONS = {"langgraph"}
+SESSIONS = {"langgraph", "langgraph_streamed", "langgraph_astream"}
+# Streamed without asking for usage: the model reports no tokens, and the traces carry none.
+NO_USAGE = {"responses_agent", "langgraph_streamed"}
 
-pytestmark = pytest.mark.slow  # about 30 s for all five frameworks
+pytestmark = pytest.mark.slow  # about 40 s for all the layouts
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +67,7 @@ def test_dispatcher_tool_spans_are_named_after_the_tool(layouts):
 
 def test_a_repeated_go_ahead_confirms_each_write(layouts):
     # "Yes please." twice: the refund, after the second one, is confirmed too.
-    for layout in ("openai", "anthropic", "langgraph", "responses_agent"):
+    for layout in ("openai", "anthropic", "langgraph", "langgraph_streamed", "langgraph_astream", "responses_agent"):
         features, _, _ = layouts[layout]
         refund = [f for f in features if any(t["name"] == "issue_refund" for t in f["tools"])]
         assert len(refund) == 1 and refund[0]["n_unconfirmed_writes"] == 0, layout
@@ -86,6 +88,36 @@ def test_streamed_responses_agent_carries_no_tokens(layouts):
     assert all(f["n_agent_spans"] == 0 for f in features)  # predict -> predict_stream is one agent
 
 
+@pytest.mark.parametrize("layout", ["langgraph_streamed", "langgraph_astream"])
+def test_a_streamed_graph_reads_as_the_invoked_one(layouts, layout):
+    # The same agent and conversation, the model streaming in fragments and the graph streamed:
+    # turn by turn the same tools, results, requests, answers and model calls as `.invoke()`.
+    def turns(name):
+        features, _, _ = layouts[name]
+        return [
+            (
+                [(t["name"], t["ok"]) for t in f["tools"]],
+                f["request"],
+                f["answer"],
+                f["user_turns"],
+                f["llm_calls"],
+                f["n_write_calls"],
+                f["n_unconfirmed_writes"],
+            )
+            for f in features
+        ]
+
+    assert turns(layout) == turns("langgraph")
+
+
+def test_streamed_usage_is_read_only_when_the_model_reported_it(layouts):
+    # `stream_usage=True`: the usage chunk of every streamed reply is on its span; without it, none.
+    features, _, tokens = layouts["langgraph_astream"]
+    assert tokens > 0 and all(f["tokens_in"] > 0 and f["tokens_out"] > 0 for f in features)
+    features, _, tokens = layouts["langgraph_streamed"]
+    assert tokens == 0 and all(f["tokens_in"] == f["tokens_out"] == 0 for f in features)
+
+
 @pytest.mark.parametrize("layout", agents.LAYOUTS)
 def test_findings_match_the_script(layouts, layout):
     digests, _, _ = layouts[layout]
@@ -104,7 +136,7 @@ def test_findings_match_the_script(layouts, layout):
     if layout != "dspy":
         assert "ungrounded_writes" not in found
     coverage = analysis["coverage"]
-    if layout == "responses_agent":  # streamed without usage: no token finding can be made
+    if layout in NO_USAGE:  # streamed without usage: no token finding can be made
         assert coverage["missing"] == ["tokens"] and "token_outliers" in coverage["findings_not_made"]
         assert "token_outliers" not in found
     else:

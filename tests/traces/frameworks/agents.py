@@ -17,7 +17,16 @@ from typing import Any, Callable, Generator
 from . import script
 from .servers import ModelServer
 
-LAYOUTS = ("openai", "anthropic", "langgraph", "langgraph_react", "responses_agent", "dspy")
+LAYOUTS = (
+    "openai",
+    "anthropic",
+    "langgraph",
+    "langgraph_react",
+    "langgraph_streamed",
+    "langgraph_astream",
+    "responses_agent",
+    "dspy",
+)
 
 
 # litellm (under DSPy) would fetch a price list from the network on import.
@@ -161,6 +170,71 @@ def run_langgraph_react(server: ModelServer) -> str:
     return exp
 
 
+def run_langgraph_streamed(server: ModelServer) -> str:
+    """The `create_agent` graph of `run_langgraph` as a chat UI drives it: the model streams
+    (`streaming=True`, without asking for usage) and the graph is read with
+    `.stream(..., stream_mode="messages")`, token chunk by token chunk."""
+    import mlflow
+    from langchain.agents import create_agent
+    from langchain_openai import ChatOpenAI
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    exp = _experiment("langgraph_streamed")
+    mlflow.langchain.autolog()
+    try:
+        model = ChatOpenAI(model="scripted", base_url=server.url + "/v1", api_key="test", max_retries=0, streaming=True)
+        agent = create_agent(model, tools=[_langchain_tool(t) for t in script.TOOLS], checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "conversation-streamed"}}
+        for i, turn in enumerate(script.TURNS):
+            server.turn = i
+            for _chunk in agent.stream(
+                {"messages": [{"role": "user", "content": turn.user}]}, config, stream_mode="messages"
+            ):
+                pass  # a chat UI would render each token here
+    finally:
+        mlflow.langchain.autolog(disable=True)
+    return exp
+
+
+def run_langgraph_astream(server: ModelServer) -> str:
+    """LangGraph's `create_react_agent` with a checkpointer, streamed the async way a web chat
+    backend does (`astream_events(version="v2")`), the model asked for its usage while it streams
+    (`stream_usage=True`: OpenAI's `include_usage`)."""
+    import asyncio
+
+    import mlflow
+    from langchain_openai import ChatOpenAI
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.prebuilt import create_react_agent
+
+    exp = _experiment("langgraph_astream")
+
+    async def converse() -> None:
+        model = ChatOpenAI(
+            model="scripted",
+            base_url=server.url + "/v1",
+            api_key="test",
+            max_retries=0,
+            streaming=True,
+            stream_usage=True,
+        )
+        tools = [_langchain_tool(t) for t in script.TOOLS]
+        agent = create_react_agent(model, tools=tools, checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "conversation-astream"}}
+        for i, turn in enumerate(script.TURNS):
+            server.turn = i
+            inputs = {"messages": [{"role": "user", "content": turn.user}]}
+            async for _event in agent.astream_events(inputs, config, version="v2"):
+                pass  # a chat backend would forward the token events to the browser
+
+    mlflow.langchain.autolog()
+    try:
+        asyncio.run(converse())  # one event loop for the whole conversation: the client keeps its connections
+    finally:
+        mlflow.langchain.autolog(disable=True)
+    return exp
+
+
 def run_dspy(server: ModelServer) -> str:
     """DSPy `ReAct` with `mlflow.dspy.autolog()`: one trace per question."""
     import dspy
@@ -227,15 +301,14 @@ def run_responses_agent(server: ModelServer) -> str:
                 for chunk in self.call_llm(chat):
                     delta = chunk["choices"][0]["delta"] if chunk.get("choices") else {}
                     text += delta.get("content") or ""
-                    for tc in delta.get("tool_calls") or []:
-                        calls.setdefault(tc["index"], tc)
+                    for tc in delta.get("tool_calls") or []:  # id and name first, then arguments in pieces
+                        call = calls.setdefault(tc["index"], {"id": tc.get("id"), "name": "", "arguments": ""})
+                        call["name"] += (tc.get("function") or {}).get("name") or ""
+                        call["arguments"] += (tc.get("function") or {}).get("arguments") or ""
                 if calls:
                     for tc in calls.values():
                         item = self.create_function_call_item(
-                            id=tc["id"],
-                            call_id=tc["id"],
-                            name=tc["function"]["name"],
-                            arguments=tc["function"]["arguments"],
+                            id=tc["id"], call_id=tc["id"], name=tc["name"], arguments=tc["arguments"]
                         )
                         messages.append(item)
                         yield ResponsesAgentStreamEvent(type="response.output_item.done", item=item)
@@ -291,6 +364,8 @@ RUNNERS: dict[str, Callable[[ModelServer], str]] = {
     "anthropic": run_anthropic,
     "langgraph": run_langgraph,
     "langgraph_react": run_langgraph_react,
+    "langgraph_streamed": run_langgraph_streamed,
+    "langgraph_astream": run_langgraph_astream,
     "responses_agent": run_responses_agent,
     "dspy": run_dspy,
 }

@@ -20,6 +20,11 @@ from . import script
 _ids = itertools.count(1)
 
 
+def _pieces(text: str, size: int = 12) -> list[str]:
+    """Text cut into stream fragments (mid-word and mid-JSON, as a model's tokens fall)."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
 class ModelServer:
     def __init__(self):
         self.turn = 0
@@ -116,20 +121,25 @@ class ModelServer:
         }
 
     def openai_chunks(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        """A streamed reply; usage only when the client asks for it (`include_usage`)."""
+        """A streamed reply, in fragments the way OpenAI streams one: the text a few words per
+        chunk; a tool call's id and name first, then its arguments piece by piece. Usage only
+        when the client asks for it (`include_usage`), in a last chunk without choices."""
         message, done = self._openai_message(body)
         base = {"id": f"chatcmpl-{next(_ids)}", "object": "chat.completion.chunk", "created": 1, "model": "scripted"}
+        deltas: list[dict[str, Any]] = []
         if message.get("tool_calls"):
             call = message["tool_calls"][0]
-            delta = {"role": "assistant", "tool_calls": [{"index": 0, **call}]}
+            name, arguments = call["function"]["name"], call["function"]["arguments"]
+            head = {"index": 0, "id": call["id"], "type": "function", "function": {"name": name, "arguments": ""}}
+            deltas.append({"role": "assistant", "content": None, "tool_calls": [head]})
+            deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": p}}]} for p in _pieces(arguments)]
             finish = "tool_calls"
         else:
-            delta = {"role": "assistant", "content": message["content"]}
+            deltas.append({"role": "assistant", "content": ""})
+            deltas += [{"content": p} for p in _pieces(message["content"])]
             finish = "stop"
-        chunks = [
-            {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
-            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
-        ]
+        chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             tokens_in, tokens_out = self._usage(body.get("messages") or [], done)
             usage = {
