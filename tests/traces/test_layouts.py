@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow  # about 40 s for all the layouts
 
 @pytest.fixture(scope="session")
 def layouts(tmp_path_factory):
-    """{layout: (digests of its traces in time order, model calls, tokens reported)}."""
+    """{layout: (digests of its traces in time order, model calls, tokens reported, root outputs)}."""
     import mlflow
 
     pytest.importorskip("langgraph")
@@ -43,7 +43,8 @@ def layouts(tmp_path_factory):
                 traces = mlflow.search_traces(locations=[exp], return_type="list")
                 traces.sort(key=lambda t: t.info.request_time)
                 tokens = sum(a + b for a, b in server.usage[n_usage:])
-                out[name] = ([digest_trace(t) for t in traces], len(server.requests) - n_requests, tokens)
+                roots = [next(s.outputs for s in t.data.spans if s.parent_id is None) for t in traces]
+                out[name] = ([digest_trace(t) for t in traces], len(server.requests) - n_requests, tokens, roots)
     finally:
         mlflow.set_tracking_uri(previous)
     return out
@@ -51,7 +52,7 @@ def layouts(tmp_path_factory):
 
 @pytest.mark.parametrize("layout", agents.LAYOUTS)
 def test_features_match_the_script(layouts, layout):
-    features, n_calls, tokens = layouts[layout]
+    features, n_calls, tokens, _ = layouts[layout]
     verdicts = truth.grade(layout, features, n_calls, tokens)
     if layout == "dspy":  # its traces do not carry the turns that named the order: nothing to ground on
         verdicts.pop("ungrounded_writes")
@@ -60,7 +61,7 @@ def test_features_match_the_script(layouts, layout):
 
 
 def test_dispatcher_tool_spans_are_named_after_the_tool(layouts):
-    features, _, _ = layouts["responses_agent"]
+    features, *_ = layouts["responses_agent"]
     names = {t["name"] for f in features for t in f["tools"]}
     assert "execute_tool" not in names and "cancel_order" in names
 
@@ -68,7 +69,7 @@ def test_dispatcher_tool_spans_are_named_after_the_tool(layouts):
 def test_a_repeated_go_ahead_confirms_each_write(layouts):
     # "Yes please." twice: the refund, after the second one, is confirmed too.
     for layout in ("openai", "anthropic", "langgraph", "langgraph_streamed", "langgraph_astream", "responses_agent"):
-        features, _, _ = layouts[layout]
+        features, *_ = layouts[layout]
         refund = [f for f in features if any(t["name"] == "issue_refund" for t in f["tools"])]
         assert len(refund) == 1 and refund[0]["n_unconfirmed_writes"] == 0, layout
         assert refund[0]["user_turns"].count("Yes please.") == 2, layout
@@ -76,24 +77,25 @@ def test_a_repeated_go_ahead_confirms_each_write(layouts):
 
 def test_per_call_traces_read_the_turn_not_the_tool_result(layouts):
     for layout in ("openai", "anthropic"):
-        features, _, _ = layouts[layout]
+        features, *_ = layouts[layout]
         assert all(f["request"] for f in features)
         asking = [f for f in features if not f["has_answer"]]  # calls that asked for a tool
         assert asking and all("tool_use" not in f["answer"] and not f["answer"] for f in asking)
 
 
 def test_streamed_responses_agent_carries_no_tokens(layouts):
-    features, _, tokens = layouts["responses_agent"]
+    features, _, tokens, _ = layouts["responses_agent"]
     assert tokens == 0 and all(f["tokens_in"] == f["tokens_out"] == 0 for f in features)
     assert all(f["n_agent_spans"] == 0 for f in features)  # predict -> predict_stream is one agent
 
 
 @pytest.mark.parametrize("layout", ["langgraph_streamed", "langgraph_astream"])
 def test_a_streamed_graph_reads_as_the_invoked_one(layouts, layout):
-    # The same agent and conversation, the model streaming in fragments and the graph streamed:
-    # turn by turn the same tools, results, requests, answers and model calls as `.invoke()`.
+    # The same agent and conversation, the model streaming in fragments, the graph streamed behind
+    # a chat endpoint: turn by turn the same tools, results, requests, answers and model calls as
+    # `.invoke()`.
     def turns(name):
-        features, _, _ = layouts[name]
+        features, *_ = layouts[name]
         return [
             (
                 [(t["name"], t["ok"]) for t in f["tools"]],
@@ -110,17 +112,26 @@ def test_a_streamed_graph_reads_as_the_invoked_one(layouts, layout):
     assert turns(layout) == turns("langgraph")
 
 
+def test_a_chat_endpoint_keeps_the_pieces_it_streamed(layouts):
+    # What the adapter reads: MLflow keeps a traced generator's yielded pieces as its outputs.
+    *_, roots = layouts["langgraph_streamed"]
+    assert all(isinstance(r, list) and len(r) > 1 and all(isinstance(p, str) for p in r) for r in roots)
+    *_, roots = layouts["langgraph_astream"]
+    assert all(isinstance(r, list) and {p["type"] for p in r} == {"AIMessageChunk"} for r in roots)
+    assert any(p.get("tool_call_chunks") for r in roots for p in r)  # the tool calls streamed too
+
+
 def test_streamed_usage_is_read_only_when_the_model_reported_it(layouts):
     # `stream_usage=True`: the usage chunk of every streamed reply is on its span; without it, none.
-    features, _, tokens = layouts["langgraph_astream"]
+    features, _, tokens, _ = layouts["langgraph_astream"]
     assert tokens > 0 and all(f["tokens_in"] > 0 and f["tokens_out"] > 0 for f in features)
-    features, _, tokens = layouts["langgraph_streamed"]
+    features, _, tokens, _ = layouts["langgraph_streamed"]
     assert tokens == 0 and all(f["tokens_in"] == f["tokens_out"] == 0 for f in features)
 
 
 @pytest.mark.parametrize("layout", agents.LAYOUTS)
 def test_findings_match_the_script(layouts, layout):
-    digests, _, _ = layouts[layout]
+    digests, *_ = layouts[layout]
     analyzer = Analyzer()
     for d in digests:
         analyzer.add(d)

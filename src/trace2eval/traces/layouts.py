@@ -15,6 +15,10 @@ standard library only and reads payloads by duck typing. One small adapter per l
   can carry the error; root outputs are the graph state (the answer is its last AI message).
 - Bare `anthropic` / `openai` autolog loops: no TOOL spans, one trace per model call; tool calls
   exist only as `tool_use` / `tool_result` blocks or `tool_calls` + role `tool` messages.
+- Streamed: a traced generator (a chat endpoint streaming an agent) without an output reducer
+  keeps what it yielded as its outputs, a list of pieces: text fragments, OpenAI chunks,
+  LangChain message chunks (`(chunk, metadata)` pairs from LangGraph's `stream_mode="messages"`),
+  ChatAgent `{"delta"}` chunks, LangGraph `updates` / `values`. The answer is the pieces merged.
 """
 
 from __future__ import annotations
@@ -277,6 +281,8 @@ def answer_from_outputs(outputs: Any) -> str | None:
     `{"messages": [...]}`: the last AI message. An Anthropic or OpenAI reply that asks for tools
     answers nothing yet.
     """
+    if isinstance(outputs, list):
+        return stream_answer(outputs)
     if not isinstance(outputs, dict):
         return None
     items = outputs.get("output")
@@ -300,3 +306,52 @@ def answer_from_outputs(outputs: Any) -> str | None:
                 return message.text
         return ""
     return None
+
+
+def stream_answer(pieces: list[Any]) -> str | None:
+    """The answer in the pieces a streamed output yielded; None when they are not stream pieces.
+
+    Text fragments join as they were shown. Message chunks merge by message (their `id`, or one
+    run of chunks without ids) and the answer is the last assistant message with text, so the
+    tool-call chunks and tool results streamed before it are not the answer. LangGraph `values`
+    (whole states) answer with the last state, `updates` with the messages the nodes returned.
+    """
+    if not pieces:
+        return None
+    if all(isinstance(p, str) for p in pieces):
+        return "".join(pieces)
+    if all(isinstance(p, dict) and "choices" in p for p in pieces):  # OpenAI chat chunks
+        reply = llm_reply(pieces)
+        return reply.text if reply is not None else ""
+    if all(isinstance(p, dict) and isinstance(p.get("messages"), list) for p in pieces):  # LangGraph values
+        return answer_from_outputs(pieces[-1])
+    messages: list[tuple[dict[str, Any], bool]] = []  # (message, is a chunk of it)
+    for piece in pieces:
+        if isinstance(piece, (list, tuple)) and len(piece) == 2 and isinstance(piece[0], str):
+            piece = piece[1]  # several stream modes at once: (mode, data)
+        if isinstance(piece, (list, tuple)) and len(piece) == 2 and isinstance(piece[1], dict):
+            piece = piece[0]  # LangGraph `messages` mode: (message chunk, metadata)
+        if not isinstance(piece, dict):
+            return None
+        if isinstance(piece.get("delta"), dict):  # ChatAgent chunk
+            messages.append((piece["delta"], True))
+            continue
+        updates = [v["messages"] for v in piece.values() if isinstance(v, dict) and isinstance(v.get("messages"), list)]
+        if updates and not ("role" in piece or "type" in piece):  # LangGraph `updates`: {node: {"messages"}}
+            messages += [(m, False) for ms in updates for m in ms if isinstance(m, dict)]
+        elif "content" in piece and ("role" in piece or "type" in piece):
+            messages.append((piece, str(piece.get("type", "")).endswith("Chunk")))
+        else:
+            return None
+    answer, current, said = "", object(), ""
+    for raw, chunk in messages:
+        message = read_message(raw)
+        if message is None or message.role != "assistant":
+            current, said = object(), ""
+            continue
+        key = raw.get("id") or current  # chunks of one message share its id
+        # a whole message after its own chunks (`messages` and `updates` modes together) replaces them
+        said = said + message.text if key == current and chunk else message.text
+        current = key
+        answer = said or answer
+    return answer

@@ -171,35 +171,45 @@ def run_langgraph_react(server: ModelServer) -> str:
 
 
 def run_langgraph_streamed(server: ModelServer) -> str:
-    """The `create_agent` graph of `run_langgraph` as a chat UI drives it: the model streams
-    (`streaming=True`, without asking for usage) and the graph is read with
-    `.stream(..., stream_mode="messages")`, token chunk by token chunk."""
+    """The `create_agent` graph of `run_langgraph` behind a chat endpoint: a traced generator that
+    streams the graph (`.stream(..., stream_mode="messages")`) and yields the answer's text as the
+    model streams it (`streaming=True`, without asking for usage). MLflow keeps the yielded
+    fragments as the endpoint's outputs; the graph's own spans sit beneath it."""
     import mlflow
     from langchain.agents import create_agent
+    from langchain_core.messages import AIMessageChunk
     from langchain_openai import ChatOpenAI
     from langgraph.checkpoint.memory import InMemorySaver
 
     exp = _experiment("langgraph_streamed")
+    model = ChatOpenAI(model="scripted", base_url=server.url + "/v1", api_key="test", max_retries=0, streaming=True)
+    agent = create_agent(model, tools=[_langchain_tool(t) for t in script.TOOLS], checkpointer=InMemorySaver())
+
+    @mlflow.trace(span_type="AGENT")
+    def chat(message: str, thread_id: str) -> Generator[str, None, None]:
+        config = {"configurable": {"thread_id": thread_id}}
+        for chunk, _meta in agent.stream(
+            {"messages": [{"role": "user", "content": message}]}, config, stream_mode="messages"
+        ):
+            if isinstance(chunk, AIMessageChunk) and isinstance(chunk.content, str) and chunk.content:
+                yield chunk.content
+
     mlflow.langchain.autolog()
     try:
-        model = ChatOpenAI(model="scripted", base_url=server.url + "/v1", api_key="test", max_retries=0, streaming=True)
-        agent = create_agent(model, tools=[_langchain_tool(t) for t in script.TOOLS], checkpointer=InMemorySaver())
-        config = {"configurable": {"thread_id": "conversation-streamed"}}
         for i, turn in enumerate(script.TURNS):
             server.turn = i
-            for _chunk in agent.stream(
-                {"messages": [{"role": "user", "content": turn.user}]}, config, stream_mode="messages"
-            ):
-                pass  # a chat UI would render each token here
+            for _text in chat(turn.user, "conversation-streamed"):
+                pass  # a chat UI shows each fragment as it arrives
     finally:
         mlflow.langchain.autolog(disable=True)
     return exp
 
 
 def run_langgraph_astream(server: ModelServer) -> str:
-    """LangGraph's `create_react_agent` with a checkpointer, streamed the async way a web chat
-    backend does (`astream_events(version="v2")`), the model asked for its usage while it streams
-    (`stream_usage=True`: OpenAI's `include_usage`)."""
+    """LangGraph's `create_react_agent` with a checkpointer behind an async chat backend: a traced
+    async generator that forwards the model's message chunks from `astream_events(version="v2")`
+    (tool-call chunks too), the model asked for its usage while it streams (`stream_usage=True`:
+    OpenAI's `include_usage`)."""
     import asyncio
 
     import mlflow
@@ -218,14 +228,22 @@ def run_langgraph_astream(server: ModelServer) -> str:
             streaming=True,
             stream_usage=True,
         )
-        tools = [_langchain_tool(t) for t in script.TOOLS]
-        agent = create_react_agent(model, tools=tools, checkpointer=InMemorySaver())
-        config = {"configurable": {"thread_id": "conversation-astream"}}
+        agent = create_react_agent(
+            model, tools=[_langchain_tool(t) for t in script.TOOLS], checkpointer=InMemorySaver()
+        )
+
+        @mlflow.trace(span_type="AGENT")
+        async def chat(message: str, thread_id: str):
+            config = {"configurable": {"thread_id": thread_id}}
+            inputs = {"messages": [{"role": "user", "content": message}]}
+            async for event in agent.astream_events(inputs, config, version="v2"):
+                if event["event"] == "on_chat_model_stream":
+                    yield event["data"]["chunk"]
+
         for i, turn in enumerate(script.TURNS):
             server.turn = i
-            inputs = {"messages": [{"role": "user", "content": turn.user}]}
-            async for _event in agent.astream_events(inputs, config, version="v2"):
-                pass  # a chat backend would forward the token events to the browser
+            async for _chunk in chat(turn.user, "conversation-astream"):
+                pass  # a chat backend would forward each chunk to the browser
 
     mlflow.langchain.autolog()
     try:
