@@ -198,6 +198,11 @@ def test_streamed_outputs_answer_with_the_pieces_merged(pieces, want):
     assert answer_text(json.loads(json.dumps(pieces))) == want
 
 
+def test_an_output_recorded_as_a_repr_is_no_answer():
+    assert answer_text("<anthropic.Stream object at 0x7f669d880850>") == ""
+    assert answer_text("<the answer is in here>") == "<the answer is in here>"
+
+
 def test_a_list_that_is_no_stream_is_read_as_before():
     assert answer_text([{"response": "first"}, {"response": "last"}]) == "last"
 

@@ -21,6 +21,9 @@ SESSIONS = {"langgraph", "langgraph_streamed", "langgraph_astream"}
 # Streamed without asking for usage: the model reports no tokens, and the traces carry none.
 NO_USAGE = {"responses_agent", "langgraph_streamed"}
 
+# MLflow's Anthropic autolog records a streamed call with the stream's repr as its outputs and no usage.
+NOT_IN_TRACES = {"anthropic_streamed": ("answers", "tokens")}
+
 pytestmark = pytest.mark.slow  # about 40 s for all the layouts
 
 
@@ -56,6 +59,8 @@ def test_features_match_the_script(layouts, layout):
     verdicts = truth.grade(layout, features, n_calls, tokens)
     if layout == "dspy":  # its traces do not carry the turns that named the order: nothing to ground on
         verdicts.pop("ungrounded_writes")
+    for feature in NOT_IN_TRACES.get(layout, ()):  # what the integration did not record: read as absent
+        assert verdicts.pop(feature)["got"] in ([], 0), feature
     wrong = {k: (v["got"], v["want"]) for k, v in verdicts.items() if not v["ok"]}
     assert not wrong
 
@@ -75,8 +80,15 @@ def test_a_repeated_go_ahead_confirms_each_write(layouts):
         assert refund[0]["user_turns"].count("Yes please.") == 2, layout
 
 
+def test_an_unserialized_stream_is_no_answer(layouts):
+    *_, roots = layouts["anthropic_streamed"]
+    assert all(str(r).startswith("<anthropic.Stream object at 0x") for r in roots)  # what MLflow recorded
+    features, *_ = layouts["anthropic_streamed"]
+    assert not any(f["has_answer"] or f["answer"] for f in features)
+
+
 def test_per_call_traces_read_the_turn_not_the_tool_result(layouts):
-    for layout in ("openai", "anthropic"):
+    for layout in ("openai", "anthropic", "anthropic_streamed"):
         features, *_ = layouts[layout]
         assert all(f["request"] for f in features)
         asking = [f for f in features if not f["has_answer"]]  # calls that asked for a tool
@@ -150,5 +162,8 @@ def test_findings_match_the_script(layouts, layout):
     if layout in NO_USAGE:  # streamed without usage: no token finding can be made
         assert coverage["missing"] == ["tokens"] and "token_outliers" in coverage["findings_not_made"]
         assert "token_outliers" not in found
+    elif layout in NOT_IN_TRACES:  # no answers, no usage: said so, and no finding drawn from either
+        assert sorted(coverage["missing"]) == ["answers", "tokens"]
+        assert "token_outliers" not in found and "missing_answer" not in found
     else:
         assert coverage["missing"] == []

@@ -41,6 +41,9 @@ _TOOL_ARG_KEYS = ("args", "arguments", "tool_args", "tool_input", "input", "para
 _TOOL_NAME_ATTRIBUTES = ("gen_ai.tool.name", "tool.name", "tool_name", "name")
 # Prefixes frameworks put before a tool's own name in a span name (DSPy: `Tool.cancel_order`).
 _NAME_PREFIXES = ("tool", "tools", "function", "functions", "mcp")
+# What an integration records when it could not serialize an output: the object's default repr
+# (`<anthropic.Stream object at 0x7f…>`: MLflow's Anthropic autolog on `stream=True`). It says nothing.
+_UNREAD_OUTPUT = re.compile(r"^<[\w.]+ object at 0x[0-9a-fA-F]+>$")
 _ROLES = {"human": "user", "ai": "assistant", "aimessagechunk": "assistant", "tool": "tool", "system": "system"}
 _TEXT_BLOCKS = {"text", "input_text", "output_text"}
 
@@ -212,7 +215,7 @@ def read_messages(value: Any) -> list[Message]:
 def llm_reply(outputs: Any) -> Message | None:
     """What an LLM span said: OpenAI chat (also streamed chunks), Anthropic, Responses, plain text."""
     if isinstance(outputs, str):
-        return Message("assistant", outputs, [], [])
+        return None if _UNREAD_OUTPUT.match(outputs) else Message("assistant", outputs, [], [])
     if isinstance(outputs, list) and outputs:
         if all(isinstance(c, dict) and "choices" in c for c in outputs):  # streamed chunks
             text, calls = "", {}
@@ -279,8 +282,10 @@ def answer_from_outputs(outputs: Any) -> str | None:
 
     Responses `{"output": [items]}`: the last message item's text. LangGraph state
     `{"messages": [...]}`: the last AI message. An Anthropic or OpenAI reply that asks for tools
-    answers nothing yet.
+    answers nothing yet; nor does an output the integration could not serialize (a stream's repr).
     """
+    if isinstance(outputs, str):
+        return "" if _UNREAD_OUTPUT.match(outputs) else None
     if isinstance(outputs, list):
         return stream_answer(outputs)
     if not isinstance(outputs, dict):

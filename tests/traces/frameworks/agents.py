@@ -20,6 +20,7 @@ from .servers import ModelServer
 LAYOUTS = (
     "openai",
     "anthropic",
+    "anthropic_streamed",
     "langgraph",
     "langgraph_react",
     "langgraph_streamed",
@@ -104,6 +105,61 @@ def run_anthropic(server: ModelServer) -> str:
                 for use in uses:
                     result = script.call_tool(use["name"], use["input"])
                     results.append({"type": "tool_result", "tool_use_id": use["id"], "content": result})
+                messages.append({"role": "user", "content": results})
+    finally:
+        mlflow.anthropic.autolog(disable=True)
+    return exp
+
+
+def run_anthropic_streamed(server: ModelServer) -> str:
+    """The Anthropic loop of `run_anthropic` with `stream=True`, the reply rebuilt from its events.
+
+    MLflow 3.17.2's Anthropic autolog records such a call with the stream object's repr as its
+    outputs and no usage (and `messages.stream()` is not traced at all): the traces carry neither
+    the answers nor the tokens, only what the next call sends back."""
+    import anthropic
+    import mlflow
+
+    exp = _experiment("anthropic_streamed")
+    tools = [
+        {
+            "name": s["function"]["name"],
+            "description": s["function"]["description"],
+            "input_schema": s["function"]["parameters"],
+        }
+        for s in script.tool_schemas()
+    ]
+    mlflow.anthropic.autolog()
+    try:
+        client = anthropic.Anthropic(base_url=server.url, api_key="test", max_retries=0)
+        messages: list[dict[str, Any]] = []
+        for i, turn in enumerate(script.TURNS):
+            server.turn = i
+            messages.append({"role": "user", "content": turn.user})
+            while True:
+                blocks: list[dict[str, Any]] = []
+                partial = ""  # a tool call's input arrives as JSON in pieces
+                stream = client.messages.create(
+                    model="scripted", max_tokens=256, messages=messages, tools=tools, stream=True
+                )
+                for event in stream:
+                    if event.type == "content_block_start":
+                        blocks.append(event.content_block.model_dump(exclude_none=True))
+                        partial = ""
+                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        blocks[-1]["text"] += event.delta.text
+                    elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                        partial += event.delta.partial_json
+                    elif event.type == "content_block_stop" and blocks[-1]["type"] == "tool_use":
+                        blocks[-1]["input"] = json.loads(partial or "{}")
+                messages.append({"role": "assistant", "content": blocks})
+                uses = [b for b in blocks if b["type"] == "tool_use"]
+                if not uses:
+                    break
+                results = [
+                    {"type": "tool_result", "tool_use_id": u["id"], "content": script.call_tool(u["name"], u["input"])}
+                    for u in uses
+                ]
                 messages.append({"role": "user", "content": results})
     finally:
         mlflow.anthropic.autolog(disable=True)
@@ -380,6 +436,7 @@ def run(name: str, server: ModelServer, artifacts: Path) -> str:
 RUNNERS: dict[str, Callable[[ModelServer], str]] = {
     "openai": run_openai,
     "anthropic": run_anthropic,
+    "anthropic_streamed": run_anthropic_streamed,
     "langgraph": run_langgraph,
     "langgraph_react": run_langgraph_react,
     "langgraph_streamed": run_langgraph_streamed,

@@ -38,7 +38,11 @@ class ModelServer:
             def do_POST(self):
                 body = self.read_json()
                 server.requests.append(body)
-                if self.path.rstrip("/").endswith("/messages"):
+                if self.path.rstrip("/").endswith("/messages") and body.get("stream"):
+                    events = server.anthropic_events(body)
+                    data = b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+                    self.send_body(200, data, "text/event-stream")
+                elif self.path.rstrip("/").endswith("/messages"):
                     self.send_json(200, server.anthropic(body))
                 elif body.get("stream"):
                     chunks = server.openai_chunks(body)
@@ -188,3 +192,33 @@ class ModelServer:
             "stop_sequence": None,
             "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
         }
+
+    def anthropic_events(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """A streamed Messages reply as Anthropic sends it: message_start (input usage), each content
+        block started, filled in fragments (text, or a tool call's JSON) and stopped, then
+        message_delta (stop reason, output usage) and message_stop. Anthropic always sends usage."""
+        reply = self.anthropic(body)
+        usage = reply.pop("usage")
+        start = {
+            **reply,
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 1},
+        }
+        events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+        for i, block in enumerate(reply["content"]):
+            if block["type"] == "text":
+                events.append(
+                    {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}
+                )
+                pieces = [{"type": "text_delta", "text": p} for p in _pieces(block["text"])]
+            else:
+                empty = {**block, "input": {}}
+                events.append({"type": "content_block_start", "index": i, "content_block": empty})
+                pieces = [{"type": "input_json_delta", "partial_json": p} for p in _pieces(json.dumps(block["input"]))]
+            events += [{"type": "content_block_delta", "index": i, "delta": d} for d in pieces]
+            events.append({"type": "content_block_stop", "index": i})
+        delta = {"stop_reason": reply["stop_reason"], "stop_sequence": None}
+        events.append({"type": "message_delta", "delta": delta, "usage": {"output_tokens": usage["output_tokens"]}})
+        events.append({"type": "message_stop"})
+        return events
