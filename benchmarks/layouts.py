@@ -1,6 +1,6 @@
 """Are the features right on the span layouts real frameworks write? Counted per layout.
 
-Each framework (OpenAI and Anthropic SDK loops, LangChain's `create_agent` and LangGraph's
+Each framework (OpenAI and Anthropic SDK loops, the latter also streamed, LangChain's `create_agent` and LangGraph's
 `create_react_agent`, invoked and streamed behind a chat endpoint, a tool-calling `ResponsesAgent`
 after Databricks' template, DSPy ReAct) plays the scripted support conversation
 of tests/traces/frameworks/script.py against a loopback model server, with MLflow autologging,
@@ -152,6 +152,7 @@ def markdown(results: dict[str, dict]) -> str:
 LABELS = {
     "openai": "bare `mlflow.openai.autolog()` loop",
     "anthropic": "bare `mlflow.anthropic.autolog()` loop",
+    "anthropic_streamed": "bare `mlflow.anthropic.autolog()` loop, `stream=True`",
     "langgraph": "LangChain `create_agent` (LangGraph, checkpointer), `mlflow.langchain.autolog()`",
     "langgraph_react": "LangGraph `create_react_agent` (no checkpointer: the caller sends the whole history, "
     "ToolMessages included), `mlflow.langchain.autolog()`",
