@@ -174,6 +174,11 @@ _TOOL_MESSAGE = {"type": "tool", "content": '{"status": "shipped"}', "tool_call_
             ],
             "Here.",
         ),
+        # chunks whose content is blocks (LangChain's Anthropic model): the spaces between fragments kept
+        (
+            [_chunk([{"type": "text", "text": "Hello ", "index": 0}]), _chunk([{"type": "text", "text": "there."}])],
+            "Hello there.",
+        ),
         # ChatAgent chunks
         (
             [

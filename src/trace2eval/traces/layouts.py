@@ -356,7 +356,17 @@ def stream_answer(pieces: list[Any]) -> str | None:
             continue
         key = raw.get("id") or current  # chunks of one message share its id
         # a whole message after its own chunks (`messages` and `updates` modes together) replaces them
-        said = said + message.text if key == current and chunk else message.text
+        said = (said if key == current else "") + _fragment(raw) if chunk else message.text
         current = key
         answer = said or answer
     return answer
+
+
+def _fragment(chunk: dict[str, Any]) -> str:
+    """A chunk's text as streamed, spaces kept at its ends (content blocks too: LangChain's Anthropic chunks)."""
+    content = chunk.get("content")
+    if isinstance(content, list):
+        return "".join(
+            str(b.get("text") or "") for b in content if isinstance(b, dict) and b.get("type") in _TEXT_BLOCKS
+        )
+    return content if isinstance(content, str) else ""
