@@ -1,8 +1,9 @@
 """The features read right on the traces real frameworks write with MLflow autologging.
 
-Each framework (OpenAI and Anthropic SDK loops, LangChain/LangGraph's agent, invoked and
-streamed, Databricks' tool-calling ResponsesAgent template, DSPy ReAct) plays the same scripted support conversation
-against a loopback model server into a real sqlite MLflow store; the features of its traces
+Each framework (OpenAI and Anthropic SDK loops, the latter also streamed, LangChain/LangGraph's
+agent, invoked and streamed behind a chat endpoint, Databricks' tool-calling ResponsesAgent
+template, DSPy ReAct) plays the same scripted support conversation against a loopback model
+server into a real sqlite MLflow store; the features of its traces
 must say what the script did: which tools ran, which wrote, which failed, how many user turns,
 which writes had a go-ahead, the answers, the model calls and the tokens.
 """
@@ -24,7 +25,7 @@ NO_USAGE = {"responses_agent", "langgraph_streamed"}
 # MLflow's Anthropic autolog records a streamed call with the stream's repr as its outputs and no usage.
 NOT_IN_TRACES = {"anthropic_streamed": ("answers", "tokens")}
 
-pytestmark = pytest.mark.slow  # about 40 s for all the layouts
+pytestmark = pytest.mark.slow  # 30-50 s for all nine layouts
 
 
 @pytest.fixture(scope="session")
