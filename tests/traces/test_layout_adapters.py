@@ -131,6 +131,87 @@ def test_answers(outputs, want):
     assert "tool_use" not in answer_text(json.loads(json.dumps(outputs)))
 
 
+def _chunk(content, id="run-1", **extra):
+    return {"type": "AIMessageChunk", "content": content, "id": id, **extra}
+
+
+_CALL_CHUNK = _chunk("", id="run-0", tool_call_chunks=[{"name": "get_order", "args": "", "index": 0}])
+_TOOL_MESSAGE = {"type": "tool", "content": '{"status": "shipped"}', "tool_call_id": "c1", "status": "success"}
+
+
+@pytest.mark.parametrize(
+    "pieces, want",
+    [
+        # text fragments a chat endpoint yielded: joined as shown
+        (["Order A1", "001 shipped", " yesterday."], "Order A1001 shipped yesterday."),
+        # message chunks: the tool-call chunk and tool result before the answer are not the answer
+        ([_CALL_CHUNK, _TOOL_MESSAGE, _chunk("Order A1"), _chunk("001 shipped.")], "Order A1001 shipped."),
+        # LangGraph stream_mode="messages": (chunk, metadata) pairs
+        ([[_chunk("Hel"), {"langgraph_node": "model"}], [_chunk("lo."), {"langgraph_node": "model"}]], "Hello."),
+        # several modes at once: the whole message after its chunks replaces them, not doubles them
+        (
+            [
+                ["messages", [_chunk("Hel"), {}]],
+                ["messages", [_chunk("lo."), {}]],
+                ["updates", {"model": {"messages": [{"type": "ai", "content": "Hello.", "id": "run-1"}]}}],
+            ],
+            "Hello.",
+        ),
+        # LangGraph updates: the messages the nodes returned
+        (
+            [
+                {"model": {"messages": [{"type": "ai", "content": "", "id": "a", "tool_calls": [{"id": "c1"}]}]}},
+                {"tools": {"messages": [_TOOL_MESSAGE]}},
+                {"model": {"messages": [{"type": "ai", "content": "Shipped.", "id": "b"}]}},
+            ],
+            "Shipped.",
+        ),
+        # LangGraph values: whole states, the last one answers
+        (
+            [
+                {"messages": [{"type": "human", "content": "Where?"}]},
+                {"messages": [{"type": "human", "content": "Where?"}, {"type": "ai", "content": "Here."}]},
+            ],
+            "Here.",
+        ),
+        # chunks whose content is blocks (LangChain's Anthropic model): the spaces between fragments kept
+        (
+            [_chunk([{"type": "text", "text": "Hello ", "index": 0}]), _chunk([{"type": "text", "text": "there."}])],
+            "Hello there.",
+        ),
+        # ChatAgent chunks
+        (
+            [
+                {"delta": {"role": "assistant", "content": "Hi ", "id": "m"}},
+                {"delta": {"content": "there.", "role": "assistant", "id": "m"}},
+            ],
+            "Hi there.",
+        ),
+        # OpenAI chat chunks, the usage chunk last
+        (
+            [
+                {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hi "}}]},
+                {"choices": [{"index": 0, "delta": {"content": "there."}}]},
+                {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}},
+            ],
+            "Hi there.",
+        ),
+    ],
+)
+def test_streamed_outputs_answer_with_the_pieces_merged(pieces, want):
+    assert answer_text(pieces) == want
+    assert answer_text(json.loads(json.dumps(pieces))) == want
+
+
+def test_an_output_recorded_as_a_repr_is_no_answer():
+    assert answer_text("<anthropic.Stream object at 0x7f669d880850>") == ""
+    assert answer_text("<the answer is in here>") == "<the answer is in here>"
+
+
+def test_a_list_that_is_no_stream_is_read_as_before():
+    assert answer_text([{"response": "first"}, {"response": "last"}]) == "last"
+
+
 def test_the_same_go_ahead_twice_is_two_turns(store):
     from trace2eval.traces.features import trace_features
 

@@ -311,11 +311,11 @@ def answer_text(outputs: Any) -> str:
     """The agent's final answer from common output shapes (response, content, choices, messages)."""
     if outputs is None:
         return ""
-    if isinstance(outputs, str):
-        return outputs
     framed = answer_from_outputs(outputs)  # Responses items, LangGraph state, a reply asking for tools
     if framed is not None:
         return framed
+    if isinstance(outputs, str):
+        return outputs
     if isinstance(outputs, dict):
         for key in ("response", "answer", "output", "content", "text", "result", "output_text"):
             value = outputs.get(key)

@@ -15,6 +15,10 @@ standard library only and reads payloads by duck typing. One small adapter per l
   can carry the error; root outputs are the graph state (the answer is its last AI message).
 - Bare `anthropic` / `openai` autolog loops: no TOOL spans, one trace per model call; tool calls
   exist only as `tool_use` / `tool_result` blocks or `tool_calls` + role `tool` messages.
+- Streamed: a traced generator (a chat endpoint streaming an agent) without an output reducer
+  keeps what it yielded as its outputs, a list of pieces: text fragments, OpenAI chunks,
+  LangChain message chunks (`(chunk, metadata)` pairs from LangGraph's `stream_mode="messages"`),
+  ChatAgent `{"delta"}` chunks, LangGraph `updates` / `values`. The answer is the pieces merged.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ _TOOL_ARG_KEYS = ("args", "arguments", "tool_args", "tool_input", "input", "para
 _TOOL_NAME_ATTRIBUTES = ("gen_ai.tool.name", "tool.name", "tool_name", "name")
 # Prefixes frameworks put before a tool's own name in a span name (DSPy: `Tool.cancel_order`).
 _NAME_PREFIXES = ("tool", "tools", "function", "functions", "mcp")
+# What an integration records when it could not serialize an output: the object's default repr
+# (`<anthropic.Stream object at 0x7f…>`: MLflow's Anthropic autolog on `stream=True`). It says nothing.
+_UNREAD_OUTPUT = re.compile(r"^<[\w.]+ object at 0x[0-9a-fA-F]+>$")
 _ROLES = {"human": "user", "ai": "assistant", "aimessagechunk": "assistant", "tool": "tool", "system": "system"}
 _TEXT_BLOCKS = {"text", "input_text", "output_text"}
 
@@ -208,7 +215,7 @@ def read_messages(value: Any) -> list[Message]:
 def llm_reply(outputs: Any) -> Message | None:
     """What an LLM span said: OpenAI chat (also streamed chunks), Anthropic, Responses, plain text."""
     if isinstance(outputs, str):
-        return Message("assistant", outputs, [], [])
+        return None if _UNREAD_OUTPUT.match(outputs) else Message("assistant", outputs, [], [])
     if isinstance(outputs, list) and outputs:
         if all(isinstance(c, dict) and "choices" in c for c in outputs):  # streamed chunks
             text, calls = "", {}
@@ -275,8 +282,12 @@ def answer_from_outputs(outputs: Any) -> str | None:
 
     Responses `{"output": [items]}`: the last message item's text. LangGraph state
     `{"messages": [...]}`: the last AI message. An Anthropic or OpenAI reply that asks for tools
-    answers nothing yet.
+    answers nothing yet; nor does an output the integration could not serialize (a stream's repr).
     """
+    if isinstance(outputs, str):
+        return "" if _UNREAD_OUTPUT.match(outputs) else None
+    if isinstance(outputs, list):
+        return stream_answer(outputs)
     if not isinstance(outputs, dict):
         return None
     items = outputs.get("output")
@@ -300,3 +311,62 @@ def answer_from_outputs(outputs: Any) -> str | None:
                 return message.text
         return ""
     return None
+
+
+def stream_answer(pieces: list[Any]) -> str | None:
+    """The answer in the pieces a streamed output yielded; None when they are not stream pieces.
+
+    Text fragments join as they were shown. Message chunks merge by message (their `id`, or one
+    run of chunks without ids) and the answer is the last assistant message with text, so the
+    tool-call chunks and tool results streamed before it are not the answer. LangGraph `values`
+    (whole states) answer with the last state, `updates` with the messages the nodes returned.
+    """
+    if not pieces:
+        return None
+    if all(isinstance(p, str) for p in pieces):
+        return "".join(pieces)
+    if all(isinstance(p, dict) and "choices" in p for p in pieces):  # OpenAI chat chunks
+        reply = llm_reply(pieces)
+        return reply.text if reply is not None else ""
+    if all(isinstance(p, dict) and isinstance(p.get("messages"), list) for p in pieces):  # LangGraph values
+        return answer_from_outputs(pieces[-1])
+    messages: list[tuple[dict[str, Any], bool]] = []  # (message, is a chunk of it)
+    for piece in pieces:
+        if isinstance(piece, (list, tuple)) and len(piece) == 2 and isinstance(piece[0], str):
+            piece = piece[1]  # several stream modes at once: (mode, data)
+        if isinstance(piece, (list, tuple)) and len(piece) == 2 and isinstance(piece[1], dict):
+            piece = piece[0]  # LangGraph `messages` mode: (message chunk, metadata)
+        if not isinstance(piece, dict):
+            return None
+        if isinstance(piece.get("delta"), dict):  # ChatAgent chunk
+            messages.append((piece["delta"], True))
+            continue
+        updates = [v["messages"] for v in piece.values() if isinstance(v, dict) and isinstance(v.get("messages"), list)]
+        if updates and not ("role" in piece or "type" in piece):  # LangGraph `updates`: {node: {"messages"}}
+            messages += [(m, False) for ms in updates for m in ms if isinstance(m, dict)]
+        elif "content" in piece and ("role" in piece or "type" in piece):
+            messages.append((piece, str(piece.get("type", "")).endswith("Chunk")))
+        else:
+            return None
+    answer, current, said = "", object(), ""
+    for raw, chunk in messages:
+        message = read_message(raw)
+        if message is None or message.role != "assistant":
+            current, said = object(), ""
+            continue
+        key = raw.get("id") or current  # chunks of one message share its id
+        # a whole message after its own chunks (`messages` and `updates` modes together) replaces them
+        said = (said if key == current else "") + _fragment(raw) if chunk else message.text
+        current = key
+        answer = said or answer
+    return answer
+
+
+def _fragment(chunk: dict[str, Any]) -> str:
+    """A chunk's text as streamed, spaces kept at its ends (content blocks too: LangChain's Anthropic chunks)."""
+    content = chunk.get("content")
+    if isinstance(content, list):
+        return "".join(
+            str(b.get("text") or "") for b in content if isinstance(b, dict) and b.get("type") in _TEXT_BLOCKS
+        )
+    return content if isinstance(content, str) else ""

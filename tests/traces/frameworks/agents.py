@@ -17,7 +17,17 @@ from typing import Any, Callable, Generator
 from . import script
 from .servers import ModelServer
 
-LAYOUTS = ("openai", "anthropic", "langgraph", "langgraph_react", "responses_agent", "dspy")
+LAYOUTS = (
+    "openai",
+    "anthropic",
+    "anthropic_streamed",
+    "langgraph",
+    "langgraph_react",
+    "langgraph_streamed",
+    "langgraph_astream",
+    "responses_agent",
+    "dspy",
+)
 
 
 # litellm (under DSPy) would fetch a price list from the network on import.
@@ -101,6 +111,61 @@ def run_anthropic(server: ModelServer) -> str:
     return exp
 
 
+def run_anthropic_streamed(server: ModelServer) -> str:
+    """The Anthropic loop of `run_anthropic` with `stream=True`, the reply rebuilt from its events.
+
+    MLflow 3.17.2's Anthropic autolog records such a call with the stream object's repr as its
+    outputs and no usage (and `messages.stream()` is not traced at all): the traces carry neither
+    the answers nor the tokens, only what the next call sends back."""
+    import anthropic
+    import mlflow
+
+    exp = _experiment("anthropic_streamed")
+    tools = [
+        {
+            "name": s["function"]["name"],
+            "description": s["function"]["description"],
+            "input_schema": s["function"]["parameters"],
+        }
+        for s in script.tool_schemas()
+    ]
+    mlflow.anthropic.autolog()
+    try:
+        client = anthropic.Anthropic(base_url=server.url, api_key="test", max_retries=0)
+        messages: list[dict[str, Any]] = []
+        for i, turn in enumerate(script.TURNS):
+            server.turn = i
+            messages.append({"role": "user", "content": turn.user})
+            while True:
+                blocks: list[dict[str, Any]] = []
+                partial = ""  # a tool call's input arrives as JSON in pieces
+                stream = client.messages.create(
+                    model="scripted", max_tokens=256, messages=messages, tools=tools, stream=True
+                )
+                for event in stream:
+                    if event.type == "content_block_start":
+                        blocks.append(event.content_block.model_dump(exclude_none=True))
+                        partial = ""
+                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        blocks[-1]["text"] += event.delta.text
+                    elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                        partial += event.delta.partial_json
+                    elif event.type == "content_block_stop" and blocks[-1]["type"] == "tool_use":
+                        blocks[-1]["input"] = json.loads(partial or "{}")
+                messages.append({"role": "assistant", "content": blocks})
+                uses = [b for b in blocks if b["type"] == "tool_use"]
+                if not uses:
+                    break
+                results = [
+                    {"type": "tool_result", "tool_use_id": u["id"], "content": script.call_tool(u["name"], u["input"])}
+                    for u in uses
+                ]
+                messages.append({"role": "user", "content": results})
+    finally:
+        mlflow.anthropic.autolog(disable=True)
+    return exp
+
+
 def _langchain_tool(fn: Callable[..., str]) -> Any:
     """A script tool as a LangChain tool: errors come back as they are, the way the script says."""
     from langchain_core.tools import tool
@@ -156,6 +221,89 @@ def run_langgraph_react(server: ModelServer) -> str:
         for i, turn in enumerate(script.TURNS):
             server.turn = i
             messages = agent.invoke({"messages": [*messages, {"role": "user", "content": turn.user}]})["messages"]
+    finally:
+        mlflow.langchain.autolog(disable=True)
+    return exp
+
+
+def run_langgraph_streamed(server: ModelServer) -> str:
+    """The `create_agent` graph of `run_langgraph` behind a chat endpoint: a traced generator that
+    streams the graph (`.stream(..., stream_mode="messages")`) and yields the answer's text as the
+    model streams it (`streaming=True`, without asking for usage). MLflow keeps the yielded
+    fragments as the endpoint's outputs; the graph's own spans sit beneath it."""
+    import mlflow
+    from langchain.agents import create_agent
+    from langchain_core.messages import AIMessageChunk
+    from langchain_openai import ChatOpenAI
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    exp = _experiment("langgraph_streamed")
+    model = ChatOpenAI(model="scripted", base_url=server.url + "/v1", api_key="test", max_retries=0, streaming=True)
+    agent = create_agent(model, tools=[_langchain_tool(t) for t in script.TOOLS], checkpointer=InMemorySaver())
+
+    @mlflow.trace(span_type="AGENT")
+    def chat(message: str, thread_id: str) -> Generator[str, None, None]:
+        config = {"configurable": {"thread_id": thread_id}}
+        for chunk, _meta in agent.stream(
+            {"messages": [{"role": "user", "content": message}]}, config, stream_mode="messages"
+        ):
+            if isinstance(chunk, AIMessageChunk) and isinstance(chunk.content, str) and chunk.content:
+                yield chunk.content
+
+    mlflow.langchain.autolog()
+    try:
+        for i, turn in enumerate(script.TURNS):
+            server.turn = i
+            for _text in chat(turn.user, "conversation-streamed"):
+                pass  # a chat UI shows each fragment as it arrives
+    finally:
+        mlflow.langchain.autolog(disable=True)
+    return exp
+
+
+def run_langgraph_astream(server: ModelServer) -> str:
+    """LangGraph's `create_react_agent` with a checkpointer behind an async chat backend: a traced
+    async generator that forwards the model's message chunks from `astream_events(version="v2")`
+    (tool-call chunks too), the model asked for its usage while it streams (`stream_usage=True`:
+    OpenAI's `include_usage`)."""
+    import asyncio
+
+    import mlflow
+    from langchain_openai import ChatOpenAI
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.prebuilt import create_react_agent
+
+    exp = _experiment("langgraph_astream")
+
+    async def converse() -> None:
+        model = ChatOpenAI(
+            model="scripted",
+            base_url=server.url + "/v1",
+            api_key="test",
+            max_retries=0,
+            streaming=True,
+            stream_usage=True,
+        )
+        agent = create_react_agent(
+            model, tools=[_langchain_tool(t) for t in script.TOOLS], checkpointer=InMemorySaver()
+        )
+
+        @mlflow.trace(span_type="AGENT")
+        async def chat(message: str, thread_id: str):
+            config = {"configurable": {"thread_id": thread_id}}
+            inputs = {"messages": [{"role": "user", "content": message}]}
+            async for event in agent.astream_events(inputs, config, version="v2"):
+                if event["event"] == "on_chat_model_stream":
+                    yield event["data"]["chunk"]
+
+        for i, turn in enumerate(script.TURNS):
+            server.turn = i
+            async for _chunk in chat(turn.user, "conversation-astream"):
+                pass  # a chat backend would forward each chunk to the browser
+
+    mlflow.langchain.autolog()
+    try:
+        asyncio.run(converse())  # one event loop for the whole conversation: the client keeps its connections
     finally:
         mlflow.langchain.autolog(disable=True)
     return exp
@@ -227,15 +375,14 @@ def run_responses_agent(server: ModelServer) -> str:
                 for chunk in self.call_llm(chat):
                     delta = chunk["choices"][0]["delta"] if chunk.get("choices") else {}
                     text += delta.get("content") or ""
-                    for tc in delta.get("tool_calls") or []:
-                        calls.setdefault(tc["index"], tc)
+                    for tc in delta.get("tool_calls") or []:  # id and name first, then arguments in pieces
+                        call = calls.setdefault(tc["index"], {"id": tc.get("id"), "name": "", "arguments": ""})
+                        call["name"] += (tc.get("function") or {}).get("name") or ""
+                        call["arguments"] += (tc.get("function") or {}).get("arguments") or ""
                 if calls:
                     for tc in calls.values():
                         item = self.create_function_call_item(
-                            id=tc["id"],
-                            call_id=tc["id"],
-                            name=tc["function"]["name"],
-                            arguments=tc["function"]["arguments"],
+                            id=tc["id"], call_id=tc["id"], name=tc["name"], arguments=tc["arguments"]
                         )
                         messages.append(item)
                         yield ResponsesAgentStreamEvent(type="response.output_item.done", item=item)
@@ -289,8 +436,11 @@ def run(name: str, server: ModelServer, artifacts: Path) -> str:
 RUNNERS: dict[str, Callable[[ModelServer], str]] = {
     "openai": run_openai,
     "anthropic": run_anthropic,
+    "anthropic_streamed": run_anthropic_streamed,
     "langgraph": run_langgraph,
     "langgraph_react": run_langgraph_react,
+    "langgraph_streamed": run_langgraph_streamed,
+    "langgraph_astream": run_langgraph_astream,
     "responses_agent": run_responses_agent,
     "dspy": run_dspy,
 }

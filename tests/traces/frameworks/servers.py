@@ -20,6 +20,11 @@ from . import script
 _ids = itertools.count(1)
 
 
+def _pieces(text: str, size: int = 12) -> list[str]:
+    """Text cut into stream fragments (mid-word and mid-JSON, as a model's tokens fall)."""
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
 class ModelServer:
     def __init__(self):
         self.turn = 0
@@ -33,7 +38,11 @@ class ModelServer:
             def do_POST(self):
                 body = self.read_json()
                 server.requests.append(body)
-                if self.path.rstrip("/").endswith("/messages"):
+                if self.path.rstrip("/").endswith("/messages") and body.get("stream"):
+                    events = server.anthropic_events(body)
+                    data = b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+                    self.send_body(200, data, "text/event-stream")
+                elif self.path.rstrip("/").endswith("/messages"):
                     self.send_json(200, server.anthropic(body))
                 elif body.get("stream"):
                     chunks = server.openai_chunks(body)
@@ -116,20 +125,25 @@ class ModelServer:
         }
 
     def openai_chunks(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        """A streamed reply; usage only when the client asks for it (`include_usage`)."""
+        """A streamed reply, in fragments the way OpenAI streams one: the text a few words per
+        chunk; a tool call's id and name first, then its arguments piece by piece. Usage only
+        when the client asks for it (`include_usage`), in a last chunk without choices."""
         message, done = self._openai_message(body)
         base = {"id": f"chatcmpl-{next(_ids)}", "object": "chat.completion.chunk", "created": 1, "model": "scripted"}
+        deltas: list[dict[str, Any]] = []
         if message.get("tool_calls"):
             call = message["tool_calls"][0]
-            delta = {"role": "assistant", "tool_calls": [{"index": 0, **call}]}
+            name, arguments = call["function"]["name"], call["function"]["arguments"]
+            head = {"index": 0, "id": call["id"], "type": "function", "function": {"name": name, "arguments": ""}}
+            deltas.append({"role": "assistant", "content": None, "tool_calls": [head]})
+            deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": p}}]} for p in _pieces(arguments)]
             finish = "tool_calls"
         else:
-            delta = {"role": "assistant", "content": message["content"]}
+            deltas.append({"role": "assistant", "content": ""})
+            deltas += [{"content": p} for p in _pieces(message["content"])]
             finish = "stop"
-        chunks = [
-            {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
-            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
-        ]
+        chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             tokens_in, tokens_out = self._usage(body.get("messages") or [], done)
             usage = {
@@ -178,3 +192,33 @@ class ModelServer:
             "stop_sequence": None,
             "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
         }
+
+    def anthropic_events(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """A streamed Messages reply as Anthropic sends it: message_start (input usage), each content
+        block started, filled in fragments (text, or a tool call's JSON) and stopped, then
+        message_delta (stop reason, output usage) and message_stop. Anthropic always sends usage."""
+        reply = self.anthropic(body)
+        usage = reply.pop("usage")
+        start = {
+            **reply,
+            "content": [],
+            "stop_reason": None,
+            "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 1},
+        }
+        events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+        for i, block in enumerate(reply["content"]):
+            if block["type"] == "text":
+                events.append(
+                    {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}
+                )
+                pieces = [{"type": "text_delta", "text": p} for p in _pieces(block["text"])]
+            else:
+                empty = {**block, "input": {}}
+                events.append({"type": "content_block_start", "index": i, "content_block": empty})
+                pieces = [{"type": "input_json_delta", "partial_json": p} for p in _pieces(json.dumps(block["input"]))]
+            events += [{"type": "content_block_delta", "index": i, "delta": d} for d in pieces]
+            events.append({"type": "content_block_stop", "index": i})
+        delta = {"stop_reason": reply["stop_reason"], "stop_sequence": None}
+        events.append({"type": "message_delta", "delta": delta, "usage": {"output_tokens": usage["output_tokens"]}})
+        events.append({"type": "message_stop"})
+        return events
