@@ -859,9 +859,9 @@ class _Marks:
     A later turn of the conversation asks whether a value it used was returned earlier: the value's
     words and word pairs are looked up, so "2024-05-15" needs those words in that order, near enough
     to `_Evidence.has`'s substring test. Fixed size whatever the tool output (1,368 characters), and
-    no returned text is kept, only hashes. A false "returned" (about 6% at 1,000 distinct entries;
-    a 30 KB search result fills it more) makes a write look grounded, never the reverse: the check
-    can miss, not raise a false alarm. CRC-32 hashes: stable across processes and fast.
+    no returned text is kept, only hashes. A false "returned" (under 1% up to ~800 distinct entries,
+    a 9 KB result; ~10% at 2,000: `benchmarks/marks.py`) makes a write look grounded, never the
+    reverse: the check can miss, not raise a false alarm. CRC-32 hashes: stable across processes.
     """
 
     BITS = 8192
