@@ -11,7 +11,8 @@ import shutil
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from trace2eval.generate import evalscript
+
 PRODUCTION = "asks_first_but_orders_0_and_1"
 
 
@@ -82,6 +83,64 @@ def _scorers(results):
     return {s["scorer"]: s for s in results["candidate"]["scorers"]}
 
 
+def _turns(*users, system=None):
+    messages = [{"role": "system", "content": system}] if system else []
+    for n, text in enumerate(users):
+        messages += [{"role": "user", "content": text}] + (
+            [{"role": "assistant", "content": f"r{n}"}] * (n < len(users) - 1)
+        )
+    return {"inputs": {"messages": messages}, "outputs": {"response": "x"}}
+
+
+def test_one_replay_per_conversation_when_each_turn_carries_the_conversation_so_far():
+    rows = [
+        _turns("a", "b", "c"),  # conversation 1, in no particular order
+        _turns("a"),
+        {"inputs": {"query": "single"}, "outputs": "y"},  # no conversation
+        _turns("a", "b"),
+        _turns("only the new message"),  # conversation 2: each turn holds only its own message
+        _turns("and the next"),
+        {"inputs": {"messages": [{"role": "user", "content": "edge"}]}},  # edge case: no production answer
+    ]
+    sessions = ["c1", "c1", None, "c1", "c2", "c2", "c1"]
+    jobs = evalscript.plan_calls(rows, sessions, "t")
+    by_first = {j["rows"][0]: j for j in jobs}
+    one = by_first[1]
+    assert one["rows"] == [1, 3, 0] and one["chain"] and one["session"] == "c1 candidate t"
+    two = by_first[4]
+    assert two["rows"] == [4, 5] and not two["chain"] and two["session"] == "c2 candidate t"
+    assert by_first[2] == by_first[2] | {"rows": [2], "session": None} and by_first[6]["session"] is None
+    # A row that is not a prefix of the longest (another system prompt) means one call per row.
+    assert not evalscript.plan_calls([_turns("a", system="s"), _turns("a", "b")], ["c", "c"], "t")[0]["chain"]
+
+
+def test_a_conversation_scorer_is_compared_once_per_conversation():
+    # MLflow puts a conversation scorer's value on the conversation's first turn, None on the others.
+    conversations = [{"rows": [0, 1]}, {"rows": [2, 3]}, {"rows": [4, 5]}]
+    prod = [(True, "ok"), (None, None), (True, "ok"), (None, None), (False, "bad"), (None, None)]
+    cand = [(None, None), (False, "lost"), (True, "ok"), (None, None), (True, "ok"), (None, None)]
+    c = evalscript.compare_conversations("s", prod, cand, conversations, set(range(6)), None)
+    assert (c["unit"], c["rows"], c["turn_rows"]) == ("conversation", 3, 6)
+    assert c["regressed"] == [0] and c["fixed"] == [2] and c["p_value"] == 0.75
+    # A conversation the candidate did not answer whole is left out.
+    partial = evalscript.compare_conversations("s", prod, cand, conversations, {0, 1, 2, 4, 5}, None)
+    assert partial["rows"] == 2 and partial["turn_rows"] == 4
+
+
+def test_a_replays_turns_start_in_successive_milliseconds():
+    import time
+
+    starts = []
+
+    def ask(request):
+        starts.append(time.time_ns() // 1_000_000)
+        return {"response": "ok"}
+
+    evalscript.replay(_turns("a", "b", "c", "d")["inputs"], ask)
+    assert len(starts) == 4 and starts == sorted(set(starts))
+
+
+@pytest.mark.slow
 def test_conversation_scorers_compare_conversations_with_the_candidates_replay(suite, per_turn_suite):
     from candidate_suite import CANDIDATE
     from mlflow import MlflowClient

@@ -38,6 +38,9 @@ the candidate's own replies between them); --simulate plays the user instead wit
 ConversationSimulator (goal and persona distilled from each recorded conversation by
 generate_test_cases; model: --simulator-model, else the judge model). It is not automatic: a
 simulated user changes what is compared (its turns differ from production's), and calls a model.
+Conversations traced one trace per turn (rows grouped by mlflow.trace.session): the candidate's turns of
+each are traced in a session of its own, so a conversation-level scorer compares production's
+conversation with the candidate's, counted (and gated) in conversations; turn-level scorers stay per row.
 Rows whose candidate returned no trace are "no trace to check" for the scorers that read spans.
 Rows with expected_facts / expected_response / guidelines expectations get MLflow's Correctness /
 ExpectationsGuidelines judges when a judge model is configured (in every run, not only --agent).
@@ -967,9 +970,14 @@ def _one_replay_holds_all(rows, members):
         }:
             return False
         users = _user_messages(inputs)
-        if users != head_users[: len(users)]:
+        if users != head_users[: len(users)] or _opening(inputs[key]) != _opening(head[key]):
             return False
     return True
+
+
+def _opening(messages):
+    """What comes before the first user turn (the system prompt): the replay sends the longest row's."""
+    return messages[: next((k for k, m in enumerate(messages) if m.get("role") == "user"), len(messages))]
 
 
 def _request_time(row):
