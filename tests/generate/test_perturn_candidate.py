@@ -56,17 +56,19 @@ def per_turn_suite(tmp_path_factory):
     session = runner.create_session(SessionConfig.from_inputs(experiment_id, uri), folder / "sessions")
     assert runner.run_all(session)
     client = MlflowClient(uri)
-    rows = []
+    rows, served = [], {}  # served: what an endpoint serving production returns for (order, turn)
     for conversation, turns in ids.items():
-        for trace_id in turns:
+        for n, trace_id in enumerate(turns, 1):
             trace = client.get_trace(trace_id)
+            served[int(conversation.split("-")[1]), n] = trace.to_dict()
+            served[int(conversation.split("-")[1]), n]["info"].pop("trace_location", None)
             root = next(s for s in trace.data.spans if s.parent_id is None)
             baseline = production_baseline(trace_features(trace, root.inputs, root.outputs))
             metadata = {"source_trace": trace_id, "session": conversation, "production_baseline": baseline}
             rows.append({"inputs": root.inputs, "outputs": root.outputs, "metadata": metadata})
     dataset = session.evaluation_dir / "eval_dataset.json"
     dataset.write_text(json.dumps({**json.loads(dataset.read_text()), "rows": rows}))
-    return {"folder": folder, "session": session, "experiment_id": experiment_id, "ids": ids, "uri": uri}
+    return {"folder": folder, "session": session, "experiment_id": experiment_id, "ids": ids, "served": served}
 
 
 @pytest.fixture
@@ -202,3 +204,33 @@ def test_conversation_scorers_compare_conversations_with_the_candidates_replay(s
     fixed = [f for f in no_tools.results["candidate"]["flipped"] if f["scorer"] == "unconfirmed_writes"]
     assert sorted(f["session"] for f in fixed) == ["conv-0", "conv-1"]
     assert no_tools.results["regressions"] == ["keeps_production_tools"]
+
+
+@pytest.mark.slow
+def test_a_serving_endpoints_returned_turn_traces_are_compared_per_conversation(suite, per_turn_suite):
+    from agent_server import AgentServer
+    from test_candidate import clean_env, run_eval
+
+    served = per_turn_suite["served"]
+
+    def answer(request):
+        # Production's answer and trace for the turn (its trace carries the endpoint's own session).
+        users = [m for m in request["messages"] if m["role"] == "user"]
+        i, n = int(users[0]["content"].split("order ")[1].split()[0]), len(users)
+        root = next(s for s in served[i, n]["data"]["spans"] if not s.get("parent_span_id"))
+        outputs = json.loads(root["attributes"]["mlflow.spanOutputs"])
+        return outputs["response"], served[i, n]
+
+    server = AgentServer(answer)
+    try:
+        env = clean_env(DATABRICKS_HOST=server.url, DATABRICKS_TOKEN="dapi" + "4" * 32)
+        same = run_eval(suite, "--no-judges", "--agent", "endpoints:/address-agent-v2", env=env)
+    finally:
+        server.close()
+    assert same.returncode == 0, same.out[-3000:]
+    # One replay per conversation: its 2 turns, not 1 + 2 for its two rows.
+    assert len([c for c in server.calls if c["path"].endswith("/invocations")]) == 16
+    conv = _scorers(same.results)["unconfirmed_writes"]
+    assert (conv["unit"], conv["rows"], conv["regressed"], conv["fixed"]) == ("conversation", 8, 0, 0)
+    assert conv["production"] == conv["candidate"] == 0.75
+    assert same.results["candidate"]["no_trace_rows"] == 0 and same.results["candidate"]["flipped"] == []

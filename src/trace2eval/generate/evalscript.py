@@ -827,9 +827,9 @@ class Candidate:
         """One row's request (a conversation replayed turn by turn): (outputs, trace_id, turns).
 
         One trace per turn, as production traced one request (and as a serving endpoint's trace
-        comes back): a replayed row is compared through its last turn's trace. Local callables'
-        turn traces join `session` (the candidate's own conversation); on_turn(outputs, trace_id)
-        sees every turn as it ends."""
+        comes back): a replayed row is compared through its last turn's trace. The turn traces
+        join `session` (the candidate's own conversation); on_turn(outputs, trace_id) sees every
+        turn as it ends."""
         last = []
 
         def turn(request):
@@ -839,7 +839,9 @@ class Candidate:
             elif self.transport == "serving":
                 # to_predict_fn asks the endpoint for its trace (databricks_options.return_trace) and
                 # copies it into this experiment; without one it writes a one-span "predict" trace.
-                outputs = _invoke(self._predict, request)
+                # Either is created inside this context, which gives it the candidate's session.
+                with mlflow.tracing.context(metadata={SESSION_KEY: session} if session else None):
+                    outputs = _invoke(self._predict, request)
                 trace_id = self._returned_trace()
             else:
                 outputs, trace_id = self._http(request, self.timeout_s), None
@@ -1449,7 +1451,7 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
         trace = mlflow.get_trace(records[i]["trace_id"], silent=True) if records[i]["trace_id"] else None
         if trace is not None:
             traced.append(i)
-            if session:  # a trace a serving endpoint returned: evaluate() groups the turns by this metadata
+            if session:  # evaluate() groups the turns by it (a returned trace may carry the endpoint's own)
                 trace.info.trace_metadata[SESSION_KEY] = session
         else:
             trace = stand_in_trace(item, f"candidate:{sources[i]}", session)
