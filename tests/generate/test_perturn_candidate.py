@@ -234,3 +234,23 @@ def test_a_serving_endpoints_returned_turn_traces_are_compared_per_conversation(
     assert (conv["unit"], conv["rows"], conv["regressed"], conv["fixed"]) == ("conversation", 8, 0, 0)
     assert conv["production"] == conv["candidate"] == 0.75
     assert same.results["candidate"]["no_trace_rows"] == 0 and same.results["candidate"]["flipped"] == []
+
+
+def test_each_turn_of_a_replay_has_the_time_limit_not_the_whole_conversation():
+    import threading
+    import time
+
+    progress = threading.Event()
+
+    def conversation(hang_on=None):
+        for turn in range(4):
+            time.sleep(30 if turn == hang_on else 0.15)
+            progress.set()
+        return "answered"
+
+    # 4 turns of 0.15 s each take longer than the 0.4 s limit, and none of them does.
+    assert evalscript._bounded(conversation, 0.4, "candidate", progress) == "answered"
+    start = time.monotonic()
+    with pytest.raises(evalscript.CandidateUnreachable, match="no answer within 0.4 s"):
+        evalscript._bounded(lambda: conversation(hang_on=2), 0.4, "candidate", progress)
+    assert time.monotonic() - start < 2

@@ -854,8 +854,10 @@ class Candidate:
         return outputs, last[0], turns
 
 
-def _bounded(fn, timeout_s, what):
-    """fn() in a daemon thread, waited for at most timeout_s: a hung call is left behind, never waited on."""
+def _bounded(fn, timeout_s, what, progress=None):
+    """fn() in a daemon thread, waited for at most timeout_s: a hung call is left behind, never waited on.
+    With `progress` (a threading.Event fn sets after each step, e.g. each turn of a replay), the
+    limit is per step: a long conversation is not cut short, a turn that hangs is."""
     outcome = {}
 
     def run():
@@ -863,14 +865,22 @@ def _bounded(fn, timeout_s, what):
             outcome["value"] = fn()
         except BaseException as exc:
             outcome["error"] = exc
+        finally:
+            outcome["done"] = True
+            if progress is not None:
+                progress.set()
 
     import contextvars
 
     # The caller's context goes along: a simulated turn's trace keeps the simulator's session.
     worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True)
     worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
+    if progress is None:
+        worker.join(timeout_s)
+    else:
+        while "done" not in outcome and progress.wait(timeout_s):
+            progress.clear()
+    if "done" not in outcome:
         raise CandidateUnreachable(f"{what}: no answer within {timeout_s:g} s (--agent-timeout)")
     if "error" in outcome:
         exc = outcome["error"]
@@ -1029,13 +1039,15 @@ def _run_job(candidate, rows, job, timeout_s):
     if job["chain"]:
         head = members[-1]
         turns = []  # (outputs, trace_id) of each turn of the one replay, as they end
+        progress = threading.Event()
+
+        def on_turn(outputs, trace_id):
+            turns.append((outputs, trace_id))
+            progress.set()
+
         error = None
         try:
-            _bounded(
-                lambda: candidate.call(rows[head]["inputs"], session, lambda o, t: turns.append((o, t))),
-                timeout_s * max(1, user_turns(rows[head]["inputs"])),
-                "candidate",
-            )
+            _bounded(lambda: candidate.call(rows[head]["inputs"], session, on_turn), timeout_s, "candidate", progress)
         except CandidateUnreachable as exc:
             error = str(exc)[len("candidate: ") :]
         done = list(turns)  # a timed-out replay may still add turns: the ones ended by now count
@@ -1047,10 +1059,15 @@ def _run_job(candidate, rows, job, timeout_s):
                 out[i] = {"outputs": None, "trace_id": None, "turns": n, "error": error or "the replay ended early"}
     else:
         for i in members:
-            turns = max(1, user_turns(rows[i]["inputs"]))
+            turns, progress = max(1, user_turns(rows[i]["inputs"])), threading.Event()
             try:
                 outputs, trace_id, turns = _bounded(
-                    lambda i=i: candidate.call(rows[i]["inputs"], session), timeout_s * turns, "candidate"
+                    lambda i=i, progress=progress: candidate.call(
+                        rows[i]["inputs"], session, lambda *_: progress.set()
+                    ),
+                    timeout_s,
+                    "candidate",
+                    progress,
                 )
                 out[i] = {"outputs": outputs, "trace_id": trace_id, "turns": turns, "error": None}
             except CandidateUnreachable as exc:
@@ -1065,7 +1082,7 @@ def _run_job(candidate, rows, job, timeout_s):
 
 def call_candidate(candidate, rows, workers, timeout_s, jobs=None):
     """The jobs' rows sent to the candidate (default: every row, one job each; see plan_calls), at most
-    `workers` jobs at once, each call bounded by `timeout_s` per turn. Returns {row: record} with
+    `workers` jobs at once, each turn bounded by `timeout_s`. Returns {row: record} with
     outputs, trace_id, turns, seconds, error."""
     import queue
 
