@@ -1379,7 +1379,11 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
             "conversation; it cannot show how a user would have reacted to different answers"
             + (" (--simulate needs the row's source trace)." if args.simulate else " (--simulate plays the user).")
         )
-    sessions = [None if i in set(sim) else session_of(r.get("trace")) for i, r in enumerate(rows)]
+    # A conversation with a simulated turn is not the candidate's replay of production's: its rows are
+    # compared one by one, as each simulated row is.
+    simulated_in = {session_of(rows[i].get("trace")) for i in sim}
+    sessions = [session_of(r.get("trace")) for r in rows]
+    sessions = [None if i in set(sim) or s in simulated_in else s for i, s in enumerate(sessions)]
     tag = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"  # this run's candidate sessions
     jobs = [j for j in plan_calls(rows, sessions, tag) if j["rows"][0] not in set(sim)]
     conversations = [j for j in jobs if j["conversation"]]
