@@ -133,10 +133,22 @@ def run_candidate(evaluation: Path, uri: str, experiment_id: str, replay: Path, 
         "seconds": round(time.monotonic() - start, 1),
         "seconds_per_row": candidate.get("seconds_per_row"),
         "regressed": report.get("regressions") or [],
-        "lost": {s["scorer"]: s["regressed"] for s in candidate.get("scorers", []) if s.get("regressed")},
-        "compared": {s["scorer"]: s["rows"] for s in candidate.get("scorers", [])},
+        # Counted in the unit each scorer was compared on: rows, or conversations for a scorer that
+        # reads a whole conversation (per-turn traces).
+        "lost": {
+            s["scorer"]: f"{s['regressed']} {_unit(s)}" for s in candidate.get("scorers", []) if s.get("regressed")
+        },
+        "won": {s["scorer"]: f"{s['fixed']} {_unit(s)}" for s in candidate.get("scorers", []) if s.get("fixed")},
+        "compared": {s["scorer"]: f"{s['rows']} {_unit(s)}" for s in candidate.get("scorers", [])},
+        "lost_conversations": sorted(
+            {f["session"] for f in candidate.get("flipped", []) if f.get("session") and f["direction"] == "regressed"}
+        ),
         "error": (proc.stderr.strip().splitlines() or [""])[-1] if proc.returncode == 2 else None,
     }
+
+
+def _unit(scorer: dict) -> str:
+    return "conv" if scorer.get("unit") == "conversation" else "rows"
 
 
 def main(argv=None) -> int:
@@ -171,7 +183,8 @@ def main(argv=None) -> int:
             ]
     for r in runs:
         print(
-            f"  {r['mode']:<22} exit {r['exit']}  {r['seconds']:>6.1f} s  lost rows {r['lost'] or '-'}"
+            f"  {r['mode']:<22} exit {r['exit']}  {r['seconds']:>6.1f} s  lost {r['lost'] or '-'}"
+            + (f"  won {r['won']}" if r["won"] else "")
             + (f"  {r['error']}" if r["error"] else "")
         )
     reworded = [r for r in runs if r["mode"].startswith("reword")]

@@ -119,3 +119,9 @@ def skips_confirmation(messages):
 def answers_without_tools(messages):
     """A new version that no longer calls its tools: it answers from the model alone."""
     return _address_agent(messages, use_tools=False)
+
+
+def asks_first_but_orders_0_and_1(messages):
+    """The production behaviour of tests/generate/test_perturn_candidate.py: it asks first, except on
+    orders 0 and 1, where it changes the address on the first turn."""
+    return _address_agent(messages, ask_first=_order(messages[0]["content"]) > 1)

@@ -38,6 +38,9 @@ the candidate's own replies between them); --simulate plays the user instead wit
 ConversationSimulator (goal and persona distilled from each recorded conversation by
 generate_test_cases; model: --simulator-model, else the judge model). It is not automatic: a
 simulated user changes what is compared (its turns differ from production's), and calls a model.
+Conversations traced one trace per turn (rows grouped by mlflow.trace.session): the candidate's turns of
+each are traced in a session of its own, so a conversation-level scorer compares production's
+conversation with the candidate's, counted (and gated) in conversations; turn-level scorers stay per row.
 Rows whose candidate returned no trace are "no trace to check" for the scorers that read spans.
 Rows with expected_facts / expected_response / guidelines expectations get MLflow's Correctness /
 ExpectationsGuidelines judges when a judge model is configured (in every run, not only --agent).
@@ -690,7 +693,17 @@ def replay(inputs, ask):
         outputs = ask({**inputs, key: list(history)})
         if n < len(users) - 1:
             history.append({"role": "assistant", "content": _answer(outputs)})
+            next_millisecond()
     return outputs, len(users)
+
+
+def next_millisecond():
+    """Wait for the clock's next millisecond. A conversation's turns are put in order by their traces'
+    request_time (milliseconds; ties broken by the random trace id): a fast candidate's next turn
+    must not start within the millisecond its last one did."""
+    now = time.time_ns() // 1_000_000
+    while time.time_ns() // 1_000_000 <= now:
+        time.sleep(0.0002)
 
 
 def _invoke(fn, request):
@@ -778,12 +791,14 @@ class Candidate:
                 "path/to/file.py:function or an http(s):// chat endpoint"
             )
 
-    def ask(self, request):
-        """One turn: (outputs, trace_id or None)."""
+    def ask(self, request, session=None):
+        """One turn: (outputs, trace_id or None); `session`: the candidate's conversation it is part of."""
         if self.transport == "local":
             with mlflow.start_span(name="candidate", span_type="AGENT") as span:
                 span.set_inputs(request)
-                mlflow.update_current_trace(tags={CANDIDATE_TAG: self.target})
+                mlflow.update_current_trace(
+                    tags={CANDIDATE_TAG: self.target}, metadata={SESSION_KEY: session} if session else None
+                )
                 outputs = _invoke(self._fn, request)
                 span.set_outputs(outputs)
             return outputs, span.trace_id
@@ -808,31 +823,41 @@ class Candidate:
         except Exception as exc:  # the comparison stands; the note says what a later analysis will see
             print(f"Note: candidate trace {trace_id} could not be tagged {CANDIDATE_TAG} ({type(exc).__name__})")
 
-    def call(self, inputs):
-        if self.transport == "local":
-            # MLflow traces each call: the candidate's own autolog/instrumentation spans nest inside.
-            # One trace per turn, as production traced one request (and as a serving endpoint's
-            # trace comes back): a replayed conversation's row is compared through its last turn's.
-            last = []
+    def call(self, inputs, session=None, on_turn=None):
+        """One row's request (a conversation replayed turn by turn): (outputs, trace_id, turns).
 
-            def turn(request):
-                outputs, trace_id = self.ask(request)
-                last[:] = [trace_id]
-                return outputs
+        One trace per turn, as production traced one request (and as a serving endpoint's trace
+        comes back): a replayed row is compared through its last turn's trace. The turn traces
+        join `session` (the candidate's own conversation); on_turn(outputs, trace_id) sees every
+        turn as it ends."""
+        last = []
 
-            outputs, turns = replay(inputs, turn)
-            return outputs, last[0], turns
-        if self.transport == "serving":
-            # to_predict_fn asks the endpoint for its trace (databricks_options.return_trace) and
-            # copies it into this experiment; without one it writes a one-span "predict" trace.
-            outputs, turns = replay(inputs, lambda r: _invoke(self._predict, r))
-            return outputs, self._returned_trace(), turns
-        outputs, turns = replay(inputs, lambda r: self._http(r, self.timeout_s))
-        return outputs, None, turns
+        def turn(request):
+            if self.transport == "local":
+                # MLflow traces each call: the candidate's own autolog/instrumentation spans nest inside.
+                outputs, trace_id = self.ask(request, session)
+            elif self.transport == "serving":
+                # to_predict_fn asks the endpoint for its trace (databricks_options.return_trace) and
+                # copies it into this experiment; without one it writes a one-span "predict" trace.
+                # Either is created inside this context, which gives it the candidate's session.
+                with mlflow.tracing.context(metadata={SESSION_KEY: session} if session else None):
+                    outputs = _invoke(self._predict, request)
+                trace_id = self._returned_trace()
+            else:
+                outputs, trace_id = self._http(request, self.timeout_s), None
+            last[:] = [trace_id]
+            if on_turn:
+                on_turn(outputs, trace_id)
+            return outputs
+
+        outputs, turns = replay(inputs, turn)
+        return outputs, last[0], turns
 
 
-def _bounded(fn, timeout_s, what):
-    """fn() in a daemon thread, waited for at most timeout_s: a hung call is left behind, never waited on."""
+def _bounded(fn, timeout_s, what, progress=None):
+    """fn() in a daemon thread, waited for at most timeout_s: a hung call is left behind, never waited on.
+    With `progress` (a threading.Event fn sets after each step, e.g. each turn of a replay), the
+    limit is per step: a long conversation is not cut short, a turn that hangs is."""
     outcome = {}
 
     def run():
@@ -840,14 +865,22 @@ def _bounded(fn, timeout_s, what):
             outcome["value"] = fn()
         except BaseException as exc:
             outcome["error"] = exc
+        finally:
+            outcome["done"] = True
+            if progress is not None:
+                progress.set()
 
     import contextvars
 
     # The caller's context goes along: a simulated turn's trace keeps the simulator's session.
     worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True)
     worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
+    if progress is None:
+        worker.join(timeout_s)
+    else:
+        while "done" not in outcome and progress.wait(timeout_s):
+            progress.clear()
+    if "done" not in outcome:
         raise CandidateUnreachable(f"{what}: no answer within {timeout_s:g} s (--agent-timeout)")
     if "error" in outcome:
         exc = outcome["error"]
@@ -929,41 +962,146 @@ def simulate_conversations(candidate, rows, indices, args, report):
     return out
 
 
-def call_candidate(candidate, rows, workers, timeout_s, on_done=None):
-    """Every row's request sent to the candidate, at most `workers` at once, each call bounded by
-    `timeout_s` per turn. Returns one record per row: outputs, trace_id, turns, seconds, error."""
+def _user_messages(inputs):
+    key = _conversation_key(inputs)
+    return [m.get("content") for m in inputs[key] if m.get("role") == "user"] if key else []
+
+
+def _one_replay_holds_all(rows, members):
+    """Whether each row of a conversation is a prefix of its longest one (the conversation so far, as a
+    chat agent traced per request receives it): then replaying the longest row once gives every turn."""
+    head = rows[members[-1]]["inputs"]
+    key, head_users = _conversation_key(head), _user_messages(head)
+    counts = [len(_user_messages(rows[i]["inputs"])) for i in members]
+    if not key or len(set(counts)) < len(counts) or 0 in counts:
+        return False
+    for i in members:
+        inputs = rows[i]["inputs"]
+        if _conversation_key(inputs) != key or {k: v for k, v in inputs.items() if k != key} != {
+            k: v for k, v in head.items() if k != key
+        }:
+            return False
+        users = _user_messages(inputs)
+        if users != head_users[: len(users)] or _opening(inputs[key]) != _opening(head[key]):
+            return False
+    return True
+
+
+def _opening(messages):
+    """What comes before the first user turn (the system prompt): the replay sends the longest row's."""
+    return messages[: next((k for k, m in enumerate(messages) if m.get("role") == "user"), len(messages))]
+
+
+def _request_time(row):
+    info = getattr(row.get("trace"), "info", None)
+    return (getattr(info, "request_time", None) or 0, getattr(info, "trace_id", None) or "")
+
+
+def single_job(i):
+    return {"rows": [i], "chain": False, "session": None, "conversation": None}
+
+
+def plan_calls(rows, sessions, tag):
+    """The candidate calls for the rows: one job per row, except the rows of one production
+    conversation (traced one trace per turn, `sessions[i]` its id), which make one job: the
+    candidate's own conversation, its turn traces in a session of their own (`<session>
+    candidate <tag>`: never merged with production's, nor with another run's). When every row is a
+    prefix of the longest (the conversation so far), that row is replayed once and each row gets
+    its turn of that replay ("chain"); otherwise the rows are sent one after another, in production
+    order. Either way the turns of a conversation are sequential, so their order is the turn order."""
+    jobs, groups = [], {}
+    for i, row in enumerate(rows):
+        if sessions[i] and from_production(row):
+            groups.setdefault(sessions[i], []).append(i)
+        else:
+            jobs.append(single_job(i))
+    for conversation, members in groups.items():
+        members.sort(key=lambda i: (user_turns(rows[i]["inputs"]), _request_time(rows[i]), i))
+        chain = len(members) > 1 and _one_replay_holds_all(rows, members)
+        if not chain:
+            members.sort(key=lambda i: (_request_time(rows[i]), i))
+        jobs.append(
+            {
+                "rows": members,
+                "chain": chain,
+                "session": f"{conversation} candidate {tag}",
+                "conversation": conversation,
+            }
+        )
+    return sorted(jobs, key=lambda j: j["rows"][0])
+
+
+def _run_job(candidate, rows, job, timeout_s):
+    """{row: record} for one job's rows (see plan_calls)."""
+    members, session = job["rows"], job["session"]
+    start = time.monotonic()
+    out = {}
+    if job["chain"]:
+        head = members[-1]
+        turns = []  # (outputs, trace_id) of each turn of the one replay, as they end
+        progress = threading.Event()
+
+        def on_turn(outputs, trace_id):
+            turns.append((outputs, trace_id))
+            progress.set()
+
+        error = None
+        try:
+            _bounded(lambda: candidate.call(rows[head]["inputs"], session, on_turn), timeout_s, "candidate", progress)
+        except CandidateUnreachable as exc:
+            error = str(exc)[len("candidate: ") :]
+        done = list(turns)  # a timed-out replay may still add turns: the ones ended by now count
+        for i in members:
+            n = user_turns(rows[i]["inputs"])
+            if n <= len(done):
+                out[i] = {"outputs": done[n - 1][0], "trace_id": done[n - 1][1], "turns": n, "error": None}
+            else:
+                out[i] = {"outputs": None, "trace_id": None, "turns": n, "error": error or "the replay ended early"}
+    else:
+        for i in members:
+            turns, progress = max(1, user_turns(rows[i]["inputs"])), threading.Event()
+            try:
+                outputs, trace_id, turns = _bounded(
+                    lambda i=i, progress=progress: candidate.call(
+                        rows[i]["inputs"], session, lambda *_: progress.set()
+                    ),
+                    timeout_s,
+                    "candidate",
+                    progress,
+                )
+                out[i] = {"outputs": outputs, "trace_id": trace_id, "turns": turns, "error": None}
+            except CandidateUnreachable as exc:
+                out[i] = {"outputs": None, "trace_id": None, "turns": turns, "error": str(exc)[len("candidate: ") :]}
+            if session:
+                next_millisecond()  # the next turn of this conversation starts after this one
+    seconds = round((time.monotonic() - start) / len(members), 3)
+    for record in out.values():
+        record["seconds"] = seconds
+    return out
+
+
+def call_candidate(candidate, rows, workers, timeout_s, jobs=None):
+    """The jobs' rows sent to the candidate (default: every row, one job each; see plan_calls), at most
+    `workers` jobs at once, each turn bounded by `timeout_s`. Returns {row: record} with
+    outputs, trace_id, turns, seconds, error."""
     import queue
 
-    results = [None] * len(rows)
+    if jobs is None:
+        jobs = [single_job(i) for i in range(len(rows))]
+    results = {}
     todo = queue.Queue()
-    for i in range(len(rows)):
-        todo.put(i)
+    for job in jobs:
+        todo.put(job)
 
     def supervise():
         while True:
             try:
-                i = todo.get_nowait()
+                job = todo.get_nowait()
             except queue.Empty:
                 return
-            turns = max(1, user_turns(rows[i]["inputs"]))
-            start = time.monotonic()
-            try:
-                outputs, trace_id, turns = _bounded(
-                    lambda i=i: candidate.call(rows[i]["inputs"]), timeout_s * max(1, turns), "candidate"
-                )
-                results[i] = {"outputs": outputs, "trace_id": trace_id, "turns": turns, "error": None}
-            except CandidateUnreachable as exc:
-                results[i] = {
-                    "outputs": None,
-                    "trace_id": None,
-                    "turns": turns,
-                    "error": str(exc)[len("candidate: ") :],
-                }
-            results[i]["seconds"] = round(time.monotonic() - start, 3)
-            if on_done:
-                on_done(i, results[i])
+            results.update(_run_job(candidate, rows, job, timeout_s))
 
-    threads = [threading.Thread(target=supervise, daemon=True) for _ in range(max(1, min(workers, len(rows))))]
+    threads = [threading.Thread(target=supervise, daemon=True) for _ in range(max(1, min(workers, len(jobs))))]
     for t in threads:
         t.start()
     for t in threads:
@@ -995,7 +1133,11 @@ def trace_reading_scorers(scorer_names, judge_names):
             ),
             node.name,
         )
-        calls = [n for n in ast.walk(node) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "_check"]
+        calls = [
+            n
+            for n in ast.walk(node)
+            if isinstance(n, ast.Call) and getattr(n.func, "id", None) in ("_check", "_check_session")
+        ]
         if name not in readers or len(calls) != 1 or len(calls[0].args) < 2:
             continue
         try:
@@ -1107,59 +1249,94 @@ def _clip(text, width):
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def print_comparison(comparison, prod_rows, cand_records, sources, rationales, flipped_limit=10):
+def compare_conversations(name, prod, cand, conversations, usable, gate_entry, alpha=ALPHA):
+    """A conversation-level scorer's paired comparison, one pair per conversation (production's and
+    the candidate's replay of it): MLflow scores such a scorer once per session and records its value
+    on the session's first turn only, for both. A conversation is compared when the candidate answered
+    every one of its turns (and returned their traces, for a scorer that reads spans)."""
+
+    def first_value(verdicts, members):
+        found = [verdicts[i] for i in members]
+        return next((v for v in found if v[0] is not None), next((v for v in found if v[1]), (None, None)))
+
+    whole = [k for k, j in enumerate(conversations) if all(i in usable for i in j["rows"])]
+    c = compare_scorer(
+        name,
+        [first_value(prod, j["rows"]) for j in conversations],
+        [first_value(cand, j["rows"]) for j in conversations],
+        whole,
+        gate_entry,
+        alpha,
+    )
+    c["unit"] = "conversation"
+    c["turn_rows"] = sum(len(conversations[k]["rows"]) for k in whole)
+    return c
+
+
+def print_comparison(comparison, flips, flipped_limit=10):
     names = [c["scorer"] for c in comparison]
     width = max([len(n) for n in names] + [10])
-    print(f"\nCandidate vs production (paired, per row; {ALPHA:g} one-sided exact McNemar, 95% bootstrap interval)")
     print(
-        f"{'scorer'.ljust(width)}  {'rows':>4}  {'prod':>5}  {'cand':>5}  {'change':>7}  {'interval':>15}  "
+        f"\nCandidate vs production (paired, per row or per conversation; {ALPHA:g} one-sided exact McNemar, "
+        "95% bootstrap interval)"
+    )
+    print(
+        f"{'scorer'.ljust(width)}  {'n':>4}  {'unit':<5}  {'prod':>5}  {'cand':>5}  {'change':>7}  {'interval':>15}  "
         f"{'lost':>4}  {'won':>4}  {'p':>6}  verdict"
     )
     for c in comparison:
+        unit = "conv" if c.get("unit") == "conversation" else "row"
         if not c["rows"]:
             print(
-                f"{c['scorer'].ljust(width)}  {0:>4}  {'':>5}  {'':>5}  {'':>7}  {'':>15}  {'':>4}  {'':>4}  "
-                f"{'':>6}  "
+                f"{c['scorer'].ljust(width)}  {0:>4}  {unit:<5}  {'':>5}  {'':>5}  {'':>7}  {'':>15}  {'':>4}  "
+                f"{'':>4}  {'':>6}  "
                 + (
-                    f"{c['no_trace']} row(s): {NO_TRACE}"
+                    f"{c['no_trace']} {unit}(s): {NO_TRACE}"
                     if c.get("no_trace")
-                    else f"{c['not_applicable']} row(s) n/a (no production baseline)"
+                    else f"{c['not_applicable']} {unit}(s) n/a (no production baseline)"
                     if c.get("not_applicable")
-                    else "no rows to compare"
+                    else f"no {unit}s to compare"
                 )
             )
             continue
         interval = f"[{c['interval'][0]:+.2f}, {c['interval'][1]:+.2f}]"
         print(
-            f"{c['scorer'].ljust(width)}  {c['rows']:>4}  {c['production']:5.2f}  {c['candidate']:5.2f}  "
+            f"{c['scorer'].ljust(width)}  {c['rows']:>4}  {unit:<5}  {c['production']:5.2f}  {c['candidate']:5.2f}  "
             f"{c['change']:+7.3f}  {interval:>15}  {len(c['regressed']):>4}  {len(c['fixed']):>4}  "
             f"{c['p_value']:6.3f}  {c['verdict']}{' (' + c['why'] + ')' if c['why'] else ''}"
-            + (f"; {c['no_trace']} row(s): {NO_TRACE}" if c.get("no_trace") else "")
-            + (f"; {c['not_applicable']} row(s) n/a (no production baseline)" if c.get("not_applicable") else "")
+            + (f"; {c['no_trace']} {unit}(s): {NO_TRACE}" if c.get("no_trace") else "")
+            + (f"; {c['not_applicable']} {unit}(s) n/a (no production baseline)" if c.get("not_applicable") else "")
         )
     col = 56
     for c in comparison:
-        for label, flipped in (
-            ("passed in production, fail with the candidate", c["regressed"]),
-            ("failed in production, pass with the candidate", c["fixed"]),
+        for label, direction in (
+            ("passed in production, fail with the candidate", "regressed"),
+            ("failed in production, pass with the candidate", "fixed"),
         ):
-            if not flipped:
+            shown = [f for f in flips if f["scorer"] == c["scorer"] and f["direction"] == direction]
+            if not shown:
                 continue
-            print(f"\n{c['scorer']}: {len(flipped)} row(s) {label}:")
-            print(f"  {'source trace':<34}  {'production answer'.ljust(col)}  candidate answer")
-            for i in flipped[:flipped_limit]:
-                print(
-                    f"  {str(sources[i] or '(no source trace)'):<34}  "
-                    f"{_clip(_answer(prod_rows[i]['outputs']), col).ljust(col)}  "
-                    f"{_clip(_answer(cand_records[i]['outputs']), col)}"
+            conversation = c.get("unit") == "conversation"
+            print(f"\n{c['scorer']}: {len(shown)} {'conversation' if conversation else 'row'}(s) {label}:")
+            head = "conversation (turns)" if conversation else "source trace"
+            print(
+                f"  {head:<34}  {'production answer (last turn)' if conversation else 'production answer':<{col}}  "
+                "candidate answer"
+            )
+            for f in shown[:flipped_limit]:
+                name = (
+                    f"{f['session']} ({len(f['rows'])})"
+                    if conversation
+                    else str(f["source_trace"] or "(no source trace)")
                 )
-                why = rationales.get((c["scorer"], i))
-                if why and why[1]:
+                print(f"  {name:<34}  {_clip(f['production'], col).ljust(col)}  {_clip(f['candidate'], col)}")
+                if f["rationale"]:
                     print(
-                        f"  {'':<34}  {_clip('production: ' + why[0], col).ljust(col)}  {_clip('candidate: ' + why[1], col)}"
+                        f"  {'':<34}  {_clip('production: ' + (f['production_rationale'] or ''), col).ljust(col)}  "
+                        f"{_clip('candidate: ' + f['rationale'], col)}"
                     )
-            if len(flipped) > flipped_limit:
-                print(f"  … and {len(flipped) - flipped_limit} more (see --results-json)")
+            if len(shown) > flipped_limit:
+                print(f"  … and {len(shown) - flipped_limit} more (see --results-json)")
 
 
 def hybrid_rows():
@@ -1202,34 +1379,52 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
             "conversation; it cannot show how a user would have reacted to different answers"
             + (" (--simulate needs the row's source trace)." if args.simulate else " (--simulate plays the user).")
         )
-    static = [i for i in range(len(rows)) if i not in set(sim)]
+    # A conversation with a simulated turn is not the candidate's replay of production's: its rows are
+    # compared one by one, as each simulated row is.
+    simulated_in = {session_of(rows[i].get("trace")) for i in sim}
+    sessions = [session_of(r.get("trace")) for r in rows]
+    sessions = [None if i in set(sim) or s in simulated_in else s for i, s in enumerate(sessions)]
+    tag = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{os.urandom(3).hex()}"  # this run's candidate sessions
+    jobs = [j for j in plan_calls(rows, sessions, tag) if j["rows"][0] not in set(sim)]
+    conversations = [j for j in jobs if j["conversation"]]
+    if conversations:
+        print(
+            f"Note: {sum(len(j['rows']) for j in conversations)} row(s) are the turns of {len(conversations)} "
+            "conversation(s) traced one trace per turn: the candidate's turns of each conversation are traced in a "
+            "session of their own, so conversation-level scorers compare production's conversation with the "
+            "candidate's, counted in conversations"
+        )
 
     # A candidate that cannot be reached fails on its first rows: find it before calling every row.
-    first = [rows[i] for i in static] or [rows[sim[0]]]  # a simulated row's probe is a reachability check only
-    probe = call_candidate(candidate, first[:1], 1, args.agent_timeout)
-    if probe[0]["error"] and len(first) > 1:
-        probe += call_candidate(candidate, first[1:3], 2, args.agent_timeout)
-    if all(r["error"] for r in probe):
+    first = jobs or [single_job(sim[0])]
+    probe = call_candidate(candidate, rows, 1, args.agent_timeout, first[:1])
+    if all(r["error"] for r in probe.values()) and len(first) > 1:
+        probe.update(call_candidate(candidate, rows, 2, args.agent_timeout, first[1:3]))
+    if all(r["error"] for r in probe.values()):
+        detail = next(iter(probe.values()))["error"]
         raise CandidateUnreachable(
-            f"the candidate {args.agent} did not answer: {probe[0]['error']} — check the target "
+            f"the candidate {args.agent} did not answer: {detail} — check the target "
             "(and its credentials), or raise --agent-timeout",
-            error={"kind": "candidate_unreachable", "detail": probe[0]["error"]},
+            error={"kind": "candidate_unreachable", "detail": detail},
         )
     start = time.monotonic()
-    probe = probe if static else []
-    rest = call_candidate(candidate, [rows[i] for i in static[len(probe) :]], args.agent_workers, args.agent_timeout)
+    probe = probe if jobs else {}
+    probed = sum(1 for j in jobs if j["rows"][0] in probe)
     records = [None] * len(rows)
-    for i, record in zip(static, probe + rest):
+    for i, record in {
+        **probe,
+        **call_candidate(candidate, rows, args.agent_workers, args.agent_timeout, jobs[probed:]),
+    }.items():
         records[i] = record
     simulated = []
     if sim:
         for i, record in simulate_conversations(candidate, rows, sim, args, report).items():
             if record is None:  # no goal could be distilled from this conversation: replayed statically
-                [record] = call_candidate(candidate, [rows[i]], 1, args.agent_timeout)
+                record = call_candidate(candidate, rows, 1, args.agent_timeout, [single_job(i)])[i]
             else:
                 simulated.append({"row": i, "source_trace": sources[i], "user_turns": record["user_turns"]})
             records[i] = record
-    seconds = time.monotonic() - start + sum(r["seconds"] for r in probe)
+    seconds = time.monotonic() - start + sum(r["seconds"] for r in probe.values())
     errored = [i for i, r in enumerate(records) if r["error"]]
     answered = [i for i in range(len(rows)) if i not in set(errored)]
     print(
@@ -1262,15 +1457,28 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
     baseline_ids = [getattr(getattr(rows[i].get("trace"), "info", None), "trace_id", None) for i in recorded]
     baseline_run = run.info.run_id
 
+    # The candidate's rows in turn order within each conversation: a stand-in trace (no trace came
+    # back) takes its request_time when it is written, and that time orders the session's turns.
+    job_of = {i: j for j in jobs for i in j["rows"]}
+    answered_set = set(answered)
+    order = [i for j in jobs for i in j["rows"] if i in answered_set]
+    order += [i for i in answered if i not in set(order)]
     cand_rows, traced = [], []
-    for i in answered:
+    for i in order:
         item = {"inputs": rows[i]["inputs"], "outputs": records[i]["outputs"]}
         if rows[i].get("expectations"):
             item["expectations"] = rows[i]["expectations"]
+        session = (job_of.get(i) or {}).get("session")
         trace = mlflow.get_trace(records[i]["trace_id"], silent=True) if records[i]["trace_id"] else None
         if trace is not None:
             traced.append(i)
-        item["trace"] = trace if trace is not None else stand_in_trace(item, f"candidate:{sources[i]}")
+            if session:  # evaluate() groups the turns by it (a returned trace may carry the endpoint's own)
+                trace.info.trace_metadata[SESSION_KEY] = session
+        else:
+            trace = stand_in_trace(item, f"candidate:{sources[i]}", session)
+            if session:
+                next_millisecond()
+        item["trace"] = trace
         cand_rows.append(item)
     untraced = [i for i in answered if i not in set(traced)]
     readers = trace_reading_scorers(names, judge_names)
@@ -1298,15 +1506,25 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
         )
         cand = {n: [(None, records[i]["error"]) for i in range(len(rows))] for n in names}
         for n in names:
-            for k, i in enumerate(answered):
+            for k, i in enumerate(order):
                 cand[n][i] = got[n][k] if k < len(got[n]) else (None, None)
         traced_set = set(traced)
+        session_level = {s.name for s in scorers if getattr(s, "is_session_level_scorer", False)}
         comparison = []
         for n in names:
             usable = [i for i in answered if n not in readers or i in traced_set]
             entry = ((gate_spec or {}).get("gates") or {}).get(f"{n}/mean")
-            c = compare_scorer(n, prod[n], cand[n], usable, entry)
-            c["no_trace"] = len(answered) - len(usable)
+            if n in session_level and conversations:
+                c = compare_conversations(n, prod[n], cand[n], conversations, set(usable), entry)
+                c["no_trace"] = sum(
+                    1
+                    for j in conversations
+                    if all(i in answered_set for i in j["rows"]) and not all(i in set(usable) for i in j["rows"])
+                )
+            else:
+                c = compare_scorer(n, prod[n], cand[n], usable, entry)
+                c["unit"] = "row"
+                c["no_trace"] = len(answered) - len(usable)
             alone = [cand[n][i][0] for i in hybrid if i in set(usable) and cand[n][i][0] is not None]
             c["candidate_only"] = {"rows": len(alone), "passed": sum(alone)}
             if c["no_trace"] and not c["rows"]:
@@ -1315,22 +1533,42 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
         for c in comparison:
             if c["change"] is not None:
                 mlflow.log_metric(f"{c['scorer']}/change", c["change"])
-                mlflow.log_metric(f"{c['scorer']}/regressed_rows", len(c["regressed"]))
+                mlflow.log_metric(f"{c['scorer']}/regressed_{c['unit']}s", len(c["regressed"]))
         regressions = [c for c in comparison if c["verdict"] == "REGRESSED"]
-        flips = [
-            {
-                "scorer": c["scorer"],
-                "direction": d,
-                "row": i,
-                "source_trace": sources[i],
-                "production": _clip(_answer(rows[i]["outputs"]), 500),
-                "candidate": _clip(_answer(records[i]["outputs"]), 500),
-                "rationale": cand[c["scorer"]][i][1],
-            }
-            for c in comparison
-            for d, key in (("regressed", "regressed"), ("fixed", "fixed"))
-            for i in c[key]
-        ]
+        flips = []
+        for c in comparison:
+            n = c["scorer"]
+            for d in ("regressed", "fixed"):
+                for k in c[d]:
+                    if c["unit"] == "conversation":
+                        job = conversations[k]
+                        members, i = job["rows"], job["rows"][0]
+                        last = members[-1]  # the conversation's answer is its last turn's
+                        where = {
+                            "session": job["conversation"],
+                            "candidate_session": job["session"],
+                            "rows": members,
+                            "source_traces": [sources[m] for m in members],
+                        }
+                        p_why = next((r for v, r in (prod[n][m] for m in members) if v is not None), None)
+                        c_why = next((r for v, r in (cand[n][m] for m in members) if v is not None), None)
+                    else:
+                        i = last = k
+                        where, p_why, c_why = {}, prod[n][k][1], cand[n][k][1]
+                    flips.append(
+                        {
+                            "scorer": n,
+                            "direction": d,
+                            "unit": c["unit"],
+                            "row": i,
+                            "source_trace": sources[i],
+                            **where,
+                            "production": _clip(_answer(rows[last]["outputs"]), 500),
+                            "candidate": _clip(_answer(records[last]["outputs"]), 500),
+                            "rationale": c_why,
+                            "production_rationale": p_why,
+                        }
+                    )
         summary = {
             "agent": args.agent,
             "transport": candidate.transport,
@@ -1340,6 +1578,8 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
             "errors": len(errored),
             "no_trace_rows": len(untraced),
             "multi_turn_rows": multi,
+            "conversations": len(conversations),
+            "candidate_sessions": f"<production session> candidate {tag}" if conversations else None,
             "simulated_rows": len(simulated),
             "simulated": simulated,
             "seconds_per_row": round(seconds / max(1, len(rows)), 4),
@@ -1354,8 +1594,7 @@ def compare_candidate(args, report, rows, sources, code_scorers, judges, gate_sp
         mlflow.log_dict(summary, "candidate_comparison.json")
         mlflow.set_tag("trace2eval.gate", "passed" if not regressions else "REGRESSED")
     print(f"\nProduction run: {baseline_run}   candidate run: {run.info.run_id}")
-    rationales = {(f["scorer"], f["row"]): (prod[f["scorer"]][f["row"]][1] or "", f["rationale"]) for f in flips}
-    print_comparison(comparison, rows, records, sources, rationales)
+    print_comparison(comparison, flips)
     if hybrid:
         print(f"\n{len(hybrid)} row(s) without a production answer (edge_cases.json), scored on the candidate alone:")
         for c in comparison:
