@@ -37,3 +37,14 @@ def make_suite(folder: Path):
     dataset = session.evaluation_dir / "eval_dataset.json"
     dataset.write_text(json.dumps({**json.loads(dataset.read_text()), "rows": rows}))
     return session, store
+
+
+def fresh_copy(folder: Path, session, experiment_id: str, into: Path) -> tuple[Path, str, str]:
+    """A generated suite copied for one test to run (and change) on its own: (evaluation folder,
+    tracking URI of its own copy of the store, experiment id)."""
+    import shutil
+
+    shutil.copy(folder / "mlflow.db", into / "mlflow.db")
+    evaluation = into / "evaluation"
+    shutil.copytree(session.evaluation_dir, evaluation, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+    return evaluation, f"sqlite:///{into / 'mlflow.db'}", experiment_id

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -55,10 +54,9 @@ def generated(tmp_path_factory):
 
 @pytest.fixture
 def suite(generated, tmp_path):
-    shutil.copy(generated["folder"] / "mlflow.db", tmp_path / "mlflow.db")
-    evaluation = tmp_path / "evaluation"
-    shutil.copytree(generated["session"].evaluation_dir, evaluation, ignore=shutil.ignore_patterns(".*", "__pycache__"))
-    return evaluation, f"sqlite:///{tmp_path / 'mlflow.db'}", generated["experiment_id"]
+    from candidate_suite import fresh_copy
+
+    return fresh_copy(generated["folder"], generated["session"], generated["experiment_id"], tmp_path)
 
 
 def clean_env(**extra):

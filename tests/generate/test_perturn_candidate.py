@@ -7,7 +7,6 @@ conversations, the flipped ones named), and trace-level scorers stay per row."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -73,12 +72,9 @@ def per_turn_suite(tmp_path_factory):
 
 @pytest.fixture
 def suite(per_turn_suite, tmp_path):
-    shutil.copy(per_turn_suite["folder"] / "mlflow.db", tmp_path / "mlflow.db")
-    evaluation = tmp_path / "evaluation"
-    shutil.copytree(
-        per_turn_suite["session"].evaluation_dir, evaluation, ignore=shutil.ignore_patterns(".*", "__pycache__")
-    )
-    return evaluation, f"sqlite:///{tmp_path / 'mlflow.db'}", per_turn_suite["experiment_id"]
+    from candidate_suite import fresh_copy
+
+    return fresh_copy(per_turn_suite["folder"], per_turn_suite["session"], per_turn_suite["experiment_id"], tmp_path)
 
 
 def _scorers(results):

@@ -159,14 +159,9 @@ def address_suite(tmp_path_factory):
 
 @pytest.fixture
 def suite(address_suite, tmp_path):
-    import shutil
+    from candidate_suite import fresh_copy
 
-    shutil.copy(address_suite["folder"] / "mlflow.db", tmp_path / "mlflow.db")
-    evaluation = tmp_path / "evaluation"
-    shutil.copytree(
-        address_suite["session"].evaluation_dir, evaluation, ignore=shutil.ignore_patterns(".*", "__pycache__")
-    )
-    return evaluation, f"sqlite:///{tmp_path / 'mlflow.db'}", address_suite["experiment_id"]
+    return fresh_copy(address_suite["folder"], address_suite["session"], address_suite["experiment_id"], tmp_path)
 
 
 def _scorer(results, name):

@@ -73,13 +73,9 @@ def run_openai(server: ModelServer) -> str:
     return exp
 
 
-def run_anthropic(server: ModelServer) -> str:
-    """A plain loop over the Anthropic SDK, `mlflow.anthropic.autolog()`: one trace per model call."""
-    import anthropic
-    import mlflow
-
-    exp = _experiment("anthropic")
-    tools = [
+def _anthropic_tools() -> list[dict[str, Any]]:
+    """The script's tools in Anthropic's schema."""
+    return [
         {
             "name": s["function"]["name"],
             "description": s["function"]["description"],
@@ -87,6 +83,15 @@ def run_anthropic(server: ModelServer) -> str:
         }
         for s in script.tool_schemas()
     ]
+
+
+def run_anthropic(server: ModelServer) -> str:
+    """A plain loop over the Anthropic SDK, `mlflow.anthropic.autolog()`: one trace per model call."""
+    import anthropic
+    import mlflow
+
+    exp = _experiment("anthropic")
+    tools = _anthropic_tools()
     mlflow.anthropic.autolog()
     try:
         client = anthropic.Anthropic(base_url=server.url, api_key="test", max_retries=0)
@@ -121,14 +126,7 @@ def run_anthropic_streamed(server: ModelServer) -> str:
     import mlflow
 
     exp = _experiment("anthropic_streamed")
-    tools = [
-        {
-            "name": s["function"]["name"],
-            "description": s["function"]["description"],
-            "input_schema": s["function"]["parameters"],
-        }
-        for s in script.tool_schemas()
-    ]
+    tools = _anthropic_tools()
     mlflow.anthropic.autolog()
     try:
         client = anthropic.Anthropic(base_url=server.url, api_key="test", max_retries=0)
