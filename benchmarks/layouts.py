@@ -162,6 +162,7 @@ LABELS = {
     'endpoint yielding the message chunks of `astream_events(version="v2")`, `mlflow.langchain.autolog()`',
     "responses_agent": "tool-calling `ResponsesAgent` (Databricks template shape)",
     "dspy": "DSPy `ReAct`, `mlflow.dspy.autolog()`",
+    "dspy_history": "DSPy `ReAct` with a `history: dspy.History` input, `mlflow.dspy.autolog()`",
 }
 
 

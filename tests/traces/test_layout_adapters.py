@@ -8,7 +8,7 @@ import json
 import pytest
 
 from trace2eval.traces.features import answer_text, request_shape, request_text
-from trace2eval.traces.layouts import read_messages, result_failed, tool_identity
+from trace2eval.traces.layouts import carried_messages, read_messages, result_failed, tool_identity
 
 
 @pytest.mark.parametrize(
@@ -223,3 +223,27 @@ def test_the_same_go_ahead_twice_is_two_turns(store):
     )
     f = trace_features(store.trace(tid))
     assert f["n_user_turns"] == 3 and f["user_turns"].count("Yes please.") == 2
+
+
+def test_a_dspy_history_reads_as_the_conversation_so_far():
+    inputs = {
+        "question": "Yes please.",
+        "customer": "C-17",
+        "history": {
+            "messages": [
+                {"question": "Where is order A1001?", "customer": "C-17", "answer": "Shipped. Cancel it?"},
+                {"question": "Hmm.", "reasoning": "unsure", "answer": "Shall I cancel A1001?"},
+            ]
+        },
+    }
+    said = [(m.role, m.text) for m in carried_messages(inputs)]
+    assert said == [
+        ("user", "Where is order A1001?\nC-17"),
+        ("assistant", "Shipped. Cancel it?"),
+        ("user", "Hmm."),
+        ("assistant", "unsure\nShall I cancel A1001?"),
+        ("user", "Yes please.\nC-17"),
+    ]
+    # Any other request reads as its message list, as before.
+    assert [m.text for m in carried_messages({"messages": [{"role": "user", "content": "hi"}]})] == ["hi"]
+    assert carried_messages({"question": "hi", "history": {"messages": []}}) == []

@@ -22,6 +22,7 @@ from .layouts import (  # noqa: F401  (ERROR_TEXT: part of this module's names)
     ERROR_TEXT,
     Message,
     answer_from_outputs,
+    carried_messages,
     llm_reply,
     read_messages,
     request_from_messages,
@@ -522,7 +523,7 @@ def trace_features(
     # turns' tool calls live in other traces. Read alone, what the agent said then is all this trace
     # knows of them; read as a `turn`, the earlier turns' own tool results judge it (`merge_turns`),
     # and the agent's words ground nothing, as in a conversation traced once.
-    carried = read_messages(unwrap_request(inputs)) if isinstance(inputs, dict) else []
+    carried = carried_messages(inputs)
     current = max((i for i, m in enumerate(carried) if m.is_user_turn), default=-1)
     continues = any(m.role == "assistant" for m in carried[:current])
     if continues:
@@ -678,11 +679,14 @@ def trace_features(
         if total_in + total_out > tokens_in + tokens_out:
             tokens_in, tokens_out = total_in, total_out
 
-    if not user_turns:  # no chat messages, or only a framework's prompts: the request is the turn
-        first = request_text(inputs)
-        if first:
-            user_turns.append(first)
-            timeline.insert(0, ("user", first))
+    if not user_turns:  # no chat messages, or only a framework's prompts: the request's conversation
+        said = [m for m in carried if m.is_user_turn or (m.role == "assistant" and m.text)]
+        if any(m.is_user_turn for m in said):
+            user_turns += [m.text for m in said if m.is_user_turn]
+            timeline[:0] = [("user" if m.is_user_turn else "assistant", m.text) for m in said]
+        elif request_text(inputs):
+            user_turns.append(request_text(inputs))
+            timeline.insert(0, ("user", request_text(inputs)))
     calls = [(t["name"], t["key"]) for t in tools]
     repeats = max((calls.count(c) for c in set(calls)), default=0)
     streak = best = 0

@@ -15,6 +15,8 @@ standard library only and reads payloads by duck typing. One small adapter per l
   can carry the error; root outputs are the graph state (the answer is its last AI message).
 - Bare `anthropic` / `openai` autolog loops: no TOOL spans, one trace per model call; tool calls
   exist only as `tool_use` / `tool_result` blocks or `tool_calls` + role `tool` messages.
+- DSPy with a `history: dspy.History` input: the earlier turns as dicts of the signature's
+  fields under `history.messages` (`carried_messages`).
 - Streamed: a traced generator (a chat endpoint streaming an agent) without an output reducer
   keeps what it yielded as its outputs, a list of pieces: text fragments, OpenAI chunks,
   LangChain message chunks (`(chunk, metadata)` pairs from LangGraph's `stream_mode="messages"`),
@@ -261,6 +263,36 @@ def unwrap_request(inputs: Any) -> Any:
         if any(v is None for v in inputs.values()):
             inputs = {k: v for k, v in inputs.items() if v is not None}
     return inputs
+
+
+def carried_messages(inputs: Any) -> list[Message]:
+    """The conversation a request carries: its message list, or a DSPy `dspy.History` field.
+
+    A DSPy program with a `history: dspy.History` input gets `{"messages": [{field: value}, ...]}`,
+    one dict per earlier turn holding the signature's input fields (the names this request has
+    too) and its output fields. Read as user and assistant messages, this request's own input
+    fields last: the current user turn.
+    """
+    inputs = unwrap_request(inputs)
+    if not isinstance(inputs, dict):
+        return []
+    history = inputs.get("history")
+    turns = history.get("messages") if isinstance(history, dict) else None
+    if not isinstance(turns, list) or not turns or not all(isinstance(t, dict) for t in turns):
+        return read_messages(inputs)
+    fields = [k for k in inputs if k != "history"]
+
+    def said(values: dict[str, Any], keys: list[str]) -> str:
+        return "\n".join(str(values[k]) for k in keys if isinstance(values.get(k), (str, int, float)))
+
+    messages = []
+    for turn in turns:
+        for role, keys in (("user", [k for k in turn if k in fields]), ("assistant", [k for k in turn if k not in fields])):
+            text = said(turn, keys)
+            if text:
+                messages.append(Message(role, text, [], []))
+    current = said(inputs, fields)
+    return messages + [Message("user", current, [], [])] if current else messages
 
 
 def request_from_messages(inputs: Any) -> str | None:

@@ -27,6 +27,7 @@ LAYOUTS = (
     "langgraph_astream",
     "responses_agent",
     "dspy",
+    "dspy_history",
 )
 
 
@@ -326,6 +327,28 @@ def run_dspy(server: ModelServer) -> str:
     return exp
 
 
+def run_dspy_history(server: ModelServer) -> str:
+    """DSPy `ReAct` with a `history: dspy.History` input (how a DSPy chat agent keeps the conversation),
+    `mlflow.dspy.autolog()`: one trace per question, the earlier turns in its inputs."""
+    import dspy
+    import mlflow
+
+    exp = _experiment("dspy_history")
+    mlflow.dspy.autolog()
+    try:
+        lm = dspy.LM("openai/scripted", api_base=server.url + "/v1", api_key="test", cache=False, num_retries=0)
+        dspy.configure(lm=lm, adapter=dspy.ChatAdapter())
+        agent = dspy.ReAct("question, history: dspy.History -> answer", tools=list(script.TOOLS))
+        history: list[dict[str, Any]] = []
+        for i, turn in enumerate(script.TURNS):
+            server.turn = i
+            answer = agent(question=turn.user, history=dspy.History(messages=list(history))).answer
+            history.append({"question": turn.user, "answer": answer})
+    finally:
+        mlflow.dspy.autolog(disable=True)
+    return exp
+
+
 def run_responses_agent(server: ModelServer) -> str:
     """Databricks' tool-calling `ResponsesAgent` template, reduced to its shape: a traced
     `call_llm` (LLM) span around the autologged OpenAI client, one `execute_tool` TOOL span for
@@ -441,4 +464,5 @@ RUNNERS: dict[str, Callable[[ModelServer], str]] = {
     "langgraph_astream": run_langgraph_astream,
     "responses_agent": run_responses_agent,
     "dspy": run_dspy,
+    "dspy_history": run_dspy_history,
 }
