@@ -310,39 +310,31 @@ def run_langgraph_astream(server: ModelServer) -> str:
 
 def run_dspy(server: ModelServer) -> str:
     """DSPy `ReAct` with `mlflow.dspy.autolog()`: one trace per question."""
-    import dspy
-    import mlflow
-
-    exp = _experiment("dspy")
-    mlflow.dspy.autolog()
-    try:
-        lm = dspy.LM("openai/scripted", api_base=server.url + "/v1", api_key="test", cache=False, num_retries=0)
-        dspy.configure(lm=lm, adapter=dspy.ChatAdapter())
-        agent = dspy.ReAct("question -> answer", tools=list(script.TOOLS))
-        for i, turn in enumerate(script.TURNS):
-            server.turn = i
-            agent(question=turn.user)
-    finally:
-        mlflow.dspy.autolog(disable=True)
-    return exp
+    return _dspy(server, "dspy", with_history=False)
 
 
 def run_dspy_history(server: ModelServer) -> str:
     """DSPy `ReAct` with a `history: dspy.History` input (how a DSPy chat agent keeps the conversation),
     `mlflow.dspy.autolog()`: one trace per question, the earlier turns in its inputs."""
+    return _dspy(server, "dspy_history", with_history=True)
+
+
+def _dspy(server: ModelServer, name: str, with_history: bool) -> str:
     import dspy
     import mlflow
 
-    exp = _experiment("dspy_history")
+    exp = _experiment(name)
     mlflow.dspy.autolog()
     try:
         lm = dspy.LM("openai/scripted", api_base=server.url + "/v1", api_key="test", cache=False, num_retries=0)
         dspy.configure(lm=lm, adapter=dspy.ChatAdapter())
-        agent = dspy.ReAct("question, history: dspy.History -> answer", tools=list(script.TOOLS))
+        signature = "question, history: dspy.History -> answer" if with_history else "question -> answer"
+        agent = dspy.ReAct(signature, tools=list(script.TOOLS))
         history: list[dict[str, Any]] = []
         for i, turn in enumerate(script.TURNS):
             server.turn = i
-            answer = agent(question=turn.user, history=dspy.History(messages=list(history))).answer
+            extra = {"history": dspy.History(messages=list(history))} if with_history else {}
+            answer = agent(question=turn.user, **extra).answer
             history.append({"question": turn.user, "answer": answer})
     finally:
         mlflow.dspy.autolog(disable=True)
