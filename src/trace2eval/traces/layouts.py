@@ -287,7 +287,10 @@ def carried_messages(inputs: Any) -> list[Message]:
 
     messages = []
     for turn in turns:
-        for role, keys in (("user", [k for k in turn if k in fields]), ("assistant", [k for k in turn if k not in fields])):
+        for role, keys in (
+            ("user", [k for k in turn if k in fields]),
+            ("assistant", [k for k in turn if k not in fields]),
+        ):
             text = said(turn, keys)
             if text:
                 messages.append(Message(role, text, [], []))
