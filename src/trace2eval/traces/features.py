@@ -536,7 +536,6 @@ def trace_features(
     # write uses may come from a lookup this trace cannot see: its grounding cannot be judged here.
     grounding_visible = not continues or any(m.results for m in carried[:current])
     usage_spans: list[tuple[Any, dict[str, Any]]] = []
-    n_tool_spans = 0
     has_tool_spans = any(span_type(s) in TOOL_SPAN_TYPES for s in spans)  # then they, not the messages, are the record
 
     def ungrounded_values(name: str, args: Any, keep: bool) -> list[Any]:
@@ -608,7 +607,6 @@ def trace_features(
                 if reply.text:
                     timeline.append(("assistant", reply.text))
         elif kind in TOOL_SPAN_TYPES:
-            n_tool_spans += 1
             span_args = getattr(span, "inputs", None)
             name, span_args = tool_identity(
                 str(getattr(span, "name", "tool")), span_args, lambda k: _attribute(span, k)
@@ -640,7 +638,7 @@ def trace_features(
         elif kind in AGENT_SPAN_TYPES and span is not root and not _same_call_as_parent(span, by_id):
             agent_spans += 1
 
-    if not n_tool_spans:
+    if not has_tool_spans:
         # No TOOL spans (a bare SDK loop): the tool calls are the ones whose results the
         # messages carry, each counted in the trace of the model call that first saw its result.
         for call, result, missing in history.found:
@@ -684,9 +682,9 @@ def trace_features(
         if any(m.is_user_turn for m in said):
             user_turns += [m.text for m in said if m.is_user_turn]
             timeline[:0] = [("user" if m.is_user_turn else "assistant", m.text) for m in said]
-        elif request_text(inputs):
-            user_turns.append(request_text(inputs))
-            timeline.insert(0, ("user", request_text(inputs)))
+        elif first := request_text(inputs):
+            user_turns.append(first)
+            timeline.insert(0, ("user", first))
     calls = [(t["name"], t["key"]) for t in tools]
     repeats = max((calls.count(c) for c in set(calls)), default=0)
     streak = best = 0

@@ -88,33 +88,12 @@ def _anthropic_tools() -> list[dict[str, Any]]:
 
 def run_anthropic(server: ModelServer) -> str:
     """A plain loop over the Anthropic SDK, `mlflow.anthropic.autolog()`: one trace per model call."""
-    import anthropic
-    import mlflow
 
-    exp = _experiment("anthropic")
-    tools = _anthropic_tools()
-    mlflow.anthropic.autolog()
-    try:
-        client = anthropic.Anthropic(base_url=server.url, api_key="test", max_retries=0)
-        messages: list[dict[str, Any]] = []
-        for i, turn in enumerate(script.TURNS):
-            server.turn = i
-            messages.append({"role": "user", "content": turn.user})
-            while True:
-                reply = client.messages.create(model="scripted", max_tokens=256, messages=messages, tools=tools)
-                blocks = [b.model_dump(exclude_none=True) for b in reply.content]
-                messages.append({"role": "assistant", "content": blocks})
-                uses = [b for b in blocks if b["type"] == "tool_use"]
-                if not uses:
-                    break
-                results = []
-                for use in uses:
-                    result = script.call_tool(use["name"], use["input"])
-                    results.append({"type": "tool_result", "tool_use_id": use["id"], "content": result})
-                messages.append({"role": "user", "content": results})
-    finally:
-        mlflow.anthropic.autolog(disable=True)
-    return exp
+    def ask(client: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        reply = client.messages.create(model="scripted", max_tokens=256, messages=messages, tools=tools)
+        return [b.model_dump(exclude_none=True) for b in reply.content]
+
+    return _anthropic_loop(server, "anthropic", ask)
 
 
 def run_anthropic_streamed(server: ModelServer) -> str:
@@ -123,10 +102,33 @@ def run_anthropic_streamed(server: ModelServer) -> str:
     MLflow 3.17.2's Anthropic autolog records such a call with the stream object's repr as its
     outputs and no usage (and `messages.stream()` is not traced at all): the traces carry neither
     the answers nor the tokens, only what the next call sends back."""
+
+    def ask(client: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
+        partial = ""  # a tool call's input arrives as JSON in pieces
+        stream = client.messages.create(model="scripted", max_tokens=256, messages=messages, tools=tools, stream=True)
+        for event in stream:
+            if event.type == "content_block_start":
+                blocks.append(event.content_block.model_dump(exclude_none=True))
+                partial = ""
+            elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                blocks[-1]["text"] += event.delta.text
+            elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+                partial += event.delta.partial_json
+            elif event.type == "content_block_stop" and blocks[-1]["type"] == "tool_use":
+                blocks[-1]["input"] = json.loads(partial or "{}")
+        return blocks
+
+    return _anthropic_loop(server, "anthropic_streamed", ask)
+
+
+def _anthropic_loop(server: ModelServer, name: str, ask: Callable[..., list[dict[str, Any]]]) -> str:
+    """The script played through the Anthropic SDK, autologged; `ask` makes one model call and returns
+    the reply's content blocks."""
     import anthropic
     import mlflow
 
-    exp = _experiment("anthropic_streamed")
+    exp = _experiment(name)
     tools = _anthropic_tools()
     mlflow.anthropic.autolog()
     try:
@@ -136,21 +138,7 @@ def run_anthropic_streamed(server: ModelServer) -> str:
             server.turn = i
             messages.append({"role": "user", "content": turn.user})
             while True:
-                blocks: list[dict[str, Any]] = []
-                partial = ""  # a tool call's input arrives as JSON in pieces
-                stream = client.messages.create(
-                    model="scripted", max_tokens=256, messages=messages, tools=tools, stream=True
-                )
-                for event in stream:
-                    if event.type == "content_block_start":
-                        blocks.append(event.content_block.model_dump(exclude_none=True))
-                        partial = ""
-                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                        blocks[-1]["text"] += event.delta.text
-                    elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
-                        partial += event.delta.partial_json
-                    elif event.type == "content_block_stop" and blocks[-1]["type"] == "tool_use":
-                        blocks[-1]["input"] = json.loads(partial or "{}")
+                blocks = ask(client, messages, tools)
                 messages.append({"role": "assistant", "content": blocks})
                 uses = [b for b in blocks if b["type"] == "tool_use"]
                 if not uses:
