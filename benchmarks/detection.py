@@ -187,6 +187,7 @@ def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full) ->
     per_agent: dict[str, dict] = {}
     by_scorer: dict[str, dict[str, int]] = defaultdict(dict)
     seconds = []
+    seen: dict[str, tuple[bool, set[str]]] = {}
     for i, (agent, where, labels, evaluated) in enumerate(plan):
         session, gen_s = generate(uri, experiment_id, work / f"{name}-{i}", where, labels, full)
         seconds.append(gen_s)
@@ -195,7 +196,7 @@ def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full) ->
             learned = meta.get("learned") or {}
             cv = learned.get("cross_validation")
             said = (
-                f"chose {', '.join(learned['chosen']) or 'nothing'}; cross-validated on its {cv['bad']}+{cv['good']} "
+                f"{learned.get('strategy')}: {', '.join(learned['chosen']) or 'nothing'}; cross-validated on its {cv['bad']}+{cv['good']} "
                 f"labels: {cv['flagged_bad']}/{cv['bad']} bad, {cv['flagged_good']}/{cv['good']} good flagged"
                 if cv
                 else learned.get("reason", meta.get("note", ""))
@@ -203,6 +204,7 @@ def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full) ->
             print(f"  [{agent}] labels: {said}")
         flags = flags_on(session, {t: traces[t] for t in evaluated}, answers)
         convs = conversations(flags, answers)
+        seen.update(convs)
         for target in sorted({answers[t]["agent"] for t in evaluated}):
             mine = {k: v for k, v in convs.items() if k.split("#")[0] == target}
             per_agent[target] = add(per_agent.get(target, {}), counts(mine))
@@ -222,7 +224,13 @@ def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full) ->
         print(
             f"    {scorer:34s} {c['flag_failed']:>3d}/{pooled['failed']:<3d}  {c['flag_good']:>3d}/{pooled['good']:<3d}"
         )
-    return {"pooled": pooled, "per_agent": per_agent, "by_scorer_flags": dict(by_scorer), "generator_s": sum(seconds)}
+    return {
+        "pooled": pooled,
+        "per_agent": per_agent,
+        "by_scorer_flags": dict(by_scorer),
+        "generator_s": sum(seconds),
+        "conversations": {k: {"success": ok, "flagged_by": sorted(ns)} for k, (ok, ns) in sorted(seen.items())},
+    }
 
 
 def main(argv=None) -> int:
@@ -233,7 +241,7 @@ def main(argv=None) -> int:
     p.add_argument("--per-turn", action="store_true", help="one trace per user turn, grouped by session")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--full-run", action="store_true", help="generate with `trace2eval run` (validation too): slower")
-    p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--json", type=Path, help="also write the results here, with each conversation's flags")
     a = p.parse_args(argv)
     files = sorted(a.traces_dir.glob("*.json"))
     if not files:

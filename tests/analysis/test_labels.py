@@ -108,3 +108,62 @@ def test_labels_that_cannot_beat_the_unlabelled_suite_leave_it_standing():
     assert result["cross_validation"]["flagged_bad"] == 8 and result["cross_validation"]["flagged_good"] == 0
     meta, records = meta_evaluate([{"trace_id": t, "label": v} for t, v in LABELS.items()], fs, "thumbs")
     assert records["loops"]["kept"] and not meta["dropped"]
+
+
+def _units(calls: dict[str, int], noise: dict[str, int]) -> list[dict]:
+    return [
+        {"trace_id": t, "n_tool_calls": calls.get(t, 3), "tokens_in": noise[t], "label": LABELS.get(t)}
+        for t in sorted(noise)
+    ]
+
+
+def test_labels_choose_a_threshold_on_the_agents_own_counts_and_it_reaches_scorers():
+    from trace2eval.analysis.agreement import LABELLED_SIGNALS, signals_candidate
+    from trace2eval.traces.checks import run_check
+
+    # `loops` catches t0..t3; t4..t7 (bad) and t8 (good) make 12 tool calls, everything else 3. `tokens_in`
+    # alternates with no relation to the labels. Two unlabelled traces (u0, u1) are there too.
+    fs = [{"id": "loops", "scorer": "code", "params": {}, "all_evidence": ["t0", "t1", "t2", "t3"]}]
+    ids = [*LABELS, "u0", "u1"]
+    rows = _units({t: 12 for t in ("t4", "t5", "t6", "t7", "t8", "u0")}, {t: 100 * (i % 2) for i, t in enumerate(ids)})
+    labels = {t: v for t, v in LABELS.items()}
+    result = learn(fs, labels, rows=rows)
+    assert result["strategy"] == "signals" and result["chosen"] == ["loops", "signal:n_tool_calls >= 12"]
+    assert result["signals"] == {"signal:n_tool_calls >= 12": {"feature": "n_tool_calls", "op": ">=", "value": 12.0}}
+    assert result["evidence"]["signal:n_tool_calls >= 12"] == {
+        "flagged_bad": 4,
+        "bad": 8,
+        "flagged_good": 1,
+        "good": 12,
+    }
+    assert not any("tokens_in" in c for c in result["chosen"])  # noise is never chosen
+    cv = result["cross_validation"]
+    assert cv["flagged_bad"] >= 6 and cv["flagged_good"] <= 2
+
+    meta, records = meta_evaluate([r for r in rows if r["label"] is not None], fs, "thumbs")
+    assert meta["combined"]["flagged_bad"] == 8 and meta["combined"]["flagged_good"] == 1
+    assert records[LABELLED_SIGNALS]["kept"] and records[LABELLED_SIGNALS]["agreement"]["flagged_bad"] == 4
+    finding = signals_candidate(meta)
+    assert "n_tool_calls >= 12 (flags 4 of 8 bad and 1 of 12 good labelled traces)" in finding["threshold_rationale"]
+    # The finding is a declarative rule: the generated scorer runs the same check on a new trace.
+    assert not run_check("rule", {"n_tool_calls": 15, "n_spans": 20}, finding["params"])[0]
+    assert run_check("rule", {"n_tool_calls": 4, "n_spans": 20}, finding["params"])[0]
+
+
+def test_a_threshold_that_catches_a_single_bad_trace_is_not_chosen():
+    fs = [{"id": "loops", "scorer": "code", "params": {}, "all_evidence": ["t0", "t1", "t2", "t3", "t4", "t5"]}]
+    rows = _units({"t6": 12}, {t: 0 for t in LABELS})  # only one bad trace is left to catch, and a count does
+    result = learn(fs, dict(LABELS), rows=rows)
+    assert result["strategy"] != "signals" and not result["signals"]
+    assert not any(c.startswith("signal:") for c in result["chosen"])
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 9])
+def test_any_number_of_labels_with_feature_rows_never_crashes(n):
+    labels = {f"t{i}": i % 3 == 0 for i in range(n)}
+    rows = [
+        {"trace_id": t, "n_tool_calls": i, "handoff": i % 2 == 0, "label": v} for i, (t, v) in enumerate(labels.items())
+    ]
+    meta, records = meta_evaluate(rows, findings(), "thumbs")
+    assert meta["labelled"] == n
+    assert not (meta.get("learned") or {}).get("signals")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from trace2eval.analysis.labels import MIN_LABELLED, learn
+from trace2eval.analysis.labels import FALSE_ALARM_COST, MIN_LABELLED, learn
+from trace2eval.traces.checks import rule_holds
+
+LABELLED_SIGNALS = "labelled_signals"  # the finding the labels' thresholds become
 
 
 def confusion(flagged: list[bool], bad: list[bool]) -> dict[str, Any]:
@@ -77,7 +80,7 @@ def meta_evaluate(
         }, {}
     bad = [r["label"] is False for r in labelled]
     base_rate = sum(bad) / len(bad)
-    learned = learn(findings, {r["trace_id"]: r["label"] is True for r in labelled})
+    learned = learn(findings, {r["trace_id"]: r["label"] is True for r in labelled}, rows=rows)
     chosen = set(learned.get("chosen", ()))
     kept, dropped = [], []
     records: dict[str, dict[str, Any]] = {}
@@ -129,6 +132,17 @@ def meta_evaluate(
         )
     ]
     union = set().union(*[set(f.get("all_evidence") or ()) for f in findings if f["id"] in failing_ids])
+    signals = learned.get("signals") or {}
+    if signals:
+        signalled = [r for r in labelled if any(rule_holds(r, c)[0] for c in signals.values())]
+        union |= {r["trace_id"] for r in signalled}
+        stats = confusion([r in signalled for r in labelled], bad)
+        records[LABELLED_SIGNALS] = {
+            "agreement": stats,
+            "kept": True,
+            "kept_reason": f"chosen on the labels: flags {stats['flagged_bad']} of {sum(bad)} bad and "
+            f"{stats['flagged_good']} of {len(bad) - sum(bad)} good labelled traces",
+        }
     missing = unmeasured(len(labelled), sum(bad))
     note = (
         "labels chose the scorers a trace fails on (cross-validated on the labelled traces)"
@@ -148,6 +162,38 @@ def meta_evaluate(
         "unmeasured": missing,
         "note": note + ("; not measured: " + "; ".join(missing) if missing else ""),
     }, records
+
+
+def signals_candidate(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The finding the labels' chosen thresholds become (None when they chose none): one rule scorer that
+    fails a trace when any threshold holds, its rationale naming each threshold and its labelled counts."""
+    learned = meta.get("learned") or {}
+    signals = learned.get("signals") or {}
+    if not learned.get("learned") or not signals:
+        return None
+    evidence = learned.get("evidence") or {}
+    said = [
+        f"{sid.split(':', 1)[1]} (flags {evidence[sid]['flagged_bad']} of {evidence[sid]['bad']} bad and "
+        f"{evidence[sid]['flagged_good']} of {evidence[sid]['good']} good labelled traces)"
+        for sid in signals
+    ]
+    cv = learned["cross_validation"]
+    return {
+        "id": LABELLED_SIGNALS,
+        "check": "rule",
+        "scorer": "code",
+        "title": "What the labels tie to failures",
+        "severity": "medium",
+        "description": f"Thresholds on this agent's own counts that its '{meta['label']}' labels tie to failures.",
+        "params": {
+            "fail_when": {"any": list(signals.values())},
+            "message": f"a threshold the '{meta['label']}' labels tie to failures holds",
+        },
+        "threshold_rationale": " or ".join(said)
+        + f"; chosen on the labels to maximize recall minus {FALSE_ALARM_COST:g} x false-alarm rate, "
+        f"cross-validated on them: {cv['flagged_bad']}/{cv['bad']} bad and {cv['flagged_good']}/{cv['good']} "
+        "good flagged out of sample",
+    }
 
 
 def fmt_rate(value: float | None) -> str:

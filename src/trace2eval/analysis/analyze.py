@@ -12,7 +12,7 @@ import sys
 from collections import Counter, defaultdict
 from typing import Any
 
-from trace2eval.analysis.agreement import meta_evaluate
+from trace2eval.analysis.agreement import meta_evaluate, signals_candidate
 from trace2eval.analysis.findings import REGISTRY, candidates
 from trace2eval.state.versions import ANALYSIS_VERSION
 from trace2eval.analysis.querytypes import cluster_requests
@@ -112,7 +112,11 @@ class Analyzer:
         }
         if self.label_name:
             analysis["meta_evaluation"], records = meta_evaluate(units, findings, self.label_name)
-            analysis["findings"] = findings = [{**f, **records.get(f["id"], {})} for f in findings]
+            learned = signals_candidate(analysis["meta_evaluation"])
+            measured = measure_finding(learned, units) if learned else None
+            analysis["findings"] = findings = [
+                {**f, **records.get(f["id"], {})} for f in findings + ([measured] if measured else [])
+            ]
         unknown = set(population or {}) - set(POPULATION_SECTIONS)
         if unknown:
             raise ValueError(f"not population sections: {sorted(unknown)}")
@@ -344,35 +348,39 @@ def trace_coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def build_findings(rows: list[dict[str, Any]], types, missing: set[str] | None = None) -> list[dict[str, Any]]:
     """Findings that some traces fail; none that needs what the traces do not carry (`missing`)."""
-    findings = []
-    for cand in candidates(rows, types):
-        if missing and set(REGISTRY[cand["id"]].needs) & missing:
-            continue
-        failing, passing = [], []
-        rationale_counts: Counter[str] = Counter()
-        for r in rows:
-            ok, why = run_check(cand["check"], r, cand["params"])
-            if ok:
-                passing.append(r)
-            else:
-                failing.append(r)
-                rationale_counts[why.split(";")[0][:120]] += 1
-        if not failing:
-            continue
-        by_type = Counter(r["query_type"] for r in failing)
-        findings.append(
-            {
-                **cand,
-                "prevalence": {"traces": len(failing), "rate": round(len(failing) / len(rows), 3)},
-                "evidence": [r["trace_id"] for r in failing[:EVIDENCE_IDS]],
-                "all_evidence": [r["trace_id"] for r in failing],
-                "counter_examples": [r["trace_id"] for r in passing[:10]],
-                "query_types": dict(by_type.most_common()),
-                "examples": [why for why, _ in rationale_counts.most_common(3)],
-            }
-        )
+    found = [
+        measure_finding(cand, rows)
+        for cand in candidates(rows, types)
+        if not (missing and set(REGISTRY[cand["id"]].needs) & missing)
+    ]
+    findings = [f for f in found if f]
     findings.sort(key=lambda f: (SEVERITY_RANK[f["severity"]], -f["prevalence"]["traces"]))
     return findings
+
+
+def measure_finding(cand: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A candidate finding with its prevalence and evidence on `rows`, or None when no row fails it."""
+    failing, passing = [], []
+    rationale_counts: Counter[str] = Counter()
+    for r in rows:
+        ok, why = run_check(cand["check"], r, cand["params"])
+        if ok:
+            passing.append(r)
+        else:
+            failing.append(r)
+            rationale_counts[why.split(";")[0][:120]] += 1
+    if not failing:
+        return None
+    by_type = Counter(r.get("query_type") for r in failing)
+    return {
+        **cand,
+        "prevalence": {"traces": len(failing), "rate": round(len(failing) / len(rows), 3)},
+        "evidence": [r["trace_id"] for r in failing[:EVIDENCE_IDS]],
+        "all_evidence": [r["trace_id"] for r in failing],
+        "counter_examples": [r["trace_id"] for r in passing[:10]],
+        "query_types": dict(by_type.most_common()),
+        "examples": [why for why, _ in rationale_counts.most_common(3)],
+    }
 
 
 def samples(rows: list[dict[str, Any]], seed: int) -> dict[str, list[str]]:

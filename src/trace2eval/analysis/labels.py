@@ -1,17 +1,24 @@
-"""Learn from a few labels: which code scorers to keep, which outliers count as failures, and how well
-the combination does on labelled traces it was not chosen on.
+"""Learn from a few labels: which code scorers to keep, which outliers count as failures, which of the
+agent's plain counts the labels tie to failures, and how well the combination does on labelled traces
+it was not chosen on.
 
 The combination is deliberately simple enough to read in the generated `scorers.py`: a trace fails
-when any kept scorer fails it. A scorer is kept (and an outlier scorer counts as a failure) when, on
-the labelled traces, it flags at least one bad trace, its precision is above the share of bad traces
-and its agreement (Cohen's kappa) is positive. How well that rule generalizes is estimated by
-stratified k-fold cross-validation **on the labelled traces only**: each fold's choice is made on the
-other folds and scored on it; the pooled counts and a Wilson 95% interval are reported.
+when any kept scorer fails it. Three combinations compete:
+- `unlabelled`: the suite as the analysis wrote it;
+- `learned`: a scorer is kept (and an outlier scorer counts as a failure) when, on the labelled traces,
+  it flags at least one bad trace, its precision is above the share of bad traces and its agreement
+  (Cohen's kappa) is positive;
+- `signals`: `learned`, plus up to MAX_SIGNALS thresholds on named features every trace has (LEARNABLE:
+  "20 or more tool calls", "a hand-off") chosen one at a time while each adds at least MIN_SIGNAL_BAD
+  bad traces and improves the objective. They become one rule scorer, `labelled_signals`, whose
+  conditions and labelled counts are written into `scorers.py`.
 
-The label-chosen combination replaces the unlabelled suite only when it does better out of sample
-(cross-validated recall minus false-alarm rate); otherwise the suite stands and the reason is said.
-With fewer than MIN_LABELLED labels, or fewer than MIN_PER_CLASS of either class, nothing is learned:
-the unlabelled suite stands and the reason is said.
+The objective is recall minus FALSE_ALARM_COST times the false-alarm rate. How well each combination
+generalizes is estimated by stratified k-fold cross-validation **on the labelled traces only**: each
+fold's choice is made on the other folds and scored on it; the pooled counts and a Wilson 95% interval
+are reported. A label-chosen combination replaces the unlabelled suite only when it does better out of
+sample; otherwise the suite stands and the reason is said. With fewer than MIN_LABELLED labels, or fewer
+than MIN_PER_CLASS of either class, nothing is learned: the unlabelled suite stands and the reason is said.
 """
 
 from __future__ import annotations
@@ -20,9 +27,38 @@ import math
 import random
 from typing import Any
 
+from trace2eval.traces.checks import rule_holds
+
 MIN_LABELLED = 10
 MIN_PER_CLASS = 3
 MAX_FOLDS = 5
+# A false alarm sends a reviewer to a healthy conversation, and a label-chosen threshold that trades
+# one caught failure for one false alarm usually does worse out of sample: false alarms count double.
+FALSE_ALARM_COST = 2.0
+MAX_SIGNALS = 3  # more thresholds than this, chosen on a few dozen labels, fit the labels, not the agent
+MIN_SIGNAL_BAD = 2  # a threshold must catch this many more bad labelled traces: one is chance
+MAX_CUTS = 9  # thresholds tried per feature: its distinct values, or its deciles when it has more
+# Plain counts and flags every agent's traces carry, read the same way in any domain. Labels decide which
+# of them (if any) tell this agent's failures apart, and at which threshold, in either direction.
+LEARNABLE = (
+    "n_tool_calls",
+    "n_write_calls",
+    "n_distinct_tools",
+    "n_tool_errors",
+    "llm_calls",
+    "max_same_tool_streak",
+    "max_identical_calls",
+    "n_user_turns",
+    "n_user_repeats",
+    "duration_ms",
+    "tokens_in",
+    "tokens_out",
+    "answer_chars",
+    "gives_up",
+    "handoff",
+    "need_open",
+)
+SIGNAL_PREFIX = "signal:"
 
 
 def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
@@ -62,7 +98,9 @@ def _signal(flagged: set[str], labels: dict[str, bool]) -> tuple[bool, dict[str,
     return tp / (tp + fp) > bad / n and kappa > 0, counts
 
 
-def choose(flags: dict[str, set[str]], labels: dict[str, bool], gating: set[str]) -> list[str]:
+def choose(
+    flags: dict[str, set[str]], labels: dict[str, bool], gating: set[str], signals: dict[str, set[str]] | None = None
+) -> list[str]:
     """The scorers (ids of `flags`) a trace fails on, their OR being the learned combination: those that
     add signal on `labels`, and failure checks (`gating`, not outliers) that flag no labelled trace (no
     evidence either way)."""
@@ -87,23 +125,92 @@ def folds(labels: dict[str, bool], seed: int = 0) -> list[set[str]]:
     return out
 
 
-def unlabelled(flags: dict[str, set[str]], labels: dict[str, bool], gating: set[str]) -> list[str]:
+def unlabelled(
+    flags: dict[str, set[str]], labels: dict[str, bool], gating: set[str], signals: dict[str, set[str]] | None = None
+) -> list[str]:
     """The suite as the unlabelled analysis wrote it: every failure check, outliers only reported."""
     return [fid for fid in flags if fid in gating]
 
 
-STRATEGIES = {"unlabelled": unlabelled, "learned": choose}
+def objective(flagged: set[str], labels: dict[str, bool]) -> float:
+    """Recall minus FALSE_ALARM_COST x the false-alarm rate of flagging `flagged`, on `labels`."""
+    bad = [t for t, ok in labels.items() if not ok]
+    good = [t for t, ok in labels.items() if ok]
+    recall = sum(t in flagged for t in bad) / len(bad) if bad else 0.0
+    false_alarms = sum(t in flagged for t in good) / len(good) if good else 0.0
+    return recall - FALSE_ALARM_COST * false_alarms
+
+
+def with_signals(
+    flags: dict[str, set[str]], labels: dict[str, bool], gating: set[str], signals: dict[str, set[str]] | None = None
+) -> list[str]:
+    """`choose`, plus the thresholds (ids of `signals`) that, added one at a time, most improve the
+    objective on `labels`, each catching at least MIN_SIGNAL_BAD more bad traces (at most MAX_SIGNALS)."""
+    chosen = choose(flags, labels, gating)
+    flagged = set().union(*(flags[c] for c in chosen)) if chosen else set()
+    bad = {t for t, ok in labels.items() if not ok}
+    best = objective(flagged, labels)
+    for _ in range(MAX_SIGNALS):
+        top = None
+        for sid, ids in (signals or {}).items():  # in a fixed order: ties go to the first, so runs repeat
+            if sid in chosen or len((ids - flagged) & bad) < MIN_SIGNAL_BAD:
+                continue
+            score = objective(flagged | ids, labels)
+            if score > best + 1e-9:
+                best, top = score, sid
+        if top is None:
+            break
+        chosen.append(top)
+        flagged |= (signals or {})[top]
+    return chosen
+
+
+STRATEGIES = {"unlabelled": unlabelled, "learned": choose, "signals": with_signals}
+
+
+def _cuts(values: list[Any]) -> list[Any]:
+    distinct = sorted(set(values))
+    if len(distinct) <= MAX_CUTS:
+        return distinct
+    ordered = sorted(values)
+    return sorted({ordered[len(ordered) * k // 10] for k in range(1, 10)})
+
+
+def signal_conditions(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every threshold the labels may choose, {id: rule condition}: for each LEARNABLE feature the
+    rows carry, `>= v` and `<= v` at its cut points (`== True` for a flag). Thresholds come from the
+    values alone, never from the labels."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in LEARNABLE:
+        values = [r[name] for r in rows if isinstance(r.get(name), (bool, int, float))]
+        if len(set(values)) < 2:
+            continue
+        if all(isinstance(v, bool) for v in values):
+            out[f"{SIGNAL_PREFIX}{name} == True"] = {"feature": name, "op": "==", "value": True}
+            continue
+        cuts = _cuts([float(v) for v in values])
+        for v in cuts[1:]:
+            out[f"{SIGNAL_PREFIX}{name} >= {v:g}"] = {"feature": name, "op": ">=", "value": v}
+        for v in cuts[:-1]:
+            out[f"{SIGNAL_PREFIX}{name} <= {v:g}"] = {"feature": name, "op": "<=", "value": v}
+    return out
 
 
 def cross_validate(
-    flags: dict[str, set[str]], labels: dict[str, bool], gating: set[str], seed: int = 0, strategy=choose
+    flags: dict[str, set[str]],
+    labels: dict[str, bool],
+    gating: set[str],
+    seed: int = 0,
+    strategy=choose,
+    signals: dict[str, set[str]] | None = None,
 ) -> dict[str, Any]:
     """Out-of-sample counts of a strategy's combination: chosen on k-1 folds, scored on the held-out one."""
+    every = {**flags, **(signals or {})}
     tp = fp = 0
     for held in folds(labels, seed):
         train = {t: v for t, v in labels.items() if t not in held}
-        chosen = strategy(flags, train, gating)
-        flagged = set().union(*(flags[c] for c in chosen)) if chosen else set()
+        chosen = strategy(flags, train, gating, signals)
+        flagged = set().union(*(every[c] for c in chosen)) if chosen else set()
         tp += sum(1 for t in held if not labels[t] and t in flagged)
         fp += sum(1 for t in held if labels[t] and t in flagged)
     bad = sum(not v for v in labels.values())
@@ -121,10 +228,17 @@ def cross_validate(
     }
 
 
-def learn(findings: list[dict[str, Any]], labels: dict[str, bool], seed: int = 0) -> dict[str, Any]:
-    """What the labels say about the code findings.
+def learn(
+    findings: list[dict[str, Any]],
+    labels: dict[str, bool],
+    seed: int = 0,
+    rows: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What the labels say about the code findings (and, given the units' feature `rows`, about the
+    LEARNABLE features' thresholds).
 
-    Returns {"learned": bool, "reason" | "chosen", "cross_validation", "evidence": {id: counts}}.
+    Returns {"learned": bool, "strategy", "reason" | "chosen", "signals": {id: condition},
+    "cross_validation", "cross_validation_other", "evidence": {id: counts}}.
     Never raises on a small or one-sided label set: it says why nothing was learned.
     """
     flags = {f["id"]: set(f.get("all_evidence") or ()) for f in findings if f.get("scorer", "code") == "code"}
@@ -132,25 +246,39 @@ def learn(findings: list[dict[str, Any]], labels: dict[str, bool], seed: int = 0
     reason = too_few(labels)
     if reason:
         return {"learned": False, "reason": reason + "; the unlabelled suite stands"}
-    # Which is better on traces it was not chosen on, the label-chosen combination or the unlabelled suite
-    # (recall minus false-alarm rate, cross-validated)? A few labels often cannot beat the suite: then it stands.
-    scored = {name: cross_validate(flags, labels, gating, seed, fn) for name, fn in STRATEGIES.items()}
-    youden = {n: (cv["recall"] or 0.0) - (cv["false_alarm_rate"] or 0.0) for n, cv in scored.items()}
-    best = "learned" if youden["learned"] > youden["unlabelled"] else "unlabelled"
+    conditions = signal_conditions(rows or [])
+    signals = {sid: {r["trace_id"] for r in rows or () if rule_holds(r, cond)[0]} for sid, cond in conditions.items()}
+    # Which does best on traces it was not chosen on (cross-validated `objective`)? A few labels often
+    # cannot beat the unlabelled suite: then it stands. A tie goes to the simpler combination.
+    scored = {name: cross_validate(flags, labels, gating, seed, fn, signals) for name, fn in STRATEGIES.items()}
+    value = {n: _cv_objective(cv) for n, cv in scored.items()}
+    best = "unlabelled"
+    for name in ("learned", "signals"):
+        if value[name] > value[best] + 1e-9:
+            best = name
+    chosen = STRATEGIES[best](flags, labels, gating, signals)
+    every = {**flags, **signals}
+    runner_up = max((n for n in STRATEGIES if n != best), key=lambda n: value[n])
     return {
-        "learned": best == "learned",
+        "learned": best != "unlabelled",
         "strategy": best,
-        "chosen": STRATEGIES[best](flags, labels, gating),
-        "evidence": {fid: _signal(flagged, labels)[1] for fid, flagged in flags.items()},
+        "chosen": chosen,
+        "signals": {sid: conditions[sid] for sid in chosen if sid in conditions},
+        "evidence": {fid: _signal(every[fid], labels)[1] for fid in [*flags, *(c for c in chosen if c in signals)]},
         "cross_validation": scored[best],
-        "cross_validation_other": scored["unlabelled" if best == "learned" else "learned"],
+        "cross_validation_other": {"strategy": runner_up, **scored[runner_up]},
         **(
             {}
-            if best == "learned"
+            if best != "unlabelled"
             else {
-                "reason": "on the labelled traces the label-chosen scorers did not beat the unlabelled suite "
-                f"out of sample (recall minus false-alarm rate {youden['learned']:.2f} vs {youden['unlabelled']:.2f}); "
-                "the unlabelled suite stands"
+                "reason": "on the labelled traces the label-chosen combinations did not beat the unlabelled suite "
+                f"out of sample (recall minus {FALSE_ALARM_COST:g} x false-alarm rate: scorers chosen "
+                f"{value['learned']:.2f}, with thresholds {value['signals']:.2f}, unlabelled "
+                f"{value['unlabelled']:.2f}); the unlabelled suite stands"
             }
         ),
     }
+
+
+def _cv_objective(cv: dict[str, Any]) -> float:
+    return (cv["recall"] or 0.0) - FALSE_ALARM_COST * (cv["false_alarm_rate"] or 0.0)

@@ -69,15 +69,21 @@ def run(session: Session) -> dict[str, Any]:
                 f"code scorers, dropped {len(meta['dropped'])}; together recall {fmt_rate(combined.get('recall'))}, "
                 f"false-alarm rate {fmt_rate(combined.get('false_alarm_rate'))}"
             )
-            cv = (meta.get("learned") or {}).get("cross_validation")
+            learned = meta.get("learned") or {}
+            cv = learned.get("cross_validation")
             if cv:
                 ui.say(
                     f"Cross-validated on the labelled traces ({cv['folds']} folds): flags {cv['flagged_bad']} of "
                     f"{cv['bad']} bad (95% {cv['recall_95']}) and {cv['flagged_good']} of {cv['good']} good "
                     f"(95% {cv['false_alarm_95']})"
                 )
-            elif meta.get("learned"):
-                ui.say(f"Labels '{config.labels}': {meta['learned']['reason']}")
+            if learned.get("signals"):
+                ui.say(
+                    f"Labels '{config.labels}' add thresholds on the agent's own counts, scorer labelled_signals: "
+                    + "; ".join(sid.split(":", 1)[1] for sid in learned["signals"])
+                )
+            if learned.get("reason"):
+                ui.say(f"Labels '{config.labels}': {learned['reason']}")
             for what in meta.get("unmeasured", []):
                 ui.warn(f"labels '{config.labels}' cannot measure {what}")
     update_plan(session, analysis)
