@@ -86,3 +86,58 @@ def test_per_type_limits_use_the_request_type():
     assert not ok and "for sales requests" in why
     assert run_check("latency_budget", slow_stock, params)[0]
     assert not run_check("latency_budget", {"request": "hi", "duration_ms": 20_000, "n_spans": 3}, params)[0]
+
+
+def _told_then_wrote(store, llm_inputs: dict, write_args: dict) -> str:
+    """A trace whose model call was given `llm_inputs` (instructions, tools) and which then wrote."""
+    from mlflow.entities import SpanType
+
+    mlflow = store.mlflow
+    root = mlflow.start_span_no_context(
+        name="agent", span_type=SpanType.AGENT, inputs={"query": "cancel"}, experiment_id=store.experiment_id
+    )
+    llm = mlflow.start_span_no_context(name="llm", span_type=SpanType.CHAT_MODEL, parent_span=root, inputs=llm_inputs)
+    llm.end(outputs={"content": "", "tool_calls": []})
+    tool = mlflow.start_span_no_context(
+        name="cancel_order", span_type=SpanType.TOOL, parent_span=root, inputs=write_args
+    )
+    tool.end(outputs={"ok": True})
+    root.end(outputs="Cancelled.")
+    return root.trace_id
+
+
+USER = {"role": "user", "content": "Please cancel order W123456, yes go ahead"}
+POLICY = "Ask for the reason: 'no longer needed' or 'ordered by mistake'. Shipping speeds: see the tool."
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "cancel_order",
+            "parameters": {
+                "properties": {"reason": {"type": "string"}, "refund_to": {"enum": ["store_credit_wallet"]}}
+            },
+        },
+    }
+]
+
+
+def test_a_value_the_agents_instructions_or_tools_list_is_grounded(store):
+    """The instructions and the tool definitions list the values the agent may choose from: a write using
+    one of them made nothing up, whether the system prompt is a message, an Anthropic `system` parameter,
+    or the value is an enum of the tool's schema. A value listed nowhere still is ungrounded."""
+    args = {"order_id": "W123456", "reason": "no longer needed"}
+    as_message = {"messages": [{"role": "system", "content": POLICY}, USER]}
+    as_parameter = {"system": [{"type": "text", "text": POLICY}], "messages": [USER]}
+    for inputs in (as_message, as_parameter):
+        f = trace_features(store.trace(_told_then_wrote(store, inputs, args)))
+        assert f["n_ungrounded_writes"] == 0, f["ungrounded_writes"]
+
+    with_enum = {"messages": [USER], "tools": TOOLS}
+    f = trace_features(
+        store.trace(_told_then_wrote(store, with_enum, {"order_id": "W123456", "refund_to": "store_credit_wallet"}))
+    )
+    assert f["n_ungrounded_writes"] == 0
+
+    made_up = {"order_id": "W123456", "reason": "customer changed their mind"}
+    f = trace_features(store.trace(_told_then_wrote(store, {**as_message, "tools": TOOLS}, made_up)))
+    assert f["n_ungrounded_writes"] == 1 and "customer changed their mind" in f["ungrounded_writes"][0]

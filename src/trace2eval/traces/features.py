@@ -518,6 +518,7 @@ def trace_features(
     span_types: dict[str, int] = {}
     history = _History()
     read: dict[Any, list[Message]] = {}  # messages by span id, read once
+    instructions_seen: set[str] = set()  # each call repeats the system prompt: add it to the evidence once
     evidence.add(request_text(inputs))
     # A request that carries the conversation so far (a chat agent traced once per turn): its earlier
     # turns' tool calls live in other traces. Read alone, what the agent said then is all this trace
@@ -575,6 +576,12 @@ def trace_features(
             # unless it has none (DSPy's Predict wraps the LM call that holds the prompt).
             if outer is not span and _messages_of(outer, read):
                 continue
+            # The agent's instructions and its tools' definitions list the values it may choose from (a
+            # cancellation reason, a cabin class): a write using one of them made nothing up.
+            for text in _instructions(span, _messages_of(span, read)):
+                if text not in instructions_seen:
+                    instructions_seen.add(text)
+                    evidence.add(text)
             for message, where in history.read(_messages_of(span, read)):
                 if where == "seen":  # an earlier call of this trace already carried it
                     continue
@@ -954,6 +961,19 @@ class _History:
         for call in m.calls:
             if call.get("name"):
                 self.calls.setdefault(call.get("id"), call)
+
+
+def _instructions(span: Any, messages: list[Message]) -> list[str]:
+    """What an LLM call was told before the conversation: its system (or developer) messages, an
+    Anthropic-style `system` parameter, and the definitions of the tools it was offered."""
+    inputs = getattr(span, "inputs", None)
+    found = [m.text for m in messages if m.role in ("system", "developer") and m.text]
+    if isinstance(inputs, dict) and inputs.get("system"):
+        found.append(to_text(inputs["system"]))
+    tools = _attribute(span, "mlflow.chat.tools") or (inputs.get("tools") if isinstance(inputs, dict) else None)
+    if tools:
+        found.append(to_text(tools))
+    return found
 
 
 def _messages_of(span: Any, read: dict[Any, list[Message]]) -> list[Message]:
