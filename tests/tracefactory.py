@@ -106,12 +106,13 @@ class TraceStore:
         response: str,
         *,
         tools: list[dict] | None = None,
+        system: str | None = None,
     ) -> str:
         """One turn of a conversation traced the way a chat agent behind an endpoint is: one trace per
         request, the conversation so far in its inputs, the session in `mlflow.trace.session` metadata
         (set as an agent does, through `mlflow.update_current_trace`).
 
-        tools: [{"name", "args", "output", "error": bool}]
+        tools: [{"name", "args", "output", "error": bool}]; system: instructions the model call is given
         """
         from mlflow.entities import SpanStatusCode, SpanType
 
@@ -123,7 +124,9 @@ class TraceStore:
             if session is not None:
                 mlflow.update_current_trace(metadata={"mlflow.trace.session": session})
             with mlflow.start_span(name="llm", span_type=SpanType.CHAT_MODEL) as llm:
-                llm.set_inputs({"messages": messages[-1:]})
+                llm.set_inputs(
+                    {"messages": ([{"role": "system", "content": system}] if system else []) + messages[-1:]}
+                )
                 llm.set_outputs({"content": response, "tool_calls": []})
             for tool in tools or []:
                 with mlflow.start_span(name=tool["name"], span_type=SpanType.TOOL) as span:
@@ -134,13 +137,16 @@ class TraceStore:
             root.set_outputs({"response": response})
         return root.trace_id
 
-    def add_conversation(self, session: str | None, turns: list[tuple[str, str, list[dict]]]) -> list[str]:
-        """A conversation of (user message, answer, tools) turns, one trace per turn."""
+    def add_conversation(
+        self, session: str | None, turns: list[tuple[str, str, list[dict]]], system: str | None = None
+    ) -> list[str]:
+        """A conversation of (user message, answer, tools) turns, one trace per turn; `system`: instructions
+        the first turn's model call is given (some agents send them once per conversation)."""
         messages: list[dict] = []
         ids = []
         for user, answer, tools in turns:
             messages = [*messages, {"role": "user", "content": user}]
-            ids.append(self.add_turn(session, messages, answer, tools=tools))
+            ids.append(self.add_turn(session, messages, answer, tools=tools, system=None if ids else system))
             messages = [*messages, {"role": "assistant", "content": answer}]
         return ids
 

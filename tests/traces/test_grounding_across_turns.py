@@ -48,6 +48,23 @@ def test_a_write_using_an_id_an_earlier_turn_looked_up_is_grounded(store):
     assert "result_marks" not in merged and "pending_writes" not in merged
 
 
+def test_a_value_the_first_turns_instructions_list_grounds_a_later_write(store):
+    """Instructions sent with the first turn only still list the values a later write may choose."""
+    policy = "Returns need a reason: 'damaged on arrival' or 'wrong size'."
+    turns = [
+        ("Hi, I want to return the water bottle from order W4817420.", "Why are you returning it?", [LOOKUP]),
+        (
+            "It's damaged, please go ahead.",
+            "Done: the return is filed.",
+            [{"name": "return_items", "args": {"order_id": "W4817420", "reason": "damaged on arrival"}}],
+        ),
+    ]
+    for session, system, ungrounded in (("conv-told", policy, 0), ("conv-not-told", None, 1)):
+        ids = store.add_conversation(session, turns, system=system)
+        merged = merge_turns([trace_features(store.trace(t), turn=True) for t in ids])
+        assert merged["n_ungrounded_writes"] == ungrounded, merged["ungrounded_writes"]
+
+
 def test_a_write_using_an_id_no_tool_returned_is_ungrounded_in_the_conversation(store):
     ids = _conversation(store, "conv-made-up", "9136502214")
     merged = merge_turns([trace_features(store.trace(t), turn=True) for t in ids])

@@ -145,7 +145,11 @@ def meta_evaluate(
         }
     missing = unmeasured(len(labelled), sum(bad))
     note = (
-        "labels chose the scorers a trace fails on (cross-validated on the labelled traces)"
+        (
+            "labels chose the scorers a trace fails on"
+            + (" and thresholds on the agent's own counts" if signals else "")
+            + " (cross-validated on the labelled traces)"
+        )
         if learned["learned"]
         else "labels only measured the scorers: " + learned["reason"]
     )

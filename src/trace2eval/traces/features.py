@@ -577,11 +577,14 @@ def trace_features(
             if outer is not span and _messages_of(outer, read):
                 continue
             # The agent's instructions and its tools' definitions list the values it may choose from (a
-            # cancellation reason, a cabin class): a write using one of them made nothing up.
+            # cancellation reason, a cabin class): a write using one of them made nothing up. A turn marks
+            # them too: a conversation may send its instructions with the first turn only.
             for text in _instructions(span, _messages_of(span, read)):
                 if text not in instructions_seen:
                     instructions_seen.add(text)
                     evidence.add(text)
+                    if turn:
+                        marks.add(text)
             for message, where in history.read(_messages_of(span, read)):
                 if where == "seen":  # an earlier call of this trace already carried it
                     continue
