@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trace2eval.analysis.labels import FALSE_ALARM_COST, MIN_LABELLED, learn
+from trace2eval.analysis.labels import FALSE_ALARM_COST, MIN_LABELLED, learn, signal_text
 from trace2eval.traces.checks import rule_holds
 
 LABELLED_SIGNALS = "labelled_signals"  # the finding the labels' thresholds become
@@ -177,7 +177,7 @@ def signals_candidate(meta: dict[str, Any]) -> dict[str, Any] | None:
         return None
     evidence = learned.get("evidence") or {}
     said = [
-        f"{sid.split(':', 1)[1]} (flags {evidence[sid]['flagged_bad']} of {evidence[sid]['bad']} bad and "
+        f"{signal_text(sid)} (flags {evidence[sid]['flagged_bad']} of {evidence[sid]['bad']} bad and "
         f"{evidence[sid]['flagged_good']} of {evidence[sid]['good']} good labelled traces)"
         for sid in signals
     ]

@@ -132,13 +132,23 @@ def unlabelled(
     return [fid for fid in flags if fid in gating]
 
 
+def score(recall: float | None, false_alarm_rate: float | None) -> float:
+    """What the labels maximize: recall minus FALSE_ALARM_COST x the false-alarm rate (a missing rate is 0)."""
+    return (recall or 0.0) - FALSE_ALARM_COST * (false_alarm_rate or 0.0)
+
+
 def objective(flagged: set[str], labels: dict[str, bool]) -> float:
-    """Recall minus FALSE_ALARM_COST x the false-alarm rate of flagging `flagged`, on `labels`."""
+    """`score` of flagging `flagged`, on `labels`."""
     bad = [t for t, ok in labels.items() if not ok]
     good = [t for t, ok in labels.items() if ok]
     recall = sum(t in flagged for t in bad) / len(bad) if bad else 0.0
     false_alarms = sum(t in flagged for t in good) / len(good) if good else 0.0
-    return recall - FALSE_ALARM_COST * false_alarms
+    return score(recall, false_alarms)
+
+
+def signal_text(sid: str) -> str:
+    """A threshold's id as it reads: 'n_tool_calls >= 12'."""
+    return sid.removeprefix(SIGNAL_PREFIX)
 
 
 def with_signals(
@@ -146,13 +156,14 @@ def with_signals(
 ) -> list[str]:
     """`choose`, plus the thresholds (ids of `signals`) that, added one at a time, most improve the
     objective on `labels`, each catching at least MIN_SIGNAL_BAD more bad traces (at most MAX_SIGNALS)."""
+    signals = signals or {}
     chosen = choose(flags, labels, gating)
     flagged = set().union(*(flags[c] for c in chosen)) if chosen else set()
     bad = {t for t, ok in labels.items() if not ok}
     best = objective(flagged, labels)
     for _ in range(MAX_SIGNALS):
         top = None
-        for sid, ids in (signals or {}).items():  # in a fixed order: ties go to the first, so runs repeat
+        for sid, ids in signals.items():  # in a fixed order: ties go to the first, so runs repeat
             if sid in chosen or len((ids - flagged) & bad) < MIN_SIGNAL_BAD:
                 continue
             score = objective(flagged | ids, labels)
@@ -161,7 +172,7 @@ def with_signals(
         if top is None:
             break
         chosen.append(top)
-        flagged |= (signals or {})[top]
+        flagged |= signals[top]
     return chosen
 
 
@@ -251,7 +262,7 @@ def learn(
     # Which does best on traces it was not chosen on (cross-validated `objective`)? A few labels often
     # cannot beat the unlabelled suite: then it stands. A tie goes to the simpler combination.
     scored = {name: cross_validate(flags, labels, gating, seed, fn, signals) for name, fn in STRATEGIES.items()}
-    value = {n: _cv_objective(cv) for n, cv in scored.items()}
+    value = {n: score(cv["recall"], cv["false_alarm_rate"]) for n, cv in scored.items()}
     best = "unlabelled"
     for name in ("learned", "signals"):
         if value[name] > value[best] + 1e-9:
@@ -278,7 +289,3 @@ def learn(
             }
         ),
     }
-
-
-def _cv_objective(cv: dict[str, Any]) -> float:
-    return (cv["recall"] or 0.0) - FALSE_ALARM_COST * (cv["false_alarm_rate"] or 0.0)

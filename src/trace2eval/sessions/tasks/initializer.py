@@ -6,6 +6,7 @@ from typing import Any
 
 from trace2eval import ui
 from trace2eval.analysis.agreement import fmt_rate
+from trace2eval.analysis.labels import signal_text
 from trace2eval.sessions import suite
 from trace2eval.sessions.files import add_run_note, drop_run_note, write_json
 from trace2eval.sessions.refinement import REFINE, Refinement
@@ -80,7 +81,7 @@ def run(session: Session) -> dict[str, Any]:
             if learned.get("signals"):
                 ui.say(
                     f"Labels '{config.labels}' add thresholds on the agent's own counts, scorer labelled_signals: "
-                    + "; ".join(sid.split(":", 1)[1] for sid in learned["signals"])
+                    + "; ".join(map(signal_text, learned["signals"]))
                 )
             if learned.get("reason"):
                 ui.say(f"Labels '{config.labels}': {learned['reason']}")
