@@ -125,6 +125,18 @@ def test_a_restated_request_counts_as_a_repeat(turns, repeats):
     assert conversation_signals(turns, [("user", t) for t in turns], [])["n_user_repeats"] == repeats
 
 
+def test_a_fix_that_has_not_worked_yet_is_troubleshooting_not_pushback():
+    """'It still doesn't work' reports where a troubleshooting conversation stands; only left as the last
+    word does it mean the need stayed open. 'You still haven't answered' corrects the agent."""
+    fixing = ["My phone has no data.", "I toggled it, but it's still not working.", "It works now, thanks!"]
+    signals = conversation_signals(fixing, [], [])
+    assert signals["n_user_pushback"] == 0 and not signals["need_open"]
+    left = conversation_signals(fixing[:2], [], [])
+    assert left["n_user_pushback"] == 0 and left["need_open"]
+    corrected = conversation_signals(["Where is my refund?", "You still haven't answered my question."], [], [])
+    assert corrected["n_user_pushback"] == 1
+
+
 def test_a_first_turn_complaint_is_the_request_not_pushback():
     # "I am frustrated, my order is late" opens a complaint the agent may resolve: not evidence against it.
     assert conversation_signals(["I am so frustrated, my order is late"], [], [])["n_user_pushback"] == 0

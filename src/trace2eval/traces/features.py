@@ -103,6 +103,24 @@ AFFIRMATION = re.compile(
     r"|that works|works for me|that(?:'|’)?s fine|fine by me|let(?:'|’)?s do (?:it|that))\b",
     re.IGNORECASE,
 )
+# An instruction, read literally, that the agent get the user's go-ahead before it acts ("obtain explicit
+# user confirmation (yes) to proceed", "ask the customer to approve before making changes"). The agent
+# confirming facts ("confirm the price", "confirm all the details are right") asks no go-ahead.
+GO_AHEAD = re.compile(
+    r"\b(?:confirmation|approval|consent|permission|go-?ahead)\b"
+    r"|\b(?:user|customer|client|they|them)\b[^.]{0,40}?\b(?:confirm|approve|agree)s?\b",
+    re.IGNORECASE,
+)
+BEFORE_ACTING = re.compile(r"\b(?:before|prior to|until|unless|without|first)\b|\bexplicit(?:ly)?\b", re.IGNORECASE)
+
+
+def asks_for_confirmation(texts: list[str]) -> bool:
+    """Whether any sentence of the agent's instructions asks for the user's go-ahead before acting."""
+    for text in texts:
+        for sentence in re.split(r"(?<=[.!?;:])\s+|\n+", text):
+            if GO_AHEAD.search(sentence) and BEFORE_ACTING.search(sentence):
+                return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,6 +486,9 @@ class TraceFeatures(TypedDict):
     need_open: bool
     n_unbacked_claims: int
     unbacked_claims: list[str]
+    # What the agent's instructions ask: True/False once a system (or developer) prompt was read,
+    # None when the trace records none (then nothing is known of its policy).
+    policy_asks_confirmation: bool | None
 
 
 def trace_features(
@@ -519,6 +540,8 @@ def trace_features(
     history = _History()
     read: dict[Any, list[Message]] = {}  # messages by span id, read once
     instructions_seen: set[str] = set()  # each call repeats the system prompt: add it to the evidence once
+    policy: list[str] = []  # the system (or developer) prompts read, once each
+    confirms = False
     evidence.add(request_text(inputs))
     # A request that carries the conversation so far (a chat agent traced once per turn): its earlier
     # turns' tool calls live in other traces. Read alone, what the agent said then is all this trace
@@ -579,12 +602,15 @@ def trace_features(
             # The agent's instructions and its tools' definitions list the values it may choose from (a
             # cancellation reason, a cabin class): a write using one of them made nothing up. A turn marks
             # them too: a conversation may send its instructions with the first turn only.
-            for text in _instructions(span, _messages_of(span, read)):
+            prompts, definitions = _instructions(span, _messages_of(span, read))
+            for text in prompts + definitions:
                 if text not in instructions_seen:
                     instructions_seen.add(text)
                     evidence.add(text)
                     if turn:
                         marks.add(text)
+                    policy += [text] if text in prompts else []
+                    confirms = confirms or asks_for_confirmation([text])
             for message, where in history.read(_messages_of(span, read)):
                 if where == "seen":  # an earlier call of this trace already carried it
                     continue
@@ -744,6 +770,8 @@ def trace_features(
         "user_turns": [to_text(u, 200, scrub) for u in user_turns[:MAX_USER_TURNS_KEPT]],
     }
     features.update(conversation_signals(user_turns, timeline, tools, continues))  # type: ignore[typeddict-item]
+    # Tool definitions alone are no policy: without a prompt, what the agent was told stays unknown.
+    features["policy_asks_confirmation"] = True if confirms else (False if policy else None)
     if turn:
         features["result_marks"] = marks.encoded()  # type: ignore[typeddict-unknown-key]
         features["pending_writes"] = pending  # type: ignore[typeddict-unknown-key]
@@ -828,6 +856,8 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
         tokens_out=total("tokens_out"),
         n_unbacked_claims=total("n_unbacked_claims"),
         unbacked_claims=[c for f in turns for c in f.get("unbacked_claims", [])][:3],
+        # the instructions may come with the first turn only: what any turn read holds for all
+        policy_asks_confirmation=_any_known([f.get("policy_asks_confirmation") for f in turns]),
     )
     if int(last.get("n_user_turns") or 0) < len(turns):  # each request holds only its own turn
         requests = [str(f.get("request") or "") for f in turns]
@@ -840,6 +870,12 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
             need_open=signals["need_open"],
         )
     return merged
+
+
+def _any_known(values: list[bool | None]) -> bool | None:
+    """True when any is True, False when some are known and none True, None when none is known."""
+    known = [v for v in values if v is not None]
+    return any(known) if known else None
 
 
 def _ungrounded_across_turns(turns: list[dict[str, Any]]) -> list[str]:
@@ -966,17 +1002,15 @@ class _History:
                 self.calls.setdefault(call.get("id"), call)
 
 
-def _instructions(span: Any, messages: list[Message]) -> list[str]:
-    """What an LLM call was told before the conversation: its system (or developer) messages, an
-    Anthropic-style `system` parameter, and the definitions of the tools it was offered."""
+def _instructions(span: Any, messages: list[Message]) -> tuple[list[str], list[str]]:
+    """What an LLM call was told before the conversation: its prompts (system or developer messages,
+    an Anthropic-style `system` parameter) and the definitions of the tools it was offered."""
     inputs = getattr(span, "inputs", None)
-    found = [m.text for m in messages if m.role in ("system", "developer") and m.text]
+    prompts = [m.text for m in messages if m.role in ("system", "developer") and m.text]
     if isinstance(inputs, dict) and inputs.get("system"):
-        found.append(to_text(inputs["system"]))
+        prompts.append(to_text(inputs["system"]))
     tools = _attribute(span, "mlflow.chat.tools") or (inputs.get("tools") if isinstance(inputs, dict) else None)
-    if tools:
-        found.append(to_text(tools))
-    return found
+    return prompts, [to_text(tools)] if tools else []
 
 
 def _messages_of(span: Any, read: dict[Any, list[Message]]) -> list[Message]:
@@ -1099,10 +1133,15 @@ def _unconfirmed_writes(timeline: list[tuple[str, str]]) -> int:
 PUSHBACK = re.compile(
     r"\b(?:that(?:'|’)?s not (?:what|right|correct)|that is not (?:what|right|correct)|not what i (?:asked|wanted|said|meant)"
     r"|i (?:already|just) (?:told|said|gave|provided|explained|mentioned)|as i (?:said|mentioned)|i said\b"
-    r"|you (?:didn(?:'|’)?t|did not|haven(?:'|’)?t|have not|misunderstood|got it wrong)|still (?:not|haven|hasn|isn|don|doesn|waiting)"
+    r"|you (?:still )?(?:didn(?:'|’)?t|did not|haven(?:'|’)?t|have not|misunderstood|got it wrong)|still waiting"
     r"|i (?:still )?insist|that(?:'|’)?s (?:wrong|incorrect)|this is (?:wrong|incorrect|ridiculous|unacceptable)"
     r"|frustrat\w*|ridiculous|unacceptable|disappoint\w*|annoy\w*|not helpful|doesn(?:'|’)?t help|useless)",
     re.IGNORECASE,
+)
+# "It still doesn't work": in troubleshooting, a fix that has not worked yet is the normal course of a good
+# conversation, not push-back; said in the user's last turn, the need was left open.
+STILL_BROKEN = re.compile(
+    r"\bstill (?:not|no|haven|hasn|isn|don|doesn|can(?:'|’)?t|cannot|won(?:'|’)?t|unable)\w*", re.IGNORECASE
 )
 # The agent saying an action is done: "I've cancelled", "has been refunded", "successfully updated".
 CLAIM = re.compile(
@@ -1131,7 +1170,8 @@ def conversation_signals(
 
     - `n_user_pushback`: later user turns that correct the agent, insist, or voice frustration.
     - `n_user_repeats`: later user turns restating an earlier request (most of its words again).
-    - `need_open`: the user's last turn pushes back, or asks a question and is not a closing.
+    - `need_open`: the user's last turn pushes back, says it still does not work, or asks a question and
+      is not a closing.
     - `n_unbacked_claims`: agent messages saying an action is done ("I've cancelled it") when no
       state-changing call had succeeded before them, or the latest one before them failed. In a
       trace that `continues` a conversation (one trace per turn) an earlier turn may have made the
@@ -1172,5 +1212,8 @@ def conversation_signals(
 
 
 def _need_open(last: str) -> bool:
-    """The user's last turn pushes back, or asks a question and is not a closing."""
-    return bool(last) and (bool(PUSHBACK.search(last)) or ("?" in last[-200:] and not CLOSING.search(last[-200:])))
+    """The user's last turn pushes back, says it still does not work, or asks a question and is not a closing."""
+    tail = last[-200:]
+    return bool(last) and (
+        bool(PUSHBACK.search(last) or STILL_BROKEN.search(last)) or ("?" in tail and not CLOSING.search(tail))
+    )
