@@ -8,7 +8,13 @@ from types import SimpleNamespace
 import pytest
 
 from trace2eval.analysis.findings import REGISTRY, _habit
-from trace2eval.traces.features import asks_for_confirmation, session_features, trace_features
+from trace2eval.traces.checks import run_check
+from trace2eval.traces.features import (
+    asks_for_confirmation,
+    policy_rules,
+    session_features,
+    trace_features,
+)
 
 ASKS = [
     "Before taking any actions that update the database, you must list the action details and obtain "
@@ -36,8 +42,16 @@ def test_confirming_facts_is_not_asking_for_a_go_ahead(text):
     assert not asks_for_confirmation([text])
 
 
-def _acted(store, system: str | None, *, as_parameter: bool = False) -> dict:
-    """A trace whose model call was told `system` and that changed an address at the user's request."""
+def _acted(
+    store,
+    system: str | None,
+    *,
+    as_parameter: bool = False,
+    tool: str = "update_address",
+    args: dict | None = None,
+) -> dict:
+    """A trace whose model call was told `system` and that then called `tool` (by default it changed
+    an address at the user's request)."""
     from mlflow.entities import SpanType
 
     user = {"role": "user", "content": "Change my address to 12 Elm St."}
@@ -53,10 +67,10 @@ def _acted(store, system: str | None, *, as_parameter: bool = False) -> dict:
     )
     llm = mlflow.start_span_no_context(name="llm", span_type=SpanType.CHAT_MODEL, parent_span=root, inputs=inputs)
     llm.end(outputs={"content": "", "tool_calls": []})
-    tool = mlflow.start_span_no_context(
-        name="update_address", span_type=SpanType.TOOL, parent_span=root, inputs={"address": "12 Elm St."}
+    call = mlflow.start_span_no_context(
+        name=tool, span_type=SpanType.TOOL, parent_span=root, inputs=args or {"address": "12 Elm St."}
     )
-    tool.end(outputs={"ok": True})
+    call.end(outputs={"ok": True})
     root.end(outputs="Your address is updated.")
     return trace_features(store.trace(root.trace_id))
 
@@ -129,3 +143,65 @@ def test_the_go_ahead_check_counts_only_for_an_agent_told_to_ask():
     # No instructions in the traces: nothing is known, the check stands as before.
     unknown = _unconfirmed(_rows(None))
     assert not unknown["params"].get("report_only") and "instructions" not in unknown["threshold_rationale"]
+
+
+POLICY = (
+    "You are a booking agent.\n- Never call delete_account.\n- Do not call cancel_booking for trips already flown."
+    "\n- Each booking can have at most five passengers, and at most one credit card."
+)
+
+
+def test_only_rules_stated_outright_are_read():
+    rules = policy_rules([POLICY])
+    # "for trips already flown" is a condition the call alone cannot tell: not read
+    assert rules == {"forbidden": ["delete_account"], "limits": [["passenger", 5], ["credit card", 1]]}
+    assert policy_rules(["Be polite. Basic economy flights cannot be modified."]) == {"forbidden": [], "limits": []}
+
+
+def test_a_call_the_instructions_forbid_is_a_breach(store):
+    f = _acted(store, POLICY, tool="delete_account", args={"user_id": "u1"})
+    assert f["n_policy_breaches"] == 1 and "delete_account" in f["policy_breaches"][0]
+    passed, why = run_check("policy_breaches", f, {"max": 0})
+    assert not passed and "forbid" in why
+    allowed = _acted(store, POLICY, tool="cancel_booking", args={"booking_id": "B1"})
+    assert allowed["n_policy_breaches"] == 0 and run_check("policy_breaches", allowed, {"max": 0})[0]
+
+
+def test_a_count_over_the_instructions_cap_is_a_breach(store):
+    people = [{"name": f"P{i}"} for i in range(6)]
+    f = _acted(store, POLICY, tool="book_flight", args={"passengers": people, "payment": {"credit_cards": ["c1"]}})
+    assert f["n_policy_breaches"] == 1 and "6 passengers" in f["policy_breaches"][0]
+    within = _acted(store, POLICY, tool="book_flight", args={"passengers": people[:5]})
+    assert within["n_policy_breaches"] == 0
+    # a lookup listing six passengers changes nothing: caps apply to state changes
+    assert _acted(store, POLICY, tool="get_flights", args={"passengers": people})["n_policy_breaches"] == 0
+    two_cards = _acted(store, POLICY, tool="book_flight", args={"payment": {"credit_cards": ["c1", "c2"]}})
+    assert two_cards["n_policy_breaches"] == 1
+
+
+def test_the_first_turns_rules_hold_for_the_later_turns(store):
+    store.add_conversation(
+        "conv-forbidden",
+        [
+            ("Hi, I want to close my account.", "Can you confirm your user id?", []),
+            ("It's u1.", "Your account is deleted.", [{"name": "delete_account", "args": {"user_id": "u1"}}]),
+        ],
+        system=POLICY,
+    )
+    from mlflow import MlflowClient
+
+    turns = MlflowClient(store.uri).search_traces(locations=[store.experiment_id])
+    later = [trace_features(t, turn=True) for t in turns if trace_features(t)["n_tool_calls"]]
+    assert later and later[0]["n_policy_breaches"] == 0  # alone, the later turn has no rules
+    merged = session_features(turns)
+    assert merged["n_policy_breaches"] == 1 and "delete_account" in merged["policy_breaches"][0]
+
+
+def test_the_finding_is_made_only_where_instructions_state_rules():
+    spec = REGISTRY["policy_breaches"]
+    rows = [{"trace_id": "t1", "policy_rules": {"forbidden": [], "limits": []}}]
+    assert spec.derive(rows, TYPES) is None
+    rows.append({"trace_id": "t2", "policy_rules": policy_rules([POLICY])})
+    derived = spec.derive(rows, TYPES)
+    assert derived.params == {"max": 0}
+    assert "delete_account" in derived.rationale and "at most 5 passenger(s), 1 credit card(s)" in derived.rationale

@@ -103,26 +103,6 @@ AFFIRMATION = re.compile(
     r"|that works|works for me|that(?:'|’)?s fine|fine by me|let(?:'|’)?s do (?:it|that))\b",
     re.IGNORECASE,
 )
-# An instruction, read literally, that the agent get the user's go-ahead before it acts ("obtain explicit
-# user confirmation (yes) to proceed", "ask the customer to approve before making changes"). The agent
-# confirming facts ("confirm the price", "confirm all the details are right") asks no go-ahead.
-GO_AHEAD = re.compile(
-    r"\b(?:confirmation|approval|consent|permission|go-?ahead)\b"
-    r"|\b(?:user|customer|client|they|them)\b[^.]{0,40}?\b(?:confirm|approve|agree)s?\b",
-    re.IGNORECASE,
-)
-BEFORE_ACTING = re.compile(r"\b(?:before|prior to|until|unless|without|first)\b|\bexplicit(?:ly)?\b", re.IGNORECASE)
-
-
-def asks_for_confirmation(texts: list[str]) -> bool:
-    """Whether any sentence of the agent's instructions asks for the user's go-ahead before acting."""
-    for text in texts:
-        for sentence in re.split(r"(?<=[.!?;:])\s+|\n+", text):
-            if GO_AHEAD.search(sentence) and BEFORE_ACTING.search(sentence):
-                return True
-    return False
-
-
 # ---------------------------------------------------------------------------------------------
 # Reading spans by duck typing
 
@@ -489,6 +469,9 @@ class TraceFeatures(TypedDict):
     # What the agent's instructions ask: True/False once a system (or developer) prompt was read,
     # None when the trace records none (then nothing is known of its policy).
     policy_asks_confirmation: bool | None
+    policy_rules: dict[str, list[Any]]  # see `policy_rules`
+    n_policy_breaches: int
+    policy_breaches: list[str]
 
 
 def trace_features(
@@ -541,6 +524,7 @@ def trace_features(
     read: dict[Any, list[Message]] = {}  # messages by span id, read once
     instructions_seen: set[str] = set()  # each call repeats the system prompt: add it to the evidence once
     policy: list[str] = []  # the system (or developer) prompts read, once each
+    calls_made: list[tuple[str, dict[str, int]]] = []  # (tool, its list arguments' sizes): for `policy_breaches`
     confirms = False
     evidence.add(request_text(inputs))
     # A request that carries the conversation so far (a chat agent traced once per turn): its earlier
@@ -665,6 +649,7 @@ def trace_features(
                     "nested": getattr(span, "span_id", None) in parents,
                 }
             )
+            calls_made.append((name, _list_sizes(span_args)))
             if is_write_tool(name):
                 record_write(name, span_args)
             returned = to_text(out)
@@ -679,6 +664,7 @@ def trace_features(
         # messages carry, each counted in the trace of the model call that first saw its result.
         for call, result, missing in history.found:
             name = str(call["name"])
+            calls_made.append((name, _list_sizes(call["args"])))
             tools.append(
                 {
                     "name": name,
@@ -772,10 +758,15 @@ def trace_features(
     features.update(conversation_signals(user_turns, timeline, tools, continues))  # type: ignore[typeddict-item]
     # Tool definitions alone are no policy: without a prompt, what the agent was told stays unknown.
     features["policy_asks_confirmation"] = True if confirms else (False if policy else None)
+    rules = policy_rules(policy)
+    breaches = policy_breaches(rules, calls_made)
+    features.update(policy_rules=rules, n_policy_breaches=len(breaches), policy_breaches=breaches[:3])
     if turn:
         features["result_marks"] = marks.encoded()  # type: ignore[typeddict-unknown-key]
         features["pending_writes"] = pending  # type: ignore[typeddict-unknown-key]
         features["continues"] = continues  # type: ignore[typeddict-unknown-key]
+        # the first turn's instructions may rule a later turn's calls: the merge checks them all
+        features["policy_calls"] = calls_made[:MAX_TOOL_CALLS_KEPT]  # type: ignore[typeddict-unknown-key]
     return features
 
 
@@ -824,7 +815,7 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
     for f in turns:
         for k, v in (f.get("span_types") or {}).items():
             span_types[k] = span_types.get(k, 0) + int(v)
-    for key in ("result_marks", "pending_writes", "continues"):  # a turn's, spent on the merge
+    for key in ("result_marks", "pending_writes", "continues", "policy_calls"):  # a turn's, spent on the merge
         merged.pop(key, None)
     merged.update(
         status="ERROR" if any(str(f.get("status")) == "ERROR" for f in turns) else last.get("status", "OK"),
@@ -859,6 +850,14 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
         # the instructions may come with the first turn only: what any turn read holds for all
         policy_asks_confirmation=_any_known([f.get("policy_asks_confirmation") for f in turns]),
     )
+    rules: dict[str, list[Any]] = {"forbidden": [], "limits": []}
+    for f in turns:
+        for kind, found in (f.get("policy_rules") or {}).items():
+            rules.setdefault(kind, []).extend(r for r in found if r not in rules[kind])
+    calls = [(str(c[0]), dict(c[1])) for f in turns for c in f.get("policy_calls") or []]
+    # Turns read as turns (`turn=True`) keep their calls: the conversation's calls meet every turn's rules.
+    breaches = policy_breaches(rules, calls) if calls else [b for f in turns for b in f.get("policy_breaches") or []]
+    merged.update(policy_rules=rules, n_policy_breaches=len(breaches), policy_breaches=breaches[:3])
     if int(last.get("n_user_turns") or 0) < len(turns):  # each request holds only its own turn
         requests = [str(f.get("request") or "") for f in turns]
         signals = conversation_signals(requests, [], [])
@@ -1000,6 +999,104 @@ class _History:
         for call in m.calls:
             if call.get("name"):
                 self.calls.setdefault(call.get("id"), call)
+
+
+# ---------------------------------------------------------------------------------------------
+# The agent's instructions, read literally: only what a sentence says outright, never what it implies.
+# Most of a policy ("basic economy flights cannot be modified") needs the reservation's state to apply;
+# these readings need nothing but the sentence and the call.
+
+# An instruction, read literally, that the agent get the user's go-ahead before it acts ("obtain explicit
+# user confirmation (yes) to proceed", "ask the customer to approve before making changes"). The agent
+# confirming facts ("confirm the price", "confirm all the details are right") asks no go-ahead.
+GO_AHEAD = re.compile(
+    r"\b(?:confirmation|approval|consent|permission|go-?ahead)\b"
+    r"|\b(?:user|customer|client|they|them)\b[^.]{0,40}?\b(?:confirm|approve|agree)s?\b",
+    re.IGNORECASE,
+)
+BEFORE_ACTING = re.compile(r"\b(?:before|prior to|until|unless|without|first)\b|\bexplicit(?:ly)?\b", re.IGNORECASE)
+
+
+def asks_for_confirmation(texts: list[str]) -> bool:
+    """Whether any sentence of the agent's instructions asks for the user's go-ahead before acting."""
+    for text in texts:
+        for sentence in re.split(r"(?<=[.!?;:])\s+|\n+", text):
+            if GO_AHEAD.search(sentence) and BEFORE_ACTING.search(sentence):
+                return True
+    return False
+
+
+# A tool the instructions forbid outright: "Never call delete_account.", "Do not use the `issue_refund`
+# tool." The tool's name must end the sentence: "do not call cancel_order for flown trips" is a condition.
+FORBIDDEN_CALL = re.compile(
+    r"\b(?:do not|don(?:'|’)t|never|must not|mustn(?:'|’)t|should not|shouldn(?:'|’)t|may not|(?:are|is) not "
+    r"(?:allowed|permitted) to)\s+(?:ever\s+)?(?:call|use|invoke|run|trigger|execute)\s+(?:the\s+)?`?"
+    r"([A-Za-z][A-Za-z0-9_.-]*)`?(?:\s+(?:tool|function|api|endpoint))?(?:\s+at all)?\s*(?:[.!;]|$)",
+    re.IGNORECASE,
+)
+# A count the instructions cap: "Each reservation can have at most five passengers."
+NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+LIMIT = re.compile(
+    r"\b(?:at most|no more than|a maximum of|maximum of)\s+(\d+|" + "|".join(NUMBERS) + r")\s+"
+    r"([a-z]+s|[a-z]+ [a-z]+s|[a-z]+ [a-z]+|[a-z]+)\b",  # a plural noun, or two words ("one credit card")
+    re.IGNORECASE,
+)
+MAX_RULES = 20
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?;])\s+|\n+", text) if s.strip()]
+
+
+def _singular(word: str) -> str:
+    word = word.lower()
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
+
+
+def policy_rules(prompts: list[str]) -> dict[str, list[Any]]:
+    """The rules of the agent's instructions that a call can be checked against as written:
+    {"forbidden": [tool names forbidden outright], "limits": [[noun, n], ...] ("at most n <noun>s")}.
+    A limit applies to a state-changing call's list argument whose name holds the noun's words."""
+    forbidden: list[str] = []
+    limits: list[list[Any]] = []
+    for text in prompts:
+        for sentence in _sentences(text):
+            for m in FORBIDDEN_CALL.finditer(sentence):
+                name = m.group(1).strip(".").lower()
+                if name not in forbidden and len(forbidden) < MAX_RULES:
+                    forbidden.append(name)
+            for m in LIMIT.finditer(sentence):
+                n = int(m.group(1)) if m.group(1).isdigit() else NUMBERS[m.group(1).lower()]
+                rule = [" ".join(_singular(w) for w in m.group(2).split()), n]
+                if rule not in limits and len(limits) < MAX_RULES:
+                    limits.append(rule)
+    return {"forbidden": forbidden, "limits": limits}
+
+
+def _list_sizes(args: Any) -> dict[str, int]:
+    """The sizes of a call's list arguments, by key (top level, and one level into objects)."""
+    sizes: dict[str, int] = {}
+    if isinstance(args, dict):
+        for key, value in args.items():
+            if isinstance(value, list):
+                sizes[str(key)] = len(value)
+            elif isinstance(value, dict):
+                sizes.update({str(k): len(v) for k, v in value.items() if isinstance(v, list)})
+    return sizes
+
+
+def policy_breaches(rules: dict[str, list[Any]], calls: list[tuple[str, dict[str, int]]]) -> list[str]:
+    """The calls (tool name, list-argument sizes) that break a rule of `policy_rules`, as evidence."""
+    forbidden = set(rules.get("forbidden") or ())
+    found = []
+    for name, sizes in calls:
+        if name.lower() in forbidden:
+            found.append(f"{name}: a tool the instructions forbid")
+        for noun, n in (rules.get("limits") or ()) if is_write_tool(name) else ():
+            for key, size in sizes.items():
+                if size > n and set(noun.split()) <= {_singular(w) for w in _name_words(key)}:
+                    found.append(f"{name}: {size} {key}, the instructions allow at most {n}")
+    return found
 
 
 def _instructions(span: Any, messages: list[Message]) -> tuple[list[str], list[str]]:
