@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, NamedTuple
 
 from trace2eval.analysis.stats import outlier_threshold, percentile
+from trace2eval.traces.features import REPEAT_MIN_WORDS, REPEAT_OVERLAP
 
 Severity = Literal["high", "medium", "low"]
 Rows = list[dict[str, Any]]
@@ -47,6 +48,7 @@ class FindingDef:
     needs: tuple[str, ...] = ()
     outlier: bool = False  # the threshold is a percentile of this experiment: see `_outlier`
     habit: bool = False  # a heuristic reading of intent: see `_habit`
+    reported: bool = False  # evidence too weak to fail a trace on alone: see `_reported`
 
     @property
     def check(self) -> str:
@@ -68,6 +70,7 @@ def finding(
     needs: tuple[str, ...] = (),
     outlier: bool = False,
     habit: bool = False,
+    reported: bool = False,
 ):
     """Register the decorated `derive(rows, types) -> Derived | None` as finding `id`."""
 
@@ -75,7 +78,18 @@ def finding(
         if id in REGISTRY:
             raise ValueError(f"finding {id!r} is defined twice")
         REGISTRY[id] = FindingDef(
-            id, title, severity, summary, description, derive, scorer, tuple(judge), tuple(needs), outlier, habit
+            id,
+            title,
+            severity,
+            summary,
+            description,
+            derive,
+            scorer,
+            tuple(judge),
+            tuple(needs),
+            outlier,
+            habit,
+            reported,
         )
         return derive
 
@@ -93,6 +107,8 @@ def candidates(rows: Rows, types: Any) -> list[dict[str, Any]]:
             derived = _outlier(rows, spec.check, derived)
         if spec.habit:
             derived = _habit(rows, spec.check, derived)
+        if spec.reported:
+            derived = _reported(derived)
         found.append(
             {
                 "id": spec.id,
@@ -121,6 +137,8 @@ def readme_table() -> str:
             kind += " (outlier: reported, a failure only where outliers fail more often)"
         elif spec.habit:
             kind += " (reported, not a failure, where it holds for most traces)"
+        elif spec.reported:
+            kind += " (reported; a failure only where `--labels` tie it to failures)"
         lines.append(f"| `{spec.id}` | {spec.summary} | {kind} |")
     return "\n".join(lines)
 
@@ -213,6 +231,19 @@ def _habit(rows: Rows, check: str, derived: Derived) -> Derived:
         rationale=f"{derived.rationale}; reported, not a failure: it holds for {n} of {len(rows)} traces "
         f"({n / len(rows):.0%}, more than {HABIT_SHARE:.0%}), so it is how this agent works",
         title=f"{derived.title or REGISTRY[check].title} (this agent's habit, not failures)",
+        severity="low",
+    )
+
+
+def _reported(derived: Derived) -> Derived:
+    """Evidence that also ends many good conversations (a user's last question the agent rightly could not
+    answer, a request restated because the agent asked for it again) is reported at low severity and
+    passes (`report_only`). With `--labels`, the labels decide whether it tells this agent's failures
+    apart (analysis/labels.py): then it counts."""
+    return derived._replace(
+        params={**derived.params, "report_only": True},
+        rationale=f"{derived.rationale}; reported, not a failure: it also ends good conversations, and with "
+        "--labels the labels decide whether it counts for this agent",
         severity="low",
     )
 
@@ -310,6 +341,43 @@ def _user_pushback(rows, types):
         {"max": 0},
         "any user turn after the first says the agent got it wrong, that they already said so, that they "
         "insist, or that they are frustrated (one is enough: a satisfied user does not say it)",
+    )
+
+
+@finding(
+    "need_left_open",
+    title="Conversations that end with the user's need open",
+    severity="medium",
+    summary="the user's last turn pushes back, says it still does not work, or asks a question, and is no closing",
+    description="The user left without what they came for: their last word was a complaint or an open question.",
+    judge=("The conversation ends with the user's request resolved, or with a clear answer why it cannot be.",),
+    reported=True,
+)
+def _need_left_open(rows, types):
+    if not any(r["n_user_turns"] > 1 for r in rows):
+        return None
+    return Derived(
+        {"max": 0},
+        "the user's last turn (of two or more) pushes back, says it still does not work, "
+        "or asks a question and is not a closing",
+    )
+
+
+@finding(
+    "user_repeats",
+    title="The user restates a request",
+    severity="medium",
+    summary="a later user turn restates an earlier one (most of its words again)",
+    description="The user had to ask again: the agent did not act on the request the first time.",
+    judge=("The agent acts on a request the first time; the user never has to restate it.",),
+    reported=True,
+)
+def _user_repeats(rows, types):
+    if not any(r["n_user_turns"] > 1 for r in rows):
+        return None
+    return Derived(
+        {"max": 0},
+        f"a user turn of {REPEAT_MIN_WORDS} or more words repeats {REPEAT_OVERLAP:.0%} of the words of an earlier turn",
     )
 
 

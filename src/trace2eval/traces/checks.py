@@ -248,6 +248,25 @@ def _check_user_pushback(f, p):
     return True, f"{f.get('n_user_turns', 0)} user turn(s), none pushing back"
 
 
+@register_check("need_left_open")
+def _check_need_left_open(f, p):
+    """The user's last turn pushes back, says it still does not work, or asks a question (no closing)."""
+    if f.get("need_open"):
+        kept = f.get("user_turns") or []
+        said = f": {kept[-1][-160:]!r}" if kept and len(kept) == f.get("n_user_turns") else ""  # the last one kept
+        return False, f"the conversation ends with the user's need open{said}"
+    return True, "the user's last turn closes the conversation or asks nothing more"
+
+
+@register_check("user_repeats")
+def _check_user_repeats(f, p):
+    """A later user turn restates an earlier request."""
+    n = f.get("n_user_repeats", 0)
+    if n > int(p.get("max", 0)):
+        return False, f"{n} user turn(s) restate an earlier request"
+    return True, f"{f.get('n_user_turns', 0)} user turn(s), none restating an earlier one"
+
+
 @register_check("unbacked_claims")
 def _check_unbacked_claims(f, p):
     """The agent said an action was done that no successful state-changing call did."""
