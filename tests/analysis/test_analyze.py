@@ -49,3 +49,24 @@ def test_query_types_separate_distinct_requests():
 
 def test_few_requests_make_one_type():
     assert cluster_requests(["a", "b"]).names == ["all_requests"]
+
+
+def test_request_types_do_not_depend_on_the_order_requests_come_in():
+    """k-means depends on the order of its input, and a store returns traces with equal timestamps in any
+    order: the same requests must still give the same types."""
+    import random
+
+    rng = random.Random(1)
+    words = "cancel order refund change address flight booking seat bag upgrade payment card delayed lost late"
+    words += " return exchange item size"
+    texts = [" ".join(rng.sample(words.split(), 4)) for _ in range(60)]
+
+    def partition(requests, types):
+        return {frozenset(t for t, label in zip(requests, types.labels) if label == k) for k in set(types.labels)}
+
+    first = partition(texts, cluster_requests(texts))
+    assert len(first) > 1
+    for s in range(3):
+        shuffled = texts[:]
+        random.Random(s).shuffle(shuffled)
+        assert partition(shuffled, cluster_requests(shuffled)) == first

@@ -167,3 +167,19 @@ def test_any_number_of_labels_with_feature_rows_never_crashes(n):
     meta, records = meta_evaluate(rows, findings(), "thumbs")
     assert meta["labelled"] == n
     assert not (meta.get("learned") or {}).get("signals")
+
+
+def test_a_reported_scorer_counts_only_where_it_adds_failures_the_others_miss():
+    """Precision and kappa alone would promote a reported scorer that only re-flags what a failure check
+    already catches, or one that buys two failures with three false alarms: neither improves the suite."""
+    from trace2eval.analysis.labels import choose
+
+    labels = {f"t{i}": i >= 8 for i in range(20)}  # t0..t7 bad
+    flags = {
+        "loops": {"t0", "t1", "t2", "t3", "t4", "t5"},
+        "echo": {"t0", "t1", "t6"},  # one bad trace more than `loops`: chance
+        "costly": {"t6", "t7", "t8", "t9", "t10"},  # two bad more, for three good
+        "useful": {"t6", "t7", "t0"},  # two bad more, for nothing
+    }
+    assert choose(flags, labels, gating={"loops"}) == ["loops", "useful"]
+    assert choose({k: v for k, v in flags.items() if k != "useful"}, labels, gating={"loops"}) == ["loops"]

@@ -5,9 +5,11 @@ it was not chosen on.
 The combination is deliberately simple enough to read in the generated `scorers.py`: a trace fails
 when any kept scorer fails it. Three combinations compete:
 - `unlabelled`: the suite as the analysis wrote it;
-- `learned`: a scorer is kept (and an outlier scorer counts as a failure) when, on the labelled traces,
-  it flags at least one bad trace, its precision is above the share of bad traces and its agreement
-  (Cohen's kappa) is positive;
+- `learned`: a failure check is kept when, on the labelled traces, it flags at least one bad trace, its
+  precision is above the share of bad traces and its agreement (Cohen's kappa) is positive (or it flags
+  no labelled trace); a reported scorer (an outlier, weak evidence) counts as a failure only when, added
+  one at a time like a threshold below, it catches at least MIN_SIGNAL_BAD more bad traces and improves
+  the objective;
 - `signals`: `learned`, plus up to MAX_SIGNALS thresholds on named features every trace has (LEARNABLE:
   "20 or more tool calls", "a hand-off") chosen one at a time while each adds at least MIN_SIGNAL_BAD
   bad traces and improves the objective. They become one rule scorer, `labelled_signals`, whose
@@ -101,14 +103,42 @@ def _signal(flagged: set[str], labels: dict[str, bool]) -> tuple[bool, dict[str,
 def choose(
     flags: dict[str, set[str]], labels: dict[str, bool], gating: set[str], signals: dict[str, set[str]] | None = None
 ) -> list[str]:
-    """The scorers (ids of `flags`) a trace fails on, their OR being the learned combination: those that
-    add signal on `labels`, and failure checks (`gating`, not outliers) that flag no labelled trace (no
-    evidence either way)."""
-    return [
+    """The scorers (ids of `flags`) a trace fails on, their OR being the learned combination: failure checks
+    (`gating`) that add signal on `labels` or flag no labelled trace (no evidence either way); then reported
+    scorers (outliers, weak evidence) that, added one at a time, most improve the objective, each catching
+    at least MIN_SIGNAL_BAD more bad traces. A reported scorer fires on good conversations too: it counts
+    only where it adds failures the others miss, at a price the objective accepts."""
+    chosen = [
         fid
         for fid, flagged in flags.items()
-        if _signal(flagged, labels)[0] or (fid in gating and not flagged & labels.keys())
+        if fid in gating and (_signal(flagged, labels)[0] or not flagged & labels.keys())
     ]
+    reported = {fid: flagged for fid, flagged in flags.items() if fid not in gating and _signal(flagged, labels)[0]}
+    return _add_greedily(chosen, flags, reported, labels)
+
+
+def _add_greedily(
+    chosen: list[str], flags: dict[str, set[str]], extra: dict[str, set[str]], labels: dict[str, bool]
+) -> list[str]:
+    """`chosen` plus the ids of `extra` that, added one at a time, most improve the objective on `labels`,
+    each catching at least MIN_SIGNAL_BAD more bad traces (at most MAX_SIGNALS)."""
+    chosen = list(chosen)
+    flagged = set().union(*(flags[c] for c in chosen)) if chosen else set()
+    bad = {t for t, ok in labels.items() if not ok}
+    best = objective(flagged, labels)
+    for _ in range(MAX_SIGNALS):
+        top = None
+        for sid, ids in extra.items():  # in a fixed order: ties go to the first, so runs repeat
+            if sid in chosen or len((ids - flagged) & bad) < MIN_SIGNAL_BAD:
+                continue
+            value = objective(flagged | ids, labels)
+            if value > best + 1e-9:
+                best, top = value, sid
+        if top is None:
+            break
+        chosen.append(top)
+        flagged |= extra[top]
+    return chosen
 
 
 def folds(labels: dict[str, bool], seed: int = 0) -> list[set[str]]:
@@ -157,23 +187,7 @@ def with_signals(
     """`choose`, plus the thresholds (ids of `signals`) that, added one at a time, most improve the
     objective on `labels`, each catching at least MIN_SIGNAL_BAD more bad traces (at most MAX_SIGNALS)."""
     signals = signals or {}
-    chosen = choose(flags, labels, gating)
-    flagged = set().union(*(flags[c] for c in chosen)) if chosen else set()
-    bad = {t for t, ok in labels.items() if not ok}
-    best = objective(flagged, labels)
-    for _ in range(MAX_SIGNALS):
-        top = None
-        for sid, ids in signals.items():  # in a fixed order: ties go to the first, so runs repeat
-            if sid in chosen or len((ids - flagged) & bad) < MIN_SIGNAL_BAD:
-                continue
-            score = objective(flagged | ids, labels)
-            if score > best + 1e-9:
-                best, top = score, sid
-        if top is None:
-            break
-        chosen.append(top)
-        flagged |= signals[top]
-    return chosen
+    return _add_greedily(choose(flags, labels, gating), {**flags, **signals}, signals, labels)
 
 
 STRATEGIES = {"unlabelled": unlabelled, "learned": choose, "signals": with_signals}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 from collections import Counter
@@ -26,9 +27,22 @@ def _clean(text: str) -> str:
 
 
 def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
-    """Name query types by their top terms; a single type when requests are few or uniform."""
+    """Name query types by their top terms; a single type when requests are few or uniform.
+
+    The same requests give the same types in whatever order they come (a store returns traces with equal
+    timestamps in any order, and k-means depends on the order of its input): they are clustered in an
+    order of their own, by a hash of the text."""
     if len(texts) < MIN_TRACES_FOR_CLUSTERING:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
+    order = sorted(range(len(texts)), key=lambda i: (hashlib.sha1(texts[i].encode()).hexdigest(), texts[i]))
+    types = _cluster([texts[i] for i in order], seed)
+    labels = [0] * len(texts)
+    for position, i in enumerate(order):
+        labels[i] = types.labels[position]
+    return QueryTypes(types.names, types.terms, labels)
+
+
+def _cluster(texts: list[str], seed: int) -> QueryTypes:
     from sklearn.cluster import KMeans
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
