@@ -150,3 +150,13 @@ def test_regression_makes_run_eval_exit_1(session_copy):
     broken = run()
     assert broken.returncode == 2
     assert "Error: eval_gates.json is not valid JSON" in broken.stderr and "Evaluating" not in broken.stdout
+
+
+def test_a_value_equal_to_its_rounded_gate_is_no_regression(run_eval):
+    """Gates are written to 4 decimals: 20/22 is stored as 0.9091, above the very value it came from."""
+    [result] = run_eval.check_gates(
+        {"a/mean": 20 / 22}, {"gates": {"a/mean": {"min": 0.9091, "tolerance": 0.0}}}, {"a"}
+    )
+    assert result["verdict"] == "ok"
+    [lower] = run_eval.check_gates({"a/mean": 19 / 22}, {"gates": {"a/mean": {"min": 0.9091, "tolerance": 0.0}}}, {"a"})
+    assert lower["verdict"] == "REGRESSED"

@@ -472,11 +472,16 @@ def _gate_terms(entry, default_tolerance):
     return "min", float(entry), float(default_tolerance)
 
 
+GATE_DECIMALS = 4
+# Gates are written rounded: a value equal to its baseline may sit half a last digit below the gate.
+GATE_ROUNDING = 0.5 * 10**-GATE_DECIMALS
+
+
 def _gate_value(value, entry):
     if isinstance(entry, dict):
         key = "max" if "max" in entry else "min"
-        return {**entry, key: round(value, 4)}
-    return round(value, 4)
+        return {**entry, key: round(value, GATE_DECIMALS)}
+    return round(value, GATE_DECIMALS)
 
 
 def _judge_names(previous, judge_names):
@@ -525,7 +530,7 @@ def add_new_gates(metrics, gates_path, spec, scorer_names=(), judge_names=()):
     they are, and a gate a person deleted stays deleted."""
     known = set(_known_scorers(spec))
     new = {
-        name: round(value, 4)
+        name: round(value, GATE_DECIMALS)
         for name, value in sorted(metrics.items())
         if name.endswith("/mean") and not math.isnan(value) and name.split("/")[0] not in known
     }
@@ -569,9 +574,11 @@ def check_gates(metrics, spec, scorer_names, failed=(), skipped=None):
         elif value is None:
             verdict = "REGRESSED"  # the scorer ran but produced no value
         elif direction == "min":
-            verdict = "REGRESSED" if value < bound - tol else "improved" if value > bound + tol else "ok"
+            low = bound - tol - GATE_ROUNDING
+            verdict = "REGRESSED" if value < low else "improved" if value > bound + tol + GATE_ROUNDING else "ok"
         else:
-            verdict = "REGRESSED" if value > bound + tol else "improved" if value < bound - tol else "ok"
+            high = bound + tol + GATE_ROUNDING
+            verdict = "REGRESSED" if value > high else "improved" if value < bound - tol - GATE_ROUNDING else "ok"
         results.append(
             {
                 "metric": name,
