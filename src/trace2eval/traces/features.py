@@ -103,6 +103,8 @@ AFFIRMATION = re.compile(
     r"|that works|works for me|that(?:'|’)?s fine|fine by me|let(?:'|’)?s do (?:it|that))\b",
     re.IGNORECASE,
 )
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading spans by duck typing
 
@@ -1019,11 +1021,7 @@ BEFORE_ACTING = re.compile(r"\b(?:before|prior to|until|unless|without|first)\b|
 
 def asks_for_confirmation(texts: list[str]) -> bool:
     """Whether any sentence of the agent's instructions asks for the user's go-ahead before acting."""
-    for text in texts:
-        for sentence in re.split(r"(?<=[.!?;:])\s+|\n+", text):
-            if GO_AHEAD.search(sentence) and BEFORE_ACTING.search(sentence):
-                return True
-    return False
+    return any(GO_AHEAD.search(s) and BEFORE_ACTING.search(s) for text in texts for s in _sentences(text))
 
 
 # A tool the instructions forbid outright: "Never call delete_account.", "Do not use the `issue_refund`
@@ -1045,7 +1043,7 @@ MAX_RULES = 20
 
 
 def _sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?;])\s+|\n+", text) if s.strip()]
+    return [s for s in re.split(r"(?<=[.!?;:])\s+|\n+", text) if s.strip()]
 
 
 def _singular(word: str) -> str:
