@@ -1,0 +1,127 @@
+"""Candidate failure signals that are not checks: on how many failed and good conversations each fires.
+
+A signal becomes a check only when it fires on failed conversations clearly more often than on good ones,
+per agent, not only pooled. This script keeps the measurements of the readings that were tried and not
+made checks, so the decision can be rerun on other conversations. It reads the labelled conversations
+the way `load_traces.py` does (its `conversations()`), with no MLflow store: the signals read only the
+messages, the tool calls and whether a tool failed.
+
+Usage:
+  python benchmarks/signals.py --traces-dir ../shared/traces/dev --loader ../shared/traces/load_traces.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import platform
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_TRACES = REPO.parent / "shared" / "traces"
+
+# The agent saying something does not exist or cannot be had.
+NOT_FOUND = re.compile(
+    r"\b(?:(?:could not|couldn(?:'|’)?t|can(?:'|’)?t|cannot|unable to|wasn(?:'|’)?t able to|was not able to)"
+    r" (?:find|locate|retrieve|see)|(?:not|no(?:thing)?) (?:be )?found|no record|there (?:is|are) no"
+    r"|does(?:n(?:'|’)?t| not) (?:exist|appear)|not (?:exist|available|eligible)|isn(?:'|’)?t (?:available|eligible)"
+    r"|no longer available|out of stock|unavailable)\b",
+    re.IGNORECASE,
+)
+APOLOGY_FOR_ERROR = re.compile(
+    r"\b(?:apolog\w*|sorry)\b[^.!?]{0,40}\b(?:confusion|mistake|oversight|error|misunderstanding|incorrect)",
+    re.IGNORECASE,
+)
+SELF_CORRECTION = re.compile(
+    r"\b(?:my mistake|i made (?:a|an) (?:mistake|error)|i misspoke|let me correct|correction:|i was wrong"
+    r"|i mistakenly|i incorrectly|i misunderstood)\b",
+    re.IGNORECASE,
+)
+
+Messages = list[dict[str, Any]]
+
+
+def not_found_after_success(msgs: Messages) -> bool:
+    """The agent contradicting its tools, read literally: it says something was not found or is not
+    available right after every tool call since the user's last turn succeeded."""
+    outputs: list[dict[str, Any]] = []
+    for m in msgs:
+        if m["role"] == "user":
+            outputs = []
+        elif m["role"] == "tool":
+            outputs.append(m)
+        elif m["role"] == "assistant" and m.get("content"):
+            if outputs and not any(o["error"] for o in outputs):
+                if any(NOT_FOUND.search(s) for s in re.split(r"(?<=[.!?\n])\s+", m["content"])):
+                    return True
+            if not m.get("tool_calls"):
+                outputs = []
+    return False
+
+
+def _agent_text(msgs: Messages) -> str:
+    return "\n".join(m["content"] for m in msgs if m["role"] == "assistant" and isinstance(m.get("content"), str))
+
+
+def _agent_messages(msgs: Messages) -> list[str]:
+    return [
+        m["content"] for m in msgs if m["role"] == "assistant" and isinstance(m.get("content"), str) and m["content"]
+    ]
+
+
+SIGNALS: dict[str, Callable[[Messages], bool]] = {
+    "not_found_after_successful_tools": not_found_after_success,
+    "hand_off_call": lambda msgs: any(
+        "transfer" in t["name"] or "human" in t["name"] for m in msgs for t in m.get("tool_calls") or []
+    ),
+    "apology_for_an_error": lambda msgs: bool(APOLOGY_FOR_ERROR.search(_agent_text(msgs))),
+    "self_correction": lambda msgs: bool(SELF_CORRECTION.search(_agent_text(msgs))),
+    "agent_ends_with_a_question": lambda msgs: bool(_agent_messages(msgs)) and "?" in _agent_messages(msgs)[-1][-200:],
+}
+
+
+def _load(loader: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("load_traces", loader)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot import {loader}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--traces-dir", type=Path, default=DEFAULT_TRACES / "dev")
+    p.add_argument("--loader", type=Path, default=DEFAULT_TRACES / "load_traces.py")
+    args = p.parse_args()
+    files = sorted(args.traces_dir.glob("*.json"))
+    if not files or not args.loader.exists():
+        print(f"no labelled conversations in {args.traces_dir} or no loader at {args.loader}", file=sys.stderr)
+        return 2
+    loader = _load(args.loader)
+    counts: dict[str, Counter[tuple[str, bool]]] = {}
+    for f in files:
+        agent = counts.setdefault(f.stem, Counter())
+        for _key, _domain, msgs, success, *_ in loader.conversations(f, None):
+            agent[("n", success)] += 1
+            for name, fires in SIGNALS.items():
+                agent[(name, success)] += fires(msgs)
+    pooled: Counter[tuple[str, bool]] = sum(counts.values(), Counter())
+    print(f"machine: {platform.machine()}, Python {platform.python_version()}; {len(files)} agents")
+    for agent, c in [*counts.items(), ("POOLED", pooled)]:
+        print(f"\n{agent}: {c[('n', False)]} failed, {c[('n', True)]} good conversations")
+        for name in SIGNALS:
+            fail, good = c[(name, False)], c[(name, True)]
+            print(
+                f"  {name:34} fires on failed {fail:3}/{c[('n', False)]:<3} ({fail / max(1, c[('n', False)]):4.0%})"
+                f"   on good {good:3}/{c[('n', True)]:<3} ({good / max(1, c[('n', True)]):4.0%})"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
