@@ -21,6 +21,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+from trace2eval.traces.features import is_handoff_tool
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TRACES = REPO.parent / "shared" / "traces"
 
@@ -63,24 +65,28 @@ def not_found_after_success(msgs: Messages) -> bool:
     return False
 
 
-def _agent_text(msgs: Messages) -> str:
-    return "\n".join(m["content"] for m in msgs if m["role"] == "assistant" and isinstance(m.get("content"), str))
-
-
 def _agent_messages(msgs: Messages) -> list[str]:
     return [
         m["content"] for m in msgs if m["role"] == "assistant" and isinstance(m.get("content"), str) and m["content"]
     ]
 
 
+def _agent_says(pattern: re.Pattern[str]) -> Callable[[Messages], bool]:
+    return lambda msgs: any(pattern.search(text) for text in _agent_messages(msgs))
+
+
+def ends_with_a_question(msgs: Messages) -> bool:
+    said = _agent_messages(msgs)
+    return bool(said) and "?" in said[-1][-200:]
+
+
 SIGNALS: dict[str, Callable[[Messages], bool]] = {
     "not_found_after_successful_tools": not_found_after_success,
-    "hand_off_call": lambda msgs: any(
-        "transfer" in t["name"] or "human" in t["name"] for m in msgs for t in m.get("tool_calls") or []
-    ),
-    "apology_for_an_error": lambda msgs: bool(APOLOGY_FOR_ERROR.search(_agent_text(msgs))),
-    "self_correction": lambda msgs: bool(SELF_CORRECTION.search(_agent_text(msgs))),
-    "agent_ends_with_a_question": lambda msgs: bool(_agent_messages(msgs)) and "?" in _agent_messages(msgs)[-1][-200:],
+    # the product's own reading of a hand-off tool (traces/features.py)
+    "hand_off_call": lambda msgs: any(is_handoff_tool(t["name"]) for m in msgs for t in m.get("tool_calls") or []),
+    "apology_for_an_error": _agent_says(APOLOGY_FOR_ERROR),
+    "self_correction": _agent_says(SELF_CORRECTION),
+    "agent_ends_with_a_question": ends_with_a_question,
 }
 
 
