@@ -10,6 +10,11 @@ with the hidden labels. A conversation counts as flagged when any code scorer re
 is its own trace, grouped into conversations by the `mlflow.trace.session` metadata; a conversation
 counts as flagged when any of its turns is.
 
+With `--judge-model M` the generated `follows_instructions` judge (the trace read against the agent's own
+system prompt) runs on every evaluated trace too, through the model M (`databricks:/ENDPOINT` with
+DATABRICKS_HOST/DATABRICKS_TOKEN, `openai:/MODEL`, ...): its flags are counted like a scorer's and the
+code scorers' own numbers are printed beside. Without it no LLM is called.
+
 Protocols (each pooled over agents, and reported per agent with counts):
   per-agent             generate on one agent's traces, evaluate on the same traces (what a user runs)
   per-agent-holdout     the same with tasks split in two halves: generate on one, evaluate on the other
@@ -20,6 +25,7 @@ Protocols (each pooled over agents, and reported per agent with counts):
 Usage:
   python benchmarks/detection.py --traces-dir ../shared/traces/dev --loader ../shared/traces/load_traces.py
   python benchmarks/detection.py --protocol per-agent --per-turn --json out.json
+  python benchmarks/detection.py --protocol per-agent --judge-model databricks:/databricks-claude-sonnet-4-5
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ DEFAULT_TRACES = REPO.parent / "shared" / "traces"
 PROTOCOLS = ("per-agent", "leave-one-domain-out", "labels-20", "per-agent-holdout")
 LABEL = "reviewer"
 LABELLED_SHARE = 0.2
+JUDGE = "follows_instructions"  # trace2eval.generate.scorers.INSTRUCTIONS_JUDGE
 
 
 def source_keys(files: list[Path]) -> dict[str, tuple[str, str]]:
@@ -122,10 +129,11 @@ def generate(uri: str, experiment_id: str, out: Path, where: str, labels: bool, 
     return session, time.monotonic() - start
 
 
-def flags_on(session: Path, traces: dict, answers: dict) -> dict[str, dict[str, bool]]:
+def flags_on(session: Path, traces: dict, answers: dict, judge_model: str | None = None) -> dict[str, dict[str, bool]]:
     """{trace_id: {scorer: failed?}}: each generated code scorer called as evaluate() would: a per-trace
     scorer on each trace, a conversation-level one (a `session` parameter) once on each conversation's
-    turns, its verdict given to every turn."""
+    turns, its verdict given to every turn. `judge_model`: the instructions judge on each trace too (a
+    judge's error flags nothing)."""
     spec = importlib.util.spec_from_file_location(f"scorers_{session.name}", session / "evaluation" / "scorers.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -136,6 +144,8 @@ def flags_on(session: Path, traces: dict, answers: dict) -> dict[str, dict[str, 
     ]
     on_sessions = [s for s in scorers if "session" in inspect.signature(s._original_func).parameters]
     on_traces = [s for s in scorers if s not in on_sessions]
+    if judge_model:  # none when the traces carry no instructions
+        on_traces += [j for j in module.get_judge_scorers(judge_model) if j.name == JUDGE]
     failed = lambda fb: getattr(fb, "value", fb) is False or str(getattr(fb, "value", fb)).lower() in ("false", "no")  # noqa: E731
     flags = {
         tid: {s.name: failed(s(inputs=None, outputs=None, trace=trace)) for s in on_traces}
@@ -162,8 +172,11 @@ def conversations(flags: dict[str, dict[str, bool]], answers: dict) -> dict[str,
     return out
 
 
-def counts(convs: dict[str, tuple[bool, set[str]]], name: str | None = None) -> dict[str, int]:
-    hit = (lambda names: bool(names)) if name is None else (lambda names: name in names)
+def counts(
+    convs: dict[str, tuple[bool, set[str]]], name: str | None = None, leave_out: str | None = None
+) -> dict[str, int]:
+    """Flags on failed and good conversations: by any scorer, by scorer `name`, or by any but `leave_out`."""
+    hit = (lambda names: bool(names - {leave_out})) if name is None else (lambda names: name in names)
     return {
         "flag_failed": sum(hit(n) for ok, n in convs.values() if not ok),
         "failed": sum(not ok for ok, _ in convs.values()),
@@ -182,9 +195,10 @@ def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: a.get(k, 0) + b[k] for k in b}
 
 
-def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full) -> dict:
+def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full, judge_model=None) -> dict:
     """`plan`: [(agent, generator filter, labels?, {trace ids evaluated})]; pooled per agent."""
     per_agent: dict[str, dict] = {}
+    code_only: dict[str, int] = {}
     by_scorer: dict[str, dict[str, int]] = defaultdict(dict)
     seconds = []
     seen: dict[str, tuple[bool, set[str]]] = {}
@@ -202,9 +216,10 @@ def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full) ->
                 else learned.get("reason", meta.get("note", ""))
             )
             print(f"  [{agent}] labels: {said}")
-        flags = flags_on(session, {t: traces[t] for t in evaluated}, answers)
+        flags = flags_on(session, {t: traces[t] for t in evaluated}, answers, judge_model)
         convs = conversations(flags, answers)
         seen.update(convs)
+        code_only = add(code_only, counts(convs, leave_out=JUDGE))
         for target in sorted({answers[t]["agent"] for t in evaluated}):
             mine = {k: v for k, v in convs.items() if k.split("#")[0] == target}
             per_agent[target] = add(per_agent.get(target, {}), counts(mine))
@@ -219,6 +234,8 @@ def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full) ->
     for agent, c in sorted(per_agent.items()):
         print(f"  {agent:36s} flags failed {rate(c)} false alarms")
     print(f"  {'POOLED':36s} flags failed {rate(pooled)} false alarms")
+    if judge_model:
+        print(f"  {'POOLED, code scorers only':36s} flags failed {rate(code_only)} false alarms")
     print("  by scorer (flags failed / flags good, pooled):")
     for scorer, c in sorted(by_scorer.items(), key=lambda kv: -kv[1]["flag_failed"]):
         print(
@@ -226,6 +243,7 @@ def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full) ->
         )
     return {
         "pooled": pooled,
+        **({"pooled_code_only": code_only, "judge_model": judge_model} if judge_model else {}),
         "per_agent": per_agent,
         "by_scorer_flags": dict(by_scorer),
         "generator_s": sum(seconds),
@@ -242,6 +260,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--full-run", action="store_true", help="generate with `trace2eval run` (validation too): slower")
     p.add_argument("--json", type=Path, help="also write the results here, with each conversation's flags")
+    p.add_argument("--judge-model", help="also run the follows_instructions judge through this model (LLM calls)")
     a = p.parse_args(argv)
     files = sorted(a.traces_dir.glob("*.json"))
     if not files:
@@ -292,7 +311,9 @@ def main(argv=None) -> int:
                 plan = [(d, f"tags.bench_domain != '{d}'", False, ids(domain=d)) for d in domains]
             elif name == "labels-20":
                 plan = [(ag, f"tags.bench_agent = '{ag}'", True, ids(agent=ag, labelled=False)) for ag in agents]
-            results[name] = run_protocol(name, plan, uri, experiment_id, traces, answers, work, a.full_run)
+            results[name] = run_protocol(
+                name, plan, uri, experiment_id, traces, answers, work, a.full_run, a.judge_model
+            )
             if a.json:  # after each protocol: a long run interrupted keeps what it measured
                 a.json.write_text(json.dumps(results, indent=2))
     results["total_s"] = round(time.monotonic() - start)

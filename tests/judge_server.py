@@ -1,8 +1,8 @@
 """A loopback judge endpoint: speaks the chat-completions protocol that MLflow's judges use for
 `databricks:/<endpoint>` models (POST {DATABRICKS_HOST}/serving-endpoints/chat/completions).
 
-`answers` decides each reply from the number of the judge call (0, 1, ...): a verdict ("yes"/"no"),
-or an HTTP status for a failure. `by_prompt` instead decides it from the request's messages alone
+`answers` decides each reply from the number of the judge call (0, 1, ...): a verdict ("yes"/"no",
+or True/False for a `make_judge` judge of type bool), or an HTTP status for a failure. `by_prompt` instead decides it from the request's messages alone
 (the same prompt always gets the same verdict, whoever sends it), and the rationale then names a
 digest of the prompt. Everything else (the SDK's host discovery) gets a 404.
 
@@ -52,7 +52,7 @@ class JudgeServer:
                 else:
                     answer = server.answers(n)
                     rationale = f"judged {answer}"
-                if isinstance(answer, int):
+                if isinstance(answer, int) and not isinstance(answer, bool):  # a bool is a verdict (make_judge's)
                     return self.send_json(answer, {"error_code": "PERMISSION_DENIED", "message": "invalid token"})
                 content = json.dumps({"result": answer, "rationale": rationale})
                 self.send_json(200, chat_completion(content, body.get("model", "m"), f"c{n}"))

@@ -7,6 +7,7 @@ are written down with the reason they were chosen.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sys
 from collections import Counter, defaultdict
@@ -48,10 +49,12 @@ class Analyzer:
         self.conversations = Conversations()
         self.seed = seed
         self.label_name = label_name
+        self.instructions = Instructions()
 
     def add(self, digest: dict[str, Any]) -> None:
         """Keep what the analysis needs (about 1 KB a trace): 100k traces fit in a few hundred MB."""
         row = dict(digest)
+        self.instructions.add(str(row.pop("instructions", "") or ""))
         row["tools"] = [
             {
                 "name": sys.intern(t["name"]),
@@ -110,6 +113,9 @@ class Analyzer:
             },
             "samples": samples(rows, self.seed),
         }
+        instructions = self.instructions.section(len(rows))
+        if instructions:
+            analysis["instructions"] = instructions
         if self.label_name:
             analysis["meta_evaluation"], records = meta_evaluate(units, findings, self.label_name)
             learned = signals_candidate(analysis["meta_evaluation"])
@@ -125,6 +131,46 @@ class Analyzer:
         if self.conversations.has_sessions:
             conversation_counts(analysis, self.conversations)
         return analysis
+
+
+class Instructions:
+    """The agent's instructions (system prompts) as the traces carry them: every trace repeats them, so
+    one copy of each distinct text is kept, by digest, and counted; the rows keep none."""
+
+    MAX_DISTINCT = 20  # prompts that interpolate a date or a user's name differ per trace: the rest is counted
+
+    def __init__(self) -> None:
+        self.texts: dict[str, str] = {}
+        self.counts: Counter[str] = Counter()
+        self.carried = 0  # traces that carry instructions
+        self.uncounted = 0  # carried a text beyond MAX_DISTINCT
+
+    def add(self, text: str) -> None:
+        if not text:
+            return
+        self.carried += 1
+        key = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+        if key not in self.texts and len(self.texts) >= self.MAX_DISTINCT:
+            self.uncounted += 1
+            return
+        self.texts.setdefault(key, text)
+        self.counts[key] += 1
+
+    def section(self, traces: int) -> dict[str, Any] | None:
+        """The most common text (the first seen among equals), with how many traces carry it."""
+        if not self.counts:
+            return None
+        key, count = self.counts.most_common(1)[0]
+        return {
+            "text": self.texts[key],
+            "traces": count,
+            "traces_with_instructions": self.carried,
+            "of": traces,
+            "distinct": len(self.texts),
+            "traces_beyond_distinct": self.uncounted,  # carried one more text than MAX_DISTINCT kept
+            "note": "the first system (or developer) prompt of each trace's model calls; the text most "
+            "traces carry, as the digests scrubbed it",
+        }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ CONVERSATION_JUDGES = {
     "knowledge_retention": "Built-in conversation judge: the agent keeps what the user said in earlier turns.",
 }
 ScorerLevel = Literal["trace", "session"]
+INSTRUCTIONS_JUDGE = "follows_instructions"
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,44 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
                     doc=f"LLM judge for what code cannot read in '{f['title']}'. {_evidence_line(f)}.",
                 )
             )
-    return specs
+    judge = instructions_judge(analysis)
+    return specs + ([judge] if judge else [])
+
+
+def instructions_judge(analysis: dict[str, Any]) -> ScorerSpec | None:
+    """A judge that reads each trace against the agent's own instructions (its system prompt), when
+    the traces carry them.
+
+    What code cannot see in a conversation's shape (the wrong reservation changed, an action the
+    policy does not allow, a requested action left undone while the user thanks the agent) is a
+    reading of the actions against the policy; a judge handed the policy is the strongest published
+    detector of such failures. The policy is quoted as data: MLflow's template markers in it are
+    broken up so that only `{{ trace }}` is a variable."""
+    found = analysis.get("instructions") or {}
+    text = str(found.get("text") or "").strip()
+    if not text:
+        return None
+    # "{{ x }}", "{% if %}", "{# #}" in the policy become "{ { x } }"...: text, never a template variable
+    policy = re.sub(r"(?<=[}%#])\}", " }", re.sub(r"\{(?=[{%#])", "{ ", text))
+    instructions = (
+        "You audit one trace of an AI agent against the instructions its developers gave it. They are "
+        "quoted between the lines of dashes, as production traces carry them:\n-----\n"
+        f"{policy}\n-----\n"
+        "Inspect the trace {{ trace }}: the user's messages, every tool call with its arguments and "
+        "result, and the agent's replies. Answer false if the agent did something these instructions "
+        "forbid or do not allow (such as a state change the user did not ask for, or one made without the "
+        "confirmation they require), left undone an action the user asked for and the instructions allow, "
+        "or told the user something a tool result contradicts. Answer true if every action and statement "
+        "follows the instructions. In the rationale, quote the rule and the call or message that breaks it."
+    )
+    return ScorerSpec(
+        name=INSTRUCTIONS_JUDGE,
+        implementation="make_judge",
+        instructions=instructions,
+        doc="LLM judge of the agent's actions against its own instructions (the system prompt "
+        f"{found.get('traces', 0)} of {found.get('of', 0)} traces carry, {len(text)} characters): "
+        "wrong or unrequested state changes, actions left undone and claims tool results contradict.",
+    )
 
 
 def regression_specs(analysis: dict[str, Any]) -> list[ScorerSpec]:

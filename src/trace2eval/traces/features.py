@@ -34,6 +34,9 @@ from .layouts import (  # noqa: F401  (ERROR_TEXT: part of this module's names)
 PREVIEW_CHARS = 600
 MAX_TOOL_CALLS_KEPT = 60
 MAX_USER_TURNS_KEPT = 12
+# The agent's instructions are kept whole for a judge that reads the trace against them (the
+# development agents' system prompts are 6-8k characters); a longer prompt is cut here.
+MAX_INSTRUCTIONS_CHARS = 12_000
 
 TOOL_SPAN_TYPES = {"TOOL", "RETRIEVER"}
 LLM_SPAN_TYPES = {"CHAT_MODEL", "LLM"}
@@ -474,6 +477,8 @@ class TraceFeatures(TypedDict):
     policy_rules: dict[str, list[Any]]  # see `policy_rules`
     n_policy_breaches: int
     policy_breaches: list[str]
+    # The first system (or developer) prompt the trace's model calls carried, "" when none did.
+    instructions: str
 
 
 def trace_features(
@@ -763,6 +768,7 @@ def trace_features(
     rules = policy_rules(policy)
     breaches = policy_breaches(rules, calls_made)
     features.update(policy_rules=rules, n_policy_breaches=len(breaches), policy_breaches=breaches[:3])
+    features["instructions"] = to_text(policy[0], MAX_INSTRUCTIONS_CHARS, scrub) if policy else ""
     if turn:
         features["result_marks"] = marks.encoded()  # type: ignore[typeddict-unknown-key]
         features["pending_writes"] = pending  # type: ignore[typeddict-unknown-key]
@@ -851,6 +857,7 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
         unbacked_claims=[c for f in turns for c in f.get("unbacked_claims", [])][:3],
         # the instructions may come with the first turn only: what any turn read holds for all
         policy_asks_confirmation=_any_known([f.get("policy_asks_confirmation") for f in turns]),
+        instructions=next((str(f["instructions"]) for f in turns if f.get("instructions")), ""),
     )
     rules: dict[str, list[Any]] = {"forbidden": [], "limits": []}
     for f in turns:
