@@ -167,7 +167,7 @@ class Instructions:
             "traces_with_instructions": self.carried,
             "of": traces,
             "distinct": len(self.texts),
-            "traces_beyond_distinct": self.uncounted,  # carried one more text than MAX_DISTINCT kept
+            "traces_beyond_distinct": self.uncounted,  # their text came after MAX_DISTINCT others: not kept
             "note": "the first system (or developer) prompt of each trace's model calls; the text most "
             "traces carry, as the digests scrubbed it",
         }

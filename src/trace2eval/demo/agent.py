@@ -14,6 +14,15 @@ import random
 from dataclasses import dataclass
 
 MS = 1_000_000  # ns per ms
+# What the supervisor's routing call is told (its system prompt): the demo suite's instructions judge
+# reads every trace against it.
+SUPERVISOR_INSTRUCTIONS = (
+    "You are the supervisor of a data assistant for sales and supply-chain teams. Route each question "
+    "to the specialist it needs: customer_sales for the sales pipeline (opportunities, stages, segments, "
+    "regions), supply_chain for inventory, shipments and suppliers. Call both only when the question "
+    "needs both. Answer only from what the specialists return. For a question outside sales and the "
+    "supply chain, say that you can only help with those."
+)
 
 SALES_QUESTIONS = [
     "How's my pipeline just in the {region} and by segment?",
@@ -100,7 +109,12 @@ class SampleAgent:
         t = self._llm(
             root,
             "route_question",
-            {"messages": [{"role": "user", "content": request.question}]},
+            {
+                "messages": [
+                    {"role": "system", "content": SUPERVISOR_INSTRUCTIONS},
+                    {"role": "user", "content": request.question},
+                ]
+            },
             {"content": f"route: {', '.join(route) or 'none'}"},
             t,
             rng.randint(700, 1400),

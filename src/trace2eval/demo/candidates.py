@@ -13,6 +13,8 @@ from __future__ import annotations
 import mlflow
 from mlflow.entities import SpanType
 
+from trace2eval.demo.agent import SUPERVISOR_INSTRUCTIONS
+
 SUPPLY_WORDS = ("inventory", "shipment", "supplier", "units of", "in transit", "stock")
 SALES_WORDS = ("pipeline", "opportunit", "deals", "demand", "accounts")
 SYSTEM_WORDS = ("data sources", "regions does")
@@ -44,7 +46,9 @@ def _specialist(name: str, question: str) -> str:
 def _answer(query: str, use_tools: bool) -> dict:
     route = _route(query)
     with mlflow.start_span(name="route_question", span_type=SpanType.CHAT_MODEL) as llm:
-        llm.set_inputs({"messages": [{"role": "user", "content": query}]})
+        llm.set_inputs(
+            {"messages": [{"role": "system", "content": SUPERVISOR_INSTRUCTIONS}, {"role": "user", "content": query}]}
+        )
         llm.set_outputs({"content": f"route: {', '.join(route) or 'none'}"})
     if not route:
         text = query.lower()
