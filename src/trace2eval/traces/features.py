@@ -35,7 +35,7 @@ PREVIEW_CHARS = 600
 MAX_TOOL_CALLS_KEPT = 60
 MAX_USER_TURNS_KEPT = 12
 # The agent's instructions are kept whole for a judge that reads the trace against them (the
-# development agents' system prompts are 6-8k characters); a longer prompt is cut here.
+# development agents' system prompts are 5.7-7.7k characters); a longer prompt is cut here.
 MAX_INSTRUCTIONS_CHARS = 12_000
 
 TOOL_SPAN_TYPES = {"TOOL", "RETRIEVER"}
