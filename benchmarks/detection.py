@@ -43,12 +43,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from trace2eval.generate.scorers import INSTRUCTIONS_JUDGE
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TRACES = REPO.parent / "shared" / "traces"
 PROTOCOLS = ("per-agent", "leave-one-domain-out", "labels-20", "per-agent-holdout")
 LABEL = "reviewer"
 LABELLED_SHARE = 0.2
-JUDGE = "follows_instructions"  # trace2eval.generate.scorers.INSTRUCTIONS_JUDGE
 
 
 def source_keys(files: list[Path]) -> dict[str, tuple[str, str]]:
@@ -145,7 +146,7 @@ def flags_on(session: Path, traces: dict, answers: dict, judge_model: str | None
     on_sessions = [s for s in scorers if "session" in inspect.signature(s._original_func).parameters]
     on_traces = [s for s in scorers if s not in on_sessions]
     if judge_model:  # none when the traces carry no instructions
-        on_traces += [j for j in module.get_judge_scorers(judge_model) if j.name == JUDGE]
+        on_traces += [j for j in module.get_judge_scorers(judge_model) if j.name == INSTRUCTIONS_JUDGE]
     failed = lambda fb: getattr(fb, "value", fb) is False or str(getattr(fb, "value", fb)).lower() in ("false", "no")  # noqa: E731
     flags = {
         tid: {s.name: failed(s(inputs=None, outputs=None, trace=trace)) for s in on_traces}
@@ -219,7 +220,7 @@ def run_protocol(name, plan, uri, experiment_id, traces, answers, work, full, ju
         flags = flags_on(session, {t: traces[t] for t in evaluated}, answers, judge_model)
         convs = conversations(flags, answers)
         seen.update(convs)
-        code_only = add(code_only, counts(convs, leave_out=JUDGE))
+        code_only = add(code_only, counts(convs, leave_out=INSTRUCTIONS_JUDGE))
         for target in sorted({answers[t]["agent"] for t in evaluated}):
             mine = {k: v for k, v in convs.items() if k.split("#")[0] == target}
             per_agent[target] = add(per_agent.get(target, {}), counts(mine))

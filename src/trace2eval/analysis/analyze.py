@@ -7,7 +7,6 @@ are written down with the reason they were chosen.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import sys
 from collections import Counter, defaultdict
@@ -135,13 +134,12 @@ class Analyzer:
 
 class Instructions:
     """The agent's instructions (system prompts) as the traces carry them: every trace repeats them, so
-    one copy of each distinct text is kept, by digest, and counted; the rows keep none."""
+    each distinct text is kept once and counted; the rows keep none."""
 
     MAX_DISTINCT = 20  # prompts that interpolate a date or a user's name differ per trace: the rest is counted
 
     def __init__(self) -> None:
-        self.texts: dict[str, str] = {}
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()  # by text, in the order first seen
         self.carried = 0  # traces that carry instructions
         self.uncounted = 0  # carried a text beyond MAX_DISTINCT
 
@@ -149,24 +147,22 @@ class Instructions:
         if not text:
             return
         self.carried += 1
-        key = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
-        if key not in self.texts and len(self.texts) >= self.MAX_DISTINCT:
+        if text not in self.counts and len(self.counts) >= self.MAX_DISTINCT:
             self.uncounted += 1
             return
-        self.texts.setdefault(key, text)
-        self.counts[key] += 1
+        self.counts[text] += 1
 
     def section(self, traces: int) -> dict[str, Any] | None:
         """The most common text (the first seen among equals), with how many traces carry it."""
         if not self.counts:
             return None
-        key, count = self.counts.most_common(1)[0]
+        text, count = self.counts.most_common(1)[0]
         return {
-            "text": self.texts[key],
+            "text": text,
             "traces": count,
             "traces_with_instructions": self.carried,
             "of": traces,
-            "distinct": len(self.texts),
+            "distinct": len(self.counts),
             "traces_beyond_distinct": self.uncounted,  # their text came after MAX_DISTINCT others: not kept
             "note": "the first system (or developer) prompt of each trace's model calls; the text most "
             "traces carry, as the digests scrubbed it",
