@@ -275,3 +275,20 @@ def test_below_gate_uses_the_gates_tolerance(session_copy):
 
     assert "below gate" in state(low)
     assert "below gate" not in state(ok) and ">ran<" in state(ok).replace("\n", "")
+
+
+def test_a_make_judge_shows_its_whole_prompt_folded_and_as_text(session_copy):
+    """The instructions judge quotes the agent's system prompt: a reviewer reads what the judge is given,
+    and a prompt holding markup stays text."""
+    from trace2eval.demo.agent import SUPERVISOR_INSTRUCTIONS
+
+    html = write_report(session_copy, previous=None).html.read_text()
+    judge_row = html[html.index("<code>follows_instructions</code>") :].split("</tr>")[0]
+    assert "<summary>its instructions (" in judge_row and SUPERVISOR_INSTRUCTIONS[:80] in judge_row
+
+    specs = json.loads(session_copy.scorer_specs_file.read_text())
+    judge = next(s for s in specs["scorers"] if s["name"] == "follows_instructions")
+    judge["instructions"] = PAYLOAD + " Read {{ trace }}."
+    session_copy.scorer_specs_file.write_text(json.dumps(specs))
+    html = write_report(session_copy, previous=None).html.read_text()
+    assert "<script" not in html.lower() and "&lt;script&gt;window.__pwned" in html

@@ -477,6 +477,8 @@ def scorer_section(
                 "source": s.get("source", "deterministic"),
                 "doc": s.get("doc") or "",
                 "guidelines": [str(g) for g in _list(s.get("guidelines"))],
+                # a make_judge's whole prompt (the instructions judge quotes the agent's policy): folded away
+                "instructions": str(s.get("instructions") or "") if implementation == "make_judge" else "",
                 "pass_rate": mean,
                 "gate": gate,
                 "state": state,
