@@ -2,9 +2,9 @@
 `databricks:/<endpoint>` models (POST {DATABRICKS_HOST}/serving-endpoints/chat/completions).
 
 `answers` decides each reply from the number of the judge call (0, 1, ...): a verdict ("yes"/"no",
-or True/False for a `make_judge` judge of type bool), or an HTTP status for a failure. `by_prompt` instead decides it from the request's messages alone
-(the same prompt always gets the same verdict, whoever sends it), and the rationale then names a
-digest of the prompt. Everything else (the SDK's host discovery) gets a 404.
+or True/False for a `make_judge` judge of type bool), or an HTTP status for a failure. `by_prompt`
+instead decides it from the request's messages alone (the same prompt always gets the same verdict,
+whoever sends it), and the rationale then names a digest of the prompt. Everything else (the SDK's host discovery) gets a 404.
 
 It also serves `{url}/v1/chat/completions`, the path an AI Gateway `openai` model with
 `api_base={url}/v1` calls.
@@ -23,7 +23,7 @@ from loopback import NOT_FOUND, JSONHandler, chat_completion, serve
 class JudgeServer:
     def __init__(
         self,
-        answers: Callable[[int], str | int] = lambda n: "yes",
+        answers: Callable[[int], str | int | bool] = lambda n: "yes",
         by_prompt: Callable[[str], str] | None = None,
     ):
         self.answers = answers
