@@ -18,8 +18,7 @@ when any kept scorer fails it. Three combinations compete:
 The objective is recall minus FALSE_ALARM_COST times the false-alarm rate. How well each combination
 generalizes is estimated by stratified k-fold cross-validation **on the labelled traces only**: each
 fold's choice is made on the other folds and scored on it; the pooled counts and a Wilson 95% interval
-are reported. With a few dozen labels, which traces share a fold sways that estimate, so the choice
-between combinations goes by its mean over CV_REPEATS fold assignments (repeated stratified k-fold). A label-chosen combination replaces the unlabelled suite only when it does better out of
+are reported. A label-chosen combination replaces the unlabelled suite only when it does better out of
 sample; otherwise the suite stands and the reason is said. With fewer than MIN_LABELLED labels, or fewer
 than MIN_PER_CLASS of either class, nothing is learned: the unlabelled suite stands and the reason is said.
 """
@@ -35,10 +34,6 @@ from trace2eval.traces.checks import rule_holds
 MIN_LABELLED = 10
 MIN_PER_CLASS = 3
 MAX_FOLDS = 5
-# One split of 20 labels into 5 folds can favour a combination by where a few traces fall; the mean over
-# five assignments sways far less. The reported counts stay the first assignment's: one out-of-sample
-# verdict per labelled trace, so their Wilson interval stays honest (repeats are not independent data).
-CV_REPEATS = 5
 # A false alarm sends a reviewer to a healthy conversation, and a label-chosen threshold that trades
 # one caught failure for one false alarm usually does worse out of sample: false alarms count double.
 FALSE_ALARM_COST = 2.0
@@ -258,15 +253,6 @@ def cross_validate(
     }
 
 
-def _means(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The repeats of a cross-validation in two numbers: mean out-of-sample recall and false-alarm rate."""
-    out: dict[str, Any] = {"repeats": len(runs)}
-    for key in ("recall", "false_alarm_rate"):
-        values = [cv[key] for cv in runs if cv[key] is not None]
-        out[f"mean_{key}"] = round(sum(values) / len(values), 3) if values else None
-    return out
-
-
 def learn(
     findings: list[dict[str, Any]],
     labels: dict[str, bool],
@@ -277,8 +263,7 @@ def learn(
     LEARNABLE features' thresholds).
 
     Returns {"learned": bool, "strategy", "reason" | "chosen", "signals": {id: condition},
-    "cross_validation", "cross_validation_other", "evidence": {id: counts}}; a cross-validation holds the
-    first fold assignment's counts and the mean rates over CV_REPEATS assignments, which made the choice.
+    "cross_validation", "cross_validation_other", "evidence": {id: counts}}.
     Never raises on a small or one-sided label set: it says why nothing was learned.
     """
     flags = {f["id"]: set(f.get("all_evidence") or ()) for f in findings if f.get("scorer", "code") == "code"}
@@ -290,14 +275,8 @@ def learn(
     signals = {sid: {r["trace_id"] for r in rows or () if rule_holds(r, cond)[0]} for sid, cond in conditions.items()}
     # Which does best on traces it was not chosen on (cross-validated `objective`)? A few labels often
     # cannot beat the unlabelled suite: then it stands. A tie goes to the simpler combination.
-    repeated = {
-        name: [cross_validate(flags, labels, gating, seed + k, fn, signals) for k in range(CV_REPEATS)]
-        for name, fn in STRATEGIES.items()
-    }
-    value = {
-        n: sum(score(cv["recall"], cv["false_alarm_rate"]) for cv in runs) / len(runs) for n, runs in repeated.items()
-    }
-    scored = {n: {**runs[0], **_means(runs)} for n, runs in repeated.items()}
+    scored = {name: cross_validate(flags, labels, gating, seed, fn, signals) for name, fn in STRATEGIES.items()}
+    value = {n: score(cv["recall"], cv["false_alarm_rate"]) for n, cv in scored.items()}
     best = "unlabelled"
     for name in ("learned", "signals"):
         if value[name] > value[best] + 1e-9:
@@ -318,7 +297,7 @@ def learn(
             if best != "unlabelled"
             else {
                 "reason": "on the labelled traces the label-chosen combinations did not beat the unlabelled suite "
-                f"out of sample (mean over {CV_REPEATS} fold assignments of recall minus {FALSE_ALARM_COST:g} x false-alarm rate: scorers chosen "
+                f"out of sample (recall minus {FALSE_ALARM_COST:g} x false-alarm rate: scorers chosen "
                 f"{value['learned']:.2f}, with thresholds {value['signals']:.2f}, unlabelled "
                 f"{value['unlabelled']:.2f}); the unlabelled suite stands"
             }

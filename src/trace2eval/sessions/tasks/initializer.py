@@ -77,12 +77,6 @@ def run(session: Session) -> dict[str, Any]:
                     f"Cross-validated on the labelled traces ({cv['folds']} folds): flags {cv['flagged_bad']} of "
                     f"{cv['bad']} bad (95% {cv['recall_95']}) and {cv['flagged_good']} of {cv['good']} good "
                     f"(95% {cv['false_alarm_95']})"
-                    + (
-                        f"; over {cv['repeats']} fold assignments recall {fmt_rate(cv.get('mean_recall'))}, "
-                        f"false-alarm rate {fmt_rate(cv.get('mean_false_alarm_rate'))}"
-                        if cv.get("repeats", 1) > 1
-                        else ""
-                    )
                 )
             if learned.get("signals"):
                 ui.say(
