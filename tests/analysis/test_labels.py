@@ -99,6 +99,23 @@ def test_folds_are_stratified():
         assert bad in (1, 2) and len(fold) == 4
 
 
+def test_the_same_conversations_loaded_again_under_new_trace_ids_learn_the_same():
+    """MLflow gives a trace a new id each time it is logged: folds, and so the choice, must follow what
+    a trace says, not its id."""
+    rows = [{"trace_id": t, "request": f"request {t}", "answer": "done", "label": v} for t, v in LABELS.items()]
+    renamed = {t: f"tr-{99 - i:02d}" for i, t in enumerate(LABELS)}  # new ids, sorting the other way round
+    again = [{**r, "trace_id": renamed[r["trace_id"]]} for r in rows]
+    keys = {r["trace_id"]: r["request"] for r in rows}
+    first = folds(LABELS, keys=keys)
+    second = folds({renamed[t]: v for t, v in LABELS.items()}, keys={renamed[t]: k for t, k in keys.items()})
+    assert [{renamed[t] for t in fold} for fold in first] == second
+    moved = [{**f, "all_evidence": [renamed.get(t, f"tr-{t}") for t in f["all_evidence"]]} for f in findings()]
+    a = learn(findings(), LABELS, rows=rows)
+    b = learn(moved, {renamed[t]: v for t, v in LABELS.items()}, rows=again)
+    assert a["chosen"] == b["chosen"] and a["cross_validation"] == b["cross_validation"]
+    assert a["cross_validation_other"] == b["cross_validation_other"]
+
+
 def test_labels_that_cannot_beat_the_unlabelled_suite_leave_it_standing():
     # One failure check that catches every bad trace: label-chosen combinations can only tie with it.
     fs = [{"id": "loops", "scorer": "code", "params": {}, "all_evidence": [f"t{i}" for i in range(8)]}]

@@ -25,6 +25,7 @@ than MIN_PER_CLASS of either class, nothing is learned: the unlabelled suite sta
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from typing import Any
@@ -141,10 +142,19 @@ def _add_greedily(
     return chosen
 
 
-def folds(labels: dict[str, bool], seed: int = 0) -> list[set[str]]:
-    """Stratified folds: each holds its share of bad and of good traces."""
-    bad = sorted(t for t, ok in labels.items() if not ok)
-    good = sorted(t for t, ok in labels.items() if ok)
+def folds(labels: dict[str, bool], seed: int = 0, keys: dict[str, str] | None = None) -> list[set[str]]:
+    """Stratified folds: each holds its share of bad and of good traces.
+
+    Traces are ordered by a hash of `keys` (the text a trace keeps across loads: its request and
+    answer) before the seeded shuffle, not by trace id: MLflow gives a trace a new id each time it is
+    logged, and the same conversations with the same labels must get the same folds."""
+    keys = keys or {}
+
+    def stable(t: str) -> tuple[str, str]:
+        return hashlib.sha1(keys.get(t, t).encode()).hexdigest(), t
+
+    bad = sorted((t for t, ok in labels.items() if not ok), key=stable)
+    good = sorted((t for t, ok in labels.items() if ok), key=stable)
     k = max(2, min(MAX_FOLDS, len(bad), len(good)))
     rng = random.Random(seed)
     rng.shuffle(bad)
@@ -228,11 +238,13 @@ def cross_validate(
     seed: int = 0,
     strategy=choose,
     signals: dict[str, set[str]] | None = None,
+    keys: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Out-of-sample counts of a strategy's combination: chosen on k-1 folds, scored on the held-out one."""
     every = {**flags, **(signals or {})}
     tp = fp = 0
-    for held in folds(labels, seed):
+    split = folds(labels, seed, keys)
+    for held in split:
         train = {t: v for t, v in labels.items() if t not in held}
         chosen = strategy(flags, train, gating, signals)
         flagged = set().union(*(every[c] for c in chosen)) if chosen else set()
@@ -241,7 +253,7 @@ def cross_validate(
     bad = sum(not v for v in labels.values())
     good = len(labels) - bad
     return {
-        "folds": len(folds(labels, seed)),
+        "folds": len(split),
         "flagged_bad": tp,
         "bad": bad,
         "flagged_good": fp,
@@ -273,9 +285,10 @@ def learn(
         return {"learned": False, "reason": reason + "; the unlabelled suite stands"}
     conditions = signal_conditions(rows or [])
     signals = {sid: {r["trace_id"] for r in rows or () if rule_holds(r, cond)[0]} for sid, cond in conditions.items()}
+    keys = {r["trace_id"]: f"{r.get('request') or ''}\x1f{r.get('answer') or ''}" for r in rows or ()}
     # Which does best on traces it was not chosen on (cross-validated `objective`)? A few labels often
     # cannot beat the unlabelled suite: then it stands. A tie goes to the simpler combination.
-    scored = {name: cross_validate(flags, labels, gating, seed, fn, signals) for name, fn in STRATEGIES.items()}
+    scored = {name: cross_validate(flags, labels, gating, seed, fn, signals, keys) for name, fn in STRATEGIES.items()}
     value = {n: score(cv["recall"], cv["false_alarm_rate"]) for n, cv in scored.items()}
     best = "unlabelled"
     for name in ("learned", "signals"):
