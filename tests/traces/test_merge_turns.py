@@ -99,6 +99,27 @@ def test_one_turn_is_itself():
     assert merge_turns([turn]) == turn and merge_turns([]) == {}
 
 
+def test_a_lookup_repeated_after_a_write_checks_the_new_state_a_repeated_write_still_counts():
+    from trace2eval.traces.features import max_identical_calls
+
+    def calls(*names: str) -> list[dict]:
+        return [{"name": n, "key": "same-args"} for n in names]
+
+    assert max_identical_calls(calls("get_order", "cancel_order", "get_order")) == 1
+    assert max_identical_calls(calls("get_order", "get_order", "cancel_order", "get_order")) == 2
+    assert max_identical_calls(calls("get_order", "cancel_order", "get_order", "get_order")) == 2
+    assert max_identical_calls(calls("cancel_order", "get_order", "cancel_order")) == 2  # the same write twice
+    failed = [{"name": "get_order", "key": "k"}, {"name": "cancel_order", "key": "k", "ok": False}]
+    assert max_identical_calls([*failed, {"name": "get_order", "key": "k"}]) == 2  # a failed write changed nothing
+    assert max_identical_calls([failed[1], failed[1]]) == 2  # retried unchanged
+    assert max_identical_calls([]) == 0
+    turns = [_turn("cancel it", [("get_order", True), ("cancel_order", True)]), _turn("done?", [("get_order", True)])]
+    for t in turns:
+        for tool in t["tools"]:
+            tool["key"] = "same-args"
+    assert merge_turns(turns)["max_identical_calls"] == 1  # read back after the cancellation, in the next turn
+
+
 def test_identical_calls_count_across_turns_and_the_answer_is_the_last_one_given():
     """The same lookup in three turns is the loop the single trace would show; a closing turn that
     ends in a hand-off call, with no text, leaves the conversation's answer the one before."""

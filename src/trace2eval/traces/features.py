@@ -388,6 +388,21 @@ def is_write_tool(name: str) -> bool:
     return bool(words) and words[0] in WRITE_VERBS and not is_handoff_tool(name)
 
 
+def max_identical_calls(tools: list[dict[str, Any]]) -> int:
+    """How often the same tool was called with the same arguments, counted between state changes: a
+    lookup repeated after a successful write (reading an order back after changing it) checks the new
+    state, it is not a loop. A write repeated with the same arguments still counts (a double booking,
+    or a failed write retried unchanged), and a failed write changes nothing."""
+    best, seen = 0, {}
+    for t in tools:
+        call = (t["name"], t.get("key", ""))
+        if is_write_tool(t["name"]) and t.get("ok", True):
+            seen = {call: seen.get(call, 0)}  # what was read before this write may have changed
+        seen[call] = seen.get(call, 0) + 1
+        best = max(best, seen[call])
+    return best
+
+
 def is_handoff_tool(name: str) -> bool:
     lowered = name.lower()
     return any(w in lowered for w in HANDOFF_WORDS)
@@ -714,11 +729,10 @@ def trace_features(
         elif first := request_text(inputs):
             user_turns.append(first)
             timeline.insert(0, ("user", first))
-    calls = [(t["name"], t["key"]) for t in tools]
-    repeats = max((calls.count(c) for c in set(calls)), default=0)
+    repeats = max_identical_calls(tools)
     streak = best = 0
-    for i, call in enumerate(calls):
-        streak = streak + 1 if i and call[0] == calls[i - 1][0] else 1
+    for i, t in enumerate(tools):
+        streak = streak + 1 if i and t["name"] == tools[i - 1]["name"] else 1
         best = max(best, streak)
 
     unconfirmed = _unconfirmed_writes(timeline)
@@ -791,7 +805,7 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
     A conversation split into per-turn traces is judged as a whole, like the same conversation
     traced once: calls and errors add up, an error counts as unrecovered only when no later call of
     the conversation succeeded, the request is the opening one and the answer the last. Identical
-    calls are counted within a turn (a later turn may rightly look the same thing up again). The
+    calls are counted across turns too, between state changes (`max_identical_calls`). The
     user-turn signals come from the last turn when its request carries the conversation so far,
     else they add up. Keys other than the features (ids, labels) are the last turn's.
     """
@@ -810,7 +824,6 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
         return sum(int(f.get(key) or 0) for f in turns)
 
     names = [t["name"] for t in tools]
-    calls = [(t["name"], t["key"]) for t in tools if t.get("key")]  # identical calls across turns too
     max_identical = max(int(f.get("max_identical_calls") or 0) for f in turns)
     streak = best = 0
     for i, name in enumerate(names):
@@ -838,7 +851,8 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
         n_distinct_tools=max(len(set(names)), max(int(f.get("n_distinct_tools") or 0) for f in turns)),
         n_tool_errors=total("n_tool_errors"),
         n_unrecovered_tool_errors=sum(not t["ok"] for t in tools[last_ok + 1 :]),
-        max_identical_calls=max(max(calls.count(c) for c in set(calls)) if calls else 0, max_identical),
+        # identical calls across turns too (a call without an arguments' key cannot be compared)
+        max_identical_calls=max(max_identical_calls([t for t in tools if t.get("key")]), max_identical),
         max_same_tool_streak=max(best, max(int(f.get("max_same_tool_streak") or 0) for f in turns)),
         n_write_calls=total("n_write_calls"),
         n_unconfirmed_writes=total("n_unconfirmed_writes"),
