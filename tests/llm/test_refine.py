@@ -21,39 +21,52 @@ def results(request):
     return request.last_tool_results()[0]["content"]
 
 
-def dataset_script(request):
-    page = yield [text("Let me look at the traces."), tool_use("search_traces", {"page_size": 4})]
-    ids = [t["trace_id"] for t in results(page)["traces"]]
-    existing = yield [tool_use("read_state", {"name": "dataset"})]
-    row_id = results(existing)["rows"][0]["source_trace"]
-    new_id = next(i for i in ids if i not in {r["source_trace"] for r in results(existing)["rows"]})
-    yield [tool_use("load_skill", {"path": "references/patterns-datasets.md"})]
-    yield [
-        tool_use(
-            "submit_dataset_rows",
-            {
-                "rows": [
-                    {
-                        "source_trace": new_id,
-                        "reason": "a request the selection missed",
-                        "case_type": "edge_case",
-                        "expectations": {"guidelines": ["Answers with figures from the specialist."]},
-                    },
-                    {
-                        "source_trace": row_id,
-                        "reason": "annotate",
-                        "expectations": {"expected_facts": ["a pipeline figure"]},
-                    },
-                ]
-            },
-        )
-    ]
-    yield [tool_use("finish", {"summary": "one edge case, one annotation"})]
+def in_dataset(session) -> set[str]:
+    """The traces the session's dataset holds (which ones depends on the analysis, not on this test)."""
+    return {r["metadata"]["source_trace"] for r in read_json(session.dataset_json)["rows"]}
+
+
+def dataset_script(taken: set[str]):
+    """A dataset session that looks at the newest traces, adds one the dataset lacks (`taken`: what it
+    holds) as an edge case and annotates a row."""
+
+    def script(request):
+        page = yield [text("Let me look at the traces."), tool_use("search_traces", {"page_size": 20})]
+        ids = [t["trace_id"] for t in results(page)["traces"]]
+        fresh = [i for i in ids if i not in taken]
+        assert fresh, "the 20 newest traces are all dataset rows: nothing left for the model to add"
+        new_id = fresh[0]
+        existing = yield [tool_use("read_state", {"name": "dataset"})]
+        row_id = results(existing)["rows"][0]["source_trace"]
+        yield [tool_use("load_skill", {"path": "references/patterns-datasets.md"})]
+        yield [
+            tool_use(
+                "submit_dataset_rows",
+                {
+                    "rows": [
+                        {
+                            "source_trace": new_id,
+                            "reason": "a request the selection missed",
+                            "case_type": "edge_case",
+                            "expectations": {"guidelines": ["Answers with figures from the specialist."]},
+                        },
+                        {
+                            "source_trace": row_id,
+                            "reason": "annotate",
+                            "expectations": {"expected_facts": ["a pipeline figure"]},
+                        },
+                    ]
+                },
+            )
+        ]
+        yield [tool_use("finish", {"summary": "one edge case, one annotation"})]
+
+    return script
 
 
 def test_a_dataset_session_over_the_wire(serve, llm_session):
     session = llm_session()
-    server = serve(ScriptedModel({"dataset": dataset_script}))
+    server = serve(ScriptedModel({"dataset": dataset_script(in_dataset(session))}))
     rows_before = read_json(session.dataset_json)["rows"]
     outcome = refine(session, "dataset")
     assert outcome.outcome == "completed"
@@ -253,7 +266,7 @@ def test_the_generators_own_calls_are_traced(serve, llm_session, demo_copy):
     from mlflow import MlflowClient
 
     session = llm_session(llm_trace_experiment="trace2eval-llm-sessions")
-    serve(ScriptedModel({"dataset": dataset_script}))
+    serve(ScriptedModel({"dataset": dataset_script(in_dataset(session))}))
     refine(session, "dataset")
     [record] = ledger.load(session)
     client = MlflowClient(demo_copy["uri"])
