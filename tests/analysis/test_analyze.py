@@ -70,3 +70,24 @@ def test_request_types_do_not_depend_on_the_order_requests_come_in():
         shuffled = texts[:]
         random.Random(s).shuffle(shuffled)
         assert partition(shuffled, cluster_requests(shuffled)) == first
+
+
+def test_the_random_sample_is_the_same_conversations_on_a_reload():
+    """A reload gives every trace a new id and the store may return them in another order: the
+    conversations sampled for an LLM stay the same."""
+    import random
+
+    from trace2eval.analysis.analyze import samples
+
+    rows = [
+        {"trace_id": f"tr-{i}", "request": f"question {i}", "answer": f"answer {i}", "duration_ms": 10.0 + i}
+        for i in range(40)
+    ]
+    for r in rows:
+        r.update(status="OK", has_answer=True)
+    picked = {int(t.split("-")[1]) for t in samples(rows, seed=0)["random"]}
+    reloaded = [{**r, "trace_id": f"new-{39 - i}"} for i, r in enumerate(rows)]
+    random.Random(3).shuffle(reloaded)
+    by_id = {r["trace_id"]: r for r in reloaded}
+    again = {int(by_id[t]["request"].split()[1]) for t in samples(reloaded, seed=0)["random"]}
+    assert 0 < len(picked) < len(rows) and again == picked

@@ -130,3 +130,23 @@ def test_identical_calls_count_across_turns_and_the_answer_is_the_last_one_given
     merged = merge_turns(turns)
     assert merged["max_identical_calls"] == 3
     assert merged["has_answer"] is True and merged["answer"] == "answer to turn 1"
+
+
+def test_a_write_recorded_without_arguments_still_changes_state_across_turns():
+    """A turn digested before calls were keyed keeps its write: reading the order back in the next
+    turn checks the new state. Calls without a key are never compared with each other."""
+    turns = [_turn("check it", [("get_order", True)]), _turn("cancel it", [("cancel_order", True)])]
+    turns.append(_turn("done?", [("get_order", True)]))
+    turns[0]["tools"][0]["key"] = turns[2]["tools"][0]["key"] = "same-args"  # the write has no key
+    assert merge_turns(turns)["max_identical_calls"] == 1
+    unkeyed = [_turn(f"turn {i}", [("get_order", True)]) for i in range(3)]
+    assert merge_turns(unkeyed)["max_identical_calls"] == 1
+
+
+def test_the_longest_run_of_one_tool_spans_turns():
+    from trace2eval.traces.features import max_same_tool_streak
+
+    assert max_same_tool_streak([]) == 0
+    assert max_same_tool_streak(["a", "a", "b", "a", "a", "a"]) == 3
+    turns = [_turn("page 1", [("list_orders", True)]), _turn("page 2", [("list_orders", True), ("get_order", True)])]
+    assert merge_turns(turns)["max_same_tool_streak"] == 2

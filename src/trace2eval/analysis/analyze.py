@@ -26,7 +26,7 @@ from trace2eval.analysis.sections import (
     describe_tool,
     describe_trace_summary,
 )
-from trace2eval.analysis.stats import percentile, summary
+from trace2eval.analysis.stats import content_order, conversation_text, percentile, summary
 from trace2eval.traces.checks import run_check
 from trace2eval.traces.digest import Conversations
 from trace2eval.traces.features import merge_turns
@@ -426,8 +426,10 @@ def measure_finding(cand: dict[str, Any], rows: list[dict[str, Any]]) -> dict[st
 
 
 def samples(rows: list[dict[str, Any]], seed: int) -> dict[str, list[str]]:
+    """Trace ids to show an LLM: a seeded random few (the same conversations on every load of the
+    same traces, whatever their ids and store order), the slowest, typical ones, errors."""
     rng = random.Random(seed)
-    ids = [r["trace_id"] for r in rows]
+    ids = [r["trace_id"] for r in content_order(rows, conversation_text)]
     slowest = sorted(rows, key=lambda r: -r["duration_ms"])[:5]
     ok = [r for r in rows if r["status"] != "ERROR" and r["has_answer"]]
     typical = percentile([r["duration_ms"] for r in ok], 50)

@@ -25,11 +25,11 @@ than MIN_PER_CLASS of either class, nothing is learned: the unlabelled suite sta
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from typing import Any
 
+from trace2eval.analysis.stats import content_order, conversation_text
 from trace2eval.traces.checks import rule_holds
 
 MIN_LABELLED = 10
@@ -149,12 +149,8 @@ def folds(labels: dict[str, bool], seed: int = 0, keys: dict[str, str] | None = 
     answer) before the seeded shuffle, not by trace id: MLflow gives a trace a new id each time it is
     logged, and the same conversations with the same labels must get the same folds."""
     keys = keys or {}
-
-    def stable(t: str) -> tuple[str, str]:
-        return hashlib.sha1(keys.get(t, t).encode()).hexdigest(), t
-
-    bad = sorted((t for t, ok in labels.items() if not ok), key=stable)
-    good = sorted((t for t, ok in labels.items() if ok), key=stable)
+    bad = content_order(sorted(t for t, ok in labels.items() if not ok), lambda t: keys.get(t, t))
+    good = content_order(sorted(t for t, ok in labels.items() if ok), lambda t: keys.get(t, t))
     k = max(2, min(MAX_FOLDS, len(bad), len(good)))
     rng = random.Random(seed)
     rng.shuffle(bad)
@@ -285,7 +281,7 @@ def learn(
         return {"learned": False, "reason": reason + "; the unlabelled suite stands"}
     conditions = signal_conditions(rows or [])
     signals = {sid: {r["trace_id"] for r in rows or () if rule_holds(r, cond)[0]} for sid, cond in conditions.items()}
-    keys = {r["trace_id"]: f"{r.get('request') or ''}\x1f{r.get('answer') or ''}" for r in rows or ()}
+    keys = {r["trace_id"]: conversation_text(r) for r in rows or ()}
     # Which does best on traces it was not chosen on (cross-validated `objective`)? A few labels often
     # cannot beat the unlabelled suite: then it stands. A tie goes to the simpler combination.
     scored = {name: cross_validate(flags, labels, gating, seed, fn, signals, keys) for name, fn in STRATEGIES.items()}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass
+
+from trace2eval.analysis.stats import content_order
 
 MAX_TYPES = 8
 MIN_TRACES_FOR_CLUSTERING = 8
@@ -34,7 +35,7 @@ def cluster_requests(texts: list[str], seed: int = 0) -> QueryTypes:
     order of their own, by a hash of the text."""
     if len(texts) < MIN_TRACES_FOR_CLUSTERING:
         return QueryTypes(["all_requests"], [[]], [0] * len(texts))
-    order = sorted(range(len(texts)), key=lambda i: (hashlib.sha1(texts[i].encode()).hexdigest(), texts[i]))
+    order = content_order(range(len(texts)), lambda i: texts[i])
     types = _cluster([texts[i] for i in order], seed)
     labels = [0] * len(texts)
     for position, i in enumerate(order):

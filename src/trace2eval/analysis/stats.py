@@ -1,9 +1,14 @@
-"""Small numeric helpers for distributions taken from the experiment itself."""
+"""Small helpers for distributions taken from the experiment itself, and an order that does not
+depend on how the store returned it."""
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -41,3 +46,16 @@ def outlier_threshold(values: Sequence[float], q: float = 95.0, floor_factor: fl
     if not values:
         return 0.0
     return max(percentile(values, q), floor_factor * percentile(values, 50))
+
+
+def content_order(items: Sequence[T], text: Callable[[T], str]) -> list[T]:
+    """`items` in an order set by their content, not by how they arrived: by a hash of `text(item)`,
+    ties by the text itself. A store returns traces with equal timestamps in any order and gives a
+    trace a new id each time it is logged; whatever is seeded or clustered after this gives the same
+    result for the same traces."""
+    return sorted(items, key=lambda item: (hashlib.sha1(text(item).encode("utf-8", "replace")).hexdigest(), text(item)))
+
+
+def conversation_text(row: dict[str, Any]) -> str:
+    """What a trace's digest keeps across loads of the same conversation: its request and answer."""
+    return f"{row.get('request') or ''}\x1f{row.get('answer') or ''}"

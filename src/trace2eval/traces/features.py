@@ -398,8 +398,19 @@ def max_identical_calls(tools: list[dict[str, Any]]) -> int:
         call = (t["name"], t.get("key", ""))
         if is_write_tool(t["name"]) and t.get("ok", True):
             seen = {call: seen.get(call, 0)}  # what was read before this write may have changed
+        if not t.get("key"):
+            continue  # a digest from before arguments were keyed: compare nothing, a write still resets
         seen[call] = seen.get(call, 0) + 1
         best = max(best, seen[call])
+    return best
+
+
+def max_same_tool_streak(names: list[str]) -> int:
+    """The longest run of calls to one tool in a row, whatever their arguments (paging, polling)."""
+    streak = best = 0
+    for i, name in enumerate(names):
+        streak = streak + 1 if i and name == names[i - 1] else 1
+        best = max(best, streak)
     return best
 
 
@@ -730,10 +741,6 @@ def trace_features(
             user_turns.append(first)
             timeline.insert(0, ("user", first))
     repeats = max_identical_calls(tools)
-    streak = best = 0
-    for i, t in enumerate(tools):
-        streak = streak + 1 if i and t["name"] == tools[i - 1]["name"] else 1
-        best = max(best, streak)
 
     unconfirmed = _unconfirmed_writes(timeline)
     writes = [t["name"] for t in tools if is_write_tool(t["name"])]
@@ -759,7 +766,7 @@ def trace_features(
         # failures after which no tool call succeeded: the agent did not recover
         "n_unrecovered_tool_errors": len(unrecovered),
         "max_identical_calls": repeats,
-        "max_same_tool_streak": best,
+        "max_same_tool_streak": max_same_tool_streak([t["name"] for t in tools]),
         "n_write_calls": len(writes),
         "n_unconfirmed_writes": unconfirmed,
         "max_write_repeats": max((writes.count(w) for w in set(writes)), default=0),
@@ -805,7 +812,8 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
     A conversation split into per-turn traces is judged as a whole, like the same conversation
     traced once: calls and errors add up, an error counts as unrecovered only when no later call of
     the conversation succeeded, the request is the opening one and the answer the last. Identical
-    calls are counted across turns too, between state changes (`max_identical_calls`). The
+    calls are counted across turns too, between state changes (`max_identical_calls`; a successful
+    write from a digest without argument keys still changes state). The
     user-turn signals come from the last turn when its request carries the conversation so far,
     else they add up. Keys other than the features (ids, labels) are the last turn's.
     """
@@ -825,10 +833,6 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
 
     names = [t["name"] for t in tools]
     max_identical = max(int(f.get("max_identical_calls") or 0) for f in turns)
-    streak = best = 0
-    for i, name in enumerate(names):
-        streak = streak + 1 if i and name == names[i - 1] else 1
-        best = max(best, streak)
     last_ok = max((i for i, t in enumerate(tools) if t["ok"]), default=-1)
     writes = [n for n in names if is_write_tool(n)]
     across = _ungrounded_across_turns(turns)
@@ -851,9 +855,10 @@ def merge_turns(turns: list[dict[str, Any]]) -> dict[str, Any]:
         n_distinct_tools=max(len(set(names)), max(int(f.get("n_distinct_tools") or 0) for f in turns)),
         n_tool_errors=total("n_tool_errors"),
         n_unrecovered_tool_errors=sum(not t["ok"] for t in tools[last_ok + 1 :]),
-        # identical calls across turns too (a call without an arguments' key cannot be compared)
-        max_identical_calls=max(max_identical_calls([t for t in tools if t.get("key")]), max_identical),
-        max_same_tool_streak=max(best, max(int(f.get("max_same_tool_streak") or 0) for f in turns)),
+        max_identical_calls=max(max_identical_calls(tools), max_identical),
+        max_same_tool_streak=max(
+            max_same_tool_streak(names), max(int(f.get("max_same_tool_streak") or 0) for f in turns)
+        ),
         n_write_calls=total("n_write_calls"),
         n_unconfirmed_writes=total("n_unconfirmed_writes"),
         max_write_repeats=max((writes.count(w) for w in set(writes)), default=0),
