@@ -53,7 +53,12 @@ def content_order(items: Sequence[T], text: Callable[[T], str]) -> list[T]:
     ties by the text itself. A store returns traces with equal timestamps in any order and gives a
     trace a new id each time it is logged; whatever is seeded or clustered after this gives the same
     result for the same traces."""
-    return sorted(items, key=lambda item: (hashlib.sha1(text(item).encode("utf-8", "replace")).hexdigest(), text(item)))
+
+    def key(item: T) -> tuple[str, str]:
+        content = text(item)
+        return hashlib.sha1(content.encode("utf-8", "replace")).hexdigest(), content
+
+    return sorted(items, key=key)
 
 
 def conversation_text(row: dict[str, Any]) -> str:
