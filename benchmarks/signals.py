@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from trace2eval.traces.features import is_handoff_tool
+from trace2eval.traces.features import is_handoff_tool, is_write_tool
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TRACES = REPO.parent / "shared" / "traces"
@@ -44,6 +44,9 @@ SELF_CORRECTION = re.compile(
     re.IGNORECASE,
 )
 
+# A user turn that opens by declining or holding the agent back.
+DECLINES = re.compile(r"^\W*(?:no\b|nope\b|not yet\b|wait\b|hold on\b|don(?:'|’)?t\b|do not\b|stop\b)", re.IGNORECASE)
+
 Messages = list[dict[str, Any]]
 
 
@@ -62,6 +65,19 @@ def not_found_after_success(msgs: Messages) -> bool:
                     return True
             if not m.get("tool_calls"):
                 outputs = []
+    return False
+
+
+def write_after_user_declined(msgs: Messages) -> bool:
+    """The agent acting against the user's word: a state-changing call (the product's reading of a write
+    tool) whose last user turn before it opens by declining ("No, ...", "Wait", "Don't ...")."""
+    last_user = ""
+    for m in msgs:
+        if m["role"] == "user":
+            last_user = m.get("content") or ""
+        elif m["role"] == "assistant":
+            if any(is_write_tool(t["name"]) for t in m.get("tool_calls") or []) and DECLINES.search(last_user):
+                return True
     return False
 
 
@@ -87,6 +103,7 @@ SIGNALS: dict[str, Callable[[Messages], bool]] = {
     "apology_for_an_error": _agent_says(APOLOGY_FOR_ERROR),
     "self_correction": _agent_says(SELF_CORRECTION),
     "agent_ends_with_a_question": ends_with_a_question,
+    "write_after_user_declined": write_after_user_declined,
 }
 
 
