@@ -62,7 +62,7 @@ def agent_data(loader: Path, source: Path, work: Path) -> dict[str, Any]:
     rows = analyzer.rows
     types = request_types(rows, analyzer.conversations, analyzer.seed)
     units = conversation_units(rows, analyzer.conversations)
-    findings = build_findings(units, types, set(trace_coverage(rows)["missing"]))
+    findings, _guards = build_findings(units, types, set(trace_coverage(rows)["missing"]))
     key = json.loads(answers.read_text())
     truth = {tid: bool(v["success"]) for tid, v in key.items()}
     # trace ids are new on every load: label sets are drawn over the conversations' source keys

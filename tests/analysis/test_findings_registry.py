@@ -56,5 +56,7 @@ def test_a_finding_applies_only_when_its_data_is_there():
         "tokens_out": 0,
     }
     applies = {spec.id for spec in REGISTRY.values() if spec.derive([row] * 12, Types()) is not None}
-    # No tools, no writes, no timing, no tokens: only the checks every trace can be read for.
-    assert applies == {"error_traces", "tool_failures", "llm_failures", "missing_answer", "give_up_or_handoff"}
+    # No tools, no writes, no timing, no tokens, no model calls: only the checks every trace can be read for.
+    assert applies == {"error_traces", "tool_failures", "missing_answer", "give_up_or_handoff"}
+    with_llm = {**row, "llm_calls": 1}
+    assert REGISTRY["llm_failures"].derive([with_llm] * 12, Types()) is not None

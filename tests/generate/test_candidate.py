@@ -20,18 +20,15 @@ from judge_server import JudgeServer
 from candidate_suite import CANDIDATE, make_suite
 
 pytestmark = pytest.mark.slow
-OUTPUT_SCORER = """
 
-_generated_code_scorers = get_code_scorers
+# A person's edit of the generated file: drop the one scorer that reads the answer alone.
+TRACE_SCORERS_ONLY = """
 
-
-@scorer(name="answers_the_user")
-def answers_the_user(inputs, outputs, trace):
-    return _check("missing_answer", {}, inputs, outputs, trace)
+_all_code_scorers = get_code_scorers
 
 
 def get_code_scorers():
-    return _generated_code_scorers() + [answers_the_user]
+    return [s for s in _all_code_scorers() if s.name != "missing_answer"]
 """
 
 
@@ -166,9 +163,19 @@ def test_databricks_serving_endpoint_through_to_predict_fn_with_its_trace(suite,
         compared = {s["scorer"]: s for s in same.results["candidate"]["scorers"]}
         assert same.results["candidate"]["no_trace_rows"] == 0 and compared["tool_failures"]["rows"] == 12
 
-        # No trace comes back: the trace-reading scorers say so, and with nothing else to compare
-        # the run could not evaluate the candidate.
+        # No trace comes back: the trace-reading scorers say so; the answers are still compared (the
+        # suite guards against empty answers, which no production trace gave).
         server.return_trace = False
+        blind = run_eval(suite, "--agent", "endpoints:/support-agent-v2", env=env)
+        assert blind.returncode == 0, blind.out[-3000:]
+        compared = {s["scorer"]: s for s in blind.results["candidate"]["scorers"]}
+        assert compared["missing_answer"]["rows"] == 12
+        assert {name for name, s in compared.items() if s["rows"]} == {"missing_answer"}
+        assert "no trace came back for 12 of 12 answered rows" in blind.stdout
+
+        # With only trace-reading scorers, nothing could be compared: the run says so and exits 2.
+        scorers = suite[0] / "scorers.py"
+        scorers.write_text(scorers.read_text() + TRACE_SCORERS_ONLY)
         blind = run_eval(suite, "--agent", "endpoints:/support-agent-v2", env=env)
         assert blind.returncode == 2, blind.out[-3000:]
         assert "no trace to check" in blind.stdout and "no trace to check" in blind.stderr
@@ -182,8 +189,6 @@ def test_databricks_serving_endpoint_through_to_predict_fn_with_its_trace(suite,
 
 
 def test_openai_chat_endpoint_without_traces(suite):
-    scorers = suite[0] / "scorers.py"
-    scorers.write_text(scorers.read_text() + OUTPUT_SCORER)
     answers = {"mode": "same"}
 
     def answer(request):
@@ -197,7 +202,7 @@ def test_openai_chat_endpoint_without_traces(suite):
         assert server.calls[0]["path"] == "/v1/chat/completions" and server.calls[0]["body"]["model"] == "support-v2"
         assert server.calls[0]["body"]["messages"][0]["role"] == "user"
         compared = {s["scorer"]: s for s in same.results["candidate"]["scorers"]}
-        assert compared["answers_the_user"]["rows"] == 12
+        assert compared["missing_answer"]["rows"] == 12  # a guard: no production answer was empty
         assert (
             compared["tool_failures"]["verdict"] == "no trace to check" and compared["tool_failures"]["no_trace"] == 12
         )
@@ -206,7 +211,7 @@ def test_openai_chat_endpoint_without_traces(suite):
         answers["mode"] = "silent"
         worse = run_eval(suite, "--agent", f"{server.url}/v1")
         assert worse.returncode == 1, worse.out[-3000:]
-        assert worse.results["regressions"] == ["answers_the_user"]
+        assert worse.results["regressions"] == ["missing_answer"]
     finally:
         server.close()
 

@@ -88,7 +88,7 @@ class Analyzer:
         # Findings are measured on the unit that is judged: a conversation split into one trace per
         # turn is checked as a whole (thresholds, evidence and labels per conversation).
         units = conversation_units(rows, self.conversations)
-        findings = build_findings(units, types, set(coverage["missing"]))
+        findings, guards = build_findings(units, types, set(coverage["missing"]))
         analysis = {
             "schema_version": ANALYSIS_VERSION,
             "agent": describe_agent(agent_counts(rows)),
@@ -105,6 +105,7 @@ class Analyzer:
                 "unit": "trace" if units is rows else "conversation",
             },
             "findings": findings,
+            "guards": guards,
             "dataset_strategy": {
                 "strategy": "traces",
                 "why": "production traces carry the agent's real outputs, so the suite evaluates them "
@@ -388,16 +389,28 @@ def trace_coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return describe_coverage(carries, skipped)
 
 
-def build_findings(rows: list[dict[str, Any]], types, missing: set[str] | None = None) -> list[dict[str, Any]]:
-    """Findings that some traces fail; none that needs what the traces do not carry (`missing`)."""
-    found = [
-        measure_finding(cand, rows)
-        for cand in candidates(rows, types)
-        if not (missing and set(REGISTRY[cand["id"]].needs) & missing)
-    ]
-    findings = [f for f in found if f]
+def build_findings(
+    rows: list[dict[str, Any]], types, missing: set[str] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Findings that some traces fail, and guards; none that needs what the traces do not carry (`missing`).
+
+    A guard is a failure check that applies to these traces and that none of them fails yet (no tool
+    call failed, no claim went unbacked). Its threshold is absolute, not a share of this experiment, so
+    it means the same on traces it has not seen: the suite keeps it to catch the failure when it first
+    appears (a new version of the agent, new traffic, production monitoring). Outliers and reported
+    evidence are no guards: without a failing trace they are not failures."""
+    findings, guards = [], []
+    for cand in candidates(rows, types):
+        spec = REGISTRY[cand["id"]]
+        if missing and set(spec.needs) & missing:
+            continue
+        measured = measure_finding(cand, rows)
+        if measured:
+            findings.append(measured)
+        elif cand["scorer"] == "code" and not (spec.outlier or spec.reported or cand["params"].get("report_only")):
+            guards.append({**cand, "checked": len(rows)})
     findings.sort(key=lambda f: (SEVERITY_RANK[f["severity"]], -f["prevalence"]["traces"]))
-    return findings
+    return findings, guards
 
 
 def measure_finding(cand: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -63,6 +63,15 @@ def _show(s: Session) -> None:
                 _cell(", ".join(f.evidence[:2])),
             )
         console.print(findings)
+        if analysis.guards:
+            guards = Table(title="Guards: failure checks no trace fails yet, kept to catch the first")
+            for col in ("guard", "severity", "checked"):
+                guards.add_column(col)
+            for g in analysis.guards:
+                guards.add_row(
+                    _cell(g.id), f"[{SEVERITY_STYLE.get(g.severity, '')}]{_cell(g.severity)}[/]", str(g.checked)
+                )
+            console.print(guards)
     validation = s.validation()
     if validation:
         metrics = Table(

@@ -100,6 +100,21 @@ def specs_from_analysis(analysis: dict[str, Any]) -> list[ScorerSpec]:
                 doc=f"{f['title']}. {f['description']} Fails when {f['threshold_rationale']}. {_evidence_line(f, UNIT_WORD[level])}.",
             )
         )
+    for g in analysis.get("guards", []):
+        # No trace fails it yet: the scorer passes every production row and fails the first time the
+        # failure appears (a new version under `run_eval.py --agent`, tonight's traces, a monitor).
+        specs.append(
+            ScorerSpec(
+                name=g["id"],
+                implementation="code",
+                check=g["check"],
+                params=g["params"],
+                level=level,
+                doc=f"Guard: {g['title']}. {g['description']} Fails when {g['threshold_rationale']}. "
+                f"None of the {g['checked']} production {UNIT_WORD[level]}(s) analysed fails it: it catches "
+                "this failure when it first appears.",
+            )
+        )
     if conversations.get("has_session_metadata"):  # MLflow's judges of a whole conversation
         specs += [
             ScorerSpec(name=n, implementation="builtin_judge", level="session", doc=d)

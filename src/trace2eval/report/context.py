@@ -446,6 +446,8 @@ def scorer_section(
         for f in _list(_dict(analysis).get("findings"))
         if isinstance(f, dict)
     }
+    # a guard is a check no production trace fails
+    rates.update({str(g.get("id")): 0.0 for g in _list(_dict(analysis).get("guards")) if isinstance(g, dict)})
     out = []
     for s in _list(_dict(specs_file).get("scorers")):
         if not isinstance(s, dict) or not s.get("name"):

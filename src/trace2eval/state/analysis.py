@@ -36,6 +36,20 @@ class Finding(BaseModel):
     counter_examples: list[str] = Field(default_factory=list)
 
 
+class Guard(BaseModel):
+    """A failure check that applies to the traces and that none of them fails yet (`build_findings`)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str
+    check: str
+    title: str
+    severity: Literal["high", "medium", "low"]
+    params: dict[str, Any] = Field(default_factory=dict)
+    threshold_rationale: str
+    description: str
+    checked: int = Field(ge=0)  # the traces (or conversations) it passed
+
+
 class QueryType(BaseModel):
     model_config = ConfigDict(extra="allow")  # terms, error_rate, latency, findings, examples: displayed
     name: str
@@ -57,6 +71,7 @@ class Analysis(BaseModel):
     model_config = ConfigDict(extra="allow")
     schema_version: int
     findings: list[Finding] = Field(default_factory=list)
+    guards: list[Guard] = Field(default_factory=list)  # absent before guards existed: none
     query_types: list[QueryType] = Field(default_factory=list)
     samples: dict[str, list[str]] = Field(default_factory=dict)
     case_index: dict[str, CaseFacts] = Field(default_factory=dict)

@@ -55,9 +55,11 @@ def run(session: Session) -> dict[str, Any]:
         }  # nothing new for an LLM to look at
     write_json(session.analysis_file, analysis)
     summary = analysis["trace_summary"]
+    guards = analysis.get("guards") or []
     ui.say(
         f"Analyzed {summary['total_analyzed']} traces: {len(analysis['findings'])} findings, "
         f"{len(analysis['query_types'])} query types"
+        + (f"; {len(guards)} failure checks no trace fails yet, kept as guards" if guards else "")
     )
     meta = analysis.get("meta_evaluation")
     if meta:
@@ -91,6 +93,7 @@ def run(session: Session) -> dict[str, Any]:
     return {
         "traces": summary["total_analyzed"],
         "findings": len(analysis["findings"]),
+        "guards": len(analysis.get("guards") or []),
         "query_types": len(analysis["query_types"]),
         **extra,
     }
@@ -105,8 +108,9 @@ def update_plan(session: Session, analysis: dict[str, Any]) -> None:
         f"Build the evaluation dataset from production traces: cover {len(findings)} findings, "
         f"{len(analysis['query_types'])} query types, the slowest traces and a random slice"
     )
+    guards = analysis.get("guards") or []
     plan.task("scorers").description = (
         f"Create {len(code)} code scorers ({', '.join(f['id'] for f in code[:6])}"
-        f"{'…' if len(code) > 6 else ''}) plus LLM judges"
+        f"{'…' if len(code) > 6 else ''})" + (f", {len(guards)} guards" if guards else "") + " plus LLM judges"
     )
     session.save_plan(plan)
