@@ -40,6 +40,24 @@ def test_scorers_render_with_hostile_doc_and_params():
     } <= names
 
 
+def test_a_scorer_named_like_a_copied_helper_keeps_its_function(store):
+    """scorers.py copies the trace-reading helpers below the scorers; one of them is `policy_breaches`, and
+    a later definition of the same name would replace the scorer (get_code_scorers would hand MLflow a
+    plain helper function)."""
+    specs = [
+        ScorerSpec(name="policy_breaches", implementation="code", check="policy_breaches", params={"max": 0}, doc="x"),
+        ScorerSpec(name="trace_features", implementation="code", check="error_traces", doc="x"),
+        ScorerSpec(name="error_traces", implementation="code", check="error_traces", doc="x"),
+    ]
+    namespace: dict = {}
+    exec(compile(render_scorers(specs, judge_model=None), "scorers.py", "exec"), namespace)
+    scorers = namespace["get_code_scorers"]()
+    assert [s.name for s in scorers] == ["policy_breaches", "trace_features", "error_traces"]
+    assert namespace["error_traces"] is scorers[2]  # no clash: the function keeps the scorer's name
+    trace = store.trace(store.add("cancel my order", "Cancelled.", status="ERROR"))
+    assert [s(inputs=None, outputs=None, trace=trace).value for s in scorers] == [True, False, False]
+
+
 def test_run_eval_and_dataset_loader_compile():
     ast.parse(render_run_eval("sqlite:////tmp/x.db", "7", "databricks:/judge", "trace2eval-x"))
     ast.parse(render_eval_dataset("3 rows"))

@@ -12,6 +12,7 @@ import ast
 import copy
 import keyword
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -253,10 +254,17 @@ def render_scorers(specs: list[ScorerSpec], judge_model: str | None) -> str:
     checks_src = (traces / "checks.py").read_text(encoding="utf-8")
     from trace2eval.traces.checks import BASELINE_CHECKS
 
+    code_specs = [s for s in specs if s.implementation in ("code", "rule")]
+    # A scorer's function is named after it, unless the file already uses that name: the copied helpers
+    # define `policy_breaches` (and a rule may be named `trace_features`), and a later definition would
+    # replace the scorer. Its MLflow name stays the scorer's name either way.
+    taken = TEMPLATE_NAMES | {n for src in (layouts_src, features_src, checks_src) for n in _top_level_names(src)}
+    fn = {s.name: f"{s.name}_scorer" if s.name in taken else s.name for s in code_specs}
     code = render(
         "scorers.py.j2",
         baseline_checks=BASELINE_CHECKS,
-        code_specs=[s for s in specs if s.implementation in ("code", "rule")],
+        fn=fn,
+        code_specs=code_specs,
         judge_specs=[s for s in specs if not s.is_code],
         builtin=BUILTIN_JUDGES,
         judge_model=judge_model,
@@ -264,8 +272,33 @@ def render_scorers(specs: list[ScorerSpec], judge_model: str | None) -> str:
         features_src=_strip_module_header(layouts_src) + "\n\n" + _strip_module_header(features_src),
         checks_src=_strip_module_header(checks_src),
     )
-    ast.parse(code)  # rendered from literals: a syntax error here is a trace2eval bug
+    defined = Counter(_top_level_names(code))  # rendered from literals: a syntax error here is a trace2eval bug
+    clashes = sorted(name for name in fn.values() if defined[name] != 1)
+    if clashes:
+        raise ValueError(f"scorers.py defines {clashes} more than once: a trace2eval bug")
     return code
+
+
+# The names scorers.py.j2 defines at the top level itself, beside the helpers it copies.
+TEMPLATE_NAMES = frozenset(
+    {"annotations", "os", "Feedback", "scorer", "JUDGE_MODEL", "_check", "_check_session"}
+    | {"get_code_scorers", "get_judge_scorers", "get_all_scorers"}
+)
+
+
+def _top_level_names(src: str) -> list[str]:
+    """The names a module's top-level statements bind (functions, classes, assignments, imports), each
+    time it binds them."""
+    names: list[str] = []
+    for node in ast.parse(src).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names += [(a.asname or a.name).split(".")[0] for a in node.names]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names += [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return names
 
 
 def _strip_module_header(src: str) -> str:
