@@ -37,7 +37,9 @@ def test_failure_checks_no_trace_fails_are_guards_not_findings(store):
     # Every failure check these traces can be read for, and none that any of them fails.
     assert {"error_traces", "tool_failures", "missing_answer", "unbacked_claims", "ungrounded_writes"} <= set(guards)
     assert not set(guards) & findings
-    assert guards["tool_failures"]["checked"] == 12 and guards["tool_failures"]["params"] == {"max": 0}
+    # No call failed here: a first failure counts only when nothing succeeded after it.
+    assert guards["tool_failures"]["checked"] == 12
+    assert guards["tool_failures"]["params"] == {"max": 0, "unrecovered_only": True}
     # An outlier threshold or reported evidence fails nothing on its own: no guard.
     assert not {"long_tool_chains", "slow_traces", "repeated_calls", "need_left_open", "user_repeats"} & set(guards)
 
@@ -48,7 +50,10 @@ def test_a_guard_scorer_passes_production_and_fails_the_first_failure(store):
     specs = {s.name: s for s in specs_from_analysis(analysis)}
     guard = specs["tool_failures"]
     assert guard.is_code and guard.finding is None
-    assert guard.doc.startswith("Guard: Failed tool calls.") and "None of the 12 production trace(s)" in guard.doc
+    assert (
+        guard.doc.startswith("Guard: Tool failures the agent did not recover from.")
+        and "None of the 12 production trace(s)" in guard.doc
+    )
     namespace: dict = {}
     exec(compile(render_scorers([guard, specs["error_traces"]], None), "scorers.py", "exec"), namespace)
     tool_failures, error_traces = namespace["get_code_scorers"]()
@@ -69,6 +74,17 @@ def test_a_guard_scorer_passes_production_and_fails_the_first_failure(store):
     )
     assert tool_failures(inputs=None, outputs=None, trace=store.trace(broken)).value is False
     assert error_traces(inputs=None, outputs=None, trace=store.trace(broken)).value is False
+    # A failure the agent recovered from (the retry succeeded) passes the guard.
+    retried = store.add(
+        TURNS[0],
+        "I've updated the address of order W1 to 5 Elm St.",
+        user_turns=TURNS,
+        tools=[
+            {"name": "update_address", "args": {"order_id": "W1", "address": "5 Elm St"}, "error": True},
+            {"name": "update_address", "args": {"order_id": "W1", "address": "5 Elm St"}, "output": {"ok": True}},
+        ],
+    )
+    assert tool_failures(inputs=None, outputs=None, trace=store.trace(retried)).value is True
 
 
 def test_labels_leave_guards_alone(store):

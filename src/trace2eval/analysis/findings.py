@@ -277,7 +277,15 @@ def _error_traces(rows, types):
 def _tool_failures(rows, types):
     with_failures = [r for r in rows if r["n_tool_errors"]]
     recovered = sum(r["n_unrecovered_tool_errors"] == 0 for r in with_failures)
-    if with_failures and recovered / len(with_failures) >= 0.5:
+    if not with_failures:  # a guard: what a first failure means is unknown, so only one nothing recovered from fails
+        return Derived(
+            {"max": 0, "unrecovered_only": True},
+            "a tool/retriever call fails and no tool call succeeds after it (no call failed in these traces: "
+            "a failure the agent recovers from passes)",
+            title="Tool failures the agent did not recover from",
+            description="Tool or retriever calls failed and the agent did not get back on track.",
+        )
+    if recovered / len(with_failures) >= 0.5:
         return Derived(
             {"max": 0, "unrecovered_only": True},
             f"a tool/retriever call fails and no tool call succeeds after it (the agent recovered in {recovered} of "
