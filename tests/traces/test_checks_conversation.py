@@ -68,6 +68,21 @@ def test_a_claim_after_a_failed_write_is_unbacked(store):
     assert not passed and "has been cancelled" in why
 
 
+def test_a_claim_in_an_answer_no_model_span_carries_is_read(store):
+    """An agent whose model calls are not traced (or that rewrites the reply) returns its last word only as
+    the trace's answer: a claim there counts like one in a model's reply."""
+    turns = ["Please cancel order W123.", "Yes please."]
+    tools = [{"name": "cancel_pending_order", "args": {"order_id": "W123"}, "error": True}]
+    claimed = trace_features(
+        store.trace(store.add(turns[0], "Order W123 has been cancelled.", user_turns=turns, tools=tools))
+    )
+    assert claimed["n_unbacked_claims"] == 1 and claimed["unbacked_claims"] == ["Order W123 has been cancelled."]
+    honest = trace_features(
+        store.trace(store.add(turns[0], "I could not cancel order W123.", user_turns=turns, tools=tools))
+    )
+    assert honest["n_unbacked_claims"] == 0
+
+
 def test_a_claim_after_a_successful_write_is_backed(store):
     f = conversation(
         store,

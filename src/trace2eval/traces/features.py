@@ -740,6 +740,11 @@ def trace_features(
         elif first := request_text(inputs):
             user_turns.append(first)
             timeline.insert(0, ("user", first))
+    said_last = next((text for kind, text in reversed(timeline) if kind == "assistant"), None)
+    if answer.strip() and (said_last or "").strip() != answer.strip():
+        # The answer the trace returned is the agent's last word even where no model span says it (a model
+        # call not traced, a reply the agent rewrote): claims in it count.
+        timeline.append(("assistant", answer))
     repeats = max_identical_calls(tools)
 
     unconfirmed = _unconfirmed_writes(timeline)
