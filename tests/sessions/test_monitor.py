@@ -153,12 +153,15 @@ def test_databricks_keeps_twenty_scorers_by_severity_and_precision(tmp_path):
         {"id": f"f{i}", "severity": ["low", "high", "medium"][i % 3], "agreement": {"precision": i / 30}}
         for i in range(24)
     ]
-    write_json(tmp_path / "state" / "analysis.json", {"findings": findings})
+    # A guard (no production trace fails it) ranks by its own severity, not as an unknown.
+    guards = [{"id": "tool_failures", "severity": "high"}]
+    write_json(tmp_path / "state" / "analysis.json", {"findings": findings, "guards": guards})
     target = monitor.Target(tmp_path / "evaluation", tmp_path / "state", "1", "databricks")
     specs = [
         ScorerSpec(name=f"f{i}", implementation="code", check="error_traces", finding=f"f{i}", doc="")
         for i in range(24)
     ]
+    specs.append(ScorerSpec(name="tool_failures", implementation="code", check="tool_failures", doc="Guard: ..."))
     specs.append(ScorerSpec(name="g", implementation="guidelines", guidelines=["x"], doc=""))
     specs.append(
         ScorerSpec(
@@ -169,7 +172,7 @@ def test_databricks_keeps_twenty_scorers_by_severity_and_precision(tmp_path):
     assert len(chosen) == 18
     kept = {s.name for s in chosen}
     high = {f["id"] for f in findings if f["severity"] == "high"}
-    assert high <= kept  # every high-severity finding's scorer runs before any low one
+    assert high | {"tool_failures"} <= kept  # every high-severity scorer runs before any low one
     low_kept = sorted(
         (f["agreement"]["precision"], f["id"]) for f in findings if f["id"] in kept and f["severity"] == "low"
     )

@@ -164,7 +164,14 @@ def _findings(target: Target) -> dict[str, dict[str, Any]]:
     path = target.state_dir / "analysis.json"
     if not path.exists():
         return {}
-    return {f["id"]: f for f in read_json(path).get("findings", []) if isinstance(f, dict) and "id" in f}
+    analysis = read_json(path)
+    # A guard ranks by its severity like a finding; with no measured precision, after the findings beside it.
+    return {
+        f["id"]: f
+        for section in ("guards", "findings")
+        for f in analysis.get(section, [])
+        if isinstance(f, dict) and "id" in f
+    }
 
 
 # -- what should run -----------------------------------------------------------------------------
