@@ -6,7 +6,8 @@ a newer one wrote instead of misreading it.
 
 - analysis.json `schema_version` 2: findings name their check by the finding's own name (1 used
   separate check names, still accepted as aliases); `recommended_scorers` (written, never read)
-  is gone.
+  is gone. `guards` (failure checks no trace failed) came later within version 2: a file without
+  them has none.
 - scorer_specs.json `version` 2: code specs name checks as in analysis.json 2.
 - scorer_specs.json `version` 3: a spec's (and a dropped scorer's) `kind` is called `implementation`.
 """
@@ -49,6 +50,8 @@ def upgrade_analysis(data: Any) -> dict[str, Any]:
             {**f, "check": _canonical(f.get("check"))} for f in data.get("findings", []) if isinstance(f, dict)
         ]
         data["schema_version"] = 2
+    if "guards" not in data:
+        data = {**data, "guards": []}
     return data
 
 
