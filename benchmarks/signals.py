@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import platform
 import re
 import sys
 from collections import Counter
+from itertools import combinations
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,6 +83,34 @@ def write_after_user_declined(msgs: Messages) -> bool:
     return False
 
 
+MONEY = re.compile(r"\$\s?(\d[\d,]*(?:\.\d{1,2})?)")
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+MAX_PAIRS_OF = 400  # known numbers beyond this are not paired (a catalogue dump): the amount counts as sourced
+
+
+def unsourced_amount(msgs: Messages) -> bool:
+    """The agent stating a sum of money nobody gave: an amount ("$54.20") in its words that no earlier tool
+    result, user turn, instruction or tool argument holds, nor the sum or difference of two of them."""
+    known: set[float] = set()
+    for m in msgs:
+        content = m.get("content")
+        if m["role"] in ("system", "user", "tool") and content:
+            text = content if isinstance(content, str) else json.dumps(content)
+            known |= {round(float(x), 2) for x in NUMBER.findall(text.replace(",", ""))}
+        for t in m.get("tool_calls") or []:
+            known |= {round(float(x), 2) for x in NUMBER.findall(json.dumps(t["arguments"]))}
+        if m["role"] != "assistant" or not isinstance(content, str):
+            continue
+        for amount in MONEY.findall(content):
+            value = round(float(amount.replace(",", "")), 2)
+            pool = [k for k in known if k > 0]
+            if value in known or len(pool) > MAX_PAIRS_OF:
+                continue
+            if not any(abs(a + b - value) < 0.011 or abs(abs(a - b) - value) < 0.011 for a, b in combinations(pool, 2)):
+                return True
+    return False
+
+
 def _agent_messages(msgs: Messages) -> list[str]:
     return [
         m["content"] for m in msgs if m["role"] == "assistant" and isinstance(m.get("content"), str) and m["content"]
@@ -104,6 +134,7 @@ SIGNALS: dict[str, Callable[[Messages], bool]] = {
     "self_correction": _agent_says(SELF_CORRECTION),
     "agent_ends_with_a_question": ends_with_a_question,
     "write_after_user_declined": write_after_user_declined,
+    "unsourced_amount": unsourced_amount,
 }
 
 
