@@ -11,16 +11,25 @@ from trace2eval.traces.digest import digest_trace
 TURNS = ["Please change the address of my order W1 to 5 Elm St.", "Yes, go ahead."]
 
 
+LOOKED_UP = {"name": "get_order", "args": {"order_id": "W1"}, "output": {"order_id": "W1", "status": "pending"}}
+UPDATED = {"name": "update_address", "args": {"order_id": "W1", "address": "5 Elm St"}, "output": {"ok": True}}
+FAILED = {"name": "update_address", "args": {"order_id": "W1", "address": "5 Elm St"}, "error": True}
+
+
+def _update(store, *tools, status="OK"):
+    """A conversation that changes order W1's address (after the user's go-ahead) with these calls."""
+    return store.add(
+        TURNS[0],
+        "I've updated the address of order W1 to 5 Elm St.",
+        user_turns=TURNS,
+        tools=list(tools),
+        status=status,
+    )
+
+
 def _healthy(store, n=12):
     """Conversations that look an order up and change it after the user's go-ahead: nothing fails."""
-    tools = [
-        {"name": "get_order", "args": {"order_id": "W1"}, "output": {"order_id": "W1", "status": "pending"}},
-        {"name": "update_address", "args": {"order_id": "W1", "address": "5 Elm St"}, "output": {"ok": True}},
-    ]
-    return [
-        store.add(TURNS[0], "I've updated the address of order W1 to 5 Elm St.", user_turns=TURNS, tools=tools)
-        for _ in range(n)
-    ]
+    return [_update(store, LOOKED_UP, UPDATED) for _ in range(n)]
 
 
 def _analysis(store, ids):
@@ -62,28 +71,11 @@ def test_a_guard_scorer_passes_production_and_fails_the_first_failure(store):
         assert error_traces(inputs=None, outputs=None, trace=store.trace(tid)).value is True
 
     # A new version whose write fails, and whose run ends in an error.
-    broken = store.add(
-        TURNS[0],
-        "I've updated the address of order W1 to 5 Elm St.",
-        user_turns=TURNS,
-        tools=[
-            {"name": "get_order", "args": {"order_id": "W1"}, "output": {"order_id": "W1"}},
-            {"name": "update_address", "args": {"order_id": "W1", "address": "5 Elm St"}, "error": True},
-        ],
-        status="ERROR",
-    )
+    broken = _update(store, LOOKED_UP, FAILED, status="ERROR")
     assert tool_failures(inputs=None, outputs=None, trace=store.trace(broken)).value is False
     assert error_traces(inputs=None, outputs=None, trace=store.trace(broken)).value is False
     # A failure the agent recovered from (the retry succeeded) passes the guard.
-    retried = store.add(
-        TURNS[0],
-        "I've updated the address of order W1 to 5 Elm St.",
-        user_turns=TURNS,
-        tools=[
-            {"name": "update_address", "args": {"order_id": "W1", "address": "5 Elm St"}, "error": True},
-            {"name": "update_address", "args": {"order_id": "W1", "address": "5 Elm St"}, "output": {"ok": True}},
-        ],
-    )
+    retried = _update(store, FAILED, UPDATED)
     assert tool_failures(inputs=None, outputs=None, trace=store.trace(retried)).value is True
 
 

@@ -287,18 +287,8 @@ TEMPLATE_NAMES = frozenset(
 
 
 def _top_level_names(src: str) -> list[str]:
-    """The names a module's top-level statements bind (functions, classes, assignments, imports), each
-    time it binds them."""
-    names: list[str] = []
-    for node in ast.parse(src).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.append(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names += [(a.asname or a.name).split(".")[0] for a in node.names]
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names += [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-    return names
+    """The names a module's top-level statements bind, once per statement that binds them."""
+    return [name for stmt in ast.parse(src).body for name in _defines(stmt)]
 
 
 def _strip_module_header(src: str) -> str:
